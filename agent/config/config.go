@@ -1,0 +1,535 @@
+// Package config reads the kinesis-agent configuration file, agent.json, in
+// the format of AWS's Kinesis Agent, so that an existing file can be brought
+// over unchanged.
+//
+// Every key of AWS's format that applies to Kinesis Data Streams is honoured.
+// Keys that only concern AWS's CloudWatch or Firehose integration are accepted
+// and reported in File.Warnings; a flow that names a Firehose deliveryStream is
+// an error, and so is any key the format does not know, named in the message.
+//
+// Additions of this implementation (all optional):
+//
+//	metrics.listen          address for a Prometheus /metrics endpoint, e.g. "127.0.0.1:9462"
+//	flows[].aggregation     pack user records into KPL aggregated records (default false)
+//	flows[].maxRecordSizeBytes   largest record sent, in bytes (default 1 MiB)
+//	flows[].longLineAction  TRUNCATE (default) or SPLIT a line longer than maxRecordSizeBytes
+//	flows[].dropUnparsedRecords  drop a line a CSVTOJSON/LOGTOJSON option cannot parse
+//	                        instead of sending it unchanged (default false; counted either way)
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultCheckpointFile is where acknowledged file offsets are kept when the
+// configuration names no checkpointFile. It lies under /var/lib so that it
+// survives reboots.
+const DefaultCheckpointFile = "/var/lib/kinesis-agent/checkpoints.json"
+
+// Partition key options.
+const (
+	PartitionKeyRandom        = "RANDOM"
+	PartitionKeyDeterministic = "DETERMINISTIC"
+)
+
+// Initial positions.
+const (
+	StartOfFile = "START_OF_FILE"
+	EndOfFile   = "END_OF_FILE"
+)
+
+// Long line actions.
+const (
+	LongLineTruncate = "TRUNCATE"
+	LongLineSplit    = "SPLIT"
+)
+
+// Data processing option names.
+const (
+	OptSingleLine  = "SINGLELINE"
+	OptCSVToJSON   = "CSVTOJSON"
+	OptLogToJSON   = "LOGTOJSON"
+	OptAddMetadata = "ADDMETADATA"
+)
+
+// Log formats of the LOGTOJSON option.
+const (
+	FormatCommonApache   = "COMMONAPACHELOG"
+	FormatCombinedApache = "COMBINEDAPACHELOG"
+	FormatApacheError    = "APACHEERRORLOG"
+	FormatSyslog         = "SYSLOG"
+	FormatRFC3339Syslog  = "RFC3339SYSLOG"
+)
+
+// File is a parsed and validated agent.json with every default applied.
+type File struct {
+	// CheckpointFile is the path of the file holding acknowledged offsets.
+	// Default DefaultCheckpointFile.
+	CheckpointFile string
+	// KinesisEndpoint overrides the Kinesis endpoint URL. Default: the AWS
+	// config chain (including AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL).
+	KinesisEndpoint string
+	// KinesisRegion is the AWS region. Default: the AWS config chain.
+	KinesisRegion string
+	// AccessKeyID and SecretAccessKey are static credentials. Default: the
+	// AWS config chain. Prefer the chain; never logged.
+	AccessKeyID     string
+	SecretAccessKey string
+	// ShutdownTimeout bounds how long a shutdown waits for in-flight records.
+	// Default 10s.
+	ShutdownTimeout time.Duration
+	// MetricsListen is the address of the Prometheus endpoint. Default none.
+	MetricsListen string
+	// Flows are the files-to-stream pipelines. At least one.
+	Flows []Flow
+	// Warnings name accepted keys that have no effect here.
+	Warnings []string
+}
+
+// Flow tails the files matching FilePattern into Stream.
+type Flow struct {
+	// FilePattern is an absolute glob (filepath.Match syntax) of files to tail.
+	FilePattern string
+	// Stream is the Kinesis data stream name.
+	Stream string
+	// PartitionKeyOption is RANDOM (default) or DETERMINISTIC (derived from
+	// the record's data).
+	PartitionKeyOption string
+	// InitialPosition is where a file without a saved offset that exists when
+	// the agent starts is read from: END_OF_FILE (default) or START_OF_FILE.
+	// Files created later are always read from their start.
+	InitialPosition string
+	// MaxBufferAge is how long records may wait in the producer before they are
+	// sent, and how long an incomplete last line or multi-line record is held
+	// before it is sent as it is. Default 1s (maxBufferAgeMillis).
+	MaxBufferAge time.Duration
+	// MaxBufferSizeRecords is the most records sent in one PutRecords call.
+	// Default 500, at most 500.
+	MaxBufferSizeRecords int
+	// MaxBufferSizeBytes is the most bytes sent in one PutRecords call.
+	// Default 4 MiB, at most 5 MiB.
+	MaxBufferSizeBytes int
+	// PollInterval is how often the files are checked when no file system
+	// event arrives. Default 250ms (minTimeBetweenFilePollsMillis).
+	PollInterval time.Duration
+	// SkipHeaderLines lines are skipped at the start of every file. Default 0.
+	SkipHeaderLines int
+	// MultiLineStartPattern, when set, marks the first line of each record;
+	// the lines that follow up to the next match belong to the same record.
+	MultiLineStartPattern *regexp.Regexp
+	// TruncatedRecordTerminator ends a record cut at MaxRecordSizeBytes.
+	// Default "\n".
+	TruncatedRecordTerminator string
+	// MaxRecordSizeBytes is the largest record sent. Default 1 MiB.
+	MaxRecordSizeBytes int
+	// LongLineAction is TRUNCATE (default: the rest of the line is dropped and
+	// counted) or SPLIT (the line is sent as several records).
+	LongLineAction string
+	// DropUnparsedRecords drops a record that a CSVTOJSON or LOGTOJSON option
+	// cannot parse instead of sending it unchanged. Default false.
+	DropUnparsedRecords bool
+	// Aggregation packs records into KPL aggregated records. Default false.
+	Aggregation bool
+	// Processing is the chain of data processing options, applied in order.
+	Processing []Option
+}
+
+// ID names the flow in offsets, logs and metrics: stream and file pattern.
+func (f *Flow) ID() string { return f.Stream + ":" + f.FilePattern }
+
+// Option is one data processing option.
+type Option struct {
+	// Name is SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA.
+	Name string
+	// CustomFieldNames name the CSV columns (CSVTOJSON, required) or the
+	// regular expression groups (LOGTOJSON, optional).
+	CustomFieldNames []string
+	// Delimiter separates CSV fields (CSVTOJSON). Default ",".
+	Delimiter string
+	// LogFormat is the LOGTOJSON format.
+	LogFormat string
+	// MatchPattern replaces the format's expression (LOGTOJSON).
+	MatchPattern *regexp.Regexp
+	// Timestamp adds the time the record was read (ADDMETADATA).
+	Timestamp bool
+	// Metadata is added to every record (ADDMETADATA).
+	Metadata map[string]any
+}
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// raw mirrors agent.json. Pointer fields tell "absent" from zero.
+type raw struct {
+	CheckpointFile        string            `json:"checkpointFile"`
+	KinesisEndpoint       string            `json:"kinesis.endpoint"`
+	KinesisRegion         string            `json:"kinesis.region"`
+	AccessKeyID           string            `json:"awsAccessKeyId"`
+	SecretAccessKey       string            `json:"awsSecretAccessKey"`
+	ShutdownTimeoutMillis *int64            `json:"shutdownTimeoutMillis"`
+	MetricsListen         string            `json:"metrics.listen"`
+	Flows                 []json.RawMessage `json:"flows"`
+
+	// Accepted for compatibility, without effect here.
+	AssumeRoleARN                 string `json:"assumeRoleARN"`
+	AssumeRoleExternalID          string `json:"assumeRoleExternalId"`
+	EmitMetrics                   any    `json:"cloudwatch.emitMetrics"`
+	CloudWatchEndpoint            string `json:"cloudwatch.endpoint"`
+	FirehoseEndpoint              string `json:"firehose.endpoint"`
+	STSEndpoint                   string `json:"sts.endpoint"`
+	MaxSendingThreads             any    `json:"maxSendingThreads"`
+	SendingThreadsMaxQueueSize    any    `json:"sendingThreadsMaxQueueSize"`
+	SendingThreadsKeepAliveMillis any    `json:"sendingThreadsKeepAliveMillis"`
+}
+
+type rawFlow struct {
+	FilePattern                   string            `json:"filePattern"`
+	KinesisStream                 string            `json:"kinesisStream"`
+	DeliveryStream                *string           `json:"deliveryStream"`
+	PartitionKeyOption            string            `json:"partitionKeyOption"`
+	InitialPosition               string            `json:"initialPosition"`
+	MaxBufferAgeMillis            *int64            `json:"maxBufferAgeMillis"`
+	MaxBufferSizeRecords          *int              `json:"maxBufferSizeRecords"`
+	MaxBufferSizeBytes            *int              `json:"maxBufferSizeBytes"`
+	MinTimeBetweenFilePollsMillis *int64            `json:"minTimeBetweenFilePollsMillis"`
+	SkipHeaderLines               *int              `json:"skipHeaderLines"`
+	MultiLineStartPattern         string            `json:"multiLineStartPattern"`
+	TruncatedRecordTerminator     *string           `json:"truncatedRecordTerminator"`
+	DataProcessingOptions         []json.RawMessage `json:"dataProcessingOptions"`
+	MaxRecordSizeBytes            *int              `json:"maxRecordSizeBytes"`
+	LongLineAction                string            `json:"longLineAction"`
+	DropUnparsedRecords           *flexBool         `json:"dropUnparsedRecords"`
+	Aggregation                   *flexBool         `json:"aggregation"`
+}
+
+type rawOption struct {
+	OptionName       string         `json:"optionName"`
+	CustomFieldNames []string       `json:"customFieldNames"`
+	Delimiter        *string        `json:"delimiter"`
+	LogFormat        string         `json:"logFormat"`
+	MatchPattern     string         `json:"matchPattern"`
+	Timestamp        *flexBool      `json:"timestamp"`
+	Metadata         map[string]any `json:"metadata"`
+}
+
+// flexBool accepts true, false, "true" and "false", as AWS's agent does.
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(p []byte) error {
+	s := strings.Trim(string(p), `"`)
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false, got %s", p)
+	}
+	*b = flexBool(v)
+	return nil
+}
+
+// decodeStrict decodes b into v, rejecting unknown keys by name.
+func decodeStrict(b []byte, v any, where string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg := err.Error()
+		if i := strings.Index(msg, "unknown field "); i >= 0 {
+			return fmt.Errorf("%s: unknown key %s", where, strings.TrimPrefix(msg[i:], "unknown field "))
+		}
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%s: trailing data after the JSON object", where)
+	}
+	return nil
+}
+
+// Parse parses and validates the contents of an agent.json.
+func Parse(b []byte) (*File, error) {
+	var r raw
+	if err := decodeStrict(b, &r, "agent.json"); err != nil {
+		return nil, err
+	}
+	f := &File{
+		CheckpointFile:  r.CheckpointFile,
+		KinesisEndpoint: r.KinesisEndpoint,
+		KinesisRegion:   r.KinesisRegion,
+		AccessKeyID:     r.AccessKeyID,
+		SecretAccessKey: r.SecretAccessKey,
+		ShutdownTimeout: 10 * time.Second,
+		MetricsListen:   r.MetricsListen,
+	}
+	if f.CheckpointFile == "" {
+		f.CheckpointFile = DefaultCheckpointFile
+	}
+	if r.ShutdownTimeoutMillis != nil {
+		f.ShutdownTimeout = time.Duration(*r.ShutdownTimeoutMillis) * time.Millisecond
+	}
+	warn := func(key string, set bool) {
+		if set {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("key %q has no effect in this agent", key))
+		}
+	}
+	warn("assumeRoleARN", r.AssumeRoleARN != "")
+	warn("assumeRoleExternalId", r.AssumeRoleExternalID != "")
+	warn("cloudwatch.emitMetrics", r.EmitMetrics != nil)
+	warn("cloudwatch.endpoint", r.CloudWatchEndpoint != "")
+	warn("firehose.endpoint", r.FirehoseEndpoint != "")
+	warn("sts.endpoint", r.STSEndpoint != "")
+	warn("maxSendingThreads", r.MaxSendingThreads != nil)
+	warn("sendingThreadsMaxQueueSize", r.SendingThreadsMaxQueueSize != nil)
+	warn("sendingThreadsKeepAliveMillis", r.SendingThreadsKeepAliveMillis != nil)
+	if r.AssumeRoleARN != "" {
+		f.Warnings = append(f.Warnings, "assumeRoleARN: use the AWS config chain (AWS_ROLE_ARN, AWS_PROFILE) to assume a role")
+	}
+	for i, rf := range r.Flows {
+		where := fmt.Sprintf("flows[%d]", i)
+		fl, err := parseFlow(rf, where)
+		if err != nil {
+			return nil, err
+		}
+		f.Flows = append(f.Flows, fl)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func parseFlow(b []byte, where string) (Flow, error) {
+	var r rawFlow
+	if err := decodeStrict(b, &r, where); err != nil {
+		return Flow{}, err
+	}
+	if r.DeliveryStream != nil {
+		return Flow{}, fmt.Errorf("%s: deliveryStream (Amazon Data Firehose) is not supported: this agent sends to Kinesis Data Streams only; use kinesisStream", where)
+	}
+	fl := Flow{
+		FilePattern:               r.FilePattern,
+		Stream:                    r.KinesisStream,
+		PartitionKeyOption:        r.PartitionKeyOption,
+		InitialPosition:           r.InitialPosition,
+		MaxBufferAge:              time.Second,
+		MaxBufferSizeRecords:      500,
+		MaxBufferSizeBytes:        4 << 20,
+		PollInterval:              250 * time.Millisecond,
+		TruncatedRecordTerminator: "\n",
+		MaxRecordSizeBytes:        1 << 20,
+		LongLineAction:            r.LongLineAction,
+	}
+	if fl.PartitionKeyOption == "" {
+		fl.PartitionKeyOption = PartitionKeyRandom
+	}
+	if fl.InitialPosition == "" {
+		fl.InitialPosition = EndOfFile
+	}
+	if fl.LongLineAction == "" {
+		fl.LongLineAction = LongLineTruncate
+	}
+	if r.MaxBufferAgeMillis != nil {
+		fl.MaxBufferAge = time.Duration(*r.MaxBufferAgeMillis) * time.Millisecond
+	}
+	if r.MaxBufferSizeRecords != nil {
+		fl.MaxBufferSizeRecords = *r.MaxBufferSizeRecords
+	}
+	if r.MaxBufferSizeBytes != nil {
+		fl.MaxBufferSizeBytes = *r.MaxBufferSizeBytes
+	}
+	if r.MinTimeBetweenFilePollsMillis != nil {
+		fl.PollInterval = time.Duration(*r.MinTimeBetweenFilePollsMillis) * time.Millisecond
+	}
+	if r.SkipHeaderLines != nil {
+		fl.SkipHeaderLines = *r.SkipHeaderLines
+	}
+	if r.TruncatedRecordTerminator != nil {
+		fl.TruncatedRecordTerminator = *r.TruncatedRecordTerminator
+	}
+	if r.MaxRecordSizeBytes != nil {
+		fl.MaxRecordSizeBytes = *r.MaxRecordSizeBytes
+	}
+	if r.DropUnparsedRecords != nil {
+		fl.DropUnparsedRecords = bool(*r.DropUnparsedRecords)
+	}
+	if r.Aggregation != nil {
+		fl.Aggregation = bool(*r.Aggregation)
+	}
+	if r.MultiLineStartPattern != "" {
+		re, err := regexp.Compile(r.MultiLineStartPattern)
+		if err != nil {
+			return Flow{}, fmt.Errorf("%s: multiLineStartPattern: %w", where, err)
+		}
+		fl.MultiLineStartPattern = re
+	}
+	for j, ro := range r.DataProcessingOptions {
+		o, err := parseOption(ro, fmt.Sprintf("%s.dataProcessingOptions[%d]", where, j))
+		if err != nil {
+			return Flow{}, err
+		}
+		fl.Processing = append(fl.Processing, o)
+	}
+	if err := fl.validate(where); err != nil {
+		return Flow{}, err
+	}
+	return fl, nil
+}
+
+func parseOption(b []byte, where string) (Option, error) {
+	var r rawOption
+	if err := decodeStrict(b, &r, where); err != nil {
+		return Option{}, err
+	}
+	o := Option{Name: r.OptionName, CustomFieldNames: r.CustomFieldNames, LogFormat: r.LogFormat, Metadata: r.Metadata}
+	if r.Timestamp != nil {
+		o.Timestamp = bool(*r.Timestamp)
+	}
+	if r.Delimiter != nil {
+		o.Delimiter = *r.Delimiter
+	}
+	// Keys that belong to another option are mistakes worth reporting.
+	extra := func(key string, set bool) error {
+		if set {
+			return fmt.Errorf("%s: key %q does not apply to optionName %s", where, key, o.Name)
+		}
+		return nil
+	}
+	var err error
+	switch o.Name {
+	case OptSingleLine:
+		err = errors.Join(extra("customFieldNames", r.CustomFieldNames != nil), extra("delimiter", r.Delimiter != nil),
+			extra("logFormat", r.LogFormat != ""), extra("matchPattern", r.MatchPattern != ""),
+			extra("timestamp", r.Timestamp != nil), extra("metadata", r.Metadata != nil))
+	case OptCSVToJSON:
+		err = errors.Join(extra("logFormat", r.LogFormat != ""), extra("matchPattern", r.MatchPattern != ""),
+			extra("timestamp", r.Timestamp != nil), extra("metadata", r.Metadata != nil))
+		if err == nil && len(o.CustomFieldNames) == 0 {
+			err = fmt.Errorf("%s: CSVTOJSON needs customFieldNames", where)
+		}
+		if o.Delimiter == "" {
+			o.Delimiter = ","
+		}
+		if err == nil && len([]rune(o.Delimiter)) != 1 {
+			err = fmt.Errorf("%s: delimiter must be one character, got %q", where, o.Delimiter)
+		}
+	case OptLogToJSON:
+		err = errors.Join(extra("delimiter", r.Delimiter != nil), extra("timestamp", r.Timestamp != nil), extra("metadata", r.Metadata != nil))
+		switch o.LogFormat {
+		case FormatCommonApache, FormatCombinedApache, FormatApacheError, FormatSyslog, FormatRFC3339Syslog:
+		case "":
+			err = errors.Join(err, fmt.Errorf("%s: LOGTOJSON needs logFormat", where))
+		default:
+			err = errors.Join(err, fmt.Errorf("%s: unknown logFormat %q (want COMMONAPACHELOG, COMBINEDAPACHELOG, APACHEERRORLOG, SYSLOG or RFC3339SYSLOG)", where, o.LogFormat))
+		}
+		if r.MatchPattern != "" {
+			re, cerr := regexp.Compile(r.MatchPattern)
+			if cerr != nil {
+				err = errors.Join(err, fmt.Errorf("%s: matchPattern: %w", where, cerr))
+			} else {
+				o.MatchPattern = re
+				if len(o.CustomFieldNames) == 0 {
+					err = errors.Join(err, fmt.Errorf("%s: matchPattern needs customFieldNames", where))
+				} else if re.NumSubexp() != len(o.CustomFieldNames) {
+					err = errors.Join(err, fmt.Errorf("%s: matchPattern has %d groups but customFieldNames has %d names", where, re.NumSubexp(), len(o.CustomFieldNames)))
+				}
+			}
+		}
+	case OptAddMetadata:
+		err = errors.Join(extra("customFieldNames", r.CustomFieldNames != nil), extra("delimiter", r.Delimiter != nil),
+			extra("logFormat", r.LogFormat != ""), extra("matchPattern", r.MatchPattern != ""))
+	case "":
+		err = fmt.Errorf("%s: optionName is missing", where)
+	default:
+		err = fmt.Errorf("%s: unknown optionName %q (want SINGLELINE, CSVTOJSON, LOGTOJSON or ADDMETADATA)", where, o.Name)
+	}
+	return o, err
+}
+
+// Validate reports the first problem with f.
+func (f *File) Validate() error {
+	if len(f.Flows) == 0 {
+		return errors.New("agent.json: flows: at least one flow is required")
+	}
+	if f.ShutdownTimeout < 0 {
+		return errors.New("agent.json: shutdownTimeoutMillis must not be negative")
+	}
+	if (f.AccessKeyID == "") != (f.SecretAccessKey == "") {
+		return errors.New("agent.json: awsAccessKeyId and awsSecretAccessKey must be given together")
+	}
+	seen := map[string]int{}
+	for i := range f.Flows {
+		if err := f.Flows[i].validate(fmt.Sprintf("flows[%d]", i)); err != nil {
+			return err
+		}
+		id := f.Flows[i].ID()
+		if j, ok := seen[id]; ok {
+			return fmt.Errorf("flows[%d]: same filePattern and kinesisStream as flows[%d]", i, j)
+		}
+		seen[id] = i
+	}
+	return nil
+}
+
+func (fl *Flow) validate(where string) error {
+	switch {
+	case fl.FilePattern == "":
+		return fmt.Errorf("%s: filePattern is required", where)
+	case !filepath.IsAbs(fl.FilePattern):
+		return fmt.Errorf("%s: filePattern %q must be an absolute path", where, fl.FilePattern)
+	case fl.Stream == "":
+		return fmt.Errorf("%s: kinesisStream is required", where)
+	}
+	if _, err := filepath.Match(fl.FilePattern, ""); err != nil {
+		return fmt.Errorf("%s: filePattern %q: %w", where, fl.FilePattern, err)
+	}
+	if strings.ContainsAny(filepath.Dir(fl.FilePattern), "*?[") {
+		return fmt.Errorf("%s: filePattern %q: wildcards are allowed in the file name only, not in directories", where, fl.FilePattern)
+	}
+	switch fl.PartitionKeyOption {
+	case PartitionKeyRandom, PartitionKeyDeterministic:
+	default:
+		return fmt.Errorf("%s: partitionKeyOption %q: want RANDOM or DETERMINISTIC", where, fl.PartitionKeyOption)
+	}
+	switch fl.InitialPosition {
+	case StartOfFile, EndOfFile:
+	default:
+		return fmt.Errorf("%s: initialPosition %q: want START_OF_FILE or END_OF_FILE", where, fl.InitialPosition)
+	}
+	switch fl.LongLineAction {
+	case LongLineTruncate, LongLineSplit:
+	default:
+		return fmt.Errorf("%s: longLineAction %q: want TRUNCATE or SPLIT", where, fl.LongLineAction)
+	}
+	switch {
+	case fl.MaxBufferAge < time.Millisecond || fl.MaxBufferAge > 15*time.Minute:
+		return fmt.Errorf("%s: maxBufferAgeMillis must be between 1 and 900000", where)
+	case fl.MaxBufferSizeRecords < 1 || fl.MaxBufferSizeRecords > 500:
+		return fmt.Errorf("%s: maxBufferSizeRecords must be between 1 and 500", where)
+	case fl.MaxBufferSizeBytes < 1 || fl.MaxBufferSizeBytes > 5<<20:
+		return fmt.Errorf("%s: maxBufferSizeBytes must be between 1 and 5242880", where)
+	case fl.PollInterval < time.Millisecond || fl.PollInterval > time.Second:
+		return fmt.Errorf("%s: minTimeBetweenFilePollsMillis must be between 1 and 1000 (new files must be seen within 1 s)", where)
+	case fl.SkipHeaderLines < 0:
+		return fmt.Errorf("%s: skipHeaderLines must not be negative", where)
+	case fl.MaxRecordSizeBytes < 16 || fl.MaxRecordSizeBytes > 10<<20:
+		return fmt.Errorf("%s: maxRecordSizeBytes must be between 16 and 10485760", where)
+	case len(fl.TruncatedRecordTerminator) >= fl.MaxRecordSizeBytes:
+		return fmt.Errorf("%s: truncatedRecordTerminator is longer than maxRecordSizeBytes", where)
+	}
+	return nil
+}
