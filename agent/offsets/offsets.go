@@ -1,0 +1,159 @@
+// Package offsets keeps, per flow and per file, the offset up to which the
+// file's records have been acknowledged by Kinesis. The store is one JSON
+// file, replaced atomically (temporary file, fsync, rename, fsync of the
+// directory) with mode 0600, so a crash leaves either the old or the new
+// contents, never a mix.
+package offsets
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// Entry is the acknowledged position in one file.
+type Entry struct {
+	// Path is where the file was last seen (informational).
+	Path string `json:"path"`
+	// Dev and Inode identify the file on its file system.
+	Dev   uint64 `json:"dev"`
+	Inode uint64 `json:"inode"`
+	// Fingerprint is a hash of the first FingerprintSize bytes of the file,
+	// telling a file from a later one that reuses its inode.
+	Fingerprint     string `json:"fingerprint"`
+	FingerprintSize int    `json:"fingerprintSize"`
+	// Offset is the byte offset just past the last acknowledged record.
+	Offset int64 `json:"offset"`
+}
+
+type document struct {
+	Version int                `json:"version"`
+	Flows   map[string][]Entry `json:"flows"`
+}
+
+// Store holds the entries of every flow. It is safe for concurrent use.
+type Store struct {
+	path  string
+	mu    sync.Mutex
+	flows map[string][]Entry
+	dirty bool
+}
+
+// Open reads the store at path. A missing file is an empty store; its
+// directory is created (mode 0700) if needed.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("offsets: %w", err)
+	}
+	s := &Store{path: path, flows: map[string][]Entry{}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offsets: %w", err)
+	}
+	var doc document
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("offsets: %s is not a checkpoint file of this agent: %w", path, err)
+	}
+	if doc.Version != 1 {
+		return nil, fmt.Errorf("offsets: %s: unsupported version %d", path, doc.Version)
+	}
+	if doc.Flows != nil {
+		s.flows = doc.Flows
+	}
+	return s, nil
+}
+
+// Path returns the file the store is saved to.
+func (s *Store) Path() string { return s.path }
+
+// Get returns a copy of the entries of flow.
+func (s *Store) Get(flow string) []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.flows[flow])
+}
+
+// Set replaces the entries of flow. An empty list removes the flow.
+func (s *Store) Set(flow string, entries []Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Equal(s.flows[flow], entries) {
+		return
+	}
+	if len(entries) == 0 {
+		delete(s.flows, flow)
+	} else {
+		s.flows[flow] = slices.Clone(entries)
+	}
+	s.dirty = true
+}
+
+// Flows returns the names of the flows in the store.
+func (s *Store) Flows() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.flows))
+}
+
+// Save writes the store to disk if it changed since the last Save.
+func (s *Store) Save() error {
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return nil
+	}
+	b, err := json.MarshalIndent(document{Version: 1, Flows: s.flows}, "", " ")
+	s.dirty = false
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("offsets: %w", err)
+	}
+	if err := writeAtomic(s.path, b); err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		return fmt.Errorf("offsets: %w", err)
+	}
+	return nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	if werr == nil {
+		werr = f.Chmod(0o600)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return werr
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,66 @@
+package offsets
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestSaveReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "checkpoints.json")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := []Entry{{Path: "/var/log/a.log", Dev: 1, Inode: 2, Fingerprint: "ab", FingerprintSize: 10, Offset: 42}}
+	s.Set("flow", e)
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Errorf("temporary file left behind: %v", err)
+	}
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.Get("flow"); len(got) != 1 || got[0] != e[0] {
+		t.Fatalf("got %+v", got)
+	}
+	s2.Set("flow", nil)
+	if err := s2.Save(); err != nil {
+		t.Fatal(err)
+	}
+	s3, _ := Open(path)
+	if len(s3.Flows()) != 0 {
+		t.Fatalf("flows %v", s3.Flows())
+	}
+}
+
+func TestCorruptFileIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cp.json")
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path); err == nil {
+		t.Fatal("want error")
+	}
+}
+
+func TestSaveWithoutChangesWritesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cp.json")
+	s, _ := Open(path)
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("an unchanged store should not be written")
+	}
+}
