@@ -1,0 +1,482 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Config configures a Coordinator.
+type Config struct {
+	// Store is the lease table. Required.
+	Store Store
+	// WorkerID names this worker in the leaseOwner attribute. It must be
+	// unique among the workers sharing the table. Required.
+	WorkerID string
+	// FailoverTime is how long a lease may go without its counter changing
+	// before other workers consider it expired and take it. It is also the
+	// longest this worker keeps a lease it failed to renew. Default 10s.
+	FailoverTime time.Duration
+	// RenewInterval is how often held leases are renewed. Must be below
+	// FailoverTime. Default FailoverTime/3.
+	RenewInterval time.Duration
+	// TakeInterval is how often the table is scanned to take unowned and
+	// expired leases and to balance. A dead worker's leases are owned
+	// again within FailoverTime + TakeInterval (plus call latency), a
+	// released lease within TakeInterval. Default FailoverTime/5 (2s).
+	TakeInterval time.Duration
+	// MaxLeasesForWorker caps the leases this worker holds. Default 0: no
+	// cap.
+	MaxLeasesForWorker int
+	// MaxConcurrentRenewals bounds the renewals in flight at once.
+	// Default 16.
+	MaxConcurrentRenewals int
+	// OnAcquired is called after this worker took a lease. Optional.
+	// Callbacks run one at a time, in order, on a goroutine of Run; they
+	// must not block for long, and may call the coordinator's methods.
+	OnAcquired func(Lease)
+	// OnLost is called after this worker lost a lease it held: taken by
+	// another worker, deleted, or not renewed within FailoverTime. It is
+	// not called for leases given up with Release or ReleaseAll. Optional;
+	// same rules as OnAcquired.
+	OnLost func(Lease)
+	// Logger receives the coordinator's logs. Default: none.
+	Logger *zap.Logger
+	// Metrics registers the coordinator's metrics (kinesis_lease_*).
+	// Default: none.
+	Metrics prometheus.Registerer
+}
+
+// withDefaults returns cfg with zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.FailoverTime == 0 {
+		cfg.FailoverTime = 10 * time.Second
+	}
+	if cfg.RenewInterval == 0 {
+		cfg.RenewInterval = cfg.FailoverTime / 3
+	}
+	if cfg.TakeInterval == 0 {
+		cfg.TakeInterval = cfg.FailoverTime / 5
+	}
+	if cfg.MaxConcurrentRenewals == 0 {
+		cfg.MaxConcurrentRenewals = 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return cfg
+}
+
+// Validate reports the first invalid field of cfg, defaults applied.
+func (cfg Config) Validate() error {
+	cfg = cfg.withDefaults()
+	switch {
+	case cfg.Store == nil:
+		return errors.New("lease: Config.Store is required")
+	case cfg.WorkerID == "":
+		return errors.New("lease: Config.WorkerID is required")
+	case cfg.FailoverTime < 0:
+		return fmt.Errorf("lease: Config.FailoverTime %v is negative", cfg.FailoverTime)
+	case cfg.RenewInterval <= 0 || cfg.RenewInterval >= cfg.FailoverTime:
+		return fmt.Errorf("lease: Config.RenewInterval %v must be positive and below FailoverTime %v", cfg.RenewInterval, cfg.FailoverTime)
+	case cfg.TakeInterval <= 0:
+		return fmt.Errorf("lease: Config.TakeInterval %v must be positive", cfg.TakeInterval)
+	case cfg.MaxLeasesForWorker < 0:
+		return fmt.Errorf("lease: Config.MaxLeasesForWorker %d is negative", cfg.MaxLeasesForWorker)
+	case cfg.MaxConcurrentRenewals < 0:
+		return fmt.Errorf("lease: Config.MaxConcurrentRenewals %d is negative", cfg.MaxConcurrentRenewals)
+	}
+	return nil
+}
+
+// Coordinator runs one worker's side of the lease protocol. Create it with
+// NewCoordinator and start it with Run.
+type Coordinator struct {
+	cfg     Config
+	log     *zap.Logger
+	metrics *coordinatorMetrics
+	now     func() time.Time
+
+	running atomic.Bool
+	takeNow chan struct{} // a pending request for an immediate taker pass
+
+	mu       sync.Mutex
+	held     map[string]*heldLease
+	seen     map[string]observation // every lease of the last scan, by key
+	noTaking bool
+
+	events eventQueue
+}
+
+// heldLease is a lease this worker holds. Its mutex serializes the writes
+// to it (renewals, checkpoints, release), so each write is conditioned on
+// the counter the previous one produced.
+type heldLease struct {
+	mu          sync.Mutex
+	lease       Lease     // as last written or read; guarded by mu
+	lastRenewed time.Time // guarded by mu
+	gone        bool      // no longer held; guarded by mu
+}
+
+// observation is what a scan saw of a lease: its counter and when the
+// counter was first seen with that value. Expiry is judged from it, so no
+// clock sync between workers is needed.
+type observation struct {
+	counter int64
+	owner   string
+	since   time.Time
+	freeRun int // consecutive scans that saw it unowned or expired with this counter
+}
+
+// NewCoordinator checks cfg and returns a coordinator that holds no lease.
+func NewCoordinator(cfg Config) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Coordinator{
+		cfg:     cfg,
+		log:     cfg.Logger.With(zap.String("worker", cfg.WorkerID)),
+		metrics: newCoordinatorMetrics(cfg.Metrics),
+		now:     time.Now,
+		takeNow: make(chan struct{}, 1),
+		held:    make(map[string]*heldLease),
+		seen:    make(map[string]observation),
+	}, nil
+}
+
+// WorkerID returns the worker ID the coordinator writes as owner.
+func (c *Coordinator) WorkerID() string { return c.cfg.WorkerID }
+
+// Run renews held leases and takes leases until ctx ends, then returns nil
+// once every goroutine it started has ended. Leases still held stay owned
+// in the table (and expire after FailoverTime): call ReleaseAll before
+// cancelling ctx for a graceful hand-off. Run may be called only once at a
+// time.
+func (c *Coordinator) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("lease: Coordinator.Run already running")
+	}
+	defer c.running.Store(false)
+	var wg sync.WaitGroup
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); c.events.run(dispatchCtx) }()
+	var loops sync.WaitGroup
+	loops.Add(2)
+	go func() { defer loops.Done(); c.renewLoop(ctx) }()
+	go func() { defer loops.Done(); c.takeLoop(ctx) }()
+	loops.Wait()
+	stopDispatch() // delivers what is queued, then ends
+	wg.Wait()
+	return nil
+}
+
+func (c *Coordinator) renewLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.RenewInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.renewPass(ctx)
+		}
+	}
+}
+
+func (c *Coordinator) takeLoop(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-c.takeNow:
+		}
+		next := c.takePass(ctx)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(max(next.Sub(c.now()), time.Millisecond))
+	}
+}
+
+// TriggerTake asks for a taker pass now (for example after child leases
+// were created at the end of a shard), instead of at the next interval. It
+// does not block; requests made while one is pending are merged.
+func (c *Coordinator) TriggerTake() {
+	select {
+	case c.takeNow <- struct{}{}:
+	default:
+	}
+}
+
+// StopTaking makes the coordinator take no more leases (it keeps renewing
+// the ones it holds). Use it at the start of a graceful shutdown.
+func (c *Coordinator) StopTaking() {
+	c.mu.Lock()
+	c.noTaking = true
+	c.mu.Unlock()
+}
+
+// Held returns a copy of the leases this worker holds, ordered by key.
+func (c *Coordinator) Held() []Lease {
+	c.mu.Lock()
+	hs := make([]*heldLease, 0, len(c.held))
+	for _, h := range c.held {
+		hs = append(hs, h)
+	}
+	c.mu.Unlock()
+	out := make([]Lease, 0, len(hs))
+	for _, h := range hs {
+		h.mu.Lock()
+		if !h.gone {
+			out = append(out, h.lease.Clone())
+		}
+		h.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// Lease returns a copy of the held lease with the given key, and whether
+// this worker holds it.
+func (c *Coordinator) Lease(key string) (Lease, bool) {
+	h := c.heldLease(key)
+	if h == nil {
+		return Lease{}, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gone {
+		return Lease{}, false
+	}
+	return h.lease.Clone(), true
+}
+
+func (c *Coordinator) heldLease(key string) *heldLease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held[key]
+}
+
+// Update makes a fenced write of a held lease's progress fields: fn gets a
+// copy of the lease as last written and changes Checkpoint,
+// CheckpointSubSequence, PendingCheckpoint, PendingCheckpointSubSequence,
+// OwnerSwitchesSinceCheckpoint or ChildShardIDs (other changes are not
+// written); the write is conditional on the counter this worker holds. If
+// fn returns an error, nothing is written and Update returns that error.
+// Writes to one lease (renewals included) are serialized.
+//
+// Update fails with ErrLeaseLost if this worker does not hold the lease or
+// the lease moved on (then OnLost is called too). A failed condition is
+// re-read first: if the table still names this worker as owner (the counter
+// moved through a write of ours whose reply was lost), fn is applied again
+// to the lease as read and the write retried once.
+func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) error) (Lease, error) {
+	h := c.heldLease(key)
+	if h == nil {
+		return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gone {
+		return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
+	}
+	for attempt := 0; ; attempt++ {
+		next := h.lease.Clone()
+		if err := fn(&next); err != nil {
+			return Lease{}, err
+		}
+		next.Key, next.Owner, next.Counter = h.lease.Key, h.lease.Owner, h.lease.Counter
+		stored, err := c.cfg.Store.Checkpoint(ctx, next)
+		if err == nil {
+			h.lease = stored
+			h.lastRenewed = c.now()
+			return stored.Clone(), nil
+		}
+		c.countStoreError("checkpoint", err)
+		if !errors.Is(err, ErrConflict) {
+			return Lease{}, fmt.Errorf("update lease %q: %w", key, err)
+		}
+		if attempt > 0 || !c.recheck(ctx, h) {
+			if !h.gone {
+				c.loseLocked(h, "checkpoint condition failed")
+			}
+			return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
+		}
+	}
+}
+
+// recheck re-reads a held lease after a failed condition. If this worker is
+// still the owner, it adopts the lease as read and reports true. h.mu is
+// held.
+func (c *Coordinator) recheck(ctx context.Context, h *heldLease) bool {
+	cur, err := c.cfg.Store.Get(ctx, h.lease.Key)
+	if err != nil {
+		c.countStoreError("get", err)
+		return false
+	}
+	if cur.Owner != c.cfg.WorkerID {
+		return false
+	}
+	c.log.Info("lease counter moved by a write of ours; adopting it",
+		zap.String("lease", cur.Key), zap.Int64("held_counter", h.lease.Counter), zap.Int64("counter", cur.Counter))
+	h.lease = cur
+	return true
+}
+
+// loseLocked drops a held lease and reports it lost. h.mu is held.
+func (c *Coordinator) loseLocked(h *heldLease, why string) {
+	h.gone = true
+	c.mu.Lock()
+	if c.held[h.lease.Key] == h {
+		delete(c.held, h.lease.Key)
+	}
+	n := len(c.held)
+	c.mu.Unlock()
+	c.metrics.held.Set(float64(n))
+	c.metrics.lost.Inc()
+	c.log.Info("lease lost", zap.String("lease", h.lease.Key), zap.String("reason", why))
+	if c.cfg.OnLost != nil {
+		l, fn := h.lease.Clone(), c.cfg.OnLost
+		c.events.push(func() { fn(l) })
+	}
+}
+
+// Release gives up a held lease: the owner is removed in the table, so any
+// worker can take it at its next taker pass. Use it when a shard ended, or
+// for a graceful hand-off. It fails with ErrLeaseLost if the lease is not
+// held (any more).
+func (c *Coordinator) Release(ctx context.Context, key string) error {
+	h := c.heldLease(key)
+	if h == nil {
+		return fmt.Errorf("release lease %q: %w", key, ErrLeaseLost)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gone {
+		return fmt.Errorf("release lease %q: %w", key, ErrLeaseLost)
+	}
+	_, err := c.cfg.Store.Release(ctx, h.lease)
+	if err != nil {
+		c.countStoreError("release", err)
+		if errors.Is(err, ErrConflict) && c.recheck(ctx, h) {
+			_, err = c.cfg.Store.Release(ctx, h.lease)
+		}
+	}
+	if err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("release lease %q: %w", key, err)
+	}
+	h.gone = true
+	c.mu.Lock()
+	if c.held[key] == h {
+		delete(c.held, key)
+	}
+	n := len(c.held)
+	c.mu.Unlock()
+	c.metrics.held.Set(float64(n))
+	if err != nil { // lost before it could be released
+		c.metrics.lost.Inc()
+		return fmt.Errorf("release lease %q: %w", key, ErrLeaseLost)
+	}
+	c.metrics.released.Inc()
+	c.log.Info("lease released", zap.String("lease", key))
+	return nil
+}
+
+// ReleaseAll stops taking (as StopTaking) and releases every held lease,
+// concurrently. Leases already lost are skipped; other failures are joined
+// into the error.
+func (c *Coordinator) ReleaseAll(ctx context.Context) error {
+	c.StopTaking()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, c.cfg.MaxConcurrentRenewals)
+	)
+	for _, l := range c.Held() {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := c.Release(ctx, l.Key); err != nil && !errors.Is(err, ErrLeaseLost) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (c *Coordinator) countStoreError(op string, err error) {
+	c.metrics.storeErrors.WithLabelValues(op, errorKind(err)).Inc()
+}
+
+// eventQueue delivers callbacks in order on one goroutine without making
+// the coordinator wait for them.
+type eventQueue struct {
+	mu      sync.Mutex
+	pending []func()
+	wake    chan struct{}
+	once    sync.Once
+}
+
+func (q *eventQueue) init() { q.once.Do(func() { q.wake = make(chan struct{}, 1) }) }
+
+func (q *eventQueue) push(fn func()) {
+	q.init()
+	q.mu.Lock()
+	q.pending = append(q.pending, fn)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers events until ctx ends, then delivers what is queued.
+func (q *eventQueue) run(ctx context.Context) {
+	q.init()
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		q.mu.Unlock()
+		for _, fn := range batch {
+			fn()
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			q.mu.Lock()
+			batch := q.pending
+			q.pending = nil
+			q.mu.Unlock()
+			for _, fn := range batch {
+				fn()
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,129 @@
+// Package lease coordinates which worker processes which shard of a Kinesis
+// stream, through a DynamoDB lease table whose schema is compatible with the
+// Java KCL 2.x: a table written by one can be taken over by the other.
+//
+// A Lease is one item of the table (one shard). A Store reads and writes the
+// table; every write is conditional on the lease counter the writer last saw
+// and increments it, so the counter is a fencing token. DynamoDBStore is the
+// real store and MemoryStore an in-memory one with the same semantics, for
+// tests. A Coordinator runs one worker's side of the protocol: it renews the
+// leases the worker holds, takes unowned and expired leases, steals to
+// balance the load, and releases leases on a graceful shutdown. A ShardSyncer
+// creates the leases of shards that have none, following the lineage rules
+// of the stream, and deletes finished leases.
+package lease
+
+import (
+	"errors"
+	"maps"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Checkpoint sentinels, as stored in the checkpoint attribute. Package
+// checkpoint gives them a typed form; they are defined here because the
+// coordinator and the shard syncer need them too.
+const (
+	// TrimHorizon: start at the oldest record of the shard.
+	TrimHorizon = "TRIM_HORIZON"
+	// Latest: start after the newest record of the shard.
+	Latest = "LATEST"
+	// AtTimestamp: start at the first record at or after a timestamp held
+	// in the consumer's configuration.
+	AtTimestamp = "AT_TIMESTAMP"
+	// ShardEnd: the shard is closed and every record of it was processed.
+	ShardEnd = "SHARD_END"
+)
+
+// Names of the attributes of a lease item (DESIGN.md §4, the Java KCL 2.x
+// schema).
+const (
+	attrKey                   = "leaseKey"
+	attrOwner                 = "leaseOwner"
+	attrCounter               = "leaseCounter"
+	attrCheckpoint            = "checkpoint"
+	attrCheckpointSub         = "checkpointSubSequenceNumber"
+	attrPendingCheckpoint     = "pendingCheckpoint"
+	attrPendingCheckpointSub  = "pendingCheckpointSubSequenceNumber"
+	attrPendingCheckpointStat = "pendingCheckpointState"
+	attrOwnerSwitches         = "ownerSwitchesSinceCheckpoint"
+	attrParents               = "parentShardId"
+	attrChildren              = "childShardIds"
+	attrStartingHashKey       = "startingHashKey"
+	attrEndingHashKey         = "endingHashKey"
+)
+
+// Errors returned by stores and by the coordinator. Match them with
+// errors.Is: they are usually wrapped.
+var (
+	// ErrNotFound: no lease with that key exists.
+	ErrNotFound = errors.New("lease: not found")
+	// ErrExists: Create found a lease with that key already in the table.
+	ErrExists = errors.New("lease: already exists")
+	// ErrConflict: a conditional write failed because the lease's counter
+	// (or owner) is not what the writer expected, or the lease is gone.
+	ErrConflict = errors.New("lease: counter or owner changed")
+	// ErrLeaseLost: this worker does not hold the lease (any more): it was
+	// taken by another worker, released, deleted, or not renewed in time.
+	ErrLeaseLost = errors.New("lease: lost")
+	// ErrMalformed: a lease item lacks a required attribute or has one of
+	// the wrong type.
+	ErrMalformed = errors.New("lease: malformed item")
+	// ErrStopped: the coordinator is not running.
+	ErrStopped = errors.New("lease: coordinator stopped")
+)
+
+// Lease is one item of the lease table: the lease on one shard.
+//
+// Zero values stand for absent attributes: an empty Owner is an unowned
+// lease, an empty PendingCheckpoint means none is pending, and empty slices
+// and strings are not written.
+type Lease struct {
+	// Key is the leaseKey attribute: the shard ID.
+	Key string
+	// Owner is the worker that holds the lease; empty when unowned.
+	Owner string
+	// Counter is the leaseCounter, incremented by every write: the fencing
+	// token each conditional write checks.
+	Counter int64
+	// Checkpoint is the sequence number up to which the shard was
+	// processed, or one of TrimHorizon, Latest, AtTimestamp, ShardEnd.
+	Checkpoint string
+	// CheckpointSubSequence is the sub-sequence number (the index of a user
+	// record inside an aggregated record) of the checkpoint.
+	CheckpointSubSequence int64
+	// PendingCheckpoint is a checkpoint prepared but not yet committed;
+	// empty when none.
+	PendingCheckpoint string
+	// PendingCheckpointSubSequence goes with PendingCheckpoint.
+	PendingCheckpointSubSequence int64
+	// OwnerSwitchesSinceCheckpoint counts how often the lease changed hands
+	// since the last checkpoint.
+	OwnerSwitchesSinceCheckpoint int64
+	// ParentShardIDs are the shards this one was split or merged from (two
+	// for a merge).
+	ParentShardIDs []string
+	// ChildShardIDs are the shards this one was split or merged into, once
+	// known.
+	ChildShardIDs []string
+	// StartingHashKey and EndingHashKey are the shard's hash key range, as
+	// decimal strings.
+	StartingHashKey string
+	EndingHashKey   string
+	// Extra holds the attributes this package does not know, exactly as
+	// read. Stores keep them on every write.
+	Extra map[string]types.AttributeValue
+}
+
+// Clone returns a deep copy of l (the attribute values in Extra are shared:
+// they are never modified).
+func (l Lease) Clone() Lease {
+	l.ParentShardIDs = slices.Clone(l.ParentShardIDs)
+	l.ChildShardIDs = slices.Clone(l.ChildShardIDs)
+	l.Extra = maps.Clone(l.Extra)
+	return l
+}
+
+// Finished reports whether the lease's shard was processed to its end.
+func (l Lease) Finished() bool { return l.Checkpoint == ShardEnd }

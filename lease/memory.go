@@ -1,0 +1,145 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// MemoryStore is a Store kept in memory, with the same semantics as
+// DynamoDBStore. It is meant for tests. The zero value is not usable: call
+// NewMemoryStore.
+type MemoryStore struct {
+	mu     sync.Mutex
+	leases map[string]Lease
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{leases: make(map[string]Lease)}
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// EnsureTable does nothing: the table always exists.
+func (s *MemoryStore) EnsureTable(ctx context.Context) error { return ctx.Err() }
+
+// List returns every lease, ordered by key.
+func (s *MemoryStore) List(ctx context.Context) ([]Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Lease, 0, len(s.leases))
+	for _, l := range s.leases {
+		out = append(out, l.Clone())
+	}
+	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+// Get returns the lease with the given key.
+func (s *MemoryStore) Get(ctx context.Context, key string) (Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return Lease{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.leases[key]
+	if !ok {
+		return Lease{}, fmt.Errorf("get lease %q: %w", key, ErrNotFound)
+	}
+	return l.Clone(), nil
+}
+
+// Create stores l if its key is free.
+func (s *MemoryStore) Create(ctx context.Context, l Lease) (Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return Lease{}, err
+	}
+	if l.Key == "" {
+		return Lease{}, fmt.Errorf("create lease: empty key")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.leases[l.Key]; ok {
+		return Lease{}, fmt.Errorf("create lease %q: %w", l.Key, ErrExists)
+	}
+	s.leases[l.Key] = l.Clone()
+	return l.Clone(), nil
+}
+
+// update applies fn to the stored lease if the condition holds.
+func (s *MemoryStore) update(ctx context.Context, op string, l Lease, checkOwner bool, fn func(*Lease)) (Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return Lease{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.leases[l.Key]
+	if !ok || cur.Counter != l.Counter || (checkOwner && cur.Owner != l.Owner) {
+		return Lease{}, fmt.Errorf("%s lease %q: %w", op, l.Key, ErrConflict)
+	}
+	cur = cur.Clone()
+	fn(&cur)
+	cur.Counter++
+	s.leases[l.Key] = cur
+	return cur.Clone(), nil
+}
+
+// Renew increments the counter if Counter and Owner match.
+func (s *MemoryStore) Renew(ctx context.Context, l Lease) (Lease, error) {
+	return s.update(ctx, "renew", l, true, func(*Lease) {})
+}
+
+// Take sets the owner if Counter matches.
+func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
+	if owner == "" {
+		return Lease{}, fmt.Errorf("take lease %q: empty owner", l.Key)
+	}
+	return s.update(ctx, "take", l, false, func(cur *Lease) {
+		if cur.Owner != owner {
+			cur.OwnerSwitchesSinceCheckpoint++
+		}
+		cur.Owner = owner
+	})
+}
+
+// Release removes the owner if Counter and Owner match.
+func (s *MemoryStore) Release(ctx context.Context, l Lease) (Lease, error) {
+	return s.update(ctx, "release", l, true, func(cur *Lease) { cur.Owner = "" })
+}
+
+// Checkpoint writes the progress fields if Counter and Owner match.
+func (s *MemoryStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
+	return s.update(ctx, "checkpoint", l, true, func(cur *Lease) {
+		cur.Checkpoint = l.Checkpoint
+		cur.CheckpointSubSequence = l.CheckpointSubSequence
+		cur.PendingCheckpoint = l.PendingCheckpoint
+		cur.PendingCheckpointSubSequence = l.PendingCheckpointSubSequence
+		if l.PendingCheckpoint == "" {
+			cur.PendingCheckpointSubSequence = 0
+			delete(cur.Extra, attrPendingCheckpointStat)
+		}
+		cur.OwnerSwitchesSinceCheckpoint = l.OwnerSwitchesSinceCheckpoint
+		cur.ChildShardIDs = slices.Clone(l.ChildShardIDs)
+	})
+}
+
+// Delete removes the lease if Counter matches.
+func (s *MemoryStore) Delete(ctx context.Context, l Lease) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.leases[l.Key]
+	if !ok || cur.Counter != l.Counter {
+		return fmt.Errorf("delete lease %q: %w", l.Key, ErrConflict)
+	}
+	delete(s.leases, l.Key)
+	return nil
+}

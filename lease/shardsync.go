@@ -1,0 +1,392 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// KinesisAPI is the part of the Kinesis client the shard syncer calls.
+type KinesisAPI interface {
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+}
+
+// ShardSyncConfig configures a ShardSyncer.
+type ShardSyncConfig struct {
+	// Store is the lease table. Required.
+	Store Store
+	// Kinesis lists the stream's shards. Required.
+	Kinesis KinesisAPI
+	// Stream is the stream's name. Required unless StreamARN is set.
+	Stream string
+	// StreamARN is the stream's ARN; used instead of Stream when set.
+	StreamARN string
+	// InitialPosition is where processing starts in shards that have no
+	// leased ancestor: Latest, TrimHorizon or AtTimestamp. Descendants of
+	// leased shards always start at TrimHorizon. Default Latest.
+	InitialPosition string
+	// InitialTimestamp goes with InitialPosition AtTimestamp (required
+	// then, ignored otherwise).
+	InitialTimestamp time.Time
+	// Interval is how often Run syncs. Default 60s.
+	Interval time.Duration
+	// Logger receives the syncer's logs. Default: none.
+	Logger *zap.Logger
+	// Metrics registers the syncer's metrics (kinesis_lease_*). Default:
+	// none.
+	Metrics prometheus.Registerer
+}
+
+func (cfg ShardSyncConfig) withDefaults() ShardSyncConfig {
+	if cfg.InitialPosition == "" {
+		cfg.InitialPosition = Latest
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = 60 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return cfg
+}
+
+// Validate reports the first invalid field of cfg, defaults applied.
+func (cfg ShardSyncConfig) Validate() error {
+	cfg = cfg.withDefaults()
+	switch {
+	case cfg.Store == nil:
+		return errors.New("lease: ShardSyncConfig.Store is required")
+	case cfg.Kinesis == nil:
+		return errors.New("lease: ShardSyncConfig.Kinesis is required")
+	case cfg.Stream == "" && cfg.StreamARN == "":
+		return errors.New("lease: ShardSyncConfig.Stream or StreamARN is required")
+	case cfg.InitialPosition != Latest && cfg.InitialPosition != TrimHorizon && cfg.InitialPosition != AtTimestamp:
+		return fmt.Errorf("lease: ShardSyncConfig.InitialPosition %q is not %s, %s or %s", cfg.InitialPosition, Latest, TrimHorizon, AtTimestamp)
+	case cfg.InitialPosition == AtTimestamp && cfg.InitialTimestamp.IsZero():
+		return errors.New("lease: ShardSyncConfig.InitialTimestamp is required with InitialPosition AT_TIMESTAMP")
+	case cfg.Interval < 0:
+		return fmt.Errorf("lease: ShardSyncConfig.Interval %v is negative", cfg.Interval)
+	}
+	return nil
+}
+
+// ShardSyncer keeps the lease table in line with the stream's shards: it
+// creates the leases of shards that have none (DESIGN.md §5), and deletes
+// finished leases once their children have started and they have no parent
+// lease left. Several workers may sync the same table at once: creates and
+// deletes are conditional.
+type ShardSyncer struct {
+	cfg     ShardSyncConfig
+	log     *zap.Logger
+	created prometheus.Counter
+	deleted prometheus.Counter
+}
+
+// NewShardSyncer checks cfg and returns a syncer.
+func NewShardSyncer(cfg ShardSyncConfig) (*ShardSyncer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &ShardSyncer{
+		cfg: cfg,
+		log: cfg.Logger,
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_lease_created_total", Help: "Leases created for shards that had none.",
+		}),
+		deleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_lease_deleted_total", Help: "Finished leases deleted.",
+		}),
+	}
+	if cfg.Metrics != nil {
+		s.created = register(cfg.Metrics, s.created)
+		s.deleted = register(cfg.Metrics, s.deleted)
+	}
+	return s, nil
+}
+
+// Run syncs at once and then every Interval until ctx ends; it returns nil
+// then. Failed syncs are logged and retried at the next interval.
+func (s *ShardSyncer) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("shard sync failed", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Sync runs one shard sync: it lists the shards (with the ShardFilter of
+// the initial position), creates the missing leases and deletes the
+// finished ones that are no longer needed.
+func (s *ShardSyncer) Sync(ctx context.Context) error {
+	leases, err := s.cfg.Store.List(ctx)
+	if err != nil {
+		return fmt.Errorf("shard sync: %w", err)
+	}
+	shards, err := s.listShards(ctx)
+	if err != nil {
+		return fmt.Errorf("shard sync: %w", err)
+	}
+	leased := make(map[string]Lease, len(leases))
+	for _, l := range leases {
+		leased[l.Key] = l
+	}
+	g := newShardGraph(shards)
+	for _, sh := range g.parentsFirst() {
+		id := aws.ToString(sh.ShardId)
+		if _, ok := leased[id]; ok || g.hasLeasedDescendant(id, leased) {
+			continue
+		}
+		l := leaseForShard(sh, s.cfg.InitialPosition)
+		if g.hasLeasedAncestor(id, leased) {
+			l.Checkpoint = TrimHorizon
+		}
+		created, err := s.cfg.Store.Create(ctx, l)
+		switch {
+		case err == nil:
+			s.created.Inc()
+			s.log.Info("lease created", zap.String("lease", id), zap.String("checkpoint", l.Checkpoint))
+			leased[id] = created
+		case errors.Is(err, ErrExists):
+			leased[id] = l
+		default:
+			return fmt.Errorf("shard sync: %w", err)
+		}
+	}
+	return s.cleanup(ctx, leased, g)
+}
+
+// cleanup deletes finished leases whose children all have leases that
+// started (checkpoint past the initial position) and whose parents have no
+// lease left.
+func (s *ShardSyncer) cleanup(ctx context.Context, leased map[string]Lease, g *shardGraph) error {
+	var errs []error
+	keys := make([]string, 0, len(leased))
+	for k := range leased {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		l := leased[k]
+		if !l.Finished() {
+			continue
+		}
+		children := slices.Clone(l.ChildShardIDs)
+		for _, c := range g.children[k] {
+			if !slices.Contains(children, c) {
+				children = append(children, c)
+			}
+		}
+		if len(children) == 0 {
+			continue
+		}
+		ready := true
+		for _, c := range children {
+			cl, ok := leased[c]
+			if !ok || cl.Checkpoint == TrimHorizon || cl.Checkpoint == Latest || cl.Checkpoint == AtTimestamp || cl.Checkpoint == "" {
+				ready = false
+				break
+			}
+		}
+		for _, p := range l.ParentShardIDs {
+			if _, ok := leased[p]; ok {
+				ready = false
+			}
+		}
+		if !ready {
+			continue
+		}
+		if err := s.cfg.Store.Delete(ctx, l); err != nil {
+			if !errors.Is(err, ErrConflict) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		delete(leased, k)
+		s.deleted.Inc()
+		s.log.Info("finished lease deleted", zap.String("lease", k))
+	}
+	return errors.Join(errs...)
+}
+
+// CreateChildLeases creates the leases of a closed shard's children, as
+// GetRecords reported them, at once (checkpoint TRIM_HORIZON), so they can
+// be taken without waiting for the next sync. Leases that exist already
+// are left alone.
+func CreateChildLeases(ctx context.Context, store Store, children []kintypes.ChildShard) error {
+	for _, c := range children {
+		if aws.ToString(c.ShardId) == "" {
+			return errors.New("create child leases: a child shard has no ShardId")
+		}
+		l := Lease{Key: aws.ToString(c.ShardId), Checkpoint: TrimHorizon, ParentShardIDs: slices.Clone(c.ParentShards)}
+		if c.HashKeyRange != nil {
+			l.StartingHashKey = aws.ToString(c.HashKeyRange.StartingHashKey)
+			l.EndingHashKey = aws.ToString(c.HashKeyRange.EndingHashKey)
+		}
+		if _, err := store.Create(ctx, l); err != nil && !errors.Is(err, ErrExists) {
+			return fmt.Errorf("create child lease %q: %w", l.Key, err)
+		}
+	}
+	return nil
+}
+
+// ParentsDone reports whether every parent of l is done: its lease is
+// checkpointed at SHARD_END or no longer exists. A child shard must not be
+// processed before.
+func ParentsDone(ctx context.Context, store Store, l Lease) (bool, error) {
+	for _, p := range l.ParentShardIDs {
+		pl, err := store.Get(ctx, p)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue
+		case err != nil:
+			return false, fmt.Errorf("parents of lease %q: %w", l.Key, err)
+		case !pl.Finished():
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func leaseForShard(sh kintypes.Shard, checkpoint string) Lease {
+	l := Lease{Key: aws.ToString(sh.ShardId), Checkpoint: checkpoint}
+	for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+		if aws.ToString(p) != "" {
+			l.ParentShardIDs = append(l.ParentShardIDs, *p)
+		}
+	}
+	if sh.HashKeyRange != nil {
+		l.StartingHashKey = aws.ToString(sh.HashKeyRange.StartingHashKey)
+		l.EndingHashKey = aws.ToString(sh.HashKeyRange.EndingHashKey)
+	}
+	return l
+}
+
+// listShards lists every shard the initial position's ShardFilter selects,
+// page by page.
+func (s *ShardSyncer) listShards(ctx context.Context) ([]kintypes.Shard, error) {
+	in := &kinesis.ListShardsInput{ShardFilter: s.shardFilter()}
+	if s.cfg.StreamARN != "" {
+		in.StreamARN = aws.String(s.cfg.StreamARN)
+	} else {
+		in.StreamName = aws.String(s.cfg.Stream)
+	}
+	var shards []kintypes.Shard
+	for {
+		out, err := s.cfg.Kinesis.ListShards(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list shards: %w", err)
+		}
+		shards = append(shards, out.Shards...)
+		if aws.ToString(out.NextToken) == "" {
+			return shards, nil
+		}
+		// With NextToken, the stream and filter must be left out.
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+}
+
+func (s *ShardSyncer) shardFilter() *kintypes.ShardFilter {
+	switch s.cfg.InitialPosition {
+	case TrimHorizon:
+		return &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtTrimHorizon}
+	case AtTimestamp:
+		return &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeFromTimestamp, Timestamp: aws.Time(s.cfg.InitialTimestamp)}
+	default:
+		return &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtLatest}
+	}
+}
+
+// shardGraph is the lineage of the listed shards.
+type shardGraph struct {
+	byID     map[string]kintypes.Shard
+	children map[string][]string
+	order    []string
+}
+
+func newShardGraph(shards []kintypes.Shard) *shardGraph {
+	g := &shardGraph{byID: make(map[string]kintypes.Shard, len(shards)), children: make(map[string][]string)}
+	for _, sh := range shards {
+		id := aws.ToString(sh.ShardId)
+		g.byID[id] = sh
+		g.order = append(g.order, id)
+		for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+			if aws.ToString(p) != "" {
+				g.children[*p] = append(g.children[*p], id)
+			}
+		}
+	}
+	slices.Sort(g.order)
+	return g
+}
+
+func (g *shardGraph) parents(id string) []string {
+	sh := g.byID[id]
+	var ps []string
+	for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+		if aws.ToString(p) != "" {
+			ps = append(ps, *p)
+		}
+	}
+	return ps
+}
+
+// parentsFirst returns the listed shards ordered so that each comes after
+// its listed parents.
+func (g *shardGraph) parentsFirst() []kintypes.Shard {
+	done := make(map[string]bool, len(g.byID))
+	var out []kintypes.Shard
+	var visit func(id string)
+	visit = func(id string) {
+		if done[id] {
+			return
+		}
+		done[id] = true
+		for _, p := range g.parents(id) {
+			if _, ok := g.byID[p]; ok {
+				visit(p)
+			}
+		}
+		out = append(out, g.byID[id])
+	}
+	for _, id := range g.order {
+		visit(id)
+	}
+	return out
+}
+
+func (g *shardGraph) hasLeasedAncestor(id string, leased map[string]Lease) bool {
+	for _, p := range g.parents(id) {
+		if _, ok := leased[p]; ok {
+			return true
+		}
+		if _, ok := g.byID[p]; ok && g.hasLeasedAncestor(p, leased) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *shardGraph) hasLeasedDescendant(id string, leased map[string]Lease) bool {
+	for _, c := range g.children[id] {
+		if _, ok := leased[c]; ok || g.hasLeasedDescendant(c, leased) {
+			return true
+		}
+	}
+	return false
+}

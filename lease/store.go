@@ -1,0 +1,40 @@
+package lease
+
+import "context"
+
+// Store reads and writes a lease table. Every update is conditional on the
+// lease's Counter matching the one in the table (and, where noted, its
+// Owner), increments the counter, and returns the lease as stored after the
+// write. A failed condition is reported as ErrConflict, also when the lease
+// no longer exists. Attributes a store does not manage (Lease.Extra) are
+// kept on every update.
+//
+// DynamoDBStore and MemoryStore implement it with the same semantics; the
+// conformance tests run against both.
+type Store interface {
+	// EnsureTable creates the lease table if it does not exist and waits
+	// until it is ready.
+	EnsureTable(ctx context.Context) error
+	// List returns every well-formed lease of the table, read
+	// consistently. Malformed items are logged, counted and skipped.
+	List(ctx context.Context) ([]Lease, error)
+	// Get returns one lease, read consistently, or ErrNotFound.
+	Get(ctx context.Context, key string) (Lease, error)
+	// Create writes l if no lease with its key exists, else fails with
+	// ErrExists. Owner and Counter are written as given.
+	Create(ctx context.Context, l Lease) (Lease, error)
+	// Renew increments the counter, if Counter and Owner are as in l.
+	Renew(ctx context.Context, l Lease) (Lease, error)
+	// Take makes owner the owner, if Counter is as in l (whoever owns it).
+	// OwnerSwitchesSinceCheckpoint grows by one when the owner changes.
+	Take(ctx context.Context, l Lease, owner string) (Lease, error)
+	// Release removes the owner, if Counter and Owner are as in l.
+	Release(ctx context.Context, l Lease) (Lease, error)
+	// Checkpoint writes the progress fields of l (Checkpoint,
+	// CheckpointSubSequence, PendingCheckpoint,
+	// PendingCheckpointSubSequence, OwnerSwitchesSinceCheckpoint,
+	// ChildShardIDs), if Counter and Owner are as in l.
+	Checkpoint(ctx context.Context, l Lease) (Lease, error)
+	// Delete removes the lease, if Counter is as in l.
+	Delete(ctx context.Context, l Lease) error
+}

@@ -1,0 +1,161 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// expiryLag is how long after a lease's expected expiry the extra taker pass
+// scheduled for it runs.
+const expiryLag = 10 * time.Millisecond
+
+// takePass scans the table, takes the leases this worker's part of the
+// balancing plan names (see balance.go), and returns when the next pass is
+// due: after TakeInterval, or sooner when a lease seen owned by another
+// worker will expire before that.
+func (c *Coordinator) takePass(ctx context.Context) time.Time {
+	next := c.now().Add(c.cfg.TakeInterval)
+	leases, err := c.cfg.Store.List(ctx)
+	c.metrics.takerPasses.Inc()
+	if err != nil {
+		if ctx.Err() == nil {
+			c.countStoreError("list", err)
+			c.log.Warn("taker pass: listing leases failed", zap.Error(err))
+		}
+		return next
+	}
+	now := c.now()
+	me := c.cfg.WorkerID
+
+	c.mu.Lock()
+	seen := make(map[string]observation, len(leases))
+	v := view{me: me, owned: make(map[string][]Lease)}
+	var reacquire, longFree []Lease
+	unfinished := 0
+	for _, l := range leases {
+		o, ok := c.seen[l.Key]
+		if !ok || o.counter != l.Counter || o.owner != l.Owner {
+			o = observation{counter: l.Counter, owner: l.Owner, since: now}
+		}
+		if l.Finished() {
+			o.freeRun = 0
+			seen[l.Key] = o
+			continue
+		}
+		unfinished++
+		expired := l.Owner != "" && l.Owner != me && now.Sub(o.since) >= c.cfg.FailoverTime
+		switch {
+		case l.Owner == "" || expired:
+			o.freeRun++
+			v.free = append(v.free, l)
+			if o.freeRun >= 3 {
+				longFree = append(longFree, l)
+			}
+		case l.Owner == me:
+			o.freeRun = 0
+			v.owned[me] = append(v.owned[me], l)
+			if c.held[l.Key] == nil {
+				reacquire = append(reacquire, l) // ours in the table, from an earlier run
+			}
+		default:
+			o.freeRun = 0
+			v.owned[l.Owner] = append(v.owned[l.Owner], l)
+			if exp := o.since.Add(c.cfg.FailoverTime + expiryLag); exp.Before(next) {
+				next = exp
+			}
+		}
+		seen[l.Key] = o
+	}
+	c.seen = seen
+	noTaking := c.noTaking
+	heldNow := len(c.held)
+	c.mu.Unlock()
+	c.metrics.leasesInTable.Set(float64(unfinished))
+	if noTaking {
+		return next
+	}
+
+	for w := range v.owned {
+		v.workers = append(v.workers, w)
+	}
+	if _, ok := v.owned[me]; !ok {
+		v.workers = append(v.workers, me)
+	}
+	slices.Sort(v.workers)
+	planned, _ := v.plan()
+	take := append(reacquire, planned...)
+	for _, l := range longFree { // free for three scans: whoever the plan named is not taking it
+		if !slices.ContainsFunc(take, func(t Lease) bool { return t.Key == l.Key }) {
+			take = append(take, l)
+		}
+	}
+	if limit := c.cfg.MaxLeasesForWorker; limit > 0 {
+		room := max(0, limit-heldNow)
+		take = take[:min(len(take), room)]
+	}
+	c.takeAll(ctx, take, v)
+	return next
+}
+
+// takeAll takes the given leases concurrently.
+func (c *Coordinator) takeAll(ctx context.Context, take []Lease, v view) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, c.cfg.MaxConcurrentRenewals)
+	for _, l := range take {
+		if ctx.Err() != nil {
+			break
+		}
+		stolen := l.Owner != "" && l.Owner != v.me && slices.ContainsFunc(v.owned[l.Owner], func(o Lease) bool { return o.Key == l.Key })
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.take(ctx, l, stolen)
+		}()
+	}
+	wg.Wait()
+}
+
+// take takes one lease and, on success, holds it and reports it.
+func (c *Coordinator) take(ctx context.Context, l Lease, stolen bool) {
+	stored, err := c.cfg.Store.Take(ctx, l, c.cfg.WorkerID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		c.countStoreError("take", err)
+		if !errors.Is(err, ErrConflict) {
+			c.log.Warn("taking lease failed", zap.String("lease", l.Key), zap.Error(err))
+		}
+		return
+	}
+	h := &heldLease{lease: stored, lastRenewed: c.now()}
+	c.mu.Lock()
+	if c.noTaking { // a graceful shutdown began meanwhile: hand it back at once
+		c.mu.Unlock()
+		if _, err := c.cfg.Store.Release(ctx, stored); err != nil {
+			c.countStoreError("release", err)
+		}
+		return
+	}
+	c.held[l.Key] = h
+	n := len(c.held)
+	c.mu.Unlock()
+	c.metrics.held.Set(float64(n))
+	if stolen {
+		c.metrics.stolen.Inc()
+	} else {
+		c.metrics.taken.Inc()
+	}
+	c.log.Info("lease taken", zap.String("lease", l.Key), zap.String("from", l.Owner), zap.Bool("stolen", stolen))
+	if c.cfg.OnAcquired != nil {
+		cl, fn := stored.Clone(), c.cfg.OnAcquired
+		c.events.push(func() { fn(cl) })
+	}
+}
