@@ -1,0 +1,51 @@
+// Package proxy is the project's Kinesis and DynamoDB test instrument: an HTTP
+// proxy on loopback that sits between a client and the local emulators
+// (kinesis-mock and dynalite) and behaves like the real services under load
+// and faults, which the emulators never do.
+//
+// One listener serves both services. Requests are routed on the X-Amz-Target
+// header (Kinesis_20131202.<Op> or DynamoDB_20120810.<Op>), so the proxy's URL
+// works as AWS_ENDPOINT_URL, or as both AWS_ENDPOINT_URL_KINESIS and
+// AWS_ENDPOINT_URL_DYNAMODB, or as a client's BaseEndpoint.
+//
+// What it does on top of forwarding:
+//
+//   - Per-shard write limits as real Kinesis enforces them: 1 MiB/s and 1,000
+//     records/s per shard, as token buckets holding at most one second of
+//     credit. The shard of a record is found from its hash key and the
+//     stream's shard hash ranges (ListShards against the emulator, cached,
+//     refreshed after resharding). PutRecords entries over the limit fail with
+//     ErrorCode ProvisionedThroughputExceededException and only the accepted
+//     entries are forwarded; the results are mapped back to the caller's
+//     entry order. PutRecord over the limit gets HTTP 400 with that error.
+//   - Per-shard read limits: 5 GetRecords calls/s and 2 MiB/s per shard. A
+//     GetRecords call that returns more than the byte credit leaves the shard
+//     in debt, so the following calls are throttled until it is paid back.
+//   - Faults, each with a probability and reproducible from Config.Seed (for a
+//     given order of requests): per-entry InternalFailure in PutRecords,
+//     whole-request HTTP 500 and 503, LimitExceededException on control-plane
+//     calls, added latency, and connections closed mid-response after the
+//     request took effect upstream. For DynamoDB:
+//     ProvisionedThroughputExceededException, ThrottlingException, 500s,
+//     503s, latency and closed connections. Faults can be limited to named
+//     operations and changed while the proxy runs.
+//   - Sink mode: PutRecord and PutRecords are answered by the proxy itself
+//     (ShardId from the hash ranges, increasing sequence numbers per shard),
+//     still under the write limits unless NoLimits is set, so that
+//     benchmarks measure the client rather than the emulator. Everything else
+//     is forwarded.
+//
+// Stats counts requests, Kinesis records, user records (KPL aggregated
+// records are deaggregated for the count) and bytes; GET /stats serves the
+// same figures as JSON.
+//
+// Errors the proxy produces have the shape AWS sends (HTTP status, JSON body
+// with __type and message, x-amzn-ErrorType header), so the AWS SDK for Go v2
+// returns its typed errors, such as *types.ProvisionedThroughputExceededException.
+// Bad input (malformed JSON, unknown target, oversized bodies) gets the error
+// AWS would send; the proxy never crashes on it.
+//
+// The proxy forwards requests with their original signing headers and, where
+// it rewrites a body, with a signature that no longer matches: it is meant for
+// emulators, which do not verify signatures, not for real AWS endpoints.
+package proxy

@@ -1,0 +1,108 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesisgo/kinesis/integration/proxy"
+	"github.com/kinesisgo/kinesis/integration/testenv"
+)
+
+// kinesisNoRetry is a client for the proxy that makes every call once, so
+// that a test sees each rejection.
+func kinesisNoRetry(t *testing.T, p *proxy.Proxy) *kinesis.Client {
+	t.Helper()
+	return kinesis.NewFromConfig(testenv.AWSConfig(t, p.URL()), func(o *kinesis.Options) {
+		o.BaseEndpoint = aws.String(p.URL())
+		o.Retryer = aws.NopRetryer{}
+	})
+}
+
+func dynamoNoRetry(t *testing.T, p *proxy.Proxy) *dynamodb.Client {
+	t.Helper()
+	return dynamodb.NewFromConfig(testenv.AWSConfig(t, p.URL()), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(p.URL())
+		o.Retryer = aws.NopRetryer{}
+	})
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestPutRecordThrottledIsTypedError(t *testing.T) {
+	p := proxy.StartForTest(t, proxy.Config{Limits: proxy.Limits{WriteRecordsPerSecond: 2}})
+	client := kinesisNoRetry(t, p)
+	stream := testenv.CreateStream(t, client, 1)
+	ctx := ctxT(t)
+	var throttled int
+	for i := range 5 {
+		_, err := client.PutRecord(ctx, &kinesis.PutRecordInput{
+			StreamName: aws.String(stream), PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte("x"),
+		})
+		var pte *types.ProvisionedThroughputExceededException
+		switch {
+		case errors.As(err, &pte):
+			throttled++
+		case err != nil:
+			t.Fatalf("PutRecord %d: %v", i, err)
+		}
+	}
+	// The bucket holds 2 records of credit and refills at 2/s: a burst of 5
+	// gets 2 (or 3 if a refill lands in between) through.
+	if throttled < 2 || throttled > 3 {
+		t.Errorf("throttled %d of 5 PutRecord calls, want 2 or 3", throttled)
+	}
+	if got := p.Stats().Throttled; got != int64(throttled) {
+		t.Errorf("Stats().Throttled = %d, want %d", got, throttled)
+	}
+}
+
+func TestDynamoDBFaultsAreTypedErrors(t *testing.T) {
+	p := proxy.StartForTest(t, proxy.Config{})
+	client := dynamoNoRetry(t, p)
+	ctx := ctxT(t)
+	cases := []struct {
+		faults proxy.DynamoDBFaults
+		check  func(error) bool
+	}{
+		{proxy.DynamoDBFaults{ProvisionedThroughputExceeded: 1}, func(err error) bool {
+			var e *ddbtypes.ProvisionedThroughputExceededException
+			return errors.As(err, &e)
+		}},
+		{proxy.DynamoDBFaults{Throttling: 1}, func(err error) bool {
+			var e *ddbtypes.ThrottlingException
+			return errors.As(err, &e)
+		}},
+		{proxy.DynamoDBFaults{ServerError: 1}, func(err error) bool {
+			var e *ddbtypes.InternalServerError
+			return errors.As(err, &e)
+		}},
+	}
+	for _, c := range cases {
+		if err := p.SetDynamoDBFaults(c.faults); err != nil {
+			t.Fatal(err)
+		}
+		_, err := client.ListTables(ctx, &dynamodb.ListTablesInput{})
+		if !c.check(err) {
+			t.Errorf("faults %+v: ListTables error %T %v, want the typed error", c.faults, err, err)
+		}
+	}
+	if err := p.SetDynamoDBFaults(proxy.DynamoDBFaults{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.ListTables(ctx, &dynamodb.ListTablesInput{}); err != nil {
+		t.Errorf("ListTables without faults: %v", err)
+	}
+}
