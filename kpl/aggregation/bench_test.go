@@ -1,0 +1,62 @@
+package aggregation
+
+import (
+	"fmt"
+	"testing"
+)
+
+// container50K returns a container of about 50 KB holding 100-byte user
+// records with distinct partition keys, and the number of records in it.
+func container50K(b *testing.B) ([]byte, int) {
+	var e Encoder
+	data := make([]byte, 100)
+	for i := 0; ; i++ {
+		r := Record{PartitionKey: fmt.Sprintf("partition-key-%08d", i), Data: data}
+		if e.SizeWith(r) > 51200 {
+			break
+		}
+		e.Add(r)
+	}
+	return e.Encode(), e.Len()
+}
+
+// BenchmarkDecode reports user records/s decoded from 50 KB containers of
+// 100-byte records.
+func BenchmarkDecode(b *testing.B) {
+	c, n := container50K(b)
+	b.SetBytes(int64(len(c)))
+	b.ReportAllocs()
+	var recs []UserRecord
+	for b.Loop() {
+		var ok bool
+		recs, ok = DecodeAppend(recs[:0], c)
+		if !ok || len(recs) != n {
+			b.Fatal("decode failed")
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkEncode reports user records/s encoded into 50 KB containers of
+// 100-byte records.
+func BenchmarkEncode(b *testing.B) {
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("partition-key-%08d", i)
+	}
+	data := make([]byte, 100)
+	var e Encoder
+	buf := make([]byte, 0, 64<<10)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := Record{PartitionKey: keys[i%len(keys)], Data: data}
+		i++
+		if e.SizeWith(r) > 51200 {
+			buf = e.AppendTo(buf[:0])
+			e.Reset()
+		}
+		e.Add(r)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
