@@ -1,0 +1,412 @@
+package kcl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+// Causes for the cancellation of a shard's processing context.
+var (
+	errLeaseLost = fmt.Errorf("kcl: shard processing stopped: %w", lease.ErrLeaseLost)
+	errAborted   = errors.New("kcl: worker aborted")
+)
+
+// shardWorker processes one shard whose lease the worker holds: it waits
+// for the shard's parents, reads the shard, delivers batches to the
+// processor, and ends with the shard's end, the loss of its lease, or a
+// shutdown.
+type shardWorker struct {
+	w     *Worker
+	id    string
+	lease lease.Lease
+	log   *zap.Logger
+
+	cancel       context.CancelCauseFunc
+	shutdown     chan struct{} // closed to ask for a graceful stop
+	shutdownOnce sync.Once
+	lostOnce     sync.Once
+	done         chan struct{} // closed when run returns
+}
+
+// requestShutdown asks the shard to stop after its current batch, call
+// ShutdownRequested and release its lease.
+func (s *shardWorker) requestShutdown() {
+	s.shutdownOnce.Do(func() { close(s.shutdown) })
+}
+
+// leaseLost stops the shard at once; LeaseLost is called.
+func (s *shardWorker) leaseLost() {
+	s.lostOnce.Do(func() { s.cancel(errLeaseLost) })
+}
+
+// outcome is how a shard's processing ended.
+type outcome int
+
+const (
+	outcomeAborted outcome = iota // worker aborted: no processor call, lease kept
+	outcomeLost                   // lease lost: LeaseLost called
+	outcomeShutdown               // graceful: ShutdownRequested called, lease released
+	outcomeEnded                  // shard end: SHARD_END checkpointed, lease released
+	outcomeStopped                // StopShard after processor errors: lease kept, not read
+)
+
+func (s *shardWorker) run(ctx context.Context) {
+	defer close(s.done)
+	o := s.process(ctx)
+	s.log.Debug("shard processing ended", zap.Int("outcome", int(o)))
+}
+
+// process runs the shard and returns how it ended.
+func (s *shardWorker) process(ctx context.Context) outcome {
+	w := s.w
+	if !s.waitForParents(ctx) {
+		return s.stopBeforeStart(ctx)
+	}
+	proc := w.cfg.Processor
+	if w.cfg.NewProcessor != nil {
+		proc = w.cfg.NewProcessor(s.id)
+	}
+	l := s.lease
+	cp := newCheckpointer(w.coord, l)
+
+	start, resume := s.startPosition(l)
+	init := &InitializeInput{
+		ShardID: s.id, Checkpoint: l.Checkpoint, CheckpointSubSequenceNumber: l.CheckpointSubSequence,
+		PendingCheckpoint: l.PendingCheckpoint, PendingCheckpointSubSequenceNumber: l.PendingCheckpointSubSequence,
+	}
+	if o, ok := s.retryCall(ctx, "Initialize", func() error { return proc.Initialize(ctx, init) }); !ok {
+		return s.finish(ctx, proc, cp, o)
+	}
+
+	d := &deaggregator{shardID: s.id, outside: func(n int) { w.met.outsideHashRange.Add(float64(n)) }}
+	if resume != nil {
+		d.resumeSeq, d.resumeSub = resume, l.CheckpointSubSequence
+	}
+	if r, err := hashkey.ParseRange(l.StartingHashKey, l.EndingHashKey); err == nil {
+		d.hashRange = &r
+	}
+
+	pctx, stopPoller := context.WithCancel(ctx)
+	batches := make(chan fetched)
+	p := newPoller(w.api, w.stream, s.id, start, w.cfg.Retrieval, s.log, w.met)
+	var pollerDone sync.WaitGroup
+	pollerDone.Add(1)
+	go func() { defer pollerDone.Done(); p.run(pctx, batches) }()
+	defer func() { stopPoller(); pollerDone.Wait() }()
+
+	var records []Record
+	for {
+		var f fetched
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return s.finish(ctx, proc, cp, s.cancelOutcome(ctx))
+		case <-s.shutdown:
+			return s.finish(ctx, proc, cp, outcomeShutdown)
+		case f, ok = <-batches:
+			if !ok {
+				return s.finish(ctx, proc, cp, s.cancelOutcome(ctx))
+			}
+		}
+		records = d.appendRecords(records[:0], f.records)
+		if len(records) > 0 {
+			b := &Batch{ShardID: s.id, Records: slices.Clone(records), MillisBehindLatest: f.millisBehindLatest, Checkpointer: cp}
+			if o, ok := s.deliver(ctx, proc, b); !ok {
+				return s.finish(ctx, proc, cp, o)
+			}
+		}
+		clear(records) // drop references to the batch's data
+		p.done(f.seqNo)
+		if f.end {
+			return s.finish(ctx, proc, cp, s.shardEnd(ctx, proc, cp, f.children))
+		}
+	}
+}
+
+// cancelOutcome tells why ctx was cancelled.
+func (s *shardWorker) cancelOutcome(ctx context.Context) outcome {
+	if errors.Is(context.Cause(ctx), errLeaseLost) {
+		return outcomeLost
+	}
+	return outcomeAborted
+}
+
+// deliver hands b to the processor, applying the error policy. ok is false
+// when the shard must stop (with outcome o).
+func (s *shardWorker) deliver(ctx context.Context, proc RecordProcessor, b *Batch) (o outcome, ok bool) {
+	w := s.w
+	last := b.Records[len(b.Records)-1]
+	b.Checkpointer.delivered(checkpoint.SequenceNumber{Sequence: last.SequenceNumber, SubSequence: last.SubSequenceNumber})
+	for attempt := 1; ; attempt++ {
+		started := time.Now()
+		err := proc.ProcessRecords(ctx, b)
+		w.met.processTime.Observe(time.Since(started).Seconds())
+		if err == nil {
+			w.met.records.Add(float64(len(b.Records)))
+			n := 0
+			for i := range b.Records {
+				n += len(b.Records[i].Data)
+			}
+			w.met.bytes.Add(float64(n))
+			return 0, true
+		}
+		if ctx.Err() != nil {
+			return s.cancelOutcome(ctx), false
+		}
+		if errors.Is(err, lease.ErrLeaseLost) {
+			s.leaseLost()
+			return outcomeLost, false
+		}
+		w.met.processErrors.Inc()
+		first := b.Records[0]
+		fields := []zap.Field{zap.Int("attempt", attempt), zap.Int("records", len(b.Records)),
+			zap.String("first_sequence", first.SequenceNumber), zap.Int64("first_sub_sequence", first.SubSequenceNumber),
+			zap.String("last_sequence", last.SequenceNumber), zap.Int64("last_sub_sequence", last.SubSequenceNumber), zap.Error(err)}
+		switch w.cfg.OnProcessError {
+		case StopShard:
+			s.log.Error("ProcessRecords failed; stopping the shard (its lease is kept until shutdown)", fields...)
+			return outcomeStopped, false
+		case RetryThenSkip:
+			if attempt > w.cfg.ProcessRetries {
+				w.met.skipped.Add(float64(len(b.Records)))
+				s.log.Error("ProcessRecords failed; skipping the batch after its retries", fields...)
+				return 0, true
+			}
+		}
+		s.log.Warn("ProcessRecords failed; retrying the batch", fields...)
+		if !s.backoff(ctx, attempt) {
+			return s.stopOutcome(ctx), false
+		}
+	}
+}
+
+// retryCall calls fn until it returns nil, backing off between attempts.
+// StopShard stops the shard on the first error. ok is false when the shard
+// must stop (with outcome o).
+func (s *shardWorker) retryCall(ctx context.Context, name string, fn func() error) (o outcome, ok bool) {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return 0, true
+		}
+		if ctx.Err() != nil {
+			return s.cancelOutcome(ctx), false
+		}
+		if errors.Is(err, lease.ErrLeaseLost) {
+			s.leaseLost()
+			return outcomeLost, false
+		}
+		s.w.met.processErrors.Inc()
+		if s.w.cfg.OnProcessError == StopShard {
+			s.log.Error(name+" failed; stopping the shard (its lease is kept until shutdown)", zap.Error(err))
+			return outcomeStopped, false
+		}
+		s.log.Warn(name+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		if !s.backoff(ctx, attempt) {
+			return s.stopOutcome(ctx), false
+		}
+	}
+}
+
+// backoff waits before a processor retry; false when the shard is asked to
+// stop meanwhile.
+func (s *shardWorker) backoff(ctx context.Context, attempt int) bool {
+	t := time.NewTimer(backoffDelay(attempt, s.w.cfg.ProcessBackoffBase, s.w.cfg.ProcessBackoffMax))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.shutdown:
+		return false
+	}
+}
+
+func (s *shardWorker) stopOutcome(ctx context.Context) outcome {
+	if ctx.Err() != nil {
+		return s.cancelOutcome(ctx)
+	}
+	return outcomeShutdown
+}
+
+// shardEnd handles the end of a closed shard: child leases are created at
+// once, ShardEnded is called, SHARD_END is checkpointed, and workers of
+// this process waiting for the shard are told.
+func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Checkpointer, children []types.ChildShard) outcome {
+	w := s.w
+	childIDs := make([]string, 0, len(children))
+	for _, c := range children {
+		childIDs = append(childIDs, aws.ToString(c.ShardId))
+	}
+	if o, ok := s.retryInfra(ctx, "create child leases", func() error { return lease.CreateChildLeases(ctx, w.store, children) }); !ok {
+		return o
+	}
+	cp.delivered(checkpoint.ShardEnd)
+	in := &ShardEndedInput{ShardID: s.id, Checkpointer: cp}
+	if o, ok := s.retryCall(ctx, "ShardEnded", func() error { return proc.ShardEnded(ctx, in) }); !ok {
+		return o
+	}
+	if o, ok := s.retryInfra(ctx, "checkpoint SHARD_END", func() error { return cp.CheckpointAt(ctx, lease.ShardEnd, 0) }); !ok {
+		return o
+	}
+	w.met.shardsEnded.Inc()
+	s.log.Info("shard ended", zap.Strings("children", childIDs))
+	w.notifyEnded(s.id)
+	return outcomeEnded
+}
+
+// retryInfra retries a call to the lease table with backoff until it
+// succeeds, the lease is lost, or the shard is stopped.
+func (s *shardWorker) retryInfra(ctx context.Context, name string, fn func() error) (outcome, bool) {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return 0, true
+		}
+		if ctx.Err() != nil {
+			return s.cancelOutcome(ctx), false
+		}
+		if errors.Is(err, lease.ErrLeaseLost) {
+			s.leaseLost()
+			return outcomeLost, false
+		}
+		s.w.met.checkpointFailure.Inc()
+		s.log.Warn(name+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		t := time.NewTimer(backoffDelay(attempt, s.w.cfg.Retrieval.BackoffBase, s.w.cfg.Retrieval.BackoffMax))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return s.cancelOutcome(ctx), false
+		}
+	}
+}
+
+// finish calls the processor's closing method for outcome o and releases
+// the lease where o asks for it.
+func (s *shardWorker) finish(ctx context.Context, proc RecordProcessor, cp *Checkpointer, o outcome) outcome {
+	w := s.w
+	switch o {
+	case outcomeLost:
+		w.met.leasesLost.Inc()
+		s.log.Info("lease lost; shard processing stopped")
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ShutdownTimeout)
+		proc.LeaseLost(lctx, &LeaseLostInput{ShardID: s.id})
+		cancel()
+	case outcomeShutdown:
+		sctx, cancel := w.shutdownContext(ctx)
+		if err := proc.ShutdownRequested(sctx, &ShutdownRequestedInput{ShardID: s.id, Checkpointer: cp}); err != nil {
+			s.log.Error("ShutdownRequested failed; releasing the lease anyway", zap.Error(err))
+		}
+		s.release(sctx)
+		cancel()
+	case outcomeEnded:
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ShutdownTimeout)
+		s.release(sctx)
+		cancel()
+		w.coord.TriggerTake()
+	}
+	return o
+}
+
+// stopBeforeStart ends a shard that stopped while waiting for its parents:
+// no processor method was called, so none is.
+func (s *shardWorker) stopBeforeStart(ctx context.Context) outcome {
+	select {
+	case <-s.shutdown:
+		if ctx.Err() == nil {
+			sctx, cancel := s.w.shutdownContext(ctx)
+			s.release(sctx)
+			cancel()
+		}
+		return outcomeShutdown
+	default:
+	}
+	return s.cancelOutcome(ctx)
+}
+
+func (s *shardWorker) release(ctx context.Context) {
+	if err := s.w.coord.Release(ctx, s.id); err != nil && !errors.Is(err, lease.ErrLeaseLost) {
+		s.log.Warn("releasing the lease failed; it expires after FailoverTime", zap.Error(err))
+	}
+}
+
+// startPosition turns the lease's checkpoint into where reading starts,
+// and the sequence number to skip through when resuming at a record.
+func (s *shardWorker) startPosition(l lease.Lease) (startPosition, *big.Int) {
+	switch l.Checkpoint {
+	case lease.TrimHorizon, "":
+		return startPosition{kind: types.ShardIteratorTypeTrimHorizon}, nil
+	case lease.Latest:
+		return startPosition{kind: types.ShardIteratorTypeLatest}, nil
+	case lease.AtTimestamp:
+		return startPosition{kind: types.ShardIteratorTypeAtTimestamp, timestamp: s.w.cfg.InitialTimestamp}, nil
+	}
+	n, ok := new(big.Int).SetString(l.Checkpoint, 10)
+	if !ok {
+		s.log.Error("lease checkpoint is not a sequence number; reading from TRIM_HORIZON", zap.String("checkpoint", l.Checkpoint))
+		return startPosition{kind: types.ShardIteratorTypeTrimHorizon}, nil
+	}
+	// AT the checkpointed record, so that the rest of an aggregated record
+	// is read; the deaggregator skips what was checkpointed.
+	return startPosition{kind: types.ShardIteratorTypeAtSequenceNumber, seq: l.Checkpoint}, n
+}
+
+// waitForParents blocks until every parent of the shard is at SHARD_END
+// (or its lease is gone). Parents ended in this process are noticed at
+// once; others are polled in the lease table every ParentPollInterval.
+// false when the shard is stopped first.
+func (s *shardWorker) waitForParents(ctx context.Context) bool {
+	w := s.w
+	pending := slices.Clone(s.lease.ParentShardIDs)
+	for {
+		signal := w.endedSignal() // before the checks, so no notice is missed
+		rest := pending[:0]
+		for _, p := range pending {
+			if w.hasEnded(p) {
+				continue
+			}
+			l, err := w.store.Get(ctx, p)
+			switch {
+			case errors.Is(err, lease.ErrNotFound):
+				continue
+			case err == nil && l.Finished():
+				continue
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("reading a parent lease failed", zap.String("parent", p), zap.Error(err))
+			}
+			rest = append(rest, p)
+		}
+		pending = rest
+		if len(pending) == 0 {
+			return true
+		}
+		s.log.Debug("waiting for parent shards", zap.Strings("parents", pending))
+		t := time.NewTimer(w.cfg.ParentPollInterval)
+		select {
+		case <-signal:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-s.shutdown:
+			t.Stop()
+			return false
+		}
+		t.Stop()
+	}
+}

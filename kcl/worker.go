@@ -1,0 +1,310 @@
+package kcl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+// ErrRunning is returned by Run when the worker is already running or has
+// run before: a Worker runs once.
+var ErrRunning = errors.New("kcl: worker already ran")
+
+// Worker consumes a stream: it shares the stream's shards with the other
+// workers of the same application through the lease table, and runs one
+// goroutine per shard it holds, which reads the shard and hands its records
+// to the RecordProcessor. Create it with New, start it with Run.
+type Worker struct {
+	cfg    Config
+	log    *zap.Logger
+	met    *metrics
+	api    KinesisAPI
+	store  lease.Store
+	coord  *lease.Coordinator
+	syncer *lease.ShardSyncer
+	stream streamRef
+
+	ran          atomic.Bool
+	done         chan struct{} // closed when Run returns
+	shutdownReq  chan struct{} // closed by Shutdown
+	shutdownOnce sync.Once
+	shutdownCtx  context.Context // Shutdown's context; set before shutdownReq is closed
+
+	mu       sync.Mutex
+	runCtx   context.Context // parent of the shards' contexts while running
+	stopping bool
+	shards   map[string]*shardWorker
+	shardWG  sync.WaitGroup
+	ended    map[string]bool // shards this process processed to SHARD_END
+	endedCh  chan struct{}   // closed and replaced when a shard ends
+}
+
+// New checks cfg and returns a worker that has not started. Clients left
+// nil in cfg are built from the standard AWS config chain.
+func New(cfg Config) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	met, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg:         cfg,
+		log:         cfg.Logger.With(zap.String("worker", cfg.WorkerID)),
+		met:         met,
+		api:         cfg.Kinesis,
+		store:       cfg.LeaseStore,
+		stream:      parseStream(cfg.Stream),
+		done:        make(chan struct{}),
+		shutdownReq: make(chan struct{}),
+		shards:      make(map[string]*shardWorker),
+		ended:       make(map[string]bool),
+		endedCh:     make(chan struct{}),
+	}
+	if w.api == nil || (w.store == nil && cfg.DynamoDB == nil) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		awsCfg, err := config.LoadDefaultConfig(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("kcl: load AWS config: %w", err)
+		}
+		if w.api == nil {
+			w.api = kinesis.NewFromConfig(awsCfg)
+		}
+		if w.store == nil && cfg.DynamoDB == nil {
+			cfg.DynamoDB = dynamodb.NewFromConfig(awsCfg)
+		}
+	}
+	if w.store == nil {
+		w.store, err = newDynamoDBStore(cfg)
+		if err != nil {
+			return nil, err
+		}
+	}
+	lc := cfg.Lease
+	lc.Store, lc.WorkerID, lc.Logger, lc.Metrics = w.store, cfg.WorkerID, cfg.Logger, cfg.Metrics
+	lc.OnAcquired, lc.OnLost = w.acquired, w.lost
+	if w.coord, err = lease.NewCoordinator(lc); err != nil {
+		return nil, fmt.Errorf("kcl: lease settings: %w", err)
+	}
+	sc := lease.ShardSyncConfig{
+		Store: w.store, Kinesis: w.api, Stream: w.stream.name, StreamARN: w.stream.arn,
+		InitialPosition: string(cfg.InitialPosition), InitialTimestamp: cfg.InitialTimestamp,
+		Interval: cfg.ShardSyncInterval, Logger: cfg.Logger, Metrics: cfg.Metrics,
+	}
+	if w.syncer, err = lease.NewShardSyncer(sc); err != nil {
+		return nil, fmt.Errorf("kcl: shard sync settings: %w", err)
+	}
+	return w, nil
+}
+
+// WorkerID returns the ID this worker writes as owner in the lease table.
+func (w *Worker) WorkerID() string { return w.cfg.WorkerID }
+
+// Run consumes the stream until ctx is cancelled or Shutdown is called,
+// and returns once every goroutine it started has ended. When ctx is
+// cancelled the worker shuts down gracefully (as Shutdown, within
+// ShutdownTimeout) unless AbortOnCancel is set. It returns nil after a
+// shutdown, or the error that kept it from running (the lease table could
+// not be created, for example).
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.ran.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer close(w.done)
+	if err := w.store.EnsureTable(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("kcl: lease table: %w", err)
+	}
+	// Create the leases before the first taker pass, so that the worker
+	// starts on the shards at once.
+	if err := w.syncer.Sync(ctx); err != nil && ctx.Err() == nil {
+		w.log.Warn("initial shard sync failed; retrying in the background", zap.Error(err))
+	}
+
+	// The shards and the lease layer run on contexts of their own, so
+	// that a cancelled ctx can still be followed by a graceful shutdown.
+	runCtx, abort := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer abort(nil)
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	w.mu.Lock()
+	w.runCtx = runCtx
+	w.mu.Unlock()
+
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); _ = w.coord.Run(bgCtx) }()
+	go func() { defer bg.Done(); _ = w.syncer.Run(bgCtx) }()
+	w.log.Info("worker started", zap.String("stream", w.stream.String()), zap.String("app", w.cfg.App))
+
+	var graceful context.Context
+	select {
+	case <-ctx.Done():
+		if !w.cfg.AbortOnCancel {
+			var cancel context.CancelFunc
+			graceful, cancel = context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ShutdownTimeout)
+			defer cancel()
+		}
+	case <-w.shutdownReq:
+		graceful = w.shutdownCtx
+	}
+	if graceful != nil {
+		w.gracefulStop(graceful, abort)
+	} else {
+		w.log.Info("worker aborted; leases are left to expire")
+		w.stopShards()
+		abort(errAborted)
+	}
+	w.shardWG.Wait()
+	stopBackground()
+	bg.Wait()
+	w.met.shards.Set(0)
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// Shutdown stops the worker gracefully: it takes no more leases, lets each
+// shard finish its current batch, calls ShutdownRequested with a live
+// checkpointer, releases the leases in the lease table so that other
+// workers take them at their next pass, and waits for Run to return. When
+// ctx ends first, the shards still running are stopped without
+// ShutdownRequested (their leases expire after FailoverTime) and Shutdown
+// returns ctx's error once Run has returned. Shutdown of a worker that is
+// not running returns nil.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	if !w.ran.Load() {
+		return nil
+	}
+	w.shutdownOnce.Do(func() {
+		w.shutdownCtx = ctx
+		close(w.shutdownReq)
+	})
+	<-w.done
+	return ctx.Err()
+}
+
+// gracefulStop hands the worker's shards back. When ctx ends first the
+// shards still running are aborted.
+func (w *Worker) gracefulStop(ctx context.Context, abort context.CancelCauseFunc) {
+	w.log.Info("worker shutting down gracefully")
+	w.coord.StopTaking()
+	for _, s := range w.stopShards() {
+		s.requestShutdown()
+	}
+	all := make(chan struct{})
+	go func() { w.shardWG.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		w.log.Warn("graceful shutdown timed out; stopping the remaining shards", zap.Error(ctx.Err()))
+		abort(errAborted)
+		<-all
+		return
+	}
+	// Leases held without a running shard (stopped by StopShard, or taken
+	// while shutting down) are released too.
+	if err := w.coord.ReleaseAll(ctx); err != nil {
+		w.log.Warn("releasing leases failed; they expire after FailoverTime", zap.Error(err))
+	}
+}
+
+// stopShards marks the worker as stopping, so that no more shards start,
+// and returns the running ones.
+func (w *Worker) stopShards() []*shardWorker {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopping = true
+	out := make([]*shardWorker, 0, len(w.shards))
+	for _, s := range w.shards {
+		out = append(out, s)
+	}
+	return out
+}
+
+// acquired is the coordinator's OnAcquired: it starts the shard.
+func (w *Worker) acquired(l lease.Lease) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping || w.runCtx == nil {
+		return // released with the others at shutdown
+	}
+	if _, ok := w.shards[l.Key]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancelCause(w.runCtx)
+	s := &shardWorker{
+		w: w, id: l.Key, lease: l, cancel: cancel,
+		log:      w.log.With(zap.String("shard", l.Key)),
+		shutdown: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	w.shards[l.Key] = s
+	w.met.shards.Set(float64(len(w.shards)))
+	w.shardWG.Add(1)
+	go func() {
+		defer w.shardWG.Done()
+		s.run(ctx)
+		cancel(nil)
+		w.mu.Lock()
+		if w.shards[s.id] == s {
+			delete(w.shards, s.id)
+		}
+		w.met.shards.Set(float64(len(w.shards)))
+		w.mu.Unlock()
+		w.met.millisBehind.DeleteLabelValues(s.id)
+	}()
+}
+
+// lost is the coordinator's OnLost: it stops the shard.
+func (w *Worker) lost(l lease.Lease) {
+	w.mu.Lock()
+	s := w.shards[l.Key]
+	w.mu.Unlock()
+	if s != nil {
+		s.leaseLost()
+	}
+}
+
+// notifyEnded tells the shards of this process waiting for shardID that it
+// reached SHARD_END.
+func (w *Worker) notifyEnded(shardID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended[shardID] = true
+	close(w.endedCh)
+	w.endedCh = make(chan struct{})
+}
+
+// endedSignal returns a channel closed when the next shard ends.
+func (w *Worker) endedSignal() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.endedCh
+}
+
+func (w *Worker) hasEnded(shardID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ended[shardID]
+}
+
+// shutdownContext is the context for ShutdownRequested and the release
+// that follows: the graceful shutdown's deadline, not cancelled with Run's
+// context.
+func (w *Worker) shutdownContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ShutdownTimeout)
+}
