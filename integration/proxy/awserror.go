@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"hash/crc32"
 	"net/http"
 	"strconv"
 )
@@ -77,7 +78,7 @@ func writeError(w http.ResponseWriter, s service, e awsError) {
 	h.Set("Content-Type", s.contentType())
 	h.Set("X-Amzn-Errortype", e.code)
 	h.Set("X-Amzn-Requestid", requestID())
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	setLengthAndChecksum(h, s, body)
 	w.WriteHeader(e.status)
 	_, _ = w.Write(body)
 }
@@ -87,7 +88,7 @@ func writeJSON(w http.ResponseWriter, s service, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", s.contentType())
 	h.Set("X-Amzn-Requestid", requestID())
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	setLengthAndChecksum(h, s, body)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 }
@@ -96,4 +97,13 @@ func requestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// setLengthAndChecksum sets Content-Length and, for DynamoDB, the CRC32 of
+// the body that DynamoDB sends and the SDK checks.
+func setLengthAndChecksum(h http.Header, s service, body []byte) {
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if s == dynamoDBService {
+		h.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
+	}
 }

@@ -106,3 +106,5 @@ func TestDynamoDBFaultsAreTypedErrors(t *testing.T) {
 		t.Errorf("ListTables without faults: %v", err)
 	}
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

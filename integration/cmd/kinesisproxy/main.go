@@ -1,0 +1,145 @@
+// Command kinesisproxy runs the Kinesis and DynamoDB limits and
+// fault-injection proxy (package integration/proxy) in front of the local
+// emulators:
+//
+//	go run ./integration/cmd/kinesisproxy -kinesis http://127.0.0.1:4568 -dynamodb http://127.0.0.1:4569
+//
+// It prints AWS_ENDPOINT_URL=<its URL> on standard output once it listens,
+// serves GET /stats (JSON counters), and prints the counters when it ends
+// on SIGINT or SIGTERM. Run it with -h for every flag.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/integration/proxy"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args, runs the proxy until ctx ends and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, verbose, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "kinesisproxy:", err)
+		return 2
+	}
+	if verbose {
+		log, err := zap.NewDevelopment()
+		if err != nil {
+			fmt.Fprintln(stderr, "kinesisproxy:", err)
+			return 1
+		}
+		defer func() { _ = log.Sync() }()
+		cfg.Logger = log
+	}
+	p, err := proxy.Start(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "kinesisproxy:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "AWS_ENDPOINT_URL=%s\n", p.URL())
+	<-ctx.Done()
+	err = p.Close()
+	b, _ := json.MarshalIndent(p.Stats(), "", "  ")
+	fmt.Fprintf(stdout, "%s\n", b)
+	if err != nil {
+		fmt.Fprintln(stderr, "kinesisproxy: close:", err)
+		return 1
+	}
+	return 0
+}
+
+const usage = `Usage: kinesisproxy -kinesis URL -dynamodb URL [flags]
+
+kinesisproxy sits between AWS clients and the local Kinesis and DynamoDB
+emulators and behaves like the real services under load and faults: per-shard
+write and read limits, and injected errors, latency and dropped connections.
+One listener serves both services (routing on X-Amz-Target); use its URL as
+AWS_ENDPOINT_URL. It prints AWS_ENDPOINT_URL=<url> once listening, serves
+GET /stats, and prints its counters on SIGINT or SIGTERM.
+
+Probabilities are in [0, 1]; durations are Go durations such as 50ms.
+
+Flags:
+`
+
+func parseFlags(args []string, stderr io.Writer) (proxy.Config, bool, error) {
+	var cfg proxy.Config
+	fs := flag.NewFlagSet("kinesisproxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "address to listen on (port 0: any free port)")
+	fs.StringVar(&cfg.KinesisURL, "kinesis", "", "upstream Kinesis endpoint, e.g. http://127.0.0.1:4568 (kinesis-mock)")
+	fs.StringVar(&cfg.DynamoDBURL, "dynamodb", "", "upstream DynamoDB endpoint, e.g. http://127.0.0.1:4569 (dynalite)")
+	fs.BoolVar(&cfg.Sink, "sink", false, "answer PutRecord and PutRecords in the proxy instead of forwarding them (for benchmarks)")
+	fs.BoolVar(&cfg.NoLimits, "no-limits", false, "turn the per-shard write and read limits off")
+	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault random source: the same seed reproduces the faults of the same request sequence")
+	fs.IntVar(&cfg.Limits.WriteBytesPerSecond, "write-bytes", proxy.DefaultWriteBytesPerSecond, "per-shard write limit in bytes/s (data + partition key)")
+	fs.IntVar(&cfg.Limits.WriteRecordsPerSecond, "write-records", proxy.DefaultWriteRecordsPerSecond, "per-shard write limit in records/s")
+	fs.IntVar(&cfg.Limits.ReadBytesPerSecond, "read-bytes", proxy.DefaultReadBytesPerSecond, "per-shard GetRecords limit in bytes/s")
+	fs.IntVar(&cfg.Limits.ReadCallsPerSecond, "read-calls", proxy.DefaultReadCallsPerSecond, "per-shard GetRecords limit in calls/s")
+	fs.DurationVar(&cfg.ShardMapTTL, "shard-map-ttl", proxy.DefaultShardMapTTL, "how long a stream's shard list is cached")
+
+	k := &cfg.Kinesis
+	fs.Float64Var(&k.InternalFailure, "kinesis-internal-failure", 0, "probability that a PutRecords entry fails with InternalFailure")
+	fs.Float64Var(&k.ServerError, "kinesis-500", 0, "probability of an HTTP 500 InternalFailure answer")
+	fs.Float64Var(&k.Unavailable, "kinesis-503", 0, "probability of an HTTP 503 ServiceUnavailable answer")
+	fs.Float64Var(&k.LimitExceeded, "kinesis-limit-exceeded", 0, "probability of LimitExceededException on control-plane calls")
+	fs.Float64Var(&k.CloseConnection, "kinesis-close", 0, "probability that the connection is closed mid-response (after the call took effect)")
+	fs.DurationVar(&k.Latency, "kinesis-latency", 0, "latency added to every Kinesis call")
+	fs.DurationVar(&k.Jitter, "kinesis-jitter", 0, "random extra latency in [0, jitter) for Kinesis calls")
+	kops := fs.String("kinesis-ops", "", "comma-separated Kinesis operations the faults apply to (default all), e.g. PutRecords,GetRecords")
+
+	d := &cfg.DynamoDB
+	fs.Float64Var(&d.ProvisionedThroughputExceeded, "dynamodb-throughput", 0, "probability of ProvisionedThroughputExceededException")
+	fs.Float64Var(&d.Throttling, "dynamodb-throttling", 0, "probability of ThrottlingException")
+	fs.Float64Var(&d.ServerError, "dynamodb-500", 0, "probability of an HTTP 500 InternalServerError answer")
+	fs.Float64Var(&d.Unavailable, "dynamodb-503", 0, "probability of an HTTP 503 ServiceUnavailable answer")
+	fs.Float64Var(&d.CloseConnection, "dynamodb-close", 0, "probability that the connection is closed mid-response (after the call took effect)")
+	fs.DurationVar(&d.Latency, "dynamodb-latency", 0, "latency added to every DynamoDB call")
+	fs.DurationVar(&d.Jitter, "dynamodb-jitter", 0, "random extra latency in [0, jitter) for DynamoDB calls")
+	dops := fs.String("dynamodb-ops", "", "comma-separated DynamoDB operations the faults apply to (default all), e.g. UpdateItem")
+
+	verbose := fs.Bool("v", false, "log to standard error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, false, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, false, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	k.Operations = splitList(*kops)
+	d.Operations = splitList(*dops)
+	return cfg, *verbose, cfg.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
