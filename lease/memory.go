@@ -68,7 +68,10 @@ func (s *MemoryStore) Create(ctx context.Context, l Lease) (Lease, error) {
 	if _, ok := s.leases[l.Key]; ok {
 		return Lease{}, fmt.Errorf("create lease %q: %w", l.Key, ErrExists)
 	}
-	s.leases[l.Key] = l.Clone()
+	l = l.Clone()
+	slices.Sort(l.ParentShardIDs) // stored as string sets, as in DynamoDB
+	slices.Sort(l.ChildShardIDs)
+	s.leases[l.Key] = l
 	return l.Clone(), nil
 }
 
@@ -126,6 +129,7 @@ func (s *MemoryStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
 		}
 		cur.OwnerSwitchesSinceCheckpoint = l.OwnerSwitchesSinceCheckpoint
 		cur.ChildShardIDs = slices.Clone(l.ChildShardIDs)
+		slices.Sort(cur.ChildShardIDs)
 	})
 }
 

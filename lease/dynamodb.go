@@ -1,0 +1,493 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// DynamoDBAPI is the part of the DynamoDB client the store calls.
+type DynamoDBAPI interface {
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+// DynamoDBConfig configures a DynamoDBStore.
+type DynamoDBConfig struct {
+	// Client calls DynamoDB. Required.
+	Client DynamoDBAPI
+	// Table is the lease table's name. Required.
+	Table string
+	// ReadCapacity and WriteCapacity, when both are positive, make
+	// EnsureTable create a provisioned table with those capacity units.
+	// Default 0: on-demand (PAY_PER_REQUEST).
+	ReadCapacity  int64
+	WriteCapacity int64
+	// Logger receives the store's logs (malformed items). Default: none.
+	Logger *zap.Logger
+	// Metrics registers kinesis_lease_malformed_items_total. Default: none.
+	Metrics prometheus.Registerer
+}
+
+// Validate reports the first invalid field of cfg.
+func (cfg DynamoDBConfig) Validate() error {
+	switch {
+	case cfg.Client == nil:
+		return errors.New("lease: DynamoDBConfig.Client is required")
+	case cfg.Table == "":
+		return errors.New("lease: DynamoDBConfig.Table is required")
+	case cfg.ReadCapacity < 0 || cfg.WriteCapacity < 0:
+		return fmt.Errorf("lease: DynamoDBConfig capacity %d/%d is negative", cfg.ReadCapacity, cfg.WriteCapacity)
+	case (cfg.ReadCapacity > 0) != (cfg.WriteCapacity > 0):
+		return errors.New("lease: DynamoDBConfig.ReadCapacity and WriteCapacity must be set together")
+	}
+	return nil
+}
+
+// DynamoDBStore is the Store of a DynamoDB lease table, in the Java KCL
+// 2.x schema (DESIGN.md §4). Updates are UpdateItem calls that set only the
+// attributes they change, so attributes unknown to this package survive.
+type DynamoDBStore struct {
+	cfg       DynamoDBConfig
+	log       *zap.Logger
+	malformed prometheus.Counter
+}
+
+var _ Store = (*DynamoDBStore)(nil)
+
+// NewDynamoDBStore checks cfg and returns a store. It makes no call:
+// EnsureTable creates the table.
+func NewDynamoDBStore(cfg DynamoDBConfig) (*DynamoDBStore, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &DynamoDBStore{cfg: cfg, log: cfg.Logger, malformed: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kinesis_lease_malformed_items_total", Help: "Lease items skipped because an attribute was missing or of the wrong type.",
+	})}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if cfg.Metrics != nil {
+		s.malformed = register(cfg.Metrics, s.malformed)
+	}
+	return s, nil
+}
+
+// EnsureTable creates the table if it does not exist (hash key leaseKey)
+// and waits until it is ACTIVE. An existing table with another key schema
+// is an error.
+func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
+	out, err := s.cfg.Client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
+	var nf *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		in := &dynamodb.CreateTableInput{
+			TableName:            aws.String(s.cfg.Table),
+			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrKey), AttributeType: types.ScalarAttributeTypeS}},
+			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrKey), KeyType: types.KeyTypeHash}},
+			BillingMode:          types.BillingModePayPerRequest,
+		}
+		if s.cfg.ReadCapacity > 0 {
+			in.BillingMode = types.BillingModeProvisioned
+			in.ProvisionedThroughput = &types.ProvisionedThroughput{
+				ReadCapacityUnits: aws.Int64(s.cfg.ReadCapacity), WriteCapacityUnits: aws.Int64(s.cfg.WriteCapacity),
+			}
+		}
+		_, err := s.cfg.Client.CreateTable(ctx, in)
+		var inUse *types.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) {
+			return fmt.Errorf("create lease table %s: %w", s.cfg.Table, err)
+		}
+	case err != nil:
+		return fmt.Errorf("describe lease table %s: %w", s.cfg.Table, err)
+	default:
+		ks := out.Table.KeySchema
+		if len(ks) != 1 || aws.ToString(ks[0].AttributeName) != attrKey {
+			return fmt.Errorf("lease table %s exists but its key is not the hash key %s alone", s.cfg.Table, attrKey)
+		}
+		if out.Table.TableStatus == types.TableStatusActive {
+			return nil
+		}
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := s.cfg.Client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
+		if err != nil && !errors.As(err, &nf) {
+			return fmt.Errorf("wait for lease table %s: %w", s.cfg.Table, err)
+		}
+		if err == nil && out.Table.TableStatus == types.TableStatusActive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for lease table %s to become ACTIVE: %w", s.cfg.Table, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// List scans the table with consistent reads, page by page.
+func (s *DynamoDBStore) List(ctx context.Context) ([]Lease, error) {
+	in := &dynamodb.ScanInput{TableName: aws.String(s.cfg.Table), ConsistentRead: aws.Bool(true)}
+	var out []Lease
+	for {
+		page, err := s.cfg.Client.Scan(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("scan lease table %s: %w", s.cfg.Table, err)
+		}
+		for _, item := range page.Items {
+			l, err := fromItem(item)
+			if err != nil {
+				s.malformed.Inc()
+				s.log.Warn("skipping malformed lease item", zap.String("lease", keyOf(item)), zap.Error(err))
+				continue
+			}
+			out = append(out, l)
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+// Get reads one lease with a consistent read.
+func (s *DynamoDBStore) Get(ctx context.Context, key string) (Lease, error) {
+	out, err := s.cfg.Client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.cfg.Table), Key: keyAttr(key), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Lease{}, fmt.Errorf("get lease %q: %w", key, err)
+	}
+	if len(out.Item) == 0 {
+		return Lease{}, fmt.Errorf("get lease %q: %w", key, ErrNotFound)
+	}
+	l, err := fromItem(out.Item)
+	if err != nil {
+		s.malformed.Inc()
+		return Lease{}, fmt.Errorf("get lease %q: %w", key, err)
+	}
+	return l, nil
+}
+
+// Create puts l if no item has its key.
+func (s *DynamoDBStore) Create(ctx context.Context, l Lease) (Lease, error) {
+	if l.Key == "" {
+		return Lease{}, errors.New("create lease: empty key")
+	}
+	_, err := s.cfg.Client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(s.cfg.Table),
+		Item:                     toItem(l),
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": attrKey},
+	})
+	if err != nil {
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return Lease{}, fmt.Errorf("create lease %q: %w", l.Key, ErrExists)
+		}
+		return Lease{}, fmt.Errorf("create lease %q: %w", l.Key, err)
+	}
+	return l.Clone(), nil
+}
+
+// update builds and runs one conditional UpdateItem.
+type update struct {
+	set    map[string]types.AttributeValue // attribute -> new value
+	add    []string                        // attributes incremented by one (created as 1)
+	remove []string
+}
+
+func (s *DynamoDBStore) update(ctx context.Context, op string, l Lease, checkOwner bool, u update) (Lease, error) {
+	names := map[string]string{"#c": attrCounter}
+	values := map[string]types.AttributeValue{
+		":cur":  numAttr(l.Counter),
+		":next": numAttr(l.Counter + 1),
+	}
+	cond := "#c = :cur"
+	if checkOwner {
+		names["#o"] = attrOwner
+		if l.Owner == "" {
+			cond += " AND attribute_not_exists(#o)"
+		} else {
+			cond += " AND #o = :owner"
+			values[":owner"] = &types.AttributeValueMemberS{Value: l.Owner}
+		}
+	}
+	sets := []string{"#c = :next"}
+	i := 0
+	name := func(attr string) string {
+		for k, v := range names {
+			if v == attr {
+				return k
+			}
+		}
+		i++
+		k := "#a" + strconv.Itoa(i)
+		names[k] = attr
+		return k
+	}
+	for _, attr := range slices.Sorted(maps.Keys(u.set)) {
+		i++
+		v := ":v" + strconv.Itoa(i)
+		values[v] = u.set[attr]
+		sets = append(sets, name(attr)+" = "+v)
+	}
+	if len(u.add) > 0 {
+		values[":zero"], values[":one"] = numAttr(0), numAttr(1)
+	}
+	for _, attr := range u.add {
+		n := name(attr)
+		sets = append(sets, n+" = if_not_exists("+n+", :zero) + :one")
+	}
+	expr := "SET " + strings.Join(sets, ", ")
+	if len(u.remove) > 0 {
+		var rs []string
+		for _, attr := range u.remove {
+			rs = append(rs, name(attr))
+		}
+		expr += " REMOVE " + strings.Join(rs, ", ")
+	}
+	out, err := s.cfg.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.cfg.Table),
+		Key:                       keyAttr(l.Key),
+		UpdateExpression:          aws.String(expr),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	if err != nil {
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return Lease{}, fmt.Errorf("%s lease %q: %w", op, l.Key, ErrConflict)
+		}
+		return Lease{}, fmt.Errorf("%s lease %q: %w", op, l.Key, err)
+	}
+	stored, err := fromItem(out.Attributes)
+	if err != nil {
+		s.malformed.Inc()
+		return Lease{}, fmt.Errorf("%s lease %q: reading the result: %w", op, l.Key, err)
+	}
+	return stored, nil
+}
+
+// Renew increments the counter if Counter and Owner match.
+func (s *DynamoDBStore) Renew(ctx context.Context, l Lease) (Lease, error) {
+	return s.update(ctx, "renew", l, true, update{})
+}
+
+// Take sets the owner if Counter matches.
+func (s *DynamoDBStore) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
+	if owner == "" {
+		return Lease{}, fmt.Errorf("take lease %q: empty owner", l.Key)
+	}
+	u := update{set: map[string]types.AttributeValue{attrOwner: &types.AttributeValueMemberS{Value: owner}}}
+	if l.Owner != owner {
+		u.add = []string{attrOwnerSwitches}
+	}
+	return s.update(ctx, "take", l, false, u)
+}
+
+// Release removes the owner if Counter and Owner match.
+func (s *DynamoDBStore) Release(ctx context.Context, l Lease) (Lease, error) {
+	return s.update(ctx, "release", l, true, update{remove: []string{attrOwner}})
+}
+
+// Checkpoint writes the progress fields if Counter and Owner match.
+func (s *DynamoDBStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
+	u := update{set: map[string]types.AttributeValue{
+		attrCheckpointSub: numAttr(l.CheckpointSubSequence),
+		attrOwnerSwitches: numAttr(l.OwnerSwitchesSinceCheckpoint),
+	}}
+	if l.Checkpoint != "" {
+		u.set[attrCheckpoint] = &types.AttributeValueMemberS{Value: l.Checkpoint}
+	} else {
+		u.remove = append(u.remove, attrCheckpoint)
+	}
+	if l.PendingCheckpoint != "" {
+		u.set[attrPendingCheckpoint] = &types.AttributeValueMemberS{Value: l.PendingCheckpoint}
+		u.set[attrPendingCheckpointSub] = numAttr(l.PendingCheckpointSubSequence)
+	} else {
+		u.remove = append(u.remove, attrPendingCheckpoint, attrPendingCheckpointSub, attrPendingCheckpointStat)
+	}
+	if len(l.ChildShardIDs) > 0 {
+		u.set[attrChildren] = &types.AttributeValueMemberSS{Value: slices.Clone(l.ChildShardIDs)}
+	} else {
+		u.remove = append(u.remove, attrChildren)
+	}
+	return s.update(ctx, "checkpoint", l, true, u)
+}
+
+// Delete removes the lease if Counter matches.
+func (s *DynamoDBStore) Delete(ctx context.Context, l Lease) error {
+	_, err := s.cfg.Client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 aws.String(s.cfg.Table),
+		Key:                       keyAttr(l.Key),
+		ConditionExpression:       aws.String("#c = :cur"),
+		ExpressionAttributeNames:  map[string]string{"#c": attrCounter},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":cur": numAttr(l.Counter)},
+	})
+	if err != nil {
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return fmt.Errorf("delete lease %q: %w", l.Key, ErrConflict)
+		}
+		return fmt.Errorf("delete lease %q: %w", l.Key, err)
+	}
+	return nil
+}
+
+func keyAttr(key string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrKey: &types.AttributeValueMemberS{Value: key}}
+}
+
+func numAttr(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func keyOf(item map[string]types.AttributeValue) string {
+	if s, ok := item[attrKey].(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return "(no leaseKey)"
+}
+
+// toItem is the full item of a lease, as Create writes it.
+func toItem(l Lease) map[string]types.AttributeValue {
+	item := maps.Clone(l.Extra)
+	if item == nil {
+		item = make(map[string]types.AttributeValue)
+	}
+	str := func(attr, v string) {
+		if v != "" {
+			item[attr] = &types.AttributeValueMemberS{Value: v}
+		}
+	}
+	str(attrKey, l.Key)
+	str(attrOwner, l.Owner)
+	item[attrCounter] = numAttr(l.Counter)
+	if l.Checkpoint != "" {
+		str(attrCheckpoint, l.Checkpoint)
+		item[attrCheckpointSub] = numAttr(l.CheckpointSubSequence)
+	}
+	if l.PendingCheckpoint != "" {
+		str(attrPendingCheckpoint, l.PendingCheckpoint)
+		item[attrPendingCheckpointSub] = numAttr(l.PendingCheckpointSubSequence)
+	}
+	item[attrOwnerSwitches] = numAttr(l.OwnerSwitchesSinceCheckpoint)
+	if len(l.ParentShardIDs) > 0 {
+		item[attrParents] = &types.AttributeValueMemberSS{Value: slices.Clone(l.ParentShardIDs)}
+	}
+	if len(l.ChildShardIDs) > 0 {
+		item[attrChildren] = &types.AttributeValueMemberSS{Value: slices.Clone(l.ChildShardIDs)}
+	}
+	str(attrStartingHashKey, l.StartingHashKey)
+	str(attrEndingHashKey, l.EndingHashKey)
+	return item
+}
+
+// fromItem reads a lease item. leaseKey and leaseCounter are required;
+// every known attribute must have its schema type; unknown ones go to
+// Extra.
+func fromItem(item map[string]types.AttributeValue) (Lease, error) {
+	var l Lease
+	var errs []error
+	str := func(attr string, dst *string) {
+		v, ok := item[attr]
+		if !ok {
+			return
+		}
+		s, ok := v.(*types.AttributeValueMemberS)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s is not a string", attr))
+			return
+		}
+		*dst = s.Value
+	}
+	num := func(attr string, dst *int64) {
+		v, ok := item[attr]
+		if !ok {
+			return
+		}
+		n, ok := v.(*types.AttributeValueMemberN)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s is not a number", attr))
+			return
+		}
+		i, err := strconv.ParseInt(n.Value, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q is not an integer", attr, n.Value))
+			return
+		}
+		*dst = i
+	}
+	set := func(attr string, dst *[]string) {
+		v, ok := item[attr]
+		if !ok {
+			return
+		}
+		ss, ok := v.(*types.AttributeValueMemberSS)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s is not a string set", attr))
+			return
+		}
+		*dst = slices.Clone(ss.Value)
+		slices.Sort(*dst)
+	}
+	if _, ok := item[attrKey]; !ok {
+		errs = append(errs, errors.New(attrKey+" is missing"))
+	}
+	if _, ok := item[attrCounter]; !ok {
+		errs = append(errs, errors.New(attrCounter+" is missing"))
+	}
+	str(attrKey, &l.Key)
+	str(attrOwner, &l.Owner)
+	num(attrCounter, &l.Counter)
+	str(attrCheckpoint, &l.Checkpoint)
+	num(attrCheckpointSub, &l.CheckpointSubSequence)
+	str(attrPendingCheckpoint, &l.PendingCheckpoint)
+	num(attrPendingCheckpointSub, &l.PendingCheckpointSubSequence)
+	num(attrOwnerSwitches, &l.OwnerSwitchesSinceCheckpoint)
+	set(attrParents, &l.ParentShardIDs)
+	set(attrChildren, &l.ChildShardIDs)
+	str(attrStartingHashKey, &l.StartingHashKey)
+	str(attrEndingHashKey, &l.EndingHashKey)
+	if len(errs) > 0 {
+		return Lease{}, fmt.Errorf("%w: %w", ErrMalformed, errors.Join(errs...))
+	}
+	for k, v := range item {
+		if !knownAttrs[k] {
+			if l.Extra == nil {
+				l.Extra = make(map[string]types.AttributeValue)
+			}
+			l.Extra[k] = v
+		}
+	}
+	return l, nil
+}
+
+var knownAttrs = map[string]bool{
+	attrKey: true, attrOwner: true, attrCounter: true, attrCheckpoint: true, attrCheckpointSub: true,
+	attrPendingCheckpoint: true, attrPendingCheckpointSub: true, attrOwnerSwitches: true,
+	attrParents: true, attrChildren: true, attrStartingHashKey: true, attrEndingHashKey: true,
+}

@@ -1,0 +1,123 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/kinesisgo/kinesis/integration/proxy"
+	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// newDynamoDBStore returns a store on a new table of the test endpoint,
+// created by EnsureTable.
+func newDynamoDBStore(t *testing.T, client DynamoDBAPI, reg prometheus.Registerer) (*DynamoDBStore, string) {
+	t.Helper()
+	_, table := testenv.NewTableName(t)
+	if client == nil {
+		client = testenv.DynamoDBClient(t)
+	}
+	s, err := NewDynamoDBStore(DynamoDBConfig{Client: client, Table: table, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.ReadyTimeout)
+	defer cancel()
+	if err := s.EnsureTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureTable(ctx); err != nil { // exists already: no-op
+		t.Fatalf("second EnsureTable: %v", err)
+	}
+	return s, table
+}
+
+func TestDynamoDBStoreConformance(t *testing.T) {
+	testenv.Require(t)
+	testStoreConformance(t, func(t *testing.T) Store {
+		s, _ := newDynamoDBStore(t, nil, nil)
+		return s
+	})
+}
+
+func TestDynamoDBStoreSkipsMalformedItems(t *testing.T) {
+	testenv.Require(t)
+	client := testenv.DynamoDBClient(t)
+	reg := prometheus.NewRegistry()
+	s, table := newDynamoDBStore(t, client, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bad := []map[string]types.AttributeValue{
+		{"leaseKey": &types.AttributeValueMemberS{Value: "no-counter"}},
+		{"leaseKey": &types.AttributeValueMemberS{Value: "string-counter"}, "leaseCounter": &types.AttributeValueMemberS{Value: "1"}},
+		{"leaseKey": &types.AttributeValueMemberS{Value: "bad-parents"}, "leaseCounter": &types.AttributeValueMemberN{Value: "1"},
+			"parentShardId": &types.AttributeValueMemberS{Value: "shardId-0"}},
+	}
+	for _, item := range bad {
+		if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Create(ctx, Lease{Key: "good", Checkpoint: TrimHorizon}); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || ls[0].Key != "good" {
+		t.Fatalf("List returned %+v, want only the well-formed lease", ls)
+	}
+	if n := testutil.ToFloat64(s.malformed); n != 3 {
+		t.Fatalf("malformed items counted: %v, want 3", n)
+	}
+	if _, err := s.Get(ctx, "string-counter"); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Get of a malformed item: %v, want ErrMalformed", err)
+	}
+}
+
+func TestDynamoDBConfigValidate(t *testing.T) {
+	for _, cfg := range []DynamoDBConfig{
+		{Table: "t"},
+		{Client: &dynamodb.Client{}},
+		{Client: &dynamodb.Client{}, Table: "t", ReadCapacity: 5},
+		{Client: &dynamodb.Client{}, Table: "t", ReadCapacity: -1, WriteCapacity: 1},
+	} {
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", cfg)
+		}
+	}
+}
+
+// TestDynamoDBStoreConformanceThrottled runs the conformance tests through
+// the fault proxy with DynamoDB throttling on: the SDK's retries absorb it
+// and the contract holds.
+func TestDynamoDBStoreConformanceThrottled(t *testing.T) {
+	testenv.Require(t)
+	p := proxy.StartForTest(t, proxy.Config{DynamoDB: proxy.DynamoDBFaults{Throttling: 0.2, ProvisionedThroughputExceeded: 0.1}})
+	client := dynamodb.NewFromConfig(testenv.AWSConfig(t, p.URL()), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(p.URL())
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 12
+			so.MaxBackoff = 100 * time.Millisecond
+			so.RateLimiter = ratelimit.None
+		})
+	})
+	testStoreConformance(t, func(t *testing.T) Store {
+		s, _ := newDynamoDBStore(t, client, nil)
+		return s
+	})
+	if st := p.Stats(); st.Faults == 0 {
+		t.Fatalf("the proxy injected no fault (stats %+v): the test proved nothing", st)
+	} else {
+		t.Logf("proxy: %d requests, %d throttled by injected faults", st.Requests, st.Faults)
+	}
+}
