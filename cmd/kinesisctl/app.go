@@ -91,7 +91,8 @@ unreachable, 6 conflict (exists, busy, closed shard, limit), 7 put incomplete,
 	pf.StringVar(&a.endpoint, "endpoint-url", "", "endpoint for both Kinesis and DynamoDB, overriding AWS_ENDPOINT_URL*")
 	pf.BoolVar(&a.json, "json", false, "print JSON instead of tables")
 
-	root.AddCommand(a.streamCommand(), a.shardsCommand(), a.splitCommand(), a.mergeCommand(), a.scaleCommand())
+	root.AddCommand(a.streamCommand(), a.shardsCommand(), a.splitCommand(), a.mergeCommand(), a.scaleCommand(),
+		a.tailCommand())
 	return root
 }
 
