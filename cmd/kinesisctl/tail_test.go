@@ -190,7 +190,9 @@ func TestTailFollow(t *testing.T) {
 	defer cancel()
 	var out, errb syncBuffer
 	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"tail", stream, "--follow", "--from", "LATEST"}, strings.NewReader(""), &out, &errb) }()
+	go func() {
+		code <- run(ctx, []string{"tail", stream, "--follow", "--from", "LATEST"}, strings.NewReader(""), &out, &errb)
+	}()
 
 	// LATEST is fixed when tail gets its iterator: keep writing until a
 	// record shows up, then check the ones after it come in order.
