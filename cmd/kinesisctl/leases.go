@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
+	"github.com/kinesisgo/kinesis/lease"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// leaseInfo is the JSON form of a lease (leases APP).
+type leaseInfo struct {
+	Shard                        string   `json:"shard"`
+	Owner                        string   `json:"owner,omitempty"`
+	Counter                      int64    `json:"counter"`
+	Checkpoint                   string   `json:"checkpoint"`
+	CheckpointSubSequence        int64    `json:"checkpointSubSequenceNumber"`
+	PendingCheckpoint            string   `json:"pendingCheckpoint,omitempty"`
+	PendingCheckpointSubSequence int64    `json:"pendingCheckpointSubSequenceNumber,omitempty"`
+	OwnerSwitchesSinceCheckpoint int64    `json:"ownerSwitchesSinceCheckpoint"`
+	Parents                      []string `json:"parents,omitempty"`
+	Children                     []string `json:"children,omitempty"`
+	StartingHashKey              string   `json:"startingHashKey,omitempty"`
+	EndingHashKey                string   `json:"endingHashKey,omitempty"`
+}
+
+func leaseInfoFrom(l lease.Lease) leaseInfo {
+	return leaseInfo{
+		Shard: l.Key, Owner: l.Owner, Counter: l.Counter,
+		Checkpoint: l.Checkpoint, CheckpointSubSequence: l.CheckpointSubSequence,
+		PendingCheckpoint: l.PendingCheckpoint, PendingCheckpointSubSequence: l.PendingCheckpointSubSequence,
+		OwnerSwitchesSinceCheckpoint: l.OwnerSwitchesSinceCheckpoint,
+		Parents:                      l.ParentShardIDs, Children: l.ChildShardIDs,
+		StartingHashKey: l.StartingHashKey, EndingHashKey: l.EndingHashKey,
+	}
+}
+
+// readLeases lists the leases of an application's lease table. Malformed
+// items are reported on stderr and skipped.
+func (a *app) readLeases(ctx context.Context, table string) ([]lease.Lease, error) {
+	client, err := a.dynamodbClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
+		zapcore.AddSync(a.stderr), zap.WarnLevel))
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table, Logger: log})
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	leases, err := store.List(ctx)
+	var nf *ddbtypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return nil, fail(exitNotFound, err, "no lease table %q: check the application name (kcl names the table after Config.App unless LeaseTable is set; pass --table) and --region/the endpoint", table)
+	}
+	return leases, err
+}
+
+func (a *app) leasesCommand() *cobra.Command {
+	var table string
+	cmd := &cobra.Command{
+		Use:   "leases APP",
+		Short: "Show an application's leases: shard, owner, checkpoint, lineage, owner switches",
+		Long: `Show the lease table of a kcl (or Java KCL 2.x) application: one lease per
+shard, with its owner, lease counter, checkpoint (sequence number/sub-sequence
+or TRIM_HORIZON, LATEST, AT_TIMESTAMP, SHARD_END), parents and children, and
+how often it changed owner since its last checkpoint. Then the number of
+leases each worker holds.`,
+		Args: args("APP"),
+	}
+	cmd.Flags().StringVar(&table, "table", "", "lease table name (default: APP, as kcl names it)")
+	cmd.RunE = a.runE("DYNAMODB", func(cmd *cobra.Command, argv []string) error {
+		if table == "" {
+			table = argv[0]
+		}
+		leases, err := a.readLeases(cmd.Context(), table)
+		if err != nil {
+			return err
+		}
+		infos := make([]leaseInfo, len(leases))
+		for i, l := range leases {
+			infos[i] = leaseInfoFrom(l)
+		}
+		return a.emit(infos, func(w io.Writer) error { return printLeases(w, infos) })
+	})
+	return cmd
+}
+
+func printLeases(w io.Writer, infos []leaseInfo) error {
+	t := newTable(w, "SHARD", "OWNER", "COUNTER", "CHECKPOINT", "PENDING", "PARENTS", "CHILDREN", "SWITCHES")
+	perOwner := map[string]int{}
+	for _, l := range infos {
+		owner := l.Owner
+		if owner == "" {
+			owner = "(unowned)"
+		}
+		perOwner[owner]++
+		pending := ""
+		if l.PendingCheckpoint != "" {
+			pending = formatCheckpoint(l.PendingCheckpoint, l.PendingCheckpointSubSequence)
+		}
+		t.row(l.Shard, owner, strconv.FormatInt(l.Counter, 10), formatCheckpoint(l.Checkpoint, l.CheckpointSubSequence),
+			pending, strings.Join(l.Parents, ","), strings.Join(l.Children, ","), strconv.FormatInt(l.OwnerSwitchesSinceCheckpoint, 10))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if len(infos) == 0 {
+		_, err := fmt.Fprintln(w, "no leases yet: they are created when a worker first syncs the stream's shards")
+		return err
+	}
+	owners := make([]string, 0, len(perOwner))
+	for o := range perOwner {
+		owners = append(owners, o)
+	}
+	sort.Strings(owners)
+	fmt.Fprintln(w)
+	t = newTable(w, "WORKER", "LEASES")
+	for _, o := range owners {
+		t.row(o, strconv.Itoa(perOwner[o]))
+	}
+	return t.flush()
+}
+
+// formatCheckpoint prints a sequence number with its sub-sequence number
+// when that is not 0 (the position inside an aggregated record).
+func formatCheckpoint(seq string, sub int64) string {
+	if sub == 0 || !isSequenceNumber(seq) {
+		return seq
+	}
+	return seq + "/" + strconv.FormatInt(sub, 10)
+}
+
+func isSequenceNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// lagInfo is the JSON form of one shard's lag (lag APP).
+type lagInfo struct {
+	Shard      string `json:"shard"`
+	Owner      string `json:"owner,omitempty"`
+	Checkpoint string `json:"checkpoint"`
+	// RecordsBehind counts the user records after the checkpoint; nil when
+	// it cannot be known (AT_TIMESTAMP).
+	RecordsBehind *int64 `json:"recordsBehind"`
+	// CountCapped is set when counting stopped at --count-limit.
+	CountCapped bool `json:"countCapped,omitempty"`
+	// MillisBehind is Kinesis's MillisBehindLatest for a read starting at
+	// the checkpoint: how far the first unprocessed record is behind the
+	// shard's newest one. Nil when it cannot be known.
+	MillisBehind *int64 `json:"millisBehind"`
+}
+
+func (a *app) lagCommand() *cobra.Command {
+	var (
+		table      string
+		stream     string
+		countLimit int64
+	)
+	cmd := &cobra.Command{
+		Use:   "lag APP --stream STREAM",
+		Short: "Show per shard how many records and milliseconds an application is behind the tip",
+		Long: `Show, for each lease of the application, how far its checkpoint is behind the
+shard's newest record: the number of user records after the checkpoint (KPL
+aggregates counted by their user records) and Kinesis's MillisBehindLatest
+for a read starting at the checkpoint. Finished shards (SHARD_END) and leases
+still at LATEST are 0 behind; AT_TIMESTAMP is unknown (-).
+
+Counting reads the records after the checkpoint; --count-limit bounds that
+work per shard.`,
+		Args: args("APP"),
+	}
+	cmd.Flags().StringVar(&table, "table", "", "lease table name (default: APP)")
+	cmd.Flags().StringVar(&stream, "stream", "", "the stream the application consumes (required: the lease table does not name it)")
+	cmd.Flags().Int64Var(&countLimit, "count-limit", 100000, "stop counting a shard's records behind at this many")
+	cmd.RunE = a.runE("DYNAMODB", func(cmd *cobra.Command, argv []string) error {
+		if stream == "" {
+			return usageErr("--stream is required: the lease table does not record which stream the application reads")
+		}
+		if countLimit < 1 {
+			return usageErr("--count-limit must be at least 1, got %d", countLimit)
+		}
+		if table == "" {
+			table = argv[0]
+		}
+		ctx := cmd.Context()
+		leases, err := a.readLeases(ctx, table)
+		if err != nil {
+			return err
+		}
+		client, err := a.kinesisClient(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := describeStream(ctx, client, stream); err != nil {
+			return err
+		}
+		lags := make([]lagInfo, 0, len(leases))
+		for _, l := range leases {
+			li, err := shardLag(ctx, client, stream, l, countLimit)
+			if err != nil {
+				return err
+			}
+			lags = append(lags, li)
+		}
+		return a.emit(lags, func(w io.Writer) error {
+			t := newTable(w, "SHARD", "OWNER", "CHECKPOINT", "RECORDS BEHIND", "MS BEHIND")
+			var total int64
+			for _, l := range lags {
+				records := "-"
+				if l.RecordsBehind != nil {
+					records = strconv.FormatInt(*l.RecordsBehind, 10)
+					total += *l.RecordsBehind
+					if l.CountCapped {
+						records = ">=" + records
+					}
+				}
+				ms := "-"
+				if l.MillisBehind != nil {
+					ms = strconv.FormatInt(*l.MillisBehind, 10)
+				}
+				t.row(l.Shard, l.Owner, l.Checkpoint, records, ms)
+			}
+			t.row("total", "", "", strconv.FormatInt(total, 10), "")
+			return t.flush()
+		})
+	})
+	return cmd
+}
+
+// shardLag reads the shard from the lease's checkpoint to the tip, counting
+// user records and taking Kinesis's MillisBehindLatest of the first read.
+func shardLag(ctx context.Context, client *kinesis.Client, stream string, l lease.Lease, countLimit int64) (lagInfo, error) {
+	li := lagInfo{Shard: l.Key, Owner: l.Owner, Checkpoint: formatCheckpoint(l.Checkpoint, l.CheckpointSubSequence)}
+	zero := int64(0)
+	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: aws.String(l.Key)}
+	switch l.Checkpoint {
+	case lease.ShardEnd, lease.Latest:
+		li.RecordsBehind, li.MillisBehind = &zero, &zero
+		return li, nil
+	case lease.AtTimestamp:
+		return li, nil
+	case lease.TrimHorizon:
+		in.ShardIteratorType = kintypes.ShardIteratorTypeTrimHorizon
+	default:
+		if !isSequenceNumber(l.Checkpoint) {
+			return li, nil
+		}
+		in.ShardIteratorType = kintypes.ShardIteratorTypeAtSequenceNumber
+		in.StartingSequenceNumber = aws.String(l.Checkpoint)
+	}
+	it, err := client.GetShardIterator(ctx, in)
+	var nf *kintypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return li, nil // the shard is past the retention period: nothing to read
+	}
+	if err != nil {
+		return li, fmt.Errorf("shard iterator for %s: %w", l.Key, err)
+	}
+	iter := it.ShardIterator
+	var count int64
+	throttled := 0
+	for iter != nil {
+		gin := &kinesis.GetRecordsInput{ShardIterator: iter}
+		if li.MillisBehind == nil {
+			// One record per read until the first unprocessed one: then
+			// MillisBehindLatest is that record's.
+			gin.Limit = aws.Int32(1)
+		}
+		out, err := client.GetRecords(ctx, gin)
+		var pte *kintypes.ProvisionedThroughputExceededException
+		if errors.As(err, &pte) {
+			throttled++
+			if err := sleep(ctx, backoff(throttled)); err != nil {
+				return li, err
+			}
+			continue
+		}
+		if err != nil {
+			return li, fmt.Errorf("reading shard %s: %w", l.Key, err)
+		}
+		throttled = 0
+		before := count
+		for _, r := range out.Records {
+			count += unprocessed(r, l)
+		}
+		if li.MillisBehind == nil && count > before {
+			ms := aws.ToInt64(out.MillisBehindLatest)
+			li.MillisBehind = &ms
+		}
+		if count >= countLimit {
+			li.CountCapped = true
+			break
+		}
+		if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
+			break // at the tip
+		}
+		iter = out.NextShardIterator
+		if err := sleep(ctx, tailMinInterval/5); err != nil {
+			return li, err
+		}
+	}
+	li.RecordsBehind = &count
+	if li.MillisBehind == nil {
+		li.MillisBehind = &zero
+	}
+	return li, nil
+}
+
+// unprocessed counts the user records of r after the lease's checkpoint:
+// all of them, except in the checkpointed record itself, where only those
+// above the checkpointed sub-sequence number count.
+func unprocessed(r kintypes.Record, l lease.Lease) int64 {
+	users, ok := aggregation.Decode(r.Data)
+	n := int64(1)
+	if ok {
+		n = int64(len(users))
+	}
+	if aws.ToString(r.SequenceNumber) != l.Checkpoint {
+		return n
+	}
+	if !ok {
+		return 0
+	}
+	return max(0, n-(l.CheckpointSubSequence+1))
+}

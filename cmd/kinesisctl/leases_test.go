@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+func TestLeasesAndLag(t *testing.T) {
+	t.Parallel()
+	kc, stream := testenv.NewStream(t, 2)
+	ddb, table := testenv.NewTableName(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// Shard 0: 10 plain records; shard 1: one container of 5 user records.
+	low, high := "0", hashkey.Max.String()
+	var seqs []string
+	for i := range 10 {
+		out, err := kc.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(stream), PartitionKey: aws.String("k"),
+			ExplicitHashKey: aws.String(low), Data: []byte{byte('a' + i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, aws.ToString(out.SequenceNumber))
+	}
+	var e aggregation.Encoder
+	for range 5 {
+		e.Add(aggregation.Record{PartitionKey: "k", Data: []byte("user record")})
+	}
+	agg, err := kc.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(stream), PartitionKey: aws.String("a"),
+		ExplicitHashKey: aws.String(high), Data: e.Encode()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(agg.ShardId) != "shardId-000000000001" {
+		t.Fatalf("container went to %s", aws.ToString(agg.ShardId))
+	}
+
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: ddb, Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EnsureTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []lease.Lease{
+		{Key: "shardId-000000000000", Owner: "worker-1", Counter: 7, Checkpoint: seqs[3], OwnerSwitchesSinceCheckpoint: 2},
+		{Key: "shardId-000000000001", Owner: "worker-2", Counter: 3, Checkpoint: aws.ToString(agg.SequenceNumber), CheckpointSubSequence: 1,
+			PendingCheckpoint: aws.ToString(agg.SequenceNumber), PendingCheckpointSubSequence: 3},
+		{Key: "shardId-000000000098", Counter: 1, Checkpoint: lease.AtTimestamp},
+		{Key: "shardId-000000000099", Owner: "worker-1", Counter: 9, Checkpoint: lease.ShardEnd,
+			ChildShardIDs: []string{"shardId-000000000000"}},
+	} {
+		if _, err := store.Create(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	leases := decode[[]leaseInfo](t, mustRun(t, "leases", table, "--json"))
+	if len(leases) != 4 {
+		t.Fatalf("leases --json: %+v", leases)
+	}
+	l0, l1 := leases[0], leases[1]
+	if l0.Shard != "shardId-000000000000" || l0.Owner != "worker-1" || l0.Counter != 7 || l0.Checkpoint != seqs[3] || l0.OwnerSwitchesSinceCheckpoint != 2 {
+		t.Errorf("lease 0: %+v", l0)
+	}
+	if l1.CheckpointSubSequence != 1 || l1.PendingCheckpointSubSequence != 3 || l1.Owner != "worker-2" {
+		t.Errorf("lease 1: %+v", l1)
+	}
+	if leases[3].Checkpoint != lease.ShardEnd || strings.Join(leases[3].Children, ",") != "shardId-000000000000" {
+		t.Errorf("lease 99: %+v", leases[3])
+	}
+	human := mustRun(t, "leases", table).stdout
+	for _, want := range []string{"(unowned)", "SHARD_END", aws.ToString(agg.SequenceNumber) + "/1", "WORKER"} {
+		if !strings.Contains(human, want) {
+			t.Errorf("leases table lacks %q:\n%s", want, human)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^worker-1 +2$`).MatchString(human) {
+		t.Errorf("leases table does not count 2 leases for worker-1:\n%s", human)
+	}
+
+	lags := decode[[]lagInfo](t, mustRun(t, "lag", table, "--stream", stream, "--json"))
+	want := map[string]int64{"shardId-000000000000": 6, "shardId-000000000001": 3, "shardId-000000000099": 0}
+	for _, l := range lags {
+		w, known := want[l.Shard]
+		switch {
+		case !known:
+			if l.RecordsBehind != nil || l.MillisBehind != nil {
+				t.Errorf("lag of AT_TIMESTAMP lease %s: %+v, want unknown", l.Shard, l)
+			}
+		case l.RecordsBehind == nil || *l.RecordsBehind != w || l.MillisBehind == nil || *l.MillisBehind < 0:
+			t.Errorf("lag of %s: %+v, want %d records behind and a millisecond figure", l.Shard, l, w)
+		}
+	}
+	if len(lags) != 4 {
+		t.Errorf("lag: %d rows, want 4", len(lags))
+	}
+	if !strings.Contains(mustRun(t, "lag", table, "--stream", stream).stdout, "total") {
+		t.Error("lag table has no total")
+	}
+	capped := decode[[]lagInfo](t, mustRun(t, "lag", table, "--stream", stream, "--count-limit", "2", "--json"))
+	if !capped[0].CountCapped || *capped[0].RecordsBehind < 2 {
+		t.Errorf("lag --count-limit 2: %+v", capped[0])
+	}
+
+	// Records consumed and checkpointed: nothing behind.
+	l, err := store.Get(ctx, "shardId-000000000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Checkpoint = seqs[9]
+	if _, err := store.Checkpoint(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	lags = decode[[]lagInfo](t, mustRun(t, "lag", table, "--stream", stream, "--json"))
+	if *lags[0].RecordsBehind != 0 || *lags[0].MillisBehind != 0 {
+		t.Errorf("lag after checkpointing the last record: %+v", lags[0])
+	}
+
+	wantExit(t, kctl(t, "leases", table+"-missing"), exitNotFound, "no lease table", "--table")
+	wantExit(t, kctl(t, "lag", table), exitUsage, "--stream is required")
+	wantExit(t, kctl(t, "lag", table, "--stream", stream+"-missing"), exitNotFound, stream+"-missing")
+}
