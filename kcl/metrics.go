@@ -2,7 +2,6 @@ package kcl
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -25,6 +24,8 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	// Registration errors other than a collector already registered (which
+	// is shared) leave the metric unregistered but working.
 	m := &metrics{
 		millisBehind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kinesis_kcl_millis_behind_latest",
@@ -79,15 +80,32 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.millisBehind, m.records, m.bytes, m.processTime, m.processErrors,
-		m.skipped, m.shards, m.getRecordsErrors, m.outsideHashRange, m.shardsEnded, m.leasesLost, m.checkpointFailure} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("kcl: metrics already registered (one registry per worker): %w", err)
+	m.millisBehind = register(reg, m.millisBehind)
+	m.records = register(reg, m.records)
+	m.bytes = register(reg, m.bytes)
+	m.processTime = register(reg, m.processTime)
+	m.processErrors = register(reg, m.processErrors)
+	m.skipped = register(reg, m.skipped)
+	m.shards = register(reg, m.shards)
+	m.getRecordsErrors = register(reg, m.getRecordsErrors)
+	m.outsideHashRange = register(reg, m.outsideHashRange)
+	m.shardsEnded = register(reg, m.shardsEnded)
+	m.leasesLost = register(reg, m.leasesLost)
+	m.checkpointFailure = register(reg, m.checkpointFailure)
+	return m, nil
+}
+
+// register registers c, or returns the collector of the same name already
+// registered, so that several workers of one process can share a registry
+// (their counts add up).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
 			}
-			return nil, fmt.Errorf("kcl: register metrics: %w", err)
 		}
 	}
-	return m, nil
+	return c
 }

@@ -56,11 +56,11 @@ func (s *shardWorker) leaseLost() {
 type outcome int
 
 const (
-	outcomeAborted outcome = iota // worker aborted: no processor call, lease kept
-	outcomeLost                   // lease lost: LeaseLost called
-	outcomeShutdown               // graceful: ShutdownRequested called, lease released
-	outcomeEnded                  // shard end: SHARD_END checkpointed, lease released
-	outcomeStopped                // StopShard after processor errors: lease kept, not read
+	outcomeAborted  outcome = iota // worker aborted: no processor call, lease kept
+	outcomeLost                    // lease lost: LeaseLost called
+	outcomeShutdown                // graceful: ShutdownRequested called, lease released
+	outcomeEnded                   // shard end: SHARD_END checkpointed, lease released
+	outcomeStopped                 // StopShard after processor errors: lease kept, not read
 )
 
 func (s *shardWorker) run(ctx context.Context) {

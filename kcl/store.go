@@ -1,14 +1,21 @@
 package kcl
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/kinesisgo/kinesis/lease"
 )
 
-// DynamoDBAPI is the DynamoDB client the lease table is kept in.
-type DynamoDBAPI = any
+// DynamoDBAPI is the part of the DynamoDB client the lease table is kept
+// with; *dynamodb.Client implements it.
+type DynamoDBAPI = lease.DynamoDBAPI
 
 func newDynamoDBStore(cfg Config) (lease.Store, error) {
-	return nil, errors.New("kcl: DynamoDB lease store not available yet")
+	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{
+		Client: cfg.DynamoDB, Table: cfg.LeaseTable, Logger: cfg.Logger, Metrics: cfg.Metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kcl: lease table: %w", err)
+	}
+	return s, nil
 }

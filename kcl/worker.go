@@ -172,7 +172,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.shardWG.Wait()
 	stopBackground()
 	bg.Wait()
-	w.met.shards.Set(0)
 	w.log.Info("worker stopped")
 	return nil
 }
@@ -253,7 +252,7 @@ func (w *Worker) acquired(l lease.Lease) {
 		done:     make(chan struct{}),
 	}
 	w.shards[l.Key] = s
-	w.met.shards.Set(float64(len(w.shards)))
+	w.met.shards.Inc()
 	w.shardWG.Add(1)
 	go func() {
 		defer w.shardWG.Done()
@@ -263,8 +262,8 @@ func (w *Worker) acquired(l lease.Lease) {
 		if w.shards[s.id] == s {
 			delete(w.shards, s.id)
 		}
-		w.met.shards.Set(float64(len(w.shards)))
 		w.mu.Unlock()
+		w.met.shards.Dec()
 		w.met.millisBehind.DeleteLabelValues(s.id)
 	}()
 }

@@ -1,0 +1,561 @@
+package kcl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+// recorder is a processor that records what it is given and checkpoints
+// every batch.
+type recorder struct {
+	mu      sync.Mutex
+	records []Record
+	events  []string
+	// fail, when set, is asked before each batch; an error fails it.
+	fail func(ctx context.Context, b *Batch) error
+	// noCheckpoint leaves batches uncheckpointed.
+	noCheckpoint bool
+	// shutdownCheckpoint checkpoints in ShutdownRequested.
+	shutdownCheckpoint bool
+	lostErr            error // what a checkpoint returned after LeaseLost
+}
+
+func (r *recorder) event(format string, args ...any) {
+	r.mu.Lock()
+	r.events = append(r.events, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+func (r *recorder) Initialize(_ context.Context, in *InitializeInput) error {
+	r.event("init %s %s/%d", in.ShardID, in.Checkpoint, in.CheckpointSubSequenceNumber)
+	return nil
+}
+
+func (r *recorder) ProcessRecords(ctx context.Context, b *Batch) error {
+	if r.fail != nil {
+		if err := r.fail(ctx, b); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.records = append(r.records, b.Records...)
+	r.mu.Unlock()
+	if r.noCheckpoint {
+		return nil
+	}
+	return b.Checkpoint(ctx)
+}
+
+func (r *recorder) LeaseLost(_ context.Context, in *LeaseLostInput) { r.event("lost %s", in.ShardID) }
+
+func (r *recorder) ShardEnded(_ context.Context, in *ShardEndedInput) error {
+	r.event("ended %s", in.ShardID)
+	return nil
+}
+
+func (r *recorder) ShutdownRequested(ctx context.Context, in *ShutdownRequestedInput) error {
+	r.event("shutdown %s", in.ShardID)
+	if r.shutdownCheckpoint {
+		return in.Checkpointer.Checkpoint(ctx)
+	}
+	return nil
+}
+
+func (r *recorder) snapshot() ([]Record, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.records), slices.Clone(r.events)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.records)
+}
+
+func (r *recorder) hasEvent(e string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.events, e)
+}
+
+// leakCheck verifies, after every cleanup of the test (workers stopped),
+// that no goroutine is left.
+func leakCheck(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+}
+
+// distinct counts the distinct user records r received.
+func (r *recorder) distinct() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	for _, rec := range r.records {
+		seen[fmt.Sprintf("%s/%d", rec.SequenceNumber, rec.SubSequenceNumber)] = true
+	}
+	return len(seen)
+}
+
+// waitBalanced waits until the workers hold want leases each.
+func waitBalanced(t *testing.T, want []int, ws ...*Worker) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("leases balanced %v", want), func() bool {
+		var got []int
+		for _, w := range ws {
+			got = append(got, len(w.coord.Held()))
+		}
+		slices.Sort(got)
+		return slices.Equal(got, want)
+	})
+}
+
+func unitConfig(t *testing.T, fk *fakeKinesis, store lease.Store, proc RecordProcessor) Config {
+	return Config{
+		Stream: "stream", App: "app", Kinesis: fk, LeaseStore: store, Processor: proc,
+		InitialPosition:    TrimHorizon,
+		Lease:              lease.Config{FailoverTime: 900 * time.Millisecond, TakeInterval: 100 * time.Millisecond},
+		Retrieval:          RetrievalConfig{IdleWait: 20 * time.Millisecond},
+		ParentPollInterval: 50 * time.Millisecond,
+		ShardSyncInterval:  200 * time.Millisecond,
+		ProcessBackoffBase: time.Millisecond, ProcessBackoffMax: 5 * time.Millisecond,
+		Logger: zaptest.NewLogger(t),
+	}
+}
+
+// startWorker runs a worker until the test ends (graceful shutdown).
+func startWorker(t *testing.T, cfg Config) (*Worker, func()) {
+	t.Helper()
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("Run did not return within 20s of cancellation")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return w, stop
+}
+
+// keyOrder checks that per partition key the records appear in the order
+// they were written (want), with nothing missing; duplicates are reported.
+func keyOrder(t *testing.T, got []Record, want map[string][]string) (dups int) {
+	t.Helper()
+	byKey := map[string][]string{}
+	seen := map[string]bool{}
+	for _, r := range got {
+		id := fmt.Sprintf("%s/%d", r.SequenceNumber, r.SubSequenceNumber)
+		if seen[id] {
+			dups++
+			continue
+		}
+		seen[id] = true
+		byKey[r.PartitionKey] = append(byKey[r.PartitionKey], id)
+	}
+	for k, w := range want {
+		if !slices.Equal(byKey[k], w) {
+			t.Errorf("key %s: got %v\nwant %v", k, byKey[k], w)
+		}
+	}
+	return dups
+}
+
+func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(4)
+	store := lease.NewMemoryStore()
+	r := &recorder{}
+	reg := prometheus.NewRegistry()
+	cfg := unitConfig(t, fk, store, r)
+	cfg.Metrics = reg
+	w1, stop1 := startWorker(t, cfg)
+	cfg2 := unitConfig(t, fk, store, r)
+	cfg2.Metrics = reg
+	w2, stop2 := startWorker(t, cfg2)
+	// Records flow once the leases are balanced: a lease stolen while its
+	// shard is processed is a hand-off that may duplicate a batch.
+	waitBalanced(t, []int{2, 2}, w1, w2)
+	want := map[string][]string{}
+	for i := range 400 {
+		k := fmt.Sprintf("key-%d", i%37)
+		_, seq := fk.put(k, []byte(fmt.Sprint(i)))
+		want[k] = append(want[k], seq+"/0")
+	}
+	waitFor(t, 10*time.Second, "400 records", func() bool { return r.distinct() >= 400 })
+	stop1()
+	stop2()
+	got, _ := r.snapshot()
+	if dups := keyOrder(t, got, want); dups != 0 {
+		t.Errorf("%d duplicates without any failure", dups)
+	}
+	m, _ := newMetrics(reg)
+	if v := testutil.ToFloat64(m.records); v != 400 {
+		t.Errorf("kinesis_kcl_records_processed_total = %v, want 400", v)
+	}
+	// Every lease was checkpointed and released on the way out.
+	leases, _ := store.List(context.Background())
+	for _, l := range leases {
+		if l.Owner != "" {
+			t.Errorf("lease %s still owned by %s after shutdown", l.Key, l.Owner)
+		}
+		if l.Checkpoint == lease.TrimHorizon {
+			t.Errorf("lease %s never checkpointed", l.Key)
+		}
+	}
+}
+
+func TestWorkerSplitAndMergeKeepParentBeforeChild(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(4)
+	want := map[string][]string{}
+	put := func(n int) {
+		for i := range n {
+			k := fmt.Sprintf("key-%d", i%23)
+			_, seq := fk.put(k, []byte("x"))
+			want[k] = append(want[k], seq+"/0")
+		}
+	}
+	r := &recorder{}
+	store := lease.NewMemoryStore()
+	w1, _ := startWorker(t, unitConfig(t, fk, store, r))
+	w2, _ := startWorker(t, unitConfig(t, fk, store, r))
+	waitBalanced(t, []int{2, 2}, w1, w2)
+	put(100)
+	waitFor(t, 10*time.Second, "first records", func() bool { return r.distinct() >= 100 })
+	a, b := fk.split("shardId-000000000000")
+	c := fk.merge("shardId-000000000002", "shardId-000000000003")
+	put(100)
+	waitFor(t, 15*time.Second, "all 200 records", func() bool { return r.distinct() >= 200 })
+	got, events := r.snapshot()
+	// Leases may move between the workers as children appear (a steal
+	// duplicates at most the batch in flight), so duplicates are allowed;
+	// the first delivery of each record must be in order per key.
+	dups := keyOrder(t, got, want)
+	t.Logf("%d duplicates", dups)
+	for _, e := range []string{"ended shardId-000000000000", "ended shardId-000000000002", "ended shardId-000000000003",
+		"init " + a + " TRIM_HORIZON/0", "init " + b + " TRIM_HORIZON/0", "init " + c + " TRIM_HORIZON/0"} {
+		if !slices.Contains(events, e) {
+			t.Errorf("missing event %q in %v", e, events)
+		}
+	}
+	// A child starts only after its parents ended.
+	idx := func(e string) int { return slices.Index(events, e) }
+	if idx("init "+c+" TRIM_HORIZON/0") < max(idx("ended shardId-000000000002"), idx("ended shardId-000000000003")) {
+		t.Errorf("merged child initialized before both parents ended: %v", events)
+	}
+	if idx("init "+a+" TRIM_HORIZON/0") < idx("ended shardId-000000000000") {
+		t.Errorf("split child initialized before its parent ended: %v", events)
+	}
+	waitFor(t, 5*time.Second, "parents at SHARD_END", func() bool {
+		for _, p := range []string{"shardId-000000000000", "shardId-000000000002", "shardId-000000000003"} {
+			l, err := store.Get(context.Background(), p)
+			if err == nil && l.Checkpoint != lease.ShardEnd {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// aggregate writes one KPL aggregated record of n user records to a shard.
+func aggregate(fk *fakeKinesis, shardID string, n int) string {
+	var e aggregation.Encoder
+	for i := range n {
+		e.Add(aggregation.Record{PartitionKey: fmt.Sprintf("user-%d", i), Data: []byte(fmt.Sprintf("payload-%d", i))})
+	}
+	return fk.putTo(shardID, "a", e.Encode())
+}
+
+func TestWorkerResumesInsideAggregatedRecord(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	seqPlain := fk.putTo(shard, "p", []byte("plain"))
+	seqAgg := aggregate(fk, shard, 5)
+	seqAfter := fk.putTo(shard, "q", []byte("after"))
+	store := lease.NewMemoryStore()
+	// A previous owner processed the plain record and the aggregated one up
+	// to sub-record 2, then died without releasing.
+	if _, err := store.Create(context.Background(), lease.Lease{Key: shard, Owner: "dead-worker", Counter: 7, Checkpoint: seqAgg, CheckpointSubSequence: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	startWorker(t, unitConfig(t, fk, store, r))
+	waitFor(t, 10*time.Second, "the records after the checkpoint", func() bool { return r.count() >= 3 })
+	got, events := r.snapshot()
+	var ids []string
+	for _, rec := range got {
+		ids = append(ids, fmt.Sprintf("%s/%d:%s", rec.SequenceNumber, rec.SubSequenceNumber, rec.Data))
+	}
+	want := []string{seqAgg + "/3:payload-3", seqAgg + "/4:payload-4", seqAfter + "/0:after"}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("delivered %v\nwant %v (plain record %s and sub-records 0..2 skipped)", ids, want, seqPlain)
+	}
+	if !got[0].Aggregated || got[0].PartitionKey != "user-3" || got[2].Aggregated {
+		t.Errorf("record fields wrong: %+v", got)
+	}
+	if !slices.Contains(events, fmt.Sprintf("init %s %s/2", shard, seqAgg)) {
+		t.Errorf("Initialize did not get the checkpoint: %v", events)
+	}
+}
+
+func TestWorkerProcessErrorPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		action   ErrorAction
+		failures int // failures of the first batch
+	}{
+		{RetryForever, 5}, {RetryThenSkip, 100}, {StopShard, 100},
+	} {
+		t.Run(tc.action.String(), func(t *testing.T) {
+			leakCheck(t)
+			fk := newFakeKinesis(1)
+			const shard = "shardId-000000000000"
+			first := fk.putTo(shard, "k", []byte("poison"))
+			store := lease.NewMemoryStore()
+			var mu sync.Mutex
+			attempts := 0
+			r := &recorder{fail: func(_ context.Context, b *Batch) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if b.Records[0].SequenceNumber == first {
+					attempts++
+					if attempts <= tc.failures {
+						return errors.New("processing failed")
+					}
+				}
+				return nil
+			}}
+			reg := prometheus.NewRegistry()
+			cfg := unitConfig(t, fk, store, r)
+			cfg.Metrics = reg
+			cfg.OnProcessError = tc.action
+			cfg.ProcessRetries = 2
+			_, stop := startWorker(t, cfg)
+			m, _ := newMetrics(reg)
+			switch tc.action {
+			case RetryForever:
+				waitFor(t, 10*time.Second, "the poison record to succeed", func() bool { return r.count() == 1 })
+				if got := testutil.ToFloat64(m.processErrors); got != 5 {
+					t.Errorf("process errors = %v, want 5", got)
+				}
+			case RetryThenSkip:
+				waitFor(t, 10*time.Second, "the first failure", func() bool { return testutil.ToFloat64(m.processErrors) >= 1 })
+				second := fk.putTo(shard, "k", []byte("good"))
+				waitFor(t, 10*time.Second, "the next record", func() bool { return r.count() == 1 })
+				got, _ := r.snapshot()
+				if got[0].SequenceNumber != second {
+					t.Errorf("processed %s, want %s", got[0].SequenceNumber, second)
+				}
+				if v := testutil.ToFloat64(m.skipped); v != 1 {
+					t.Errorf("skipped = %v, want 1", v)
+				}
+				mu.Lock()
+				if attempts != 3 {
+					t.Errorf("attempts = %d, want 1 + ProcessRetries (3)", attempts)
+				}
+				mu.Unlock()
+			case StopShard:
+				waitFor(t, 10*time.Second, "the first failure", func() bool { return testutil.ToFloat64(m.processErrors) >= 1 })
+				fk.putTo(shard, "k", []byte("good"))
+				// Negative check: the shard stays stopped.
+				time.Sleep(200 * time.Millisecond)
+				mu.Lock()
+				n := attempts
+				mu.Unlock()
+				if n != 1 || r.count() != 0 {
+					t.Errorf("attempts = %d, processed = %d after StopShard; want 1 and 0", n, r.count())
+				}
+				stop()
+				l, _ := store.Get(context.Background(), shard)
+				if l.Owner != "" {
+					t.Errorf("stopped shard's lease still owned by %q after shutdown", l.Owner)
+				}
+			}
+		})
+	}
+}
+
+func TestWorkerLeaseLostStopsShard(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	fk.putTo(shard, "k", []byte("one"))
+	store := lease.NewMemoryStore()
+	type result struct {
+		cancelled     bool
+		checkpointErr error
+	}
+	inFlight := make(chan struct{})
+	res := make(chan result, 1)
+	r := &recorder{}
+	r.fail = func(pctx context.Context, b *Batch) error {
+		if string(b.Records[0].Data) != "two" {
+			return nil
+		}
+		close(inFlight)
+		ctx := context.Background()
+		var out result
+		select {
+		case <-pctx.Done():
+			out.cancelled = true
+		case <-time.After(10 * time.Second):
+		}
+		out.checkpointErr = b.Checkpoint(ctx)
+		res <- out
+		return out.checkpointErr
+	}
+	w, _ := startWorker(t, unitConfig(t, fk, store, r))
+	waitFor(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
+	fk.putTo(shard, "k", []byte("two"))
+	<-inFlight
+	// Another worker steals the lease while the batch is processed.
+	l, err := store.Get(context.Background(), shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Take(context.Background(), l, "thief"); err != nil {
+		t.Fatal(err)
+	}
+	out := <-res
+	if !out.cancelled {
+		t.Errorf("ProcessRecords' context was not cancelled when the lease was lost")
+	}
+	if !errors.Is(out.checkpointErr, lease.ErrLeaseLost) {
+		t.Errorf("checkpoint after the lease was lost = %v, want ErrLeaseLost", out.checkpointErr)
+	}
+	waitFor(t, 10*time.Second, "LeaseLost", func() bool { return r.hasEvent("lost " + shard) })
+	waitFor(t, 5*time.Second, "the shard goroutine to end", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.shards) == 0
+	})
+	l, _ = store.Get(context.Background(), shard)
+	if l.Owner != "thief" || l.Checkpoint == lease.TrimHorizon {
+		t.Errorf("lease = owner %q checkpoint %s; want thief, and the first batch's checkpoint kept", l.Owner, l.Checkpoint)
+	}
+}
+
+func TestWorkerGracefulShutdownHandsOver(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(2)
+	for i := range 20 {
+		fk.put(fmt.Sprint(i), []byte("x"))
+	}
+	store := lease.NewMemoryStore()
+	r1 := &recorder{noCheckpoint: true, shutdownCheckpoint: true}
+	w1, _ := startWorker(t, unitConfig(t, fk, store, r1))
+	waitFor(t, 10*time.Second, "20 records", func() bool { return r1.count() == 20 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w1.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	_, events := r1.snapshot()
+	leases, _ := store.List(context.Background())
+	for _, l := range leases {
+		if !slices.Contains(events, "shutdown "+l.Key) {
+			t.Errorf("ShutdownRequested not called for %s: %v", l.Key, events)
+		}
+		if l.Owner != "" {
+			t.Errorf("lease %s still owned by %s", l.Key, l.Owner)
+		}
+		if l.Checkpoint == lease.TrimHorizon {
+			t.Errorf("lease %s not checkpointed in ShutdownRequested", l.Key)
+		}
+	}
+	// A second worker continues after the checkpoints: nothing is redelivered.
+	r2 := &recorder{}
+	startWorker(t, unitConfig(t, fk, store, r2))
+	_, seq := fk.put("late", []byte("y"))
+	waitFor(t, 10*time.Second, "the late record", func() bool { return r2.count() >= 1 })
+	got, _ := r2.snapshot()
+	if len(got) != 1 || got[0].SequenceNumber != seq {
+		t.Errorf("second worker got %d records (first %v), want only the late one", len(got), got[0].SequenceNumber)
+	}
+	if err := w1.Shutdown(ctx); err != nil {
+		t.Errorf("second Shutdown: %v", err)
+	}
+}
+
+func TestWorkerAbortLeavesLeasesOwned(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	fk.put("k", []byte("x"))
+	store := lease.NewMemoryStore()
+	r := &recorder{}
+	cfg := unitConfig(t, fk, store, r)
+	cfg.AbortOnCancel = true
+	w, stop := startWorker(t, cfg)
+	waitFor(t, 10*time.Second, "the record", func() bool { return r.count() == 1 })
+	stop()
+	_, events := r.snapshot()
+	for _, e := range events {
+		if e != "init shardId-000000000000 TRIM_HORIZON/0" {
+			t.Errorf("unexpected processor call on abort: %s", e)
+		}
+	}
+	l, _ := store.Get(context.Background(), "shardId-000000000000")
+	if l.Owner != w.WorkerID() {
+		t.Errorf("owner after abort = %q, want %q (left to expire)", l.Owner, w.WorkerID())
+	}
+	if err := w.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run = %v, want ErrRunning", err)
+	}
+}
+
+func TestCheckpointerRejectsBadCheckpoints(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	s1 := fk.putTo("shardId-000000000000", "k", []byte("x"))
+	store := lease.NewMemoryStore()
+	errc := make(chan [2]error, 1)
+	r := &recorder{fail: func(_ context.Context, b *Batch) error {
+		beyond := b.Checkpointer.CheckpointAt(context.Background(), s1+"0", 0)
+		bad := b.Checkpointer.CheckpointAt(context.Background(), "not-a-number", 0)
+		select {
+		case errc <- [2]error{beyond, bad}:
+		default:
+		}
+		return nil
+	}}
+	startWorker(t, unitConfig(t, fk, store, r))
+	var errs [2]error
+	select {
+	case errs = <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch delivered")
+	}
+	if !errors.Is(errs[0], checkpoint.ErrBeyondDelivered) {
+		t.Errorf("checkpoint past the batch = %v, want ErrBeyondDelivered", errs[0])
+	}
+	if !errors.Is(errs[1], checkpoint.ErrInvalid) {
+		t.Errorf("checkpoint of a bad sequence number = %v, want ErrInvalid", errs[1])
+	}
+}
