@@ -1,0 +1,309 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock for coordinators stepped by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// countingStore counts calls and ownership changes.
+type countingStore struct {
+	Store
+	mu                    sync.Mutex
+	moves                 int // successful takes that changed the owner
+	lists, listed, gets   int
+	renews, takes, writes int
+}
+
+func (s *countingStore) List(ctx context.Context) ([]Lease, error) {
+	ls, err := s.Store.List(ctx)
+	s.mu.Lock()
+	s.lists++
+	s.listed += len(ls)
+	s.mu.Unlock()
+	return ls, err
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) (Lease, error) {
+	s.mu.Lock()
+	s.gets++
+	s.mu.Unlock()
+	return s.Store.Get(ctx, key)
+}
+
+func (s *countingStore) Renew(ctx context.Context, l Lease) (Lease, error) {
+	s.mu.Lock()
+	s.renews++
+	s.writes++
+	s.mu.Unlock()
+	return s.Store.Renew(ctx, l)
+}
+
+func (s *countingStore) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
+	r, err := s.Store.Take(ctx, l, owner)
+	s.mu.Lock()
+	s.takes++
+	s.writes++
+	if err == nil && l.Owner != owner {
+		s.moves++
+	}
+	s.mu.Unlock()
+	return r, err
+}
+
+func (s *countingStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
+	s.mu.Lock()
+	s.writes++
+	s.mu.Unlock()
+	return s.Store.Checkpoint(ctx, l)
+}
+
+func (s *countingStore) Release(ctx context.Context, l Lease) (Lease, error) {
+	s.mu.Lock()
+	s.writes++
+	s.mu.Unlock()
+	return s.Store.Release(ctx, l)
+}
+
+func (s *countingStore) Moves() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.moves
+}
+
+const (
+	simFailover = 10 * time.Second
+	simTake     = 2 * time.Second
+)
+
+// sim steps coordinators on one store and one fake clock, one goroutine:
+// each round every live worker, in ID order, renews and runs a taker pass;
+// then the clock moves on by the take interval.
+type sim struct {
+	t       *testing.T
+	ctx     context.Context
+	store   *countingStore
+	clk     *fakeClock
+	workers map[string]*Coordinator
+}
+
+func newSim(t *testing.T, leases int) *sim {
+	s := &sim{t: t, ctx: context.Background(), store: &countingStore{Store: NewMemoryStore()}, clk: newFakeClock(), workers: map[string]*Coordinator{}}
+	for i := range leases {
+		if _, err := s.store.Create(s.ctx, Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: TrimHorizon}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func (s *sim) add(id string) *Coordinator {
+	c, err := NewCoordinator(Config{Store: s.store, WorkerID: id, FailoverTime: simFailover, TakeInterval: simTake})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c.now = s.clk.Now
+	s.workers[id] = c
+	return c
+}
+
+func (s *sim) round() {
+	ids := make([]string, 0, len(s.workers))
+	for id := range s.workers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		s.workers[id].renewPass(s.ctx)
+		s.workers[id].takePass(s.ctx)
+	}
+	s.clk.Advance(simTake)
+}
+
+// counts returns the leases each live worker owns in the table, and the
+// number of leases not owned by a live worker.
+func (s *sim) counts() (map[string]int, int) {
+	ls, err := s.store.Store.List(s.ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	counts := make(map[string]int, len(s.workers))
+	for id := range s.workers {
+		counts[id] = 0
+	}
+	orphans := 0
+	for _, l := range ls {
+		if _, live := s.workers[l.Owner]; live {
+			counts[l.Owner]++
+		} else {
+			orphans++
+		}
+	}
+	return counts, orphans
+}
+
+// balanced reports whether every lease is owned by a live worker and each
+// holds floor(M/N) or ceil(M/N), and that the coordinators agree with the
+// table.
+func (s *sim) balanced(m int) bool {
+	counts, orphans := s.counts()
+	if orphans > 0 {
+		return false
+	}
+	n := len(s.workers)
+	for id, c := range counts {
+		if c < m/n || c > (m+n-1)/n {
+			return false
+		}
+		if len(s.workers[id].Held()) != c {
+			return false
+		}
+	}
+	return true
+}
+
+// minMoves is the fewest ownership changes that balance counts over the
+// live workers when every lease of a dead worker (orphans) must move.
+func minMoves(counts map[string]int, orphans, m int) int {
+	n := len(counts)
+	cs := make([]int, 0, n)
+	for _, c := range counts {
+		cs = append(cs, c)
+	}
+	slices.SortFunc(cs, func(a, b int) int { return b - a })
+	moves := orphans
+	for i, c := range cs {
+		target := m / n
+		if i < m%n {
+			target++
+		}
+		moves += max(0, c-target)
+	}
+	return moves
+}
+
+// settle runs rounds until balanced, at most limit; it returns the rounds
+// run and the ownership changes made.
+func (s *sim) settle(m, limit int) (rounds, moves int) {
+	before := s.store.Moves()
+	for rounds = 1; rounds <= limit; rounds++ {
+		s.round()
+		if s.balanced(m) {
+			return rounds, s.store.Moves() - before
+		}
+	}
+	return -1, s.store.Moves() - before
+}
+
+// quiet checks that a balanced table sees no ownership change for a while:
+// no ping-pong.
+func (s *sim) quiet(what string) {
+	s.t.Helper()
+	before := s.store.Moves()
+	for range 3 {
+		s.round()
+	}
+	if d := s.store.Moves() - before; d != 0 {
+		s.t.Errorf("%s: %d ownership changes after balance was reached (ping-pong)", what, d)
+	}
+}
+
+// TestBalanceJoinsAndLeaves sweeps N = 1..10 workers and M = 1..100 leases:
+// workers join one at a time, then one crashes and one leaves gracefully.
+// After each event every live worker must hold floor(M/N) or ceil(M/N)
+// leases within 2 taker passes (counted from expiry for a crash), with at
+// most the minimum number of ownership changes plus N, and stay put.
+func TestBalanceJoinsAndLeaves(t *testing.T) {
+	expiryRounds := int(simFailover/simTake) + 1 // passes until a crashed worker's leases are seen expired
+	ms := []int{1, 2, 3, 5, 7, 10, 11, 12, 13, 16, 20, 25, 31, 40, 50, 64, 77, 90, 99, 100}
+	if !testing.Short() {
+		ms = ms[:0]
+		for m := 1; m <= 100; m++ {
+			ms = append(ms, m)
+		}
+	}
+	for n := 1; n <= 10; n++ {
+		for _, m := range ms {
+			s := newSim(t, m)
+			name := fmt.Sprintf("N=%d M=%d", n, m)
+			check := func(event string, limit, extraMoves int, counts map[string]int, orphans int) {
+				t.Helper()
+				want := minMoves(counts, orphans, m)
+				rounds, moves := s.settle(m, limit)
+				if rounds < 0 {
+					c, o := s.counts()
+					t.Fatalf("%s, %s: not balanced after %d passes: %v, %d orphans", name, event, limit, c, o)
+				}
+				if moves > want+len(s.workers)+extraMoves {
+					t.Errorf("%s, %s: %d ownership changes, minimum %d, allowed %d", name, event, moves, want, want+len(s.workers)+extraMoves)
+				}
+				s.quiet(name + ", " + event)
+			}
+			for i := range n {
+				id := fmt.Sprintf("worker-%02d", (i*7)%10) // joins not in ID order
+				counts, orphans := s.counts()
+				counts[id] = 0
+				s.add(id)
+				check("join of "+id, 2, 0, counts, orphans)
+			}
+			if n < 2 {
+				continue
+			}
+			// A crash: the worker stops renewing.
+			ids := slices.Sorted(mapsKeys(s.workers))
+			victim := ids[len(ids)/2]
+			counts, _ := s.counts()
+			orphans := counts[victim]
+			delete(counts, victim)
+			delete(s.workers, victim)
+			check("crash of "+victim, expiryRounds+2, 0, counts, orphans)
+			if n < 3 {
+				continue
+			}
+			// A graceful leave: the worker releases all its leases.
+			ids = slices.Sorted(mapsKeys(s.workers))
+			leaver := ids[0]
+			counts, _ = s.counts()
+			orphans = counts[leaver]
+			if err := s.workers[leaver].ReleaseAll(s.ctx); err != nil {
+				t.Fatal(err)
+			}
+			delete(counts, leaver)
+			delete(s.workers, leaver)
+			check("graceful leave of "+leaver, 2, 0, counts, orphans)
+		}
+	}
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
