@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -478,5 +477,3 @@ func TestUnknownStreamPassesUpstreamError(t *testing.T) {
 		}
 	}
 }
-
-var _ = context.Background

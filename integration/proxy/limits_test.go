@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"crypto/md5"
 	"encoding/base64"
+	"fmt"
 	"math/big"
 	"net/http"
 	"strings"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 type fakeClock struct{ t time.Time }
@@ -120,17 +121,11 @@ func TestShardMapFind(t *testing.T) {
 
 // container builds a KPL aggregated record holding n user records.
 func container(n int) []byte {
-	var msg []byte
-	msg = append(msg, 0x0a, 1, 'k') // partition_key_table: "k"
-	for range n {
-		rec := []byte{0x08, 0, 0x1a, 2, 'h', 'i'} // partition_key_index 0, data "hi"
-		msg = append(msg, 0x1a, byte(len(rec)))
-		msg = append(msg, rec...)
+	var e aggregation.Encoder
+	for i := range n {
+		e.Add(aggregation.Record{PartitionKey: fmt.Sprint("k", i%3), Data: []byte("hi")})
 	}
-	sum := md5.Sum(msg)
-	out := append([]byte{}, kplMagic...)
-	out = append(out, msg...)
-	return append(out, sum[:]...)
+	return e.Encode()
 }
 
 func TestUserRecords(t *testing.T) {
@@ -138,11 +133,16 @@ func TestUserRecords(t *testing.T) {
 	badMD5[len(badMD5)-1] ^= 1
 	truncated := container(3)
 	truncated = append(truncated[:10], truncated[len(truncated)-16:]...)
+	compressed, err := aggregation.Compress(nil, container(9), aggregation.Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		data []byte
 		want int
 	}{
+		{"compressed 9", compressed, 9},
 		{"plain", []byte("hello"), 1},
 		{"empty", nil, 1},
 		{"aggregated 1", container(1), 1},
@@ -150,7 +150,7 @@ func TestUserRecords(t *testing.T) {
 		{"aggregated 100", container(100), 100},
 		{"bad MD5", badMD5, 1},
 		{"bad protobuf", truncated, 1},
-		{"magic only", kplMagic, 1},
+		{"magic only", container(1)[:4], 1},
 	} {
 		if got := userRecords(c.data); got != c.want {
 			t.Errorf("%s: userRecords = %d, want %d", c.name, got, c.want)
