@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinesisgo/kinesis/integration/proxy"
+	"github.com/kinesisgo/kinesis/integration/testenv"
+)
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"-h"}, io.Discard, &out); code != 0 {
+		t.Fatalf("-h: exit %d", code)
+	}
+	for _, name := range []string{"listen", "kinesis", "dynamodb", "sink", "no-limits", "seed", "write-bytes", "write-records",
+		"read-bytes", "read-calls", "shard-map-ttl", "kinesis-internal-failure", "kinesis-500", "kinesis-503",
+		"kinesis-limit-exceeded", "kinesis-close", "kinesis-latency", "kinesis-jitter", "kinesis-ops",
+		"dynamodb-throughput", "dynamodb-throttling", "dynamodb-500", "dynamodb-503", "dynamodb-close",
+		"dynamodb-latency", "dynamodb-jitter", "dynamodb-ops", "v"} {
+		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(name) + `(\s|$)`).MatchString(out.String()) {
+			t.Errorf("-h does not document -%s", name)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	cfg, verbose, err := parseFlags([]string{"-kinesis", "http://127.0.0.1:1", "-sink", "-seed", "9",
+		"-kinesis-internal-failure", "0.1", "-kinesis-ops", "PutRecords, GetRecords", "-dynamodb-latency", "50ms", "-v"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Sink || cfg.Seed != 9 || cfg.Kinesis.InternalFailure != 0.1 || !verbose ||
+		strings.Join(cfg.Kinesis.Operations, ",") != "PutRecords,GetRecords" || cfg.DynamoDB.Latency != 50*time.Millisecond {
+		t.Errorf("parsed %+v", cfg)
+	}
+	for _, args := range [][]string{
+		{}, // no upstream
+		{"-kinesis", "http://x", "-kinesis-500", "2"}, // not a probability
+		{"-kinesis", "http://x", "-dynamodb-ops", "PutRecords"},
+		{"-kinesis", "http://x", "extra"},
+		{"-kinesis", "http://x", "-bogus"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), args, io.Discard, &stderr); code != 2 || stderr.Len() == 0 {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, stderr.String())
+		}
+	}
+}
+
+func TestRunServesAndPrintsStats(t *testing.T) {
+	ep := testenv.Require(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, []string{"-kinesis", ep.Kinesis, "-dynamodb", ep.DynamoDB, "-sink"}, pw, io.Discard)
+		pw.Close()
+		done <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		t.Fatal("no output")
+	}
+	url, ok := strings.CutPrefix(sc.Text(), "AWS_ENDPOINT_URL=")
+	if !ok {
+		t.Fatalf("first line %q", sc.Text())
+	}
+	resp, err := http.Get(url + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /stats: HTTP %d", resp.StatusCode)
+	}
+	cancel()
+	var rest strings.Builder
+	for sc.Scan() {
+		rest.WriteString(sc.Text())
+	}
+	var s proxy.Stats
+	if err := json.Unmarshal([]byte(rest.String()), &s); err != nil {
+		t.Fatalf("stats on exit %q: %v", rest.String(), err)
+	}
+	if s.Requests != 1 {
+		t.Errorf("stats on exit: %+v, want 1 request", s)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
