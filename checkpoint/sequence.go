@@ -34,7 +34,7 @@ var (
 // SequenceNumber is an extended sequence number: a position in a shard.
 type SequenceNumber struct {
 	// Sequence is a record's sequence number (a decimal integer of up to
-	// 128 bits), or a sentinel: TRIM_HORIZON, LATEST, AT_TIMESTAMP,
+	// 129 digits), or a sentinel: TRIM_HORIZON, LATEST, AT_TIMESTAMP,
 	// SHARD_END.
 	Sequence string
 	// SubSequence is the index of a user record inside an aggregated
@@ -66,14 +66,29 @@ func Parse(seq string, subSeq int64) (SequenceNumber, error) {
 		}
 		return SequenceNumber{Sequence: seq}, nil
 	}
-	n, ok := new(big.Int).SetString(seq, 10)
-	if !ok || n.Sign() < 0 || n.BitLen() > 128 || seq[0] == '+' {
-		return SequenceNumber{}, fmt.Errorf("%w: %q is not a decimal integer of at most 128 bits nor a sentinel", ErrInvalid, seq)
+	if !isDecimal(seq) {
+		return SequenceNumber{}, fmt.Errorf("%w: %q is neither a decimal integer of 1 to %d digits nor a sentinel", ErrInvalid, seq, maxDigits)
 	}
 	if subSeq < 0 {
 		return SequenceNumber{}, fmt.Errorf("%w: negative sub-sequence number %d", ErrInvalid, subSeq)
 	}
 	return SequenceNumber{Sequence: seq, SubSequence: subSeq}, nil
+}
+
+// maxDigits is the length limit of Kinesis sequence numbers (the API's
+// pattern is 0|([1-9]\d{0,128})).
+const maxDigits = 129
+
+func isDecimal(s string) bool {
+	if len(s) == 0 || len(s) > maxDigits {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // IsSentinel reports whether s is one of the sentinels.
@@ -115,7 +130,7 @@ func (s SequenceNumber) rank() int {
 	if r, ok := sentinelRank[s.Sequence]; ok {
 		return r
 	}
-	if _, ok := new(big.Int).SetString(s.Sequence, 10); !ok {
+	if !isDecimal(s.Sequence) {
 		return -4
 	}
 	return 0
