@@ -164,6 +164,14 @@ type tracked struct {
 	lastActive time.Time
 	copyOf     *tracked
 	linkedAt   time.Time
+	mtime      time.Time // at discovery: orders the reading of files
+	// undecidedSince is when a new file was found whose start position
+	// cannot be told yet (see decide); zero once decided.
+	undecidedSince time.Time
+	// lineEnd is the offset just past the last newline read.
+	lineEnd int64
+	// announced is set once the Open event was sent.
+	announced bool
 }
 
 // copyLinkTimeout is how long a new file that starts like a followed one is
@@ -171,18 +179,32 @@ type tracked struct {
 // own: the original is expected to be truncated within it.
 const copyLinkTimeout = 10 * time.Second
 
-// syncCopy moves a copy's position up to its original's, within its size.
+// syncCopy moves a copy's position up to the last line boundary read in its
+// original, within its size.
 func syncCopy(c, orig *tracked) {
 	if fi, err := c.f.Stat(); err == nil {
 		c.size = fi.Size()
 	}
-	c.offset = max(c.offset, min(orig.offset, c.size))
+	c.offset = max(c.offset, min(orig.lineEnd, c.size))
+	c.lineEnd = c.offset
+}
+
+// announce sends the Open event of a file once its start is known and it is
+// not a linked copy.
+func (t *Tailer) announce(ctx context.Context, out chan<- Event, tf *tracked) error {
+	if tf.announced || !tf.undecidedSince.IsZero() || tf.copyOf != nil {
+		return nil
+	}
+	tf.announced = true
+	tf.lineEnd = tf.offset
+	t.setStatus(tf)
+	return send(ctx, out, t.event(tf, Open))
 }
 
 type truncated struct {
-	fp     []byte
-	offset int64
-	at     time.Time
+	fp      []byte
+	lineEnd int64
+	at      time.Time
 }
 
 // New returns a tailer for cfg.
@@ -431,8 +453,7 @@ func (t *Tailer) scan(ctx context.Context, out chan<- Event) error {
 		delete(t.failed, p)
 		byDevIno[[2]uint64{tf.dev, tf.ino}] = tf
 		t.files = append(t.files, tf)
-		t.setStatus(tf)
-		if err := send(ctx, out, t.event(tf, Open)); err != nil {
+		if err := t.announce(ctx, out, tf); err != nil {
 			return err
 		}
 	}
@@ -447,6 +468,22 @@ func (t *Tailer) check(ctx context.Context, out chan<- Event, tf *tracked, now t
 		return nil
 	}
 	tf.size = fi.Size()
+	if !tf.undecidedSince.IsZero() {
+		head, err := readHead(tf.f, t.cfg.FingerprintSize)
+		if err != nil {
+			return nil
+		}
+		tf.fp = head
+		off, ok := t.decide(tf, false)
+		if !ok {
+			return nil
+		}
+		tf.offset, tf.undecidedSince = off, time.Time{}
+		return t.announce(ctx, out, tf)
+	}
+	if !tf.announced {
+		return nil // a linked copy: its original is checked
+	}
 	reset := tf.size < tf.offset || tf.size < int64(len(tf.fp))
 	if !reset && len(tf.fp) > 0 {
 		head, err := readHead(tf.f, len(tf.fp))
@@ -454,15 +491,18 @@ func (t *Tailer) check(ctx context.Context, out chan<- Event, tf *tracked, now t
 	}
 	if reset {
 		if len(tf.fp) >= t.cfg.MinCopyFingerprint {
-			t.recent = append(t.recent, truncated{fp: tf.fp, offset: tf.offset, at: now})
+			t.recent = append(t.recent, truncated{fp: tf.fp, lineEnd: tf.lineEnd, at: now})
 		}
 		for _, c := range t.files {
 			if c.copyOf == tf {
 				syncCopy(c, tf)
 				c.copyOf = nil
+				if err := t.announce(ctx, out, c); err != nil {
+					return err
+				}
 			}
 		}
-		tf.offset, tf.fp, tf.lastActive = 0, nil, now
+		tf.offset, tf.lineEnd, tf.fp, tf.lastActive = 0, 0, nil, now
 		if err := send(ctx, out, t.event(tf, Reset)); err != nil {
 			return err
 		}
@@ -495,11 +535,20 @@ func (t *Tailer) open(path string, first bool) (*tracked, error) {
 	dev, ino := devIno(fi)
 	t.serial++
 	tf := &tracked{h: &File{serial: t.serial}, path: path, f: f, dev: dev, ino: ino, fp: head, size: fi.Size(), matched: true, lastActive: time.Now()}
-	tf.offset = t.startOffset(tf, first)
+	tf.mtime = fi.ModTime()
+	off, ok := t.decide(tf, first)
+	if !ok {
+		tf.undecidedSince = time.Now()
+	}
+	tf.offset = off
 	return tf, nil
 }
 
-func (t *Tailer) startOffset(tf *tracked, first bool) int64 {
+// decide picks where reading of a newly found file starts. It reports false
+// while that cannot be told yet: the file is a prefix (possibly empty) of a
+// followed file's first bytes, as a copy being made is. Such a file is looked
+// at again on every scan, for at most copyLinkTimeout.
+func (t *Tailer) decide(tf *tracked, first bool) (int64, bool) {
 	// A saved position of this very file; else of a copy of it (a file
 	// copied and truncated while the agent was down).
 	for _, sameInode := range []bool{true, false} {
@@ -510,41 +559,59 @@ func (t *Tailer) startOffset(tf *tracked, first bool) int64 {
 			same := p.ID.Dev == tf.dev && p.ID.Inode == tf.ino
 			if same == sameInode && (same || p.ID.FingerprintSize >= t.cfg.MinCopyFingerprint) {
 				t.cfg.Resume = slices.Delete(t.cfg.Resume, i, i+1)
-				return min(p.Offset, tf.size)
+				return min(p.Offset, tf.size), true
 			}
 		}
 	}
-	// A copy of a followed file (copytruncate, copy still being made) or of
-	// one that was just truncated. Files present at the start are not copies.
-	if !first && len(tf.fp) >= t.cfg.MinCopyFingerprint {
-		for _, o := range t.files {
-			if n := min(len(o.fp), len(tf.fp)); n >= t.cfg.MinCopyFingerprint && bytes.Equal(o.fp[:n], tf.fp[:n]) {
-				tf.copyOf, tf.linkedAt = o, time.Now()
-				return min(o.offset, tf.size)
-			}
+	if first {
+		// Files present at the start are not copies.
+		if t.cfg.StartAtEnd {
+			return tf.size, true
 		}
-		for _, r := range t.recent {
-			if n := min(len(r.fp), len(tf.fp)); n >= t.cfg.MinCopyFingerprint && bytes.Equal(r.fp[:n], tf.fp[:n]) {
-				return min(r.offset, tf.size)
-			}
+		return 0, true
+	}
+	// A copy of a followed file (copytruncate) or of one just truncated.
+	undecided := false
+	for _, o := range t.files {
+		if o == tf || !o.undecidedSince.IsZero() {
+			continue
 		}
+		n := min(len(o.fp), len(tf.fp))
+		if !bytes.Equal(o.fp[:n], tf.fp[:n]) {
+			continue
+		}
+		if n >= t.cfg.MinCopyFingerprint {
+			tf.copyOf, tf.linkedAt = o, time.Now()
+			return min(o.lineEnd, tf.size), true
+		}
+		undecided = undecided || len(tf.fp) < len(o.fp)
 	}
-	if first && t.cfg.StartAtEnd {
-		return tf.size
+	for _, r := range t.recent {
+		n := min(len(r.fp), len(tf.fp))
+		if !bytes.Equal(r.fp[:n], tf.fp[:n]) {
+			continue
+		}
+		if n >= t.cfg.MinCopyFingerprint {
+			return min(r.lineEnd, tf.size), true
+		}
+		undecided = undecided || len(tf.fp) < len(r.fp)
 	}
-	return 0
+	if undecided && (tf.undecidedSince.IsZero() || time.Since(tf.undecidedSince) < copyLinkTimeout) {
+		return 0, false
+	}
+	return 0, true
 }
 
 // readAll reads every file to its end: first files that no longer match
 // the pattern (the rest of a rotated file goes before its successor), then
-// the others in the order they were found. It reports whether any byte was
+// the others, older files (by modification time when found) first. It reports whether any byte was
 // read.
 func (t *Tailer) readAll(ctx context.Context, out chan<- Event) (bool, error) {
 	order := slices.Clone(t.files)
 	slices.SortStableFunc(order, func(a, b *tracked) int {
 		switch {
 		case a.matched == b.matched:
-			return 0
+			return a.mtime.Compare(b.mtime)
 		case !a.matched:
 			return -1
 		default:
@@ -553,12 +620,21 @@ func (t *Tailer) readAll(ctx context.Context, out chan<- Event) (bool, error) {
 	})
 	moved := false
 	for _, tf := range order {
+		if !tf.undecidedSince.IsZero() {
+			continue
+		}
 		if c := tf.copyOf; c != nil {
 			syncCopy(tf, c)
 			if time.Since(tf.linkedAt) < copyLinkTimeout {
 				continue // the original is read instead
 			}
 			tf.copyOf = nil
+			if err := t.announce(ctx, out, tf); err != nil {
+				return moved, err
+			}
+		}
+		if !tf.announced {
+			continue
 		}
 		limit := int64(-1)
 		if tf.matched {
@@ -590,6 +666,9 @@ func (t *Tailer) read(ctx context.Context, out chan<- Event, tf *tracked, limit 
 		if n > 0 {
 			ev := t.event(tf, Data)
 			ev.Data = buf[:n]
+			if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+				tf.lineEnd = tf.offset + int64(i) + 1
+			}
 			tf.offset += int64(n)
 			tf.size = max(tf.size, tf.offset)
 			tf.lastActive = time.Now()
@@ -626,13 +705,20 @@ func (t *Tailer) closeInactive(ctx context.Context, out chan<- Event) error {
 	for _, tf := range closed {
 		for _, c := range t.files {
 			if c.copyOf == tf {
+				syncCopy(c, tf)
 				c.copyOf = nil
+				if err := t.announce(ctx, out, c); err != nil {
+					return err
+				}
 			}
 		}
 		tf.f.Close()
 		t.mu.Lock()
 		delete(t.status, tf.h)
 		t.mu.Unlock()
+		if !tf.announced {
+			continue
+		}
 		if err := send(ctx, out, t.event(tf, Close)); err != nil {
 			return err
 		}

@@ -238,9 +238,9 @@ func TestRenameRotationPatternMatchesRotated(t *testing.T) {
 	path := filepath.Join(dir, "app.log")
 	w := newWriter(t, path)
 	c := startTail(t, Config{Pattern: path + "*"}, false)
-	c.waitOpens(1)
 	for r := 0; r < 3; r++ {
 		w.write(300)
+		c.waitOpens(r + 1)        // rotations are seconds apart in life, not microseconds
 		for k := r; k >= 1; k-- { // app.log.k -> app.log.k+1
 			if err := os.Rename(fmt.Sprintf("%s.%d", path, k), fmt.Sprintf("%s.%d", path, k+1)); err != nil {
 				t.Fatal(err)
