@@ -1,0 +1,306 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// fakeKinesis serves ListShards from a fixed shard list, two per page,
+// honouring ShardFilter the way Kinesis does for the types the syncer uses.
+type fakeKinesis struct {
+	mu     sync.Mutex
+	shards []fakeShard
+	calls  int
+}
+
+type fakeShard struct {
+	id, parent, adjacent string
+	closedAt             time.Time // zero: open
+}
+
+func (f *fakeKinesis) ListShards(_ context.Context, in *kinesis.ListShardsInput, _ ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	start := 0
+	filter := in.ShardFilter
+	if in.NextToken != nil {
+		if in.StreamName != nil || in.StreamARN != nil || in.ShardFilter != nil {
+			return nil, errors.New("InvalidArgumentException: NextToken with StreamName, StreamARN or ShardFilter")
+		}
+		n, err := strconv.Atoi(aws.ToString(in.NextToken)[2:])
+		if err != nil {
+			return nil, err
+		}
+		start = n
+		switch aws.ToString(in.NextToken)[:2] {
+		case "L:":
+			filter = &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtLatest}
+		case "T:":
+			filter = &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtTrimHorizon}
+		default:
+			filter = &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeFromTimestamp, Timestamp: aws.Time(time.Unix(100, 0))}
+		}
+	} else if aws.ToString(in.StreamName) != "s" {
+		return nil, errors.New("ResourceNotFoundException")
+	}
+	var sel []fakeShard
+	for _, s := range f.shards {
+		switch filter.Type {
+		case kintypes.ShardFilterTypeAtLatest:
+			if !s.closedAt.IsZero() {
+				continue
+			}
+		case kintypes.ShardFilterTypeFromTimestamp:
+			if !s.closedAt.IsZero() && s.closedAt.Before(*filter.Timestamp) {
+				continue
+			}
+		}
+		sel = append(sel, s)
+	}
+	out := &kinesis.ListShardsOutput{}
+	end := min(start+2, len(sel))
+	for _, s := range sel[start:end] {
+		sh := kintypes.Shard{ShardId: aws.String(s.id), HashKeyRange: &kintypes.HashKeyRange{StartingHashKey: aws.String("0"), EndingHashKey: aws.String("9")}}
+		if s.parent != "" {
+			sh.ParentShardId = aws.String(s.parent)
+		}
+		if s.adjacent != "" {
+			sh.AdjacentParentShardId = aws.String(s.adjacent)
+		}
+		out.Shards = append(out.Shards, sh)
+	}
+	if end < len(sel) {
+		prefix := map[kintypes.ShardFilterType]string{kintypes.ShardFilterTypeAtLatest: "L:", kintypes.ShardFilterTypeAtTrimHorizon: "T:", kintypes.ShardFilterTypeFromTimestamp: "F:"}[filter.Type]
+		out.NextToken = aws.String(prefix + strconv.Itoa(end))
+	}
+	return out, nil
+}
+
+// A stream where shard 0 was split into 1 and 2 (closed at t=200), 1 and 3
+// merged into 4 (closed at t=300), and 3 is an original shard.
+func lineageStream() *fakeKinesis {
+	return &fakeKinesis{shards: []fakeShard{
+		{id: "s0", closedAt: time.Unix(200, 0)},
+		{id: "s1", parent: "s0", closedAt: time.Unix(300, 0)},
+		{id: "s2", parent: "s0"},
+		{id: "s3", closedAt: time.Unix(300, 0)},
+		{id: "s4", parent: "s1", adjacent: "s3"},
+	}}
+}
+
+func checkpoints(t *testing.T, s Store) map[string]string {
+	t.Helper()
+	ls, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, l := range ls {
+		out[l.Key] = l.Checkpoint
+	}
+	return out
+}
+
+func newSyncer(t *testing.T, store Store, k KinesisAPI, pos string, ts time.Time) *ShardSyncer {
+	t.Helper()
+	s, err := NewShardSyncer(ShardSyncConfig{Store: store, Kinesis: k, Stream: "s", InitialPosition: pos, InitialTimestamp: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestShardSyncInitialPositions(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		pos  string
+		ts   time.Time
+		want map[string]string
+	}{
+		{TrimHorizon, time.Time{}, map[string]string{"s0": TrimHorizon, "s1": TrimHorizon, "s2": TrimHorizon, "s3": TrimHorizon, "s4": TrimHorizon}},
+		{Latest, time.Time{}, map[string]string{"s2": Latest, "s4": Latest}},
+		// Open at t=250: s1, s2, s3 start at the timestamp; s4 descends from leased shards.
+		{AtTimestamp, time.Unix(250, 0), map[string]string{"s1": AtTimestamp, "s2": AtTimestamp, "s3": AtTimestamp, "s4": TrimHorizon}},
+	}
+	for _, c := range cases {
+		store, k := NewMemoryStore(), lineageStream()
+		s := newSyncer(t, store, k, c.pos, c.ts)
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := checkpoints(t, store); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: leases %v, want %v", c.pos, got, c.want)
+		}
+		// A second sync changes nothing.
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := checkpoints(t, store); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s, second sync: leases %v, want %v", c.pos, got, c.want)
+		}
+	}
+	// Lineage attributes.
+	store := NewMemoryStore()
+	if err := newSyncer(t, store, lineageStream(), TrimHorizon, time.Time{}).Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := store.Get(ctx, "s4")
+	if !reflect.DeepEqual(l.ParentShardIDs, []string{"s1", "s3"}) || l.StartingHashKey != "0" || l.EndingHashKey != "9" || l.Owner != "" {
+		t.Fatalf("merge child lease: %+v", l)
+	}
+}
+
+// TestShardSyncDescendantsOfLeasedShards: with LATEST, children of a leased
+// shard still start at TRIM_HORIZON, so nothing is skipped.
+func TestShardSyncDescendantsOfLeasedShards(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore()
+	if _, err := store.Create(ctx, Lease{Key: "s1", Checkpoint: "42"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Create(ctx, Lease{Key: "s2", Checkpoint: "43"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := newSyncer(t, store, lineageStream(), Latest, time.Time{}).Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"s1": "42", "s2": "43", "s4": TrimHorizon}
+	if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
+		t.Fatalf("leases %v, want %v", got, want)
+	}
+}
+
+// TestShardSyncCleanup: a finished lease is deleted once its children have
+// leases that started and it has no parent lease left; finished shards
+// whose descendants are leased are not created again.
+func TestShardSyncCleanup(t *testing.T) {
+	ctx := context.Background()
+	store, k := NewMemoryStore(), lineageStream()
+	s := newSyncer(t, store, k, TrimHorizon, time.Time{})
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	set := func(key, cp string) {
+		l, err := store.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Checkpoint = cp
+		if _, err := store.Checkpoint(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("s0", ShardEnd)
+	set("s1", "77") // s2 not started yet
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Get(ctx, "s0"); err != nil {
+		t.Fatalf("s0 deleted before all its children started: %v", err)
+	}
+	set("s2", "88")
+	set("s1", ShardEnd) // s1's child s4 has not started; s3 is its co-parent
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"s1": ShardEnd, "s2": "88", "s3": TrimHorizon, "s4": TrimHorizon}
+	if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after s0's children started: %v, want %v", got, want)
+	}
+	set("s3", ShardEnd)
+	set("s4", "99")
+	if err := s.Sync(ctx); err != nil { // s0 is listed again but not recreated
+		t.Fatal(err)
+	}
+	want = map[string]string{"s2": "88", "s4": "99"}
+	if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after s4 started: %v, want %v", got, want)
+	}
+}
+
+// TestShardSyncRace: syncers racing on one table create each lease once.
+func TestShardSyncRace(t *testing.T) {
+	store := &countingStore{Store: NewMemoryStore()}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := newSyncer(t, store, lineageStream(), TrimHorizon, time.Time{}).Sync(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := checkpoints(t, store); len(got) != 5 {
+		t.Fatalf("leases %v", got)
+	}
+}
+
+func TestCreateChildLeasesAndParentsDone(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore()
+	parent, _ := store.Create(ctx, Lease{Key: "p", Owner: "w", Checkpoint: "5"})
+	other, _ := store.Create(ctx, Lease{Key: "q", Checkpoint: ShardEnd})
+	children := []kintypes.ChildShard{{
+		ShardId: aws.String("c"), ParentShards: []string{"q", "p"},
+		HashKeyRange: &kintypes.HashKeyRange{StartingHashKey: aws.String("10"), EndingHashKey: aws.String("20")},
+	}}
+	for range 2 { // idempotent
+		if err := CreateChildLeases(ctx, store, children); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := store.Get(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Checkpoint != TrimHorizon || !reflect.DeepEqual(c.ParentShardIDs, []string{"p", "q"}) || c.StartingHashKey != "10" || c.EndingHashKey != "20" || c.Owner != "" {
+		t.Fatalf("child lease %+v", c)
+	}
+	if done, err := ParentsDone(ctx, store, c); err != nil || done {
+		t.Fatalf("ParentsDone with p unfinished: %v %v", done, err)
+	}
+	parent.Checkpoint = ShardEnd
+	if _, err := store.Checkpoint(ctx, parent); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := ParentsDone(ctx, store, c); err != nil || !done {
+		t.Fatalf("ParentsDone with both at SHARD_END: %v %v", done, err)
+	}
+	if err := store.Delete(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := ParentsDone(ctx, store, c); err != nil || !done {
+		t.Fatalf("ParentsDone with q gone: %v %v", done, err)
+	}
+	if err := CreateChildLeases(ctx, store, []kintypes.ChildShard{{}}); err == nil {
+		t.Fatal("child without ShardId accepted")
+	}
+}
+
+func TestShardSyncConfigValidate(t *testing.T) {
+	s, k := NewMemoryStore(), lineageStream()
+	for _, cfg := range []ShardSyncConfig{
+		{Kinesis: k, Stream: "s"},
+		{Store: s, Stream: "s"},
+		{Store: s, Kinesis: k},
+		{Store: s, Kinesis: k, Stream: "s", InitialPosition: "EARLIEST"},
+		{Store: s, Kinesis: k, Stream: "s", InitialPosition: AtTimestamp},
+		{Store: s, Kinesis: k, Stream: "s", Interval: -1},
+	} {
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil", cfg)
+		}
+	}
+}
