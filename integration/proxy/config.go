@@ -112,7 +112,8 @@ type KinesisFaults struct {
 	LimitExceeded float64
 	// CloseConnection is the probability that, after the request has been
 	// handled (forwarded and taken effect upstream), the connection is closed
-	// part way through the response.
+	// part way through the response. It does not apply to SubscribeToShard,
+	// whose event stream is passed through as it arrives.
 	CloseConnection float64
 	// Latency is added before each request is handled. Default 0.
 	Latency time.Duration

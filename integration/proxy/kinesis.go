@@ -30,7 +30,7 @@ type putEntry struct {
 
 type putResult struct {
 	SequenceNumber string `json:",omitempty"`
-	ShardId        string `json:",omitempty"` //nolint:revive // the API's spelling
+	ShardId        string `json:",omitempty"`
 	ErrorCode      string `json:",omitempty"`
 	ErrorMessage   string `json:",omitempty"`
 }
@@ -193,6 +193,8 @@ func (p *Proxy) putRecords(ctx context.Context, h http.Header, body []byte, fail
 			accepted = append(accepted, i)
 		}
 	}
+	p.log.Debug("proxy: PutRecords", zap.String("stream", in.name()), zap.Int("entries", len(entries)),
+		zap.Int("accepted", len(accepted)), zap.Int("rejected", failed))
 	encryption := ""
 	if p.sink != nil {
 		for _, i := range accepted {
@@ -266,13 +268,14 @@ func (p *Proxy) putRecord(ctx context.Context, h http.Header, body []byte) respo
 	shardKey := streamKey(h, in.streamRef) + "/" + sh.id
 	if !p.cfg.NoLimits && !p.limits.write(shardKey, in.size()) {
 		p.stats.throttled.Add(1)
+		p.log.Debug("proxy: PutRecord throttled", zap.String("stream", in.name()), zap.String("shard", sh.id))
 		return errorResponse(kinesisService, awsError{status: http.StatusBadRequest, code: codeProvisionedThroughput,
 			message: throttledMessage(sh.id, in.streamRef)})
 	}
 	if p.sink != nil {
 		p.countAccepted(in.Data)
 		out, _ := json.Marshal(struct {
-			ShardId        string //nolint:revive // the API's spelling
+			ShardId        string
 			SequenceNumber string
 			EncryptionType string
 		}{sh.id, p.sink.sequenceNumber(shardKey), "NONE"})
@@ -298,7 +301,7 @@ func (p *Proxy) getShardIterator(ctx context.Context, h http.Header, body []byte
 	}
 	var in struct {
 		streamRef
-		ShardId string //nolint:revive // the API's spelling
+		ShardId string
 	}
 	var out struct{ ShardIterator string }
 	if json.Unmarshal(body, &in) == nil && json.Unmarshal(resp.body, &out) == nil && in.ShardId != "" {
@@ -318,6 +321,7 @@ func (p *Proxy) getRecords(ctx context.Context, h http.Header, body []byte) resp
 	limited := known && !p.cfg.NoLimits
 	if limited && !p.limits.readCall(it.shardKey) {
 		p.stats.throttled.Add(1)
+		p.log.Debug("proxy: GetRecords throttled", zap.String("stream", it.stream), zap.String("shard", it.shard))
 		return errorResponse(kinesisService, awsError{status: http.StatusBadRequest, code: codeProvisionedThroughput,
 			message: fmt.Sprintf("Rate exceeded for Shard - %s in stream %s.", it.shard, it.stream)})
 	}

@@ -172,8 +172,8 @@ func TestStreamKey(t *testing.T) {
 	h.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/kinesis/aws4_request, SignedHeaders=host, Signature=abc")
 	byName := streamKey(h, streamRef{Name: "s1"})
 	byARN := streamKey(h, streamRef{ARN: "arn:aws:kinesis:eu-west-1:000000000000:stream/s1"})
-	if byName != "AKID/eu-west-1/s1" || byARN != byName {
-		t.Errorf("stream keys %q and %q, want both AKID/eu-west-1/s1", byName, byARN)
+	if byName != "eu-west-1/s1" || byARN != byName {
+		t.Errorf("stream keys %q and %q, want both eu-west-1/s1", byName, byARN)
 	}
 	if got := streamKey(http.Header{}, streamRef{Name: "s1"}); got != "/s1" {
 		t.Errorf("unsigned: %q", got)

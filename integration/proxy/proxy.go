@@ -39,8 +39,14 @@ type Proxy struct {
 
 	done      chan struct{} // closed by Close: ends added latency early
 	served    chan struct{} // closed when Serve has returned
+	baseCtx   context.Context
+	cancel    context.CancelFunc // cancels every request's context, at Close
 	closeOnce sync.Once
 	closeErr  error
+
+	handlersMu sync.Mutex
+	closing    bool
+	handlers   sync.WaitGroup // ServeHTTP calls in progress
 }
 
 // Start validates cfg, listens on cfg.Listen and serves until Close.
@@ -92,7 +98,13 @@ func Start(cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy: listen: %w", err)
 	}
 	p.ln = ln
-	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(log)}
+	p.baseCtx, p.cancel = context.WithCancel(context.Background())
+	p.srv = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          zap.NewStdLog(log),
+		BaseContext:       func(net.Listener) context.Context { return p.baseCtx },
+	}
 	go func() {
 		defer close(p.served)
 		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -108,13 +120,19 @@ func Start(cfg Config) (*Proxy, error) {
 // endpoint (AWS_ENDPOINT_URL, or a client's BaseEndpoint) of either service.
 func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 
-// Close stops the proxy: it stops accepting connections, ends added
-// latencies, closes open connections and waits for the server to stop.
+// Close stops the proxy: it stops accepting connections, cancels the
+// requests in progress (and their upstream calls), closes open connections,
+// and returns once every request handler has returned.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
+		p.handlersMu.Lock()
+		p.closing = true
+		p.handlersMu.Unlock()
 		close(p.done)
+		p.cancel()
 		p.closeErr = p.srv.Close()
 		<-p.served
+		p.handlers.Wait()
 		p.client.CloseIdleConnections()
 	})
 	return p.closeErr
@@ -155,6 +173,16 @@ func cloneDynamoDBFaults(f DynamoDBFaults) DynamoDBFaults {
 // ServeHTTP handles one request. It is exported so that a Proxy can also be
 // mounted in a caller's own server.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.handlersMu.Lock()
+	if p.closing {
+		p.handlersMu.Unlock()
+		http.Error(w, "proxy closed", http.StatusServiceUnavailable)
+		return
+	}
+	p.handlers.Add(1)
+	p.handlersMu.Unlock()
+	defer p.handlers.Done()
+
 	p.stats.requests.Add(1)
 	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
 		b, _ := json.MarshalIndent(p.Stats(), "", "  ")
@@ -194,11 +222,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-p.done:
 			t.Stop()
+			writeError(w, s, awsError{status: http.StatusServiceUnavailable, code: codeServiceUnavailable, message: "proxy: closing"})
 			return
 		}
 	}
 	if f.err != nil {
 		p.stats.faults.Add(1)
+		p.log.Debug("proxy: injected fault", zap.Stringer("service", s), zap.String("op", op), zap.String("error", f.err.code))
 		writeResponse(w, errorResponse(s, *f.err), false)
 		return
 	}
@@ -209,6 +239,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp := p.handle(r.Context(), s, op, r.Header, body, f)
 	if f.cut {
 		p.stats.faults.Add(1)
+		p.log.Debug("proxy: closing the connection mid-response", zap.Stringer("service", s), zap.String("op", op))
 	}
 	writeResponse(w, resp, f.cut)
 }

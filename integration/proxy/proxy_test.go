@@ -108,3 +108,43 @@ func TestDynamoDBFaultsAreTypedErrors(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestCloseEndsRequestsInProgress closes a proxy while a request waits out a
+// long added latency: Close returns promptly and the caller gets an error.
+func TestCloseEndsRequestsInProgress(t *testing.T) {
+	p, err := proxy.Start(proxy.Config{KinesisURL: "http://127.0.0.1:1", Kinesis: proxy.KinesisFaults{Latency: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := kinesisNoRetry(t, p)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := client.ListStreams(context.Background(), &kinesis.ListStreamsInput{})
+		errc <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Requests == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request did not arrive")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("the request in progress succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request in progress did not end")
+	}
+}

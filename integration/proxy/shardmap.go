@@ -30,16 +30,16 @@ func (r streamRef) name() string {
 	return r.ARN
 }
 
-// streamKey identifies a stream across the proxy's caches: the caller's
-// access key and region (from the signature's credential scope, which is how
-// the emulator separates accounts and regions) and the stream name.
+// streamKey identifies a stream across the proxy's caches: the region the
+// request was signed for (the emulator keeps separate streams per region)
+// and the stream name.
 func streamKey(h http.Header, ref streamRef) string {
-	return credentialScope(h) + "/" + ref.name()
+	return signingRegion(h) + "/" + ref.name()
 }
 
-// credentialScope returns "ACCESSKEY/REGION" from a SigV4 Authorization
-// header, or "" when there is none.
-func credentialScope(h http.Header) string {
+// signingRegion returns the region of a SigV4 Authorization header's
+// credential scope, or "" when there is none.
+func signingRegion(h http.Header) string {
 	auth := h.Get("Authorization")
 	i := strings.Index(auth, "Credential=")
 	if i < 0 {
@@ -51,9 +51,9 @@ func credentialScope(h http.Header) string {
 	}
 	parts := strings.Split(cred, "/") // AKID/date/region/service/aws4_request
 	if len(parts) < 3 {
-		return parts[0]
+		return ""
 	}
-	return parts[0] + "/" + parts[2]
+	return parts[2]
 }
 
 type shardInfo struct {
