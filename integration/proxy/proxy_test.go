@@ -12,6 +12,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
@@ -24,6 +25,7 @@ func kinesisNoRetry(t *testing.T, p *proxy.Proxy) *kinesis.Client {
 	return kinesis.NewFromConfig(testenv.AWSConfig(t, p.URL()), func(o *kinesis.Options) {
 		o.BaseEndpoint = aws.String(p.URL())
 		o.Retryer = aws.NopRetryer{}
+		o.Logger = logging.Nop{} // the closed-connection tests make the SDK warn
 	})
 }
 
@@ -32,6 +34,7 @@ func dynamoNoRetry(t *testing.T, p *proxy.Proxy) *dynamodb.Client {
 	return dynamodb.NewFromConfig(testenv.AWSConfig(t, p.URL()), func(o *dynamodb.Options) {
 		o.BaseEndpoint = aws.String(p.URL())
 		o.Retryer = aws.NopRetryer{}
+		o.Logger = logging.Nop{} // the closed-connection tests make the SDK warn
 	})
 }
 
