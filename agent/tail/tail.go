@@ -148,8 +148,9 @@ type Tailer struct {
 	// noNotify disables file system notifications (tests of the poll).
 	noNotify bool
 
-	mu     sync.Mutex
-	status map[*File]Status
+	mu      sync.Mutex
+	status  map[*File]Status
+	scanned bool
 }
 
 type tracked struct {
@@ -204,6 +205,7 @@ func (t *Tailer) announce(ctx context.Context, out chan<- Event, tf *tracked) er
 type truncated struct {
 	fp      []byte
 	lineEnd int64
+	mtime   time.Time
 	at      time.Time
 }
 
@@ -252,6 +254,15 @@ func (t *Tailer) Status() []Status {
 	return out
 }
 
+// Scanned reports whether the first scan is complete: every file that
+// existed then has been opened (and its Open event sent), so saved
+// positions not claimed by then belong to files that are gone.
+func (t *Tailer) Scanned() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.scanned
+}
+
 // Run follows the files and sends events to out until ctx ends. Sending
 // blocks, which pauses reading: the receiver sets the pace. Run returns nil
 // when ctx ends, after closing every file.
@@ -272,6 +283,9 @@ func (t *Tailer) Run(ctx context.Context, out chan<- Event) error {
 		if err := t.scan(ctx, out); err != nil {
 			return nil
 		}
+		t.mu.Lock()
+		t.scanned = true
+		t.mu.Unlock()
 		moved, err := t.readAll(ctx, out)
 		if err != nil {
 			return nil
@@ -491,12 +505,13 @@ func (t *Tailer) check(ctx context.Context, out chan<- Event, tf *tracked, now t
 	}
 	if reset {
 		if len(tf.fp) >= t.cfg.MinCopyFingerprint {
-			t.recent = append(t.recent, truncated{fp: tf.fp, lineEnd: tf.lineEnd, at: now})
+			t.recent = append(t.recent, truncated{fp: tf.fp, lineEnd: tf.lineEnd, mtime: tf.mtime, at: now})
 		}
 		for _, c := range t.files {
 			if c.copyOf == tf {
 				syncCopy(c, tf)
 				c.copyOf = nil
+				c.mtime = tf.mtime.Add(-time.Nanosecond) // read the copy's rest first
 				if err := t.announce(ctx, out, c); err != nil {
 					return err
 				}
@@ -592,6 +607,7 @@ func (t *Tailer) decide(tf *tracked, first bool) (int64, bool) {
 			continue
 		}
 		if n >= t.cfg.MinCopyFingerprint {
+			tf.mtime = r.mtime.Add(-time.Nanosecond) // read before the truncated original
 			return min(r.lineEnd, tf.size), true
 		}
 		undecided = undecided || len(tf.fp) < len(r.fp)
