@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeKinesis is a stand-in upstream for tests of the proxy's own request
@@ -154,4 +155,50 @@ func FuzzRequest(f *testing.F) {
 			t.Fatalf("HTTP %d with body %q: not an AWS error", rec.Code, rec.Body)
 		}
 	})
+}
+
+func TestControlPlaneLimits(t *testing.T) {
+	c := newFakeClock()
+	p := startFake(t, Config{ControlPlaneLimits: true, Now: c.now})
+	call := func(op, body string) (int, string) {
+		rec := serve(p, "POST", kinesisTargetPrefix+op, "application/x-amz-json-1.1", []byte(body))
+		var e struct {
+			Type string `json:"__type"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &e)
+		return rec.Code, e.Type
+	}
+	burst := func(op, body string, n int) (passed int, lastErr string) {
+		for range n {
+			code, typ := call(op, body)
+			if code == 200 {
+				passed++
+			} else {
+				lastErr = typ
+			}
+		}
+		return passed, lastErr
+	}
+	if n, e := burst("DescribeStream", `{"StreamName":"s"}`, 12); n != 10 || e != "LimitExceededException" {
+		t.Errorf("DescribeStream: %d of 12 passed, last error %q; want 10 and LimitExceededException", n, e)
+	}
+	if n, _ := burst("DescribeStreamSummary", `{"StreamName":"s"}`, 25); n != 20 {
+		t.Errorf("DescribeStreamSummary: %d of 25 passed, want 20", n)
+	}
+	if n, e := burst("GetShardIterator", `{"StreamName":"s","ShardId":"a","ShardIteratorType":"LATEST"}`, 7); n != 5 || e != "ProvisionedThroughputExceededException" {
+		t.Errorf("GetShardIterator: %d of 7 passed, last error %q; want 5 and ProvisionedThroughputExceededException", n, e)
+	}
+	if n, _ := burst("GetShardIterator", `{"StreamName":"s","ShardId":"b","ShardIteratorType":"LATEST"}`, 5); n != 5 {
+		t.Errorf("GetShardIterator on another shard: %d of 5 passed", n)
+	}
+	if n, _ := burst("ListStreams", `{}`, 5); n != 5 {
+		t.Errorf("ListStreams: %d of 5 passed", n)
+	}
+	c.add(100 * time.Millisecond)
+	if n, _ := burst("DescribeStream", `{"StreamName":"s"}`, 3); n != 1 {
+		t.Errorf("DescribeStream 100ms later: %d of 3 passed, want 1", n)
+	}
+	if n, _ := burst("PutRecord", `{"StreamName":"s","Data":"aGk=","PartitionKey":"k"}`, 20); n != 20 {
+		t.Errorf("PutRecord (not a control-plane call): %d of 20 passed", n)
+	}
 }

@@ -43,11 +43,19 @@ type Config struct {
 	// Sink makes the proxy answer PutRecord and PutRecords itself instead of
 	// forwarding them; every other request is still forwarded. Default false.
 	Sink bool
-	// NoLimits turns the per-shard write and read limits off. Default false
-	// (limits on).
+	// NoLimits turns every limit off: the per-shard write and read limits
+	// and ControlPlaneLimits. Default false (per-shard limits on).
 	NoLimits bool
 	// Limits are the per-shard limits. Zero fields take AWS's values.
 	Limits Limits
+	// ControlPlaneLimits turns on AWS's documented call rates of the
+	// control-plane operations (such as DescribeStream at 10 calls/s per
+	// account and region, ListShards at 1,000/s per stream) and of
+	// GetShardIterator (5/s per shard). Calls over them get
+	// LimitExceededException (GetShardIterator:
+	// ProvisionedThroughputExceededException). Default false, since callers
+	// that poll DescribeStream may not expect it; NoLimits turns it off too.
+	ControlPlaneLimits bool
 	// Seed seeds the random source of the faults: the same seed and the same
 	// sequence of requests give the same faults. Default 0 (a valid seed).
 	Seed int64

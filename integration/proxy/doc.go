@@ -21,6 +21,9 @@
 //   - Per-shard read limits: 5 GetRecords calls/s and 2 MiB/s per shard. A
 //     GetRecords call that returns more than the byte credit leaves the shard
 //     in debt, so the following calls are throttled until it is paid back.
+//   - Optionally (Config.ControlPlaneLimits), AWS's call rates of the
+//     control-plane operations, such as DescribeStream at 10 calls/s, and of
+//     GetShardIterator at 5 calls/s per shard.
 //   - Faults, each with a probability and reproducible from Config.Seed (for a
 //     given order of requests): per-entry InternalFailure in PutRecords,
 //     whole-request HTTP 500 and 503, LimitExceededException on control-plane

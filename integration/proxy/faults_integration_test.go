@@ -169,3 +169,26 @@ func TestSDKRetriesInjectedThrottling(t *testing.T) {
 		t.Error("no faults injected")
 	}
 }
+
+func TestControlPlaneLimitsTypedErrors(t *testing.T) {
+	_, stream := testenv.NewStream(t, 1) // created straight on the emulator
+	clock := &manualClock{t: time.Unix(1e9, 0)}
+	p := proxy.StartForTest(t, proxy.Config{ControlPlaneLimits: true, Now: clock.Now})
+	client := kinesisNoRetry(t, p)
+	ctx := ctxT(t)
+	for i := range 21 {
+		_, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
+		var le *types.LimitExceededException
+		if (i < 20 && err != nil) || (i == 20 && !errors.As(err, &le)) {
+			t.Fatalf("DescribeStreamSummary call %d: %v", i+1, err)
+		}
+	}
+	for i := range 6 {
+		_, err := client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
+			ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeLatest})
+		var pte *types.ProvisionedThroughputExceededException
+		if (i < 5 && err != nil) || (i == 5 && !errors.As(err, &pte)) {
+			t.Fatalf("GetShardIterator call %d: %v", i+1, err)
+		}
+	}
+}

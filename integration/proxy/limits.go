@@ -48,10 +48,11 @@ type limiter struct {
 
 	mu     sync.Mutex
 	shards map[string]*shardLimits // by stream key + "/" + shard ID
+	calls  map[string]*bucket      // control-plane call rates, by callKey
 }
 
 func newLimiter(l Limits, now func() time.Time) *limiter {
-	return &limiter{limits: l.withDefaults(), now: now, shards: make(map[string]*shardLimits)}
+	return &limiter{limits: l.withDefaults(), now: now, shards: make(map[string]*shardLimits), calls: make(map[string]*bucket)}
 }
 
 // shard returns the buckets of a shard, creating full ones on first use.
@@ -112,4 +113,56 @@ func (l *limiter) readBytes(key string, n int) {
 	s := l.shard(key, now)
 	s.readBytes.refill(now)
 	s.readBytes.level -= float64(n)
+}
+
+// call admits one call of a rate-limited operation, perSecond calls per
+// second for each key, or reports false.
+func (l *limiter) call(key string, perSecond int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b, ok := l.calls[key]
+	if !ok {
+		b = newBucket(perSecond, now)
+		l.calls[key] = b
+	}
+	b.refill(now)
+	if !b.has(1) {
+		return false
+	}
+	b.level--
+	return true
+}
+
+// callScope says what a control-plane call limit is counted per.
+type callScope int
+
+const (
+	perAccount callScope = iota // per account and region
+	perStream
+	perShard
+)
+
+// callLimit is AWS's documented rate of a Kinesis operation.
+type callLimit struct {
+	perSecond int
+	scope     callScope
+}
+
+// controlPlaneLimits are the operations limited when
+// Config.ControlPlaneLimits is set, with AWS's rates.
+var controlPlaneLimits = map[string]callLimit{
+	"CreateStream":             {5, perAccount},
+	"DeleteStream":             {5, perAccount},
+	"DescribeStream":           {10, perAccount},
+	"DescribeStreamSummary":    {20, perAccount},
+	"ListStreams":              {5, perAccount},
+	"SplitShard":               {5, perAccount},
+	"MergeShards":              {5, perAccount},
+	"RegisterStreamConsumer":   {5, perAccount},
+	"DeregisterStreamConsumer": {5, perAccount},
+	"DescribeStreamConsumer":   {20, perAccount},
+	"ListStreamConsumers":      {5, perAccount},
+	"ListShards":               {1000, perStream},
+	"GetShardIterator":         {5, perShard},
 }

@@ -280,6 +280,13 @@ func route(r *http.Request) (service, string, *awsError) {
 
 // handle answers a request that passed the whole-request faults.
 func (p *Proxy) handle(ctx context.Context, s service, op string, h http.Header, body []byte, f drawn) response {
+	if s == kinesisService && p.cfg.ControlPlaneLimits && !p.cfg.NoLimits {
+		if e := p.checkCallRate(op, h, body); e != nil {
+			p.stats.throttled.Add(1)
+			p.log.Debug("proxy: call rate exceeded", zap.String("op", op))
+			return errorResponse(s, *e)
+		}
+	}
 	if s == kinesisService {
 		switch op {
 		case "PutRecords":
@@ -369,4 +376,33 @@ func (p *Proxy) failEntry(prob float64) bool {
 	p.faultMu.Lock()
 	defer p.faultMu.Unlock()
 	return p.rng.Float64() < prob
+}
+
+// checkCallRate applies the control-plane call rates (Config.ControlPlaneLimits).
+func (p *Proxy) checkCallRate(op string, h http.Header, body []byte) *awsError {
+	lim, ok := controlPlaneLimits[op]
+	if !ok {
+		return nil
+	}
+	var in struct {
+		streamRef
+		ShardId string
+	}
+	_ = json.Unmarshal(body, &in) // a malformed body gets its error upstream
+	key := signingRegion(h) + "|" + op
+	switch lim.scope {
+	case perStream:
+		key += "|" + in.name()
+	case perShard:
+		key += "|" + in.name() + "|" + in.ShardId
+	}
+	if p.limits.call(key, lim.perSecond) {
+		return nil
+	}
+	if op == "GetShardIterator" {
+		return &awsError{status: http.StatusBadRequest, code: codeProvisionedThroughput,
+			message: fmt.Sprintf("Rate exceeded for shard %s in stream %s.", in.ShardId, in.name())}
+	}
+	return &awsError{status: http.StatusBadRequest, code: codeLimitExceeded,
+		message: fmt.Sprintf("Rate exceeded for %s: at most %d calls per second.", op, lim.perSecond)}
 }

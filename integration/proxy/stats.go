@@ -21,8 +21,9 @@ type Stats struct {
 	// Bytes counts the data bytes of the accepted records (partition keys not
 	// included).
 	Bytes int64 `json:"bytes"`
-	// Throttled counts the PutRecords entries and the PutRecord and
-	// GetRecords calls rejected by a per-shard limit.
+	// Throttled counts the PutRecords entries and the calls (PutRecord,
+	// GetRecords, and control-plane calls under ControlPlaneLimits) rejected
+	// by a limit.
 	Throttled int64 `json:"throttled"`
 	// Faults counts the injected faults: failed entries, error responses and
 	// closed connections (not added latency).

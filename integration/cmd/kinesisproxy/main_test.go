@@ -21,7 +21,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	if code := run(context.Background(), []string{"-h"}, io.Discard, &out); code != 0 {
 		t.Fatalf("-h: exit %d", code)
 	}
-	for _, name := range []string{"listen", "kinesis", "dynamodb", "sink", "no-limits", "seed", "write-bytes", "write-records",
+	for _, name := range []string{"listen", "kinesis", "dynamodb", "sink", "no-limits", "control-plane-limits", "seed", "write-bytes", "write-records",
 		"read-bytes", "read-calls", "shard-map-ttl", "kinesis-internal-failure", "kinesis-500", "kinesis-503",
 		"kinesis-limit-exceeded", "kinesis-close", "kinesis-latency", "kinesis-jitter", "kinesis-ops",
 		"dynamodb-throughput", "dynamodb-throttling", "dynamodb-500", "dynamodb-503", "dynamodb-close",
