@@ -144,7 +144,7 @@ type Flow struct {
 }
 
 // ID names the flow in offsets, logs and metrics: stream and file pattern.
-func (f *Flow) ID() string { return f.Stream + ":" + f.FilePattern }
+func (f Flow) ID() string { return f.Stream + ":" + f.FilePattern }
 
 // Option is one data processing option.
 type Option struct {

@@ -89,6 +89,9 @@ type Event struct {
 	Offset int64
 	// Data is owned by the receiver.
 	Data []byte
+	// EOF is set on a Data event that reached the end of the file as it was
+	// then: an incomplete last line in it is not waiting for a read.
+	EOF bool
 }
 
 // File is the handle of one followed file.
@@ -173,6 +176,8 @@ type tracked struct {
 	lineEnd int64
 	// announced is set once the Open event was sent.
 	announced bool
+	// eofSent is set when the last Data event had EOF set.
+	eofSent bool
 }
 
 // copyLinkTimeout is how long a new file that starts like a followed one is
@@ -687,9 +692,20 @@ func (t *Tailer) read(ctx context.Context, out chan<- Event, tf *tracked, limit 
 			}
 			tf.offset += int64(n)
 			tf.size = max(tf.size, tf.offset)
+			ev.EOF = n < len(buf)
+			tf.eofSent = ev.EOF
 			tf.lastActive = time.Now()
 			total += int64(n)
 			t.setStatus(tf)
+			if err := send(ctx, out, ev); err != nil {
+				return total, err
+			}
+		}
+		if n == 0 && errors.Is(err, io.EOF) && !tf.eofSent && tf.offset > 0 {
+			// The previous read ended exactly at the end of the file.
+			tf.eofSent = true
+			ev := t.event(tf, Data)
+			ev.EOF = true
 			if err := send(ctx, out, ev); err != nil {
 				return total, err
 			}

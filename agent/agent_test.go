@@ -1,0 +1,492 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/kinesisgo/kinesis/agent/config"
+	"github.com/kinesisgo/kinesis/agent/offsets"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeSink acknowledges records from its own goroutine, in random order,
+// failing some of them; it can hold acknowledgements back.
+type fakeSink struct {
+	mu       sync.Mutex
+	got      [][]byte // acknowledged records, in acknowledgement order
+	queue    []func()
+	failRate float64
+	hold     bool
+	puts     int
+	wake     chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closed   bool
+}
+
+func newFakeSink(failRate float64) *fakeSink {
+	s := &fakeSink{failRate: failRate, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	s.wg.Add(1)
+	go s.loop()
+	return s
+}
+
+func (s *fakeSink) Put(ctx context.Context, r Record, done func(error)) error {
+	if r.PartitionKey == "" || len(r.PartitionKey) > 256 {
+		return fmt.Errorf("bad partition key %q", r.PartitionKey)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("closed")
+	}
+	s.puts++
+	data := bytes.Clone(r.Data)
+	s.queue = append(s.queue, func() {
+		if rand.Float64() < s.failRate {
+			done(errors.New("injected failure"))
+			return
+		}
+		s.mu.Lock()
+		s.got = append(s.got, data)
+		s.mu.Unlock()
+		done(nil)
+	})
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (s *fakeSink) loop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		case <-time.After(5 * time.Millisecond):
+		}
+		s.mu.Lock()
+		if s.hold {
+			s.mu.Unlock()
+			continue
+		}
+		q := s.queue
+		s.queue = nil
+		s.mu.Unlock()
+		rand.Shuffle(len(q), func(i, j int) { q[i], q[j] = q[j], q[i] })
+		for _, f := range q {
+			f()
+		}
+	}
+}
+
+func (s *fakeSink) Flush(context.Context) error { return nil }
+
+func (s *fakeSink) Close(context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	s.wg.Wait()
+	return nil
+}
+
+func (s *fakeSink) setHold(h bool) {
+	s.mu.Lock()
+	s.hold = h
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *fakeSink) records() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.got))
+	for i, b := range s.got {
+		out[i] = string(b)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type running struct {
+	a      *Agent
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func startAgent(t *testing.T, cfg Config) *running {
+	t.Helper()
+	if cfg.SaveInterval == 0 {
+		cfg.SaveInterval = 20 * time.Millisecond
+	}
+	if cfg.CloseInactive == 0 {
+		cfg.CloseInactive = 200 * time.Millisecond
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{a: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		default:
+		}
+	})
+	return r
+}
+
+func flowFor(pattern string) config.Flow {
+	return config.Flow{
+		FilePattern: pattern, Stream: "s", PartitionKeyOption: config.PartitionKeyRandom,
+		InitialPosition: config.StartOfFile, MaxBufferAge: 50 * time.Millisecond, MaxBufferSizeRecords: 500,
+		MaxBufferSizeBytes: 4 << 20, PollInterval: 20 * time.Millisecond, TruncatedRecordTerminator: "\n",
+		MaxRecordSizeBytes: 1 << 20, LongLineAction: config.LongLineTruncate,
+	}
+}
+
+func appendLines(t *testing.T, path string, from, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		fmt.Fprintf(&b, "line %06d\n", i)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkEach asserts every line from..to-1 was delivered at least once and
+// returns the number of duplicates.
+func checkEach(t *testing.T, got []string, to int) int {
+	t.Helper()
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[r]++
+	}
+	dups := 0
+	for i := 0; i < to; i++ {
+		k := fmt.Sprintf("line %06d\n", i)
+		if seen[k] == 0 {
+			t.Fatalf("line %d never delivered", i)
+		}
+		dups += seen[k] - 1
+	}
+	return dups
+}
+
+func openStore(t *testing.T, path string) *offsets.Store {
+	t.Helper()
+	s, err := offsets.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestDeliversEverythingDespiteFailuresAndReorderedAcks(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLines(t, log, 0, 2000)
+	sink := newFakeSink(0.1)
+	reg := prometheus.NewRegistry()
+	cp := filepath.Join(dir, "state", "cp.json")
+	r := startAgent(t, Config{
+		Flows: []config.Flow{flowFor(log)}, Offsets: openStore(t, cp),
+		NewSink: func(config.Flow) (Sink, error) { return sink, nil }, Metrics: reg, RetryBackoff: time.Millisecond,
+	})
+	appendLines(t, log, 2000, 1000)
+	waitFor(t, "3000 records", 20*time.Second, func() bool { return len(sink.records()) >= 3000 })
+	fi, _ := os.Stat(log)
+	waitFor(t, "offset saved at end of file", 5*time.Second, func() bool {
+		s, err := offsets.Open(cp)
+		if err != nil {
+			return false
+		}
+		e := s.Get(flowFor(log).ID())
+		return len(e) == 1 && e[0].Offset == fi.Size()
+	})
+	r.stop(t)
+	if dups := checkEach(t, sink.records(), 3000); dups != 0 {
+		t.Errorf("%d duplicates without a crash", dups)
+	}
+	id := flowFor(log).ID()
+	if v := testutil.ToFloat64(r.a.metrics.sentRecords.WithLabelValues(id)); v != 3000 {
+		t.Errorf("records_sent_total = %v", v)
+	}
+	if v := testutil.ToFloat64(r.a.metrics.failed.WithLabelValues(id)); v == 0 {
+		t.Error("record_failures_total = 0 with 10% injected failures")
+	}
+	st, _ := os.Stat(cp)
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("checkpoint mode %v", st.Mode().Perm())
+	}
+}
+
+func TestSavedOffsetIsLastContiguousAck(t *testing.T) {
+	tr := &tracker{acked: 10}
+	a, b, c := tr.add(20), tr.add(30), tr.add(40)
+	tr.ack(c)
+	if tr.acked != 10 {
+		t.Fatalf("acked %d after out-of-order ack", tr.acked)
+	}
+	tr.ack(a)
+	if tr.acked != 20 {
+		t.Fatalf("acked %d", tr.acked)
+	}
+	tr.ack(b)
+	if tr.acked != 40 || len(tr.queue) != 0 {
+		t.Fatalf("acked %d queue %d", tr.acked, len(tr.queue))
+	}
+	tr.ack(b) // stale: ignored
+	d := tr.add(40)
+	tr.ack(d) // records with the same end (split pieces) keep the offset
+	if tr.acked != 40 {
+		t.Fatal(tr.acked)
+	}
+}
+
+func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	cp := filepath.Join(dir, "cp.json")
+	appendLines(t, log, 0, 500)
+	sink := newFakeSink(0)
+	newSink := func(config.Flow) (Sink, error) { return sink, nil }
+	r := startAgent(t, Config{Flows: []config.Flow{flowFor(log)}, Offsets: openStore(t, cp), NewSink: newSink})
+	waitFor(t, "500 records", 10*time.Second, func() bool { return len(sink.records()) >= 500 })
+	r.stop(t)
+
+	appendLines(t, log, 500, 300)
+	sink2 := newFakeSink(0)
+	r2 := startAgent(t, Config{Flows: []config.Flow{flowFor(log)}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink2, nil }})
+	waitFor(t, "300 records", 10*time.Second, func() bool { return len(sink2.records()) >= 300 })
+	r2.stop(t)
+	got := sink2.records()
+	if len(got) != 300 {
+		t.Fatalf("got %d records after a clean restart, want 300", len(got))
+	}
+	seen := map[string]bool{}
+	for _, g := range got {
+		seen[g] = true
+	}
+	for i := 500; i < 800; i++ {
+		if !seen[fmt.Sprintf("line %06d\n", i)] {
+			t.Fatalf("line %d missing", i)
+		}
+	}
+}
+
+func TestRestartAfterRotationWithMatchingPattern(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	cp := filepath.Join(dir, "cp.json")
+	appendLines(t, log, 0, 500)
+	fl := flowFor(log + "*")
+	sink := newFakeSink(0)
+	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
+	waitFor(t, "500 records", 10*time.Second, func() bool { return len(sink.records()) >= 500 })
+	r.stop(t)
+
+	appendLines(t, log, 500, 300)
+	if err := os.Rename(log, log+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, log, 800, 200)
+	sink2 := newFakeSink(0)
+	r2 := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink2, nil }})
+	waitFor(t, "500 records", 10*time.Second, func() bool { return len(sink2.records()) >= 500 })
+	r2.stop(t)
+	got := sink2.records()
+	if len(got) != 500 {
+		t.Fatalf("got %d records after restart, want 500", len(got))
+	}
+	seen := map[string]bool{}
+	for _, g := range got {
+		seen[g] = true
+	}
+	for i := 500; i < 1000; i++ {
+		if !seen[fmt.Sprintf("line %06d\n", i)] {
+			t.Fatalf("line %d missing", i)
+		}
+	}
+}
+
+func TestBackpressurePausesReading(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLines(t, log, 0, 30000)
+	sink := newFakeSink(0)
+	sink.setHold(true)
+	cp := filepath.Join(dir, "cp.json")
+	r := startAgent(t, Config{
+		Flows: []config.Flow{flowFor(log)}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil },
+		MaxPendingRecords: 100,
+	})
+	waitFor(t, "100 puts", 5*time.Second, func() bool { sink.mu.Lock(); defer sink.mu.Unlock(); return sink.puts >= 100 })
+	time.Sleep(100 * time.Millisecond) // would the agent read on while the sink holds everything?
+	sink.mu.Lock()
+	puts := sink.puts
+	sink.mu.Unlock()
+	if puts > 100+1 {
+		t.Fatalf("%d records put while 100 were unacknowledged: reading did not pause", puts)
+	}
+	st := r.a.flows[0].tailer.Status()
+	if len(st) != 1 || st[0].Offset >= st[0].Size {
+		t.Errorf("tailer read the whole file while blocked: %+v", st)
+	}
+	// Nothing acknowledged: the saved offset stays at 0.
+	if e := openStore(t, cp).Get(flowFor(log).ID()); len(e) == 1 && e[0].Offset != 0 {
+		t.Errorf("offset %d saved without acknowledgements", e[0].Offset)
+	}
+	sink.setHold(false)
+	waitFor(t, "30000 records", 60*time.Second, func() bool { return len(sink.records()) >= 30000 })
+	r.stop(t)
+	checkEach(t, sink.records(), 30000)
+}
+
+func TestPartialLineSentAfterBufferAge(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	if err := os.WriteFile(log, []byte("complete\nno newline yet"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sink := newFakeSink(0)
+	fl := flowFor(log)
+	fl.MaxBufferAge = 300 * time.Millisecond
+	start := time.Now()
+	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, filepath.Join(dir, "cp.json")), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
+	waitFor(t, "2 records", 5*time.Second, func() bool { return len(sink.records()) >= 2 })
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("partial line sent after %v, before the buffer age", d)
+	}
+	r.stop(t)
+	got := sink.records()
+	if got[0] != "complete\n" || got[1] != "no newline yet" {
+		t.Fatalf("%q", got)
+	}
+}
+
+func TestProcessingAndUnparsedCounting(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "data.csv")
+	if err := os.WriteFile(log, []byte("id,name\n1,ann\n2,bob,extra,fields\n3,cy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, drop := range []bool{false, true} {
+		sink := newFakeSink(0)
+		fl := flowFor(log)
+		fl.SkipHeaderLines = 1
+		fl.DropUnparsedRecords = drop
+		fl.PartitionKeyOption = config.PartitionKeyDeterministic
+		fl.Processing = []config.Option{{Name: config.OptCSVToJSON, CustomFieldNames: []string{"id", "name"}, Delimiter: ","}}
+		cp := filepath.Join(dir, fmt.Sprintf("cp-%v.json", drop))
+		r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
+		want := 3
+		if drop {
+			want = 2
+		}
+		waitFor(t, "records", 5*time.Second, func() bool { return len(sink.records()) >= want })
+		waitFor(t, "offset at end", 5*time.Second, func() bool {
+			e := openStore(t, cp).Get(fl.ID())
+			return len(e) == 1 && e[0].Offset == 38
+		})
+		r.stop(t)
+		got := strings.Join(sink.records(), "")
+		for _, w := range []string{`{"id":"1","name":"ann"}` + "\n", `{"id":"3","name":"cy"}` + "\n"} {
+			if !strings.Contains(got, w) {
+				t.Errorf("drop=%v: %q missing from %q", drop, w, got)
+			}
+		}
+		if strings.Contains(got, "id,name") {
+			t.Errorf("header sent")
+		}
+		if strings.Contains(got, "2,bob,extra") == drop {
+			t.Errorf("drop=%v: unparsed line handling wrong: %q", drop, got)
+		}
+		m := r.a.metrics
+		if v := testutil.ToFloat64(m.unparsed.WithLabelValues(fl.ID())); v < 1 {
+			t.Errorf("unparsed = %v", v)
+		}
+		if v := testutil.ToFloat64(m.headerLines.WithLabelValues(fl.ID())); v < 1 {
+			t.Errorf("header lines = %v", v)
+		}
+	}
+}
+
+func TestSinkErrorStopsRun(t *testing.T) {
+	dir := t.TempDir()
+	a, err := New(Config{Flows: []config.Flow{flowFor(filepath.Join(dir, "x.log"))}, Offsets: openStore(t, filepath.Join(dir, "cp")),
+		NewSink: func(config.Flow) (Sink, error) { return nil, errors.New("no credentials") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "no credentials") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if _, err := New(Config{}); err == nil {
+		t.Error("empty config accepted")
+	}
+	fl := flowFor("/tmp/x.log")
+	fl.Processing = []config.Option{{Name: "BOGUS"}}
+	if _, err := New(Config{Flows: []config.Flow{fl}, Offsets: &offsets.Store{}, NewSink: func(config.Flow) (Sink, error) { return nil, nil }}); err == nil {
+		t.Error("bad option accepted")
+	}
+}

@@ -1,0 +1,503 @@
+package agent
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/agent/config"
+	"github.com/kinesisgo/kinesis/agent/lines"
+	"github.com/kinesisgo/kinesis/agent/offsets"
+	"github.com/kinesisgo/kinesis/agent/process"
+	"github.com/kinesisgo/kinesis/agent/tail"
+)
+
+// flow runs one config.Flow: tailer, splitting, processing and shipping.
+type flow struct {
+	cfg    config.Flow
+	acfg   *Config
+	id     string
+	log    *zap.Logger
+	m      flowMetrics
+	chain  *process.Chain
+	tailer *tail.Tailer
+	saved  []offsets.Entry
+
+	wake chan struct{}
+
+	mu           sync.Mutex // guards what acknowledgements touch
+	files        map[*tail.File]*fileState
+	pendingRecs  int
+	pendingBytes int
+	retries      []*item
+	sentRecords  int64
+	sentBytes    int64
+	lastStats    map[*tail.File]lines.Stats
+}
+
+type fileState struct {
+	path     string
+	id       tail.Identity
+	split    *lines.Splitter
+	gen      *tracker
+	lastData time.Time
+	atEOF    bool // the last read reached the end of the file
+}
+
+// item is one record between the agent and the sink.
+type item struct {
+	rec       Record
+	gen       *tracker
+	seq       uint64
+	attempt   int
+	notBefore time.Time
+}
+
+func newFlow(fc config.Flow, acfg *Config, m *metrics) (*flow, error) {
+	chain, err := process.New(fc.Processing)
+	if err != nil {
+		return nil, err
+	}
+	id := fc.ID()
+	f := &flow{
+		cfg:       fc,
+		acfg:      acfg,
+		id:        id,
+		log:       acfg.Logger.With(zap.String("flow", id)),
+		m:         m.flow(id),
+		chain:     chain,
+		saved:     acfg.Offsets.Get(id),
+		wake:      make(chan struct{}, 1),
+		files:     map[*tail.File]*fileState{},
+		lastStats: map[*tail.File]lines.Stats{},
+	}
+	resume := make([]tail.Position, 0, len(f.saved))
+	for _, e := range f.saved {
+		resume = append(resume, tail.Position{Path: e.Path, Offset: e.Offset, ID: tail.Identity{
+			Dev: e.Dev, Inode: e.Inode, Fingerprint: e.Fingerprint, FingerprintSize: e.FingerprintSize}})
+	}
+	f.tailer, err = tail.New(tail.Config{
+		Pattern:       fc.FilePattern,
+		PollInterval:  fc.PollInterval,
+		StartAtEnd:    fc.InitialPosition == config.EndOfFile,
+		Resume:        resume,
+		CloseInactive: acfg.CloseInactive,
+		Logger:        f.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *flow) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run reads and ships until ctx ends, then drains in-flight records for up
+// to ShutdownTimeout.
+func (f *flow) run(ctx context.Context, sink Sink) {
+	events := make(chan tail.Event)
+	tailCtx, stopTail := context.WithCancel(ctx)
+	tailDone := make(chan struct{})
+	go func() {
+		defer close(tailDone)
+		_ = f.tailer.Run(tailCtx, events)
+	}()
+	defer func() {
+		stopTail()
+		<-tailDone
+	}()
+
+	tickEvery := min(max(f.cfg.MaxBufferAge/4, 10*time.Millisecond), 100*time.Millisecond)
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	progress := time.NewTicker(f.acfg.ProgressInterval)
+	defer progress.Stop()
+
+	for ctx.Err() == nil {
+		if err := f.runRetries(ctx, sink); err != nil {
+			break
+		}
+		var in <-chan tail.Event
+		if !f.full() {
+			in = events
+		}
+		select {
+		case <-ctx.Done():
+		case ev := <-in:
+			_ = f.handle(ctx, sink, ev)
+		case <-f.wake:
+		case <-tick.C:
+			_ = f.flushAged(ctx, sink)
+		case <-progress.C:
+			f.logProgress()
+		}
+	}
+	stopTail()
+	<-tailDone
+	f.drain(sink)
+	f.logProgress()
+}
+
+// drain waits for in-flight records, putting failed ones again, until none
+// is left or ShutdownTimeout passes.
+func (f *flow) drain(sink Sink) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.acfg.ShutdownTimeout)
+	defer cancel()
+	_ = sink.Flush(ctx)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		f.mu.Lock()
+		n := f.pendingRecs
+		f.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if err := f.runRetries(ctx, sink); err != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			f.log.Warn("shutdown timeout: records not acknowledged will be read again at the next start", zap.Int("records", n))
+			return
+		case <-f.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (f *flow) full() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pendingRecs >= f.acfg.MaxPendingRecords || f.pendingBytes >= f.acfg.MaxPendingBytes
+}
+
+func (f *flow) handle(ctx context.Context, sink Sink, ev tail.Event) error {
+	f.mu.Lock()
+	st := f.files[ev.File]
+	if st != nil {
+		st.path, st.id = ev.Path, ev.ID
+	}
+	f.mu.Unlock()
+	switch ev.Kind {
+	case tail.Open:
+		st = &fileState{path: ev.Path, id: ev.ID, split: f.newSplitter(ev.Offset), gen: &tracker{acked: ev.Offset}}
+		f.mu.Lock()
+		f.files[ev.File] = st
+		f.mu.Unlock()
+		f.log.Info("following file", zap.String("path", ev.Path), zap.Int64("offset", ev.Offset))
+	case tail.Data:
+		if st == nil {
+			return nil
+		}
+		st.lastData, st.atEOF = time.Now(), ev.EOF
+		return f.write(ctx, sink, ev.File, st, ev.Data)
+	case tail.Reset:
+		if st == nil {
+			return nil
+		}
+		f.log.Info("file truncated or replaced; reading it again from the start", zap.String("path", ev.Path))
+		if err := f.flush(ctx, sink, ev.File, st); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		st.split, st.gen = f.newSplitter(0), &tracker{}
+		f.mu.Unlock()
+	case tail.Close:
+		if st == nil {
+			return nil
+		}
+		err := f.flush(ctx, sink, ev.File, st)
+		f.mu.Lock()
+		delete(f.files, ev.File)
+		delete(f.lastStats, ev.File)
+		f.mu.Unlock()
+		f.log.Info("file done", zap.String("path", ev.Path))
+		return err
+	}
+	return nil
+}
+
+func (f *flow) newSplitter(start int64) *lines.Splitter {
+	return lines.New(lines.Config{
+		SkipHeaderLines: f.cfg.SkipHeaderLines,
+		MultiLineStart:  f.cfg.MultiLineStartPattern,
+		MaxRecordSize:   f.cfg.MaxRecordSizeBytes,
+		Terminator:      f.cfg.TruncatedRecordTerminator,
+		Split:           f.cfg.LongLineAction == config.LongLineSplit,
+	}, start)
+}
+
+func (f *flow) write(ctx context.Context, sink Sink, h *tail.File, st *fileState, data []byte) error {
+	var recs []lines.Record
+	st.split.Write(data, func(r lines.Record) { recs = append(recs, r) })
+	f.countSplit(h, st)
+	return f.shipAll(ctx, sink, st, recs)
+}
+
+func (f *flow) flush(ctx context.Context, sink Sink, h *tail.File, st *fileState) error {
+	var recs []lines.Record
+	st.split.Flush(func(r lines.Record) { recs = append(recs, r) })
+	f.countSplit(h, st)
+	return f.shipAll(ctx, sink, st, recs)
+}
+
+// flushAged sends held partial lines and multi-line records whose file has
+// had no new bytes for MaxBufferAge.
+func (f *flow) flushAged(ctx context.Context, sink Sink) error {
+	f.mu.Lock()
+	var due []*tail.File
+	for h, st := range f.files {
+		if st.atEOF && st.split.Pending() && time.Since(st.lastData) >= f.cfg.MaxBufferAge {
+			due = append(due, h)
+		}
+	}
+	f.mu.Unlock()
+	for _, h := range due {
+		f.mu.Lock()
+		st := f.files[h]
+		f.mu.Unlock()
+		if err := f.flush(ctx, sink, h, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *flow) countSplit(h *tail.File, st *fileState) {
+	s := st.split.Stats()
+	f.mu.Lock()
+	prev := f.lastStats[h]
+	f.lastStats[h] = s
+	f.mu.Unlock()
+	if s.HeaderLines < prev.HeaderLines { // a new splitter after a reset
+		prev = lines.Stats{}
+	}
+	f.m.headerLines.Add(float64(s.HeaderLines - prev.HeaderLines))
+	f.m.truncated.Add(float64(s.Truncated - prev.Truncated))
+	f.m.split.Add(float64(s.Split - prev.Split))
+}
+
+func (f *flow) shipAll(ctx context.Context, sink Sink, st *fileState, recs []lines.Record) error {
+	for _, r := range recs {
+		if err := f.ship(ctx, sink, st, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ship processes one record and puts it.
+func (f *flow) ship(ctx context.Context, sink Sink, st *fileState, r lines.Record) error {
+	data, err := f.chain.Apply(r.Data)
+	if err != nil {
+		f.m.unparsed.Inc()
+		if f.cfg.DropUnparsedRecords && errors.Is(err, process.ErrUnparsed) {
+			f.m.dropped.Inc()
+			f.mu.Lock()
+			st.gen.ack(st.gen.add(r.End))
+			f.mu.Unlock()
+			return nil
+		}
+		data = r.Data
+	}
+	if max := f.cfg.MaxRecordSizeBytes; len(data) > max { // processing made it longer
+		term := f.cfg.TruncatedRecordTerminator
+		data = append(data[:max-len(term):max-len(term)], term...)
+		f.m.truncated.Inc()
+	}
+	if err := f.waitRoom(ctx, sink); err != nil {
+		return err
+	}
+	it := &item{rec: Record{PartitionKey: f.partitionKey(data), Data: data}, gen: st.gen}
+	f.mu.Lock()
+	it.seq = st.gen.add(r.End)
+	f.pendingRecs++
+	f.pendingBytes += len(data)
+	f.mu.Unlock()
+	f.m.pending.Inc()
+	return f.put(ctx, sink, it)
+}
+
+// waitRoom blocks while MaxPendingRecords or MaxPendingBytes are reached,
+// putting failed records again meanwhile.
+func (f *flow) waitRoom(ctx context.Context, sink Sink) error {
+	var t *time.Ticker
+	for f.full() {
+		if t == nil {
+			t = time.NewTicker(10 * time.Millisecond)
+			defer t.Stop()
+		}
+		if err := f.runRetries(ctx, sink); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.wake:
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func (f *flow) partitionKey(data []byte) string {
+	if f.cfg.PartitionKeyOption == config.PartitionKeyDeterministic {
+		sum := md5.Sum(data)
+		return hex.EncodeToString(sum[:])
+	}
+	var b strings.Builder
+	b.Grow(32)
+	b.WriteString(strconv.FormatUint(rand.Uint64(), 16))
+	b.WriteString(strconv.FormatUint(rand.Uint64(), 16))
+	return b.String()
+}
+
+// put hands it to the sink, waiting while the sink refuses it.
+func (f *flow) put(ctx context.Context, sink Sink, it *item) error {
+	wait := 10 * time.Millisecond
+	for {
+		err := sink.Put(ctx, it.rec, func(err error) { f.done(it, err) })
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			f.forget(it)
+			return ctx.Err()
+		}
+		f.log.Debug("sink refused a record; waiting", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			f.forget(it)
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// forget drops it from the pending counts: it was never taken, and stays
+// unacknowledged so its offset is not saved.
+func (f *flow) forget(it *item) {
+	f.mu.Lock()
+	f.pendingRecs--
+	f.pendingBytes -= len(it.rec.Data)
+	f.mu.Unlock()
+	f.m.pending.Dec()
+}
+
+// done is the sink's callback.
+func (f *flow) done(it *item, err error) {
+	f.mu.Lock()
+	if err != nil {
+		backoff := f.acfg.RetryBackoff << min(it.attempt, 6)
+		it.attempt++
+		it.notBefore = time.Now().Add(min(backoff, 30*time.Second))
+		f.retries = append(f.retries, it)
+		f.mu.Unlock()
+		f.m.failed.Inc()
+		f.poke()
+		return
+	}
+	it.gen.ack(it.seq)
+	f.pendingRecs--
+	f.pendingBytes -= len(it.rec.Data)
+	f.sentRecords++
+	f.sentBytes += int64(len(it.rec.Data))
+	f.mu.Unlock()
+	f.m.pending.Dec()
+	f.m.sentRecords.Inc()
+	f.m.sentBytes.Add(float64(len(it.rec.Data)))
+	if f.full() {
+		return
+	}
+	f.poke()
+}
+
+// runRetries puts again the records whose backoff has passed.
+func (f *flow) runRetries(ctx context.Context, sink Sink) error {
+	f.mu.Lock()
+	if len(f.retries) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	now := time.Now()
+	var due []*item
+	keep := f.retries[:0]
+	for _, it := range f.retries {
+		if it.notBefore.After(now) {
+			keep = append(keep, it)
+		} else {
+			due = append(due, it)
+		}
+	}
+	f.retries = keep
+	f.mu.Unlock()
+	for i, it := range due {
+		if err := f.put(ctx, sink, it); err != nil {
+			// forget was called for it; the rest stay pending: count them out too.
+			for _, rest := range due[i+1:] {
+				f.forget(rest)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// entries returns the positions to save, or false before the tailer's first
+// scan (when positions of files not yet opened must be kept as they are).
+func (f *flow) entries() ([]offsets.Entry, bool) {
+	if !f.tailer.Scanned() {
+		return nil, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]offsets.Entry, 0, len(f.files))
+	for _, st := range f.files {
+		out = append(out, offsets.Entry{
+			Path: st.path, Dev: st.id.Dev, Inode: st.id.Inode,
+			Fingerprint: st.id.Fingerprint, FingerprintSize: st.id.FingerprintSize,
+			Offset: st.gen.acked,
+		})
+	}
+	sortEntries(out)
+	return out, true
+}
+
+// logProgress logs one line: files, records and bytes acknowledged, records
+// pending and, per file, the bytes not yet read.
+func (f *flow) logProgress() {
+	status := f.tailer.Status()
+	behind := make([]string, 0, len(status))
+	var total int64
+	for _, s := range status {
+		b := s.Size - s.Offset
+		total += b
+		behind = append(behind, s.Path+"="+strconv.FormatInt(b, 10))
+	}
+	f.m.files.Set(float64(len(status)))
+	f.m.behind.Set(float64(total))
+	f.mu.Lock()
+	recs, bytes, pending := f.sentRecords, f.sentBytes, f.pendingRecs
+	f.mu.Unlock()
+	f.log.Info("progress",
+		zap.Int("files", len(status)),
+		zap.Int64("records_sent", recs),
+		zap.Int64("bytes_sent", bytes),
+		zap.Int("records_pending", pending),
+		zap.Strings("bytes_behind", behind))
+}

@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the agent's Prometheus collectors, labelled by flow.
+type metrics struct {
+	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines *prometheus.CounterVec
+	pending, files, behind                                                           *prometheus.GaugeVec
+}
+
+type flowMetrics struct {
+	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines prometheus.Counter
+	pending, files, behind                                                           prometheus.Gauge
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (an agent restarted on the same registry).
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	counter := func(name, help string) *prometheus.CounterVec {
+		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kinesis_agent_" + name, Help: help}, []string{"flow"}))
+	}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kinesis_agent_" + name, Help: help}, []string{"flow"}))
+	}
+	return &metrics{
+		sentRecords: counter("records_sent_total", "Records acknowledged by Kinesis."),
+		sentBytes:   counter("bytes_sent_total", "Bytes of records acknowledged by Kinesis."),
+		failed:      counter("record_failures_total", "Records the producer gave up on; each is put again."),
+		unparsed:    counter("records_unparsed_total", "Records a CSVTOJSON or LOGTOJSON option could not parse."),
+		dropped:     counter("records_dropped_total", "Unparsed records dropped (dropUnparsedRecords)."),
+		truncated:   counter("records_truncated_total", "Records cut at maxRecordSizeBytes."),
+		split:       counter("records_split_total", "Extra records made by splitting over-long lines."),
+		headerLines: counter("header_lines_skipped_total", "Header lines skipped (skipHeaderLines)."),
+		pending:     gauge("records_pending", "Records read and not yet acknowledged."),
+		files:       gauge("files_tracked", "Files followed."),
+		behind:      gauge("bytes_behind", "Bytes in followed files not yet read."),
+	}
+}
+
+func (m *metrics) flow(id string) flowMetrics {
+	return flowMetrics{
+		sentRecords: m.sentRecords.WithLabelValues(id),
+		sentBytes:   m.sentBytes.WithLabelValues(id),
+		failed:      m.failed.WithLabelValues(id),
+		unparsed:    m.unparsed.WithLabelValues(id),
+		dropped:     m.dropped.WithLabelValues(id),
+		truncated:   m.truncated.WithLabelValues(id),
+		split:       m.split.WithLabelValues(id),
+		headerLines: m.headerLines.WithLabelValues(id),
+		pending:     m.pending.WithLabelValues(id),
+		files:       m.files.WithLabelValues(id),
+		behind:      m.behind.WithLabelValues(id),
+	}
+}
