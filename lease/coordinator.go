@@ -31,7 +31,7 @@ type Config struct {
 	// TakeInterval is how often the table is scanned to take unowned and
 	// expired leases and to balance. A dead worker's leases are owned
 	// again within FailoverTime + TakeInterval (plus call latency), a
-	// released lease within TakeInterval. Default FailoverTime/5 (2s).
+	// released lease within TakeInterval. Default FailoverTime/6 (1.67s).
 	TakeInterval time.Duration
 	// MaxLeasesForWorker caps the leases this worker holds. Default 0: no
 	// cap.
@@ -64,7 +64,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.RenewInterval = cfg.FailoverTime / 3
 	}
 	if cfg.TakeInterval == 0 {
-		cfg.TakeInterval = cfg.FailoverTime / 5
+		cfg.TakeInterval = cfg.FailoverTime / 6
 	}
 	if cfg.MaxConcurrentRenewals == 0 {
 		cfg.MaxConcurrentRenewals = 16

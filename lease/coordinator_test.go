@@ -59,7 +59,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	d := Config{Store: s, WorkerID: "w"}.withDefaults()
-	if d.FailoverTime != 10*time.Second || d.RenewInterval != d.FailoverTime/3 || d.TakeInterval != 2*time.Second || d.MaxConcurrentRenewals != 16 {
+	if d.FailoverTime != 10*time.Second || d.RenewInterval != d.FailoverTime/3 || d.TakeInterval != d.FailoverTime/6 || d.MaxConcurrentRenewals != 16 {
 		t.Fatalf("defaults: %+v", d)
 	}
 }

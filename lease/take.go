@@ -33,6 +33,7 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 	me := c.cfg.WorkerID
 
 	c.mu.Lock()
+	var movedOn []Lease // held here, owned by another in the table
 	seen := make(map[string]observation, len(leases))
 	v := view{me: me, owned: make(map[string][]Lease)}
 	var reacquire, longFree []Lease
@@ -41,6 +42,9 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 		o, ok := c.seen[l.Key]
 		if !ok || o.counter != l.Counter || o.owner != l.Owner {
 			o = observation{counter: l.Counter, owner: l.Owner, since: now}
+		}
+		if l.Owner != me && c.held[l.Key] != nil {
+			movedOn = append(movedOn, l)
 		}
 		if l.Finished() {
 			o.freeRun = 0
@@ -76,6 +80,7 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 	heldNow := len(c.held)
 	c.mu.Unlock()
 	c.metrics.leasesInTable.Set(float64(unfinished))
+	c.dropMovedOn(movedOn)
 	if noTaking {
 		return next
 	}
@@ -100,6 +105,23 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 	}
 	c.takeAll(ctx, take, v)
 	return next
+}
+
+// dropMovedOn reports lost the held leases a scan saw with another owner
+// (or none) and a counter past the one held: someone else wrote them since,
+// so this worker's next renewal would fail anyway.
+func (c *Coordinator) dropMovedOn(ls []Lease) {
+	for _, l := range ls {
+		h := c.heldLease(l.Key)
+		if h == nil {
+			continue
+		}
+		h.mu.Lock()
+		if !h.gone && l.Counter > h.lease.Counter && l.Owner != c.cfg.WorkerID {
+			c.loseLocked(h, "taker pass saw another owner")
+		}
+		h.mu.Unlock()
+	}
 }
 
 // takeAll takes the given leases concurrently.
