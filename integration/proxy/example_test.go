@@ -62,5 +62,5 @@ func Example() {
 		return
 	}
 	fmt.Printf("requests %d, records %d, throttled %d\n", s.Requests, s.Records, s.Throttled)
-	// Output: requests 1, records 0, throttled 0
+	// Output: requests 0, records 0, throttled 0
 }

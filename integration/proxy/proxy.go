@@ -183,13 +183,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.handlersMu.Unlock()
 	defer p.handlers.Done()
 
-	p.stats.requests.Add(1)
 	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
 		b, _ := json.MarshalIndent(p.Stats(), "", "  ")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(append(b, '\n'))
 		return
 	}
+	p.stats.requests.Add(1)
 	s, op, aerr := route(r)
 	if aerr != nil {
 		p.stats.badRequests.Add(1)

@@ -4,7 +4,8 @@ import "sync/atomic"
 
 // Stats are the proxy's counters since Start.
 type Stats struct {
-	// Requests counts every request received, of either service.
+	// Requests counts the requests received for either service (GET /stats
+	// is not counted).
 	Requests int64 `json:"requests"`
 	// Forwarded counts the requests sent upstream (including the ListShards
 	// calls the proxy makes itself).

@@ -83,6 +83,15 @@ func TestRunServesAndPrintsStats(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /stats: HTTP %d", resp.StatusCode)
 	}
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("{}"))
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202.NoSuchOperation")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unknown operation: HTTP %d", resp.StatusCode)
+	}
 	cancel()
 	var rest strings.Builder
 	for sc.Scan() {
@@ -92,8 +101,8 @@ func TestRunServesAndPrintsStats(t *testing.T) {
 	if err := json.Unmarshal([]byte(rest.String()), &s); err != nil {
 		t.Fatalf("stats on exit %q: %v", rest.String(), err)
 	}
-	if s.Requests != 1 {
-		t.Errorf("stats on exit: %+v, want 1 request", s)
+	if s.Requests != 1 || s.BadRequests != 1 {
+		t.Errorf("stats on exit: %+v, want the 1 bad request (GET /stats is not counted)", s)
 	}
 	select {
 	case code := <-done:
