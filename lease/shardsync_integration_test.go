@@ -1,0 +1,96 @@
+package lease_test
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+// TestShardSyncOnKinesis: against the Kinesis emulator, the initial sync
+// creates one lease per shard at the initial position; after a split, the
+// next sync creates the children at TRIM_HORIZON with their parent, and
+// the LATEST filter leaves the closed parent out.
+func TestShardSyncOnKinesis(t *testing.T) {
+	testenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	kc, stream := testenv.NewStream(t, 2)
+	store, _, _ := newTable(t, 0)
+	syncer, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: store, Kinesis: kc, Stream: stream, InitialPosition: lease.TrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syncer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := store.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 2 || ls[0].Checkpoint != lease.TrimHorizon || ls[0].StartingHashKey != "0" || ls[1].EndingHashKey != "340282366920938463463374607431768211455" {
+		t.Fatalf("initial leases %+v", ls)
+	}
+
+	parent := ls[0]
+	start, _ := hashkey.Parse(parent.StartingHashKey)
+	end, _ := hashkey.Parse(parent.EndingHashKey)
+	if _, err := kc.SplitShard(ctx, &kinesis.SplitShardInput{
+		StreamName: aws.String(stream), ShardToSplit: aws.String(parent.Key), NewStartingHashKey: aws.String(hashkey.Mid(start, end).String()),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitStreamActive(ctx, kc, stream); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ls, err = store.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var children []string
+	for _, l := range ls {
+		if slices.Contains(l.ParentShardIDs, parent.Key) {
+			children = append(children, l.Key)
+			if l.Checkpoint != lease.TrimHorizon {
+				t.Errorf("child %s starts at %s", l.Key, l.Checkpoint)
+			}
+		}
+	}
+	if len(ls) != 4 || len(children) != 2 {
+		t.Fatalf("after the split: %d leases, children %v", len(ls), children)
+	}
+
+	// A new application starting at LATEST leases only the open shards.
+	latestStore, _, _ := newTable(t, 0)
+	latest, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: latestStore, Kinesis: kc, Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := latest.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	lls, _ := latestStore.List(ctx)
+	for _, l := range lls {
+		got[l.Key] = l.Checkpoint
+	}
+	want := map[string]string{children[0]: lease.Latest, children[1]: lease.Latest}
+	for _, l := range ls {
+		if l.Key != parent.Key && !slices.Contains(children, l.Key) {
+			want[l.Key] = lease.Latest // the original shard that was not split
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("LATEST leases %v, want %v", got, want)
+	}
+}
