@@ -374,6 +374,15 @@ func (f *flow) put(ctx context.Context, sink Sink, it *item) error {
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, ErrRecordRejected) {
+			f.log.Warn("record rejected; dropped", zap.Int("bytes", len(it.rec.Data)), zap.Error(err))
+			f.m.dropped.Inc()
+			f.mu.Lock()
+			it.gen.ack(it.seq)
+			f.mu.Unlock()
+			f.forget(it)
+			return nil
+		}
 		if ctx.Err() != nil {
 			f.forget(it)
 			return ctx.Err()

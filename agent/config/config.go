@@ -11,7 +11,8 @@
 //
 //	metrics.listen          address for a Prometheus /metrics endpoint, e.g. "127.0.0.1:9462"
 //	flows[].aggregation     pack user records into KPL aggregated records (default false)
-//	flows[].maxRecordSizeBytes   largest record sent, in bytes (default 1 MiB)
+//	flows[].maxRecordSizeBytes   largest record data sent, in bytes (default 1 MiB minus
+//	                        256 B left for the partition key, which Kinesis counts too)
 //	flows[].longLineAction  TRUNCATE (default) or SPLIT a line longer than maxRecordSizeBytes
 //	flows[].dropUnparsedRecords  drop a line a CSVTOJSON/LOGTOJSON option cannot parse
 //	                        instead of sending it unchanged (default false; counted either way)
@@ -34,6 +35,10 @@ import (
 // configuration names no checkpointFile. It lies under /var/lib so that it
 // survives reboots.
 const DefaultCheckpointFile = "/var/lib/kinesis-agent/checkpoints.json"
+
+// DefaultMaxRecordSize is the default largest record data: 1 MiB less room
+// for a partition key of up to 256 bytes.
+const DefaultMaxRecordSize = 1<<20 - 256
 
 // Partition key options.
 const (
@@ -129,7 +134,9 @@ type Flow struct {
 	// TruncatedRecordTerminator ends a record cut at MaxRecordSizeBytes.
 	// Default "\n".
 	TruncatedRecordTerminator string
-	// MaxRecordSizeBytes is the largest record sent. Default 1 MiB.
+	// MaxRecordSizeBytes is the largest record data sent, in bytes.
+	// Default 1,048,320 (1 MiB less 256 B for the partition key, which
+	// Kinesis counts within its 1 MiB record limit).
 	MaxRecordSizeBytes int
 	// LongLineAction is TRUNCATE (default: the rest of the line is dropped and
 	// counted) or SPLIT (the line is sent as several records).
@@ -331,7 +338,7 @@ func parseFlow(b []byte, where string) (Flow, error) {
 		MaxBufferSizeBytes:        4 << 20,
 		PollInterval:              250 * time.Millisecond,
 		TruncatedRecordTerminator: "\n",
-		MaxRecordSizeBytes:        1 << 20,
+		MaxRecordSizeBytes:        DefaultMaxRecordSize,
 		LongLineAction:            r.LongLineAction,
 	}
 	if fl.PartitionKeyOption == "" {
@@ -526,8 +533,8 @@ func (fl *Flow) validate(where string) error {
 		return fmt.Errorf("%s: minTimeBetweenFilePollsMillis must be between 1 and 1000 (new files must be seen within 1 s)", where)
 	case fl.SkipHeaderLines < 0:
 		return fmt.Errorf("%s: skipHeaderLines must not be negative", where)
-	case fl.MaxRecordSizeBytes < 16 || fl.MaxRecordSizeBytes > 10<<20:
-		return fmt.Errorf("%s: maxRecordSizeBytes must be between 16 and 10485760", where)
+	case fl.MaxRecordSizeBytes < 16 || fl.MaxRecordSizeBytes > 10<<20-256:
+		return fmt.Errorf("%s: maxRecordSizeBytes must be between 16 and 10485504", where)
 	case len(fl.TruncatedRecordTerminator) >= fl.MaxRecordSizeBytes:
 		return fmt.Errorf("%s: truncatedRecordTerminator is longer than maxRecordSizeBytes", where)
 	}

@@ -62,7 +62,7 @@ func TestParseAWSFile(t *testing.T) {
 	d := f.Flows[1]
 	if !d.Aggregation || d.PartitionKeyOption != PartitionKeyRandom || d.InitialPosition != EndOfFile ||
 		d.MaxBufferAge != time.Second || d.MaxBufferSizeRecords != 500 || d.PollInterval != 250*time.Millisecond ||
-		d.TruncatedRecordTerminator != "\n" || d.MaxRecordSizeBytes != 1<<20 || d.LongLineAction != LongLineTruncate {
+		d.TruncatedRecordTerminator != "\n" || d.MaxRecordSizeBytes != DefaultMaxRecordSize || d.LongLineAction != LongLineTruncate {
 		t.Errorf("defaults: %+v", d)
 	}
 	if f.Flows[1].ID() != "b:/var/log/b.log" {
