@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,6 +114,14 @@ func New(cfg Config) (*Worker, error) {
 
 // WorkerID returns the ID this worker writes as owner in the lease table.
 func (w *Worker) WorkerID() string { return w.cfg.WorkerID }
+
+// Shards returns the IDs of the shards this worker holds a lease on and
+// processes (or waits to process, until their parents end), sorted.
+func (w *Worker) Shards() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Sorted(maps.Keys(w.shards))
+}
 
 // Run consumes the stream until ctx is cancelled or Shutdown is called,
 // and returns once every goroutine it started has ended. When ctx is

@@ -1,0 +1,603 @@
+package kcl_test
+
+// Tests against the emulators (kinesis-mock, dynalite) through testenv;
+// they are skipped when no endpoint is configured. Volumes are small:
+// kinesis-mock takes about 1,000 records/s, shared by every test running.
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/big"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/kinesisgo/kinesis/integration/proxy"
+	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/kcl"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+// delivery is one user record as a processor saw it.
+type delivery struct {
+	worker string
+	shard  string
+	pk     string
+	seq    string
+	sub    int64
+	data   string
+}
+
+func (d delivery) id() string { return d.seq + "/" + strconv.FormatInt(d.sub, 10) }
+
+// collector records every delivery of every worker sharing it, and
+// checkpoints each batch.
+type collector struct {
+	mu  sync.Mutex
+	all []delivery
+}
+
+func (c *collector) processor(worker string) kcl.RecordProcessor {
+	return kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
+		c.mu.Lock()
+		for _, r := range b.Records {
+			c.all = append(c.all, delivery{worker: worker, shard: r.ShardID, pk: r.PartitionKey, seq: r.SequenceNumber, sub: r.SubSequenceNumber, data: string(r.Data)})
+		}
+		c.mu.Unlock()
+		return b.Checkpoint(ctx)
+	})
+}
+
+func (c *collector) snapshot() []delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.all)
+}
+
+func (c *collector) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[string]bool, len(c.all))
+	for _, d := range c.all {
+		seen[d.id()] = true
+	}
+	return len(seen)
+}
+
+// checkKeyOrder checks that every written record was delivered and that,
+// per partition key, the first deliveries come in the order written: the
+// data of record n of a key is "<key>#<n>". It returns the records
+// delivered more than once.
+func checkKeyOrder(t *testing.T, got []delivery, perKey map[string]int) []delivery {
+	t.Helper()
+	next := map[string]int{}
+	seen := map[string]bool{}
+	var dups []delivery
+	for _, d := range got {
+		if seen[d.id()] {
+			dups = append(dups, d)
+			continue
+		}
+		seen[d.id()] = true
+		k, nStr, ok := strings.Cut(d.data, "#")
+		n, err := strconv.Atoi(nStr)
+		if !ok || err != nil || k != d.pk {
+			t.Errorf("unexpected record %+v", d)
+			continue
+		}
+		if n != next[k] {
+			t.Errorf("key %s: record %d delivered when %d was expected next (shard %s)", k, n, next[k], d.shard)
+		}
+		next[k] = n + 1
+	}
+	for k, n := range perKey {
+		if next[k] != n {
+			t.Errorf("key %s: %d of %d records delivered", k, next[k], n)
+		}
+	}
+	return dups
+}
+
+// producer writes records "<key>#<n>" with PutRecords, at most one record
+// per key per call and failed entries retried before the next call, so that
+// per key the stream holds the records in the order written.
+type producer struct {
+	client *kinesis.Client
+	stream string
+	count  map[string]int
+}
+
+func (p *producer) put(t *testing.T, keys, perKey int) {
+	t.Helper()
+	if p.count == nil {
+		p.count = map[string]int{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for range perKey {
+		var entries []kintypes.PutRecordsRequestEntry
+		for k := range keys {
+			key := fmt.Sprintf("key-%03d", k)
+			entries = append(entries, kintypes.PutRecordsRequestEntry{
+				PartitionKey: aws.String(key), Data: fmt.Appendf(nil, "%s#%d", key, p.count[key]),
+			})
+			p.count[key]++
+		}
+		for attempt := 0; len(entries) > 0; attempt++ {
+			if attempt > 50 {
+				t.Fatalf("PutRecords: entries still failing after %d attempts", attempt)
+			}
+			out, err := p.client.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(p.stream), Records: entries})
+			if err != nil {
+				if ctx.Err() != nil {
+					t.Fatalf("PutRecords: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond) // retry the whole call
+				continue
+			}
+			var failed []kintypes.PutRecordsRequestEntry
+			for i, r := range out.Records {
+				if r.ErrorCode != nil {
+					failed = append(failed, entries[i])
+				}
+			}
+			entries = failed
+		}
+	}
+}
+
+func (p *producer) total() int {
+	n := 0
+	for _, c := range p.count {
+		n += c
+	}
+	return n
+}
+
+// env is what the workers of one test share.
+type env struct {
+	t         *testing.T
+	kinesis   *kinesis.Client
+	stream    string
+	table     string
+	ddbURL    string
+	kinURL    string
+	failover  time.Duration
+	collector *collector
+	mu        sync.Mutex
+	workers   map[string]*running // by worker ID, while running
+}
+
+func newEnv(t *testing.T, shards int) *env {
+	ep := testenv.Require(t)
+	client, stream := testenv.NewStream(t, shards)
+	_, table := testenv.NewTableName(t)
+	return &env{t: t, kinesis: client, stream: stream, table: table, kinURL: ep.Kinesis, ddbURL: ep.DynamoDB,
+		failover: 3 * time.Second, collector: &collector{}}
+}
+
+func (e *env) config(id string) kcl.Config {
+	return kcl.Config{
+		Stream: e.stream, App: "app", LeaseTable: e.table, WorkerID: id,
+		Processor:          e.collector.processor(id),
+		InitialPosition:    kcl.TrimHorizon,
+		Kinesis:            testenv.KinesisClientAt(e.t, e.kinURL),
+		DynamoDB:           testenv.DynamoDBClientAt(e.t, e.ddbURL),
+		Lease:              lease.Config{FailoverTime: e.failover},
+		Retrieval:          kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
+		ParentPollInterval: 500 * time.Millisecond,
+		ShardSyncInterval:  2 * time.Second,
+		Logger:             zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)),
+	}
+}
+
+// running is a worker running in the background.
+type running struct {
+	w       *kcl.Worker
+	cancel  context.CancelFunc
+	done    chan error
+	stopped atomic.Bool
+}
+
+func (e *env) start(cfg kcl.Config) *running {
+	e.t.Helper()
+	w, err := kcl.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{w: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- w.Run(ctx) }()
+	e.t.Cleanup(func() { r.stop(e.t) })
+	e.mu.Lock()
+	if e.workers == nil {
+		e.workers = map[string]*running{}
+	}
+	e.workers[w.WorkerID()] = r
+	e.mu.Unlock()
+	return r
+}
+
+// stop cancels the worker's context (graceful unless AbortOnCancel) and
+// waits for Run.
+func (r *running) stop(t *testing.T) {
+	r.cancel()
+	r.stopped.Store(true)
+	select {
+	case err, ok := <-r.done:
+		if ok && err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if ok {
+			close(r.done)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("Run did not return within 30s")
+	}
+}
+
+func (e *env) leases() []lease.Lease {
+	e.t.Helper()
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: testenv.DynamoDBClientAt(e.t, e.ddbURL), Table: e.table})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ls, err := store.List(ctx)
+	if err != nil {
+		return nil // the table may not exist yet
+	}
+	return ls
+}
+
+// owners counts the unfinished leases per owner.
+func (e *env) owners() map[string]int {
+	out := map[string]int{}
+	for _, l := range e.leases() {
+		if !l.Finished() {
+			out[l.Owner]++
+		}
+	}
+	return out
+}
+
+// waitBalanced waits until the unfinished leases are owned as want (counts
+// per worker) in the table, and every running worker processes exactly the
+// shards the table says it owns: records written afterwards are not
+// processed by a worker that lost their shard without knowing yet.
+func (e *env) waitBalanced(want ...int) {
+	e.t.Helper()
+	slices.Sort(want)
+	waitFor(e.t, 30*time.Second, fmt.Sprintf("leases balanced as %v", want), func() bool {
+		byOwner := map[string][]string{}
+		for _, l := range e.leases() {
+			if !l.Finished() {
+				byOwner[l.Owner] = append(byOwner[l.Owner], l.Key)
+			}
+		}
+		if len(byOwner[""]) > 0 {
+			return false
+		}
+		var counts []int
+		for _, ks := range byOwner {
+			counts = append(counts, len(ks))
+		}
+		slices.Sort(counts)
+		if !slices.Equal(counts, want) {
+			return false
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for id, r := range e.workers {
+			if r.stopped.Load() {
+				continue
+			}
+			keys := byOwner[id]
+			slices.Sort(keys)
+			if !slices.Equal(r.w.Shards(), keys) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestIntegrationThreeWorkersFourShards(t *testing.T) {
+	e := newEnv(t, 4)
+	for i := range 3 {
+		e.start(e.config(fmt.Sprintf("worker-%d", i)))
+	}
+	e.waitBalanced(1, 1, 2)
+	p := &producer{client: e.kinesis, stream: e.stream}
+	p.put(t, 200, 25) // 5,000 records, 200 keys
+	waitFor(t, 90*time.Second, "5,000 records", func() bool { return e.collector.distinct() >= p.total() })
+	got := e.collector.snapshot()
+	if dups := checkKeyOrder(t, got, p.count); len(dups) > 0 {
+		t.Errorf("%d duplicates without failures, first %+v", len(dups), dups[0])
+	}
+	workers := map[string]int{}
+	for _, d := range got {
+		workers[d.worker]++
+	}
+	if len(workers) != 3 {
+		t.Errorf("records processed by %d workers (%v), want 3", len(workers), workers)
+	}
+}
+
+func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
+	e := newEnv(t, 4)
+	// Reads are throttled below what the workers ask for (3 GetRecords
+	// calls/s per shard against their 5) and 1% of all Kinesis requests
+	// (and of PutRecords entries) fail with InternalFailure.
+	px := proxy.StartForTest(t, proxy.Config{Seed: 7, Limits: proxy.Limits{ReadCallsPerSecond: 3},
+		Kinesis: proxy.KinesisFaults{InternalFailure: 0.01, ServerError: 0.01}})
+	e.kinURL = px.URL()
+	cfgs := make([]kcl.Config, 3)
+	ws := make([]*running, 3)
+	for i := range ws {
+		cfgs[i] = e.config(fmt.Sprintf("worker-%d", i))
+		cfgs[i].AbortOnCancel = true
+		ws[i] = e.start(cfgs[i])
+	}
+	e.waitBalanced(1, 1, 2)
+	p := &producer{client: testenv.KinesisClientAt(t, px.URL()), stream: e.stream}
+	p.put(t, 100, 10)
+	waitFor(t, 60*time.Second, "the first 1,000 records", func() bool { return e.collector.distinct() >= p.total() })
+
+	// Crash worker-0 while records flow.
+	var flow sync.WaitGroup
+	flow.Add(1)
+	base := p.total()
+	second := &producer{client: p.client, stream: e.stream, count: maps.Clone(p.count)}
+	go func() { defer flow.Done(); second.put(t, 100, 10) }()
+	waitFor(t, 60*time.Second, "records flowing", func() bool { return e.collector.distinct() >= base+200 })
+	dead := cfgs[0].WorkerID
+	ws[0].stop(t) // AbortOnCancel: no hand-off, as a crash
+	crashed := time.Now()
+	deadCheckpoints := map[string]string{}
+	for _, l := range e.leases() {
+		if l.Owner == dead {
+			deadCheckpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatInt(l.CheckpointSubSequence, 10)
+		}
+	}
+	if len(deadCheckpoints) == 0 {
+		t.Fatalf("the crashed worker held no lease")
+	}
+	waitFor(t, 30*time.Second, "survivors owning the dead worker's shards", func() bool {
+		for _, l := range e.leases() {
+			if _, ok := deadCheckpoints[l.Key]; ok && (l.Owner == dead || l.Owner == "") {
+				return false
+			}
+		}
+		return true
+	})
+	takeover := time.Since(crashed)
+	takeInterval := e.failover / 5                   // the lease package's default
+	bound := e.failover + takeInterval + time.Second // + call latency through the proxy
+	t.Logf("shards of the crashed worker owned again %v after the crash (FailoverTime %v, taker pass %v)", takeover, e.failover, takeInterval)
+	if takeover > bound {
+		t.Errorf("take-over took %v, want within FailoverTime + one taker pass (+1s) = %v", takeover, bound)
+	}
+	flow.Wait()
+	waitFor(t, 90*time.Second, "every record", func() bool { return e.collector.distinct() >= second.total() })
+
+	st := px.Stats()
+	t.Logf("proxy: %d requests, %d throttled, %d faults injected", st.Requests, st.Throttled, st.Faults)
+	if st.Throttled == 0 || st.Faults == 0 {
+		t.Errorf("the proxy throttled %d and failed %d requests; the test needs both", st.Throttled, st.Faults)
+	}
+	dups := checkKeyOrder(t, e.collector.snapshot(), second.count)
+	t.Logf("%d duplicates after the crash; dead worker's checkpoints %v", len(dups), deadCheckpoints)
+	for _, d := range dups {
+		cp, ok := deadCheckpoints[d.shard]
+		if !ok {
+			t.Errorf("duplicate %s in shard %s, which the crashed worker did not hold", d.id(), d.shard)
+			continue
+		}
+		if cmpPos(d.id(), cp) <= 0 {
+			t.Errorf("duplicate %s at or before the crashed worker's checkpoint %s of shard %s", d.id(), cp, d.shard)
+		}
+	}
+}
+
+// cmpPos compares "seq/sub" positions (a sentinel sorts first).
+func cmpPos(a, b string) int {
+	as, asub, _ := strings.Cut(a, "/")
+	bs, bsub, _ := strings.Cut(b, "/")
+	an, ok1 := new(big.Int).SetString(as, 10)
+	bn, ok2 := new(big.Int).SetString(bs, 10)
+	switch {
+	case !ok1 && !ok2:
+		return 0
+	case !ok1:
+		return -1
+	case !ok2:
+		return 1
+	}
+	if c := an.Cmp(bn); c != 0 {
+		return c
+	}
+	x, _ := strconv.Atoi(asub)
+	y, _ := strconv.Atoi(bsub)
+	return x - y
+}
+
+func TestIntegrationSplitAndMergeMidStream(t *testing.T) {
+	e := newEnv(t, 4)
+	e.start(e.config("worker-a"))
+	e.start(e.config("worker-b"))
+	e.waitBalanced(2, 2)
+	p := &producer{client: e.kinesis, stream: e.stream}
+	p.put(t, 60, 5)
+	waitFor(t, 60*time.Second, "records before resharding", func() bool { return e.collector.distinct() >= 150 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	shards, err := e.kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(e.stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := shards.Shards
+	slices.SortFunc(ss, func(a, b kintypes.Shard) int {
+		x, _ := new(big.Int).SetString(*a.HashKeyRange.StartingHashKey, 10)
+		y, _ := new(big.Int).SetString(*b.HashKeyRange.StartingHashKey, 10)
+		return x.Cmp(y)
+	})
+	start, _ := new(big.Int).SetString(*ss[0].HashKeyRange.StartingHashKey, 10)
+	end, _ := new(big.Int).SetString(*ss[0].HashKeyRange.EndingHashKey, 10)
+	mid := new(big.Int).Rsh(new(big.Int).Add(start, end), 1)
+	if _, err := e.kinesis.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.stream),
+		ShardToSplit: ss[0].ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitStreamActive(ctx, e.kinesis, e.stream); err != nil {
+		t.Fatal(err)
+	}
+	p.put(t, 60, 5)
+	if _, err := e.kinesis.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(e.stream),
+		ShardToMerge: ss[2].ShardId, AdjacentShardToMerge: ss[3].ShardId}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitStreamActive(ctx, e.kinesis, e.stream); err != nil {
+		t.Fatal(err)
+	}
+	p.put(t, 60, 5)
+	waitFor(t, 90*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
+	dups := checkKeyOrder(t, e.collector.snapshot(), p.count)
+	t.Logf("%d duplicates (leases may move as children appear)", len(dups))
+	parents := []string{*ss[0].ShardId, *ss[2].ShardId, *ss[3].ShardId}
+	waitFor(t, 30*time.Second, "parents at SHARD_END (or cleaned up)", func() bool {
+		for _, l := range e.leases() {
+			if slices.Contains(parents, l.Key) && !l.Finished() {
+				return false
+			}
+		}
+		return true
+	})
+	// Children got records: the resharding was followed.
+	shardsSeen := map[string]bool{}
+	for _, d := range e.collector.snapshot() {
+		shardsSeen[d.shard] = true
+	}
+	if len(shardsSeen) < 7 {
+		t.Errorf("records came from %d shards, want 7 (4 parents, 2 split children, 1 merged child)", len(shardsSeen))
+	}
+}
+
+func TestIntegrationRestartInsideAggregatedRecord(t *testing.T) {
+	e := newEnv(t, 1)
+	var enc aggregation.Encoder
+	for i := range 6 {
+		enc.Add(aggregation.Record{PartitionKey: fmt.Sprintf("user-%d", i), Data: fmt.Appendf(nil, "sub-%d", i)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := e.kinesis.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(e.stream), PartitionKey: aws.String("a"), Data: enc.Encode()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := aws.ToString(out.SequenceNumber)
+
+	// The first worker processes sub-records 0..2 of the aggregated record,
+	// checkpoints there, and is shut down.
+	processed := make(chan struct{})
+	var once sync.Once
+	cfg := e.config("first")
+	cfg.Processor = kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
+		if len(b.Records) != 6 {
+			return fmt.Errorf("got %d user records, want 6", len(b.Records))
+		}
+		if err := b.Checkpointer.CheckpointAt(ctx, b.Records[2].SequenceNumber, b.Records[2].SubSequenceNumber); err != nil {
+			return err
+		}
+		once.Do(func() { close(processed) })
+		return nil
+	})
+	first := e.start(cfg)
+	select {
+	case <-processed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first worker got no records")
+	}
+	if err := first.w.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	e.start(e.config("second"))
+	waitFor(t, 30*time.Second, "the rest of the aggregated record", func() bool { return e.collector.distinct() >= 3 })
+	var got []string
+	for _, d := range e.collector.snapshot() {
+		got = append(got, d.id()+"="+d.data)
+	}
+	want := []string{seq + "/3=sub-3", seq + "/4=sub-4", seq + "/5=sub-5"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the restart got %v\nwant %v", got, want)
+	}
+}
+
+func TestIntegrationGracefulShutdownHandsOverWithin2s(t *testing.T) {
+	e := newEnv(t, 4)
+	e.failover = 5 * time.Second // taker pass every 1s
+	a := e.start(e.config("worker-a"))
+	e.start(e.config("worker-b"))
+	e.waitBalanced(2, 2)
+	var aShards []string
+	for _, l := range e.leases() {
+		if l.Owner == "worker-a" {
+			aShards = append(aShards, l.Key)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.w.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	released := time.Now()
+	p := &producer{client: e.kinesis, stream: e.stream}
+	p.put(t, 40, 1)
+	waitFor(t, 10*time.Second, "worker-b processing worker-a's shards", func() bool {
+		seen := map[string]bool{}
+		for _, d := range e.collector.snapshot() {
+			if d.worker == "worker-b" {
+				seen[d.shard] = true
+			}
+		}
+		for _, s := range aShards {
+			if !seen[s] {
+				return false
+			}
+		}
+		return true
+	})
+	handover := time.Since(released)
+	t.Logf("worker-a's shards %v processed by worker-b %v after the shutdown returned", aShards, handover)
+	if handover > 2*time.Second {
+		t.Errorf("hand-over took %v, want within 2s", handover)
+	}
+	waitFor(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
+	checkKeyOrder(t, e.collector.snapshot(), p.count)
+}
