@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -23,9 +24,9 @@ const (
 
 // putEntry is a PutRecords entry, and the body of PutRecord.
 type putEntry struct {
-	Data            []byte // base64 in JSON
-	PartitionKey    *string
-	ExplicitHashKey *string
+	Data            []byte  // base64 in JSON
+	PartitionKey    *string `json:",omitempty"`
+	ExplicitHashKey *string `json:",omitempty"`
 }
 
 type putResult struct {
@@ -39,8 +40,10 @@ func badRequest(code, format string, args ...any) *awsError {
 	return &awsError{status: http.StatusBadRequest, code: code, message: fmt.Sprintf(format, args...)}
 }
 
-// check validates an entry as Kinesis does and returns its hash key.
-func (e *putEntry) check(what string, sink bool) (hashkey.Key, *awsError) {
+// check validates an entry as Kinesis does and returns its hash key. index
+// is the entry's position in PutRecords, or -1 for PutRecord.
+func (e *putEntry) check(index int, sink bool) (hashkey.Key, *awsError) {
+	what := entryName(index)
 	if e.PartitionKey == nil {
 		return hashkey.Key{}, badRequest(codeValidation, "%s: PartitionKey is required", what)
 	}
@@ -61,6 +64,17 @@ func (e *putEntry) check(what string, sink bool) (hashkey.Key, *awsError) {
 		return k, nil
 	}
 	return hashkey.FromPartitionKey(*e.PartitionKey), nil
+}
+
+// entryName names an entry in error messages: it is a fmt.Stringer so that
+// the name is only formatted for an error.
+type entryName int
+
+func (i entryName) String() string {
+	if i < 0 {
+		return "PutRecord"
+	}
+	return "PutRecords: record " + strconv.Itoa(int(i))
 }
 
 // size is what an entry counts against the write limits.
@@ -141,7 +155,7 @@ func throttledMessage(shard string, ref streamRef) string {
 func (p *Proxy) putRecords(ctx context.Context, h http.Header, body []byte, failProb float64) response {
 	var in struct {
 		streamRef
-		Records []json.RawMessage
+		Records []putEntry
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
 		return p.bad(badRequest(codeSerialization, "PutRecords: %v", err))
@@ -152,14 +166,11 @@ func (p *Proxy) putRecords(ctx context.Context, h http.Header, body []byte, fail
 	if n := len(in.Records); n < 1 || n > maxPutRecordsEntries {
 		return p.bad(badRequest(codeValidation, "PutRecords: %d records, want 1 to %d", n, maxPutRecordsEntries))
 	}
-	entries := make([]putEntry, len(in.Records))
-	keys := make([]hashkey.Key, len(in.Records))
+	entries := in.Records
+	keys := make([]hashkey.Key, len(entries))
 	total := 0
-	for i, raw := range in.Records {
-		if err := json.Unmarshal(raw, &entries[i]); err != nil {
-			return p.bad(badRequest(codeSerialization, "PutRecords: record %d: %v", i, err))
-		}
-		k, e := entries[i].check(fmt.Sprintf("PutRecords: record %d", i), p.sink != nil)
+	for i := range entries {
+		k, e := entries[i].check(i, p.sink != nil)
 		if e != nil {
 			return p.bad(e)
 		}
@@ -205,9 +216,9 @@ func (p *Proxy) putRecords(ctx context.Context, h http.Header, body []byte, fail
 	} else if len(accepted) > 0 {
 		var top map[string]json.RawMessage
 		_ = json.Unmarshal(body, &top) // parsed above
-		sub := make([]json.RawMessage, len(accepted))
+		sub := make([]putEntry, len(accepted))
 		for j, i := range accepted {
-			sub[j] = in.Records[i]
+			sub[j] = entries[i]
 		}
 		top["Records"], _ = json.Marshal(sub)
 		newBody, _ := json.Marshal(top)
@@ -255,7 +266,7 @@ func (p *Proxy) putRecord(ctx context.Context, h http.Header, body []byte) respo
 	if e := checkStream(in.streamRef); e != nil {
 		return p.bad(e)
 	}
-	k, e := in.check("PutRecord", p.sink != nil)
+	k, e := in.check(-1, p.sink != nil)
 	if e != nil {
 		return p.bad(e)
 	}
