@@ -42,6 +42,14 @@
 // records are deaggregated for the count) and bytes; GET /stats serves the
 // same figures as JSON.
 //
+// From a test:
+//
+//	p := proxy.StartForTest(t, proxy.Config{Kinesis: proxy.KinesisFaults{InternalFailure: 0.1}})
+//	client := testenv.KinesisClientAt(t, p.URL())
+//
+// The program integration/cmd/kinesisproxy runs the same proxy from the
+// command line.
+//
 // Errors the proxy produces have the shape AWS sends (HTTP status, JSON body
 // with __type and message, x-amzn-ErrorType header), so the AWS SDK for Go v2
 // returns its typed errors, such as *types.ProvisionedThroughputExceededException.

@@ -45,30 +45,31 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestPutRecordThrottledIsTypedError(t *testing.T) {
-	p := proxy.StartForTest(t, proxy.Config{Limits: proxy.Limits{WriteRecordsPerSecond: 2}})
+	clock := &manualClock{t: time.Unix(1e9, 0)}
+	p := proxy.StartForTest(t, proxy.Config{Now: clock.Now, Limits: proxy.Limits{WriteRecordsPerSecond: 2}})
 	client := kinesisNoRetry(t, p)
 	stream := testenv.CreateStream(t, client, 1)
 	ctx := ctxT(t)
-	var throttled int
-	for i := range 5 {
+	put := func(i int) error {
 		_, err := client.PutRecord(ctx, &kinesis.PutRecordInput{
 			StreamName: aws.String(stream), PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte("x"),
 		})
+		return err
+	}
+	// The bucket holds 2 records of credit and refills at 2/s.
+	for i, wantThrottled := range []bool{false, false, true, true} {
+		err := put(i)
 		var pte *types.ProvisionedThroughputExceededException
-		switch {
-		case errors.As(err, &pte):
-			throttled++
-		case err != nil:
-			t.Fatalf("PutRecord %d: %v", i, err)
+		if got := errors.As(err, &pte); got != wantThrottled || (err != nil && !got) {
+			t.Fatalf("PutRecord %d: %v; want throttled %v", i, err, wantThrottled)
 		}
 	}
-	// The bucket holds 2 records of credit and refills at 2/s: a burst of 5
-	// gets 2 (or 3 if a refill lands in between) through.
-	if throttled < 2 || throttled > 3 {
-		t.Errorf("throttled %d of 5 PutRecord calls, want 2 or 3", throttled)
+	clock.Advance(500 * time.Millisecond)
+	if err := put(4); err != nil {
+		t.Fatalf("PutRecord 500ms later: %v", err)
 	}
-	if got := p.Stats().Throttled; got != int64(throttled) {
-		t.Errorf("Stats().Throttled = %d, want %d", got, throttled)
+	if s := p.Stats(); s.Throttled != 2 || s.Records != 3 {
+		t.Errorf("Stats %+v, want Throttled 2 and Records 3", s)
 	}
 }
 
