@@ -117,6 +117,8 @@ type producer struct {
 	client *kinesis.Client
 	stream string
 	count  map[string]int
+	// pause is waited between PutRecords calls. Default none.
+	pause time.Duration
 }
 
 func (p *producer) put(t *testing.T, keys, perKey int) {
@@ -155,6 +157,7 @@ func (p *producer) put(t *testing.T, keys, perKey int) {
 			}
 			entries = failed
 		}
+		time.Sleep(p.pause) // pacing the producer, not waiting for a condition
 	}
 }
 

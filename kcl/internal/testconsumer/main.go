@@ -1,0 +1,68 @@
+// Command testconsumer is a minimal consumer application for the kcl
+// package's multi-process tests: it consumes a stream with a kcl.Worker and
+// prints one line per user record to standard output,
+//
+//	<worker> <shard> <partition key> <sequence number> <sub-sequence number> <data>
+//
+// flushed before each batch is checkpointed. SIGINT and SIGTERM shut it down
+// gracefully. AWS clients come from the standard config chain (so the
+// AWS_ENDPOINT_URL_* variables point it at emulators).
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/kcl"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+func main() {
+	stream := flag.String("stream", "", "stream name or ARN")
+	table := flag.String("table", "", "lease table")
+	worker := flag.String("worker", "", "worker ID")
+	failover := flag.Duration("failover", 3*time.Second, "lease FailoverTime")
+	flag.Parse()
+	if err := run(*stream, *table, *worker, *failover); err != nil {
+		fmt.Fprintln(os.Stderr, "testconsumer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(stream, table, worker string, failover time.Duration) error {
+	log, err := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(os.Stdout)
+	w, err := kcl.New(kcl.Config{
+		Stream: stream, App: "testconsumer", LeaseTable: table, WorkerID: worker,
+		InitialPosition: kcl.TrimHorizon,
+		Lease:           lease.Config{FailoverTime: failover},
+		Retrieval:       kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
+		Logger:          log,
+		Processor: kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
+			for _, r := range b.Records {
+				fmt.Fprintf(out, "%s %s %s %s %d %s\n", worker, r.ShardID, r.PartitionKey, r.SequenceNumber, r.SubSequenceNumber, r.Data)
+			}
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			return b.Checkpoint(ctx)
+		}),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return w.Run(ctx)
+}
