@@ -184,6 +184,7 @@ type run struct {
 	stream  string
 	app     string
 	kinesis *kinesis.Client
+	ddb     *dynamodb.Client
 	leases  *lease.DynamoDBStore
 	proxy   *proxy.Proxy
 	log     *logWriter
@@ -216,9 +217,22 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, err
 		}
 	}
-	defer r.stopAll()
-	res, err := r.run(ctx)
-	return res, err
+	defer r.cleanup()
+	return r.run(ctx)
+}
+
+// cleanup stops every process, then deletes the stream and the lease table
+// (best effort: the emulators may be going away too).
+func (r *run) cleanup() {
+	r.stopAll()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r.kinesis != nil && r.stream != "" {
+		_, _ = r.kinesis.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(r.stream), EnforceConsumerDeletion: aws.Bool(true)})
+	}
+	if r.ddb != nil && r.app != "" {
+		_, _ = r.ddb.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(r.app)})
+	}
 }
 
 func (r *run) elapsed() time.Duration { return time.Since(r.start) }
@@ -231,12 +245,12 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	r.kinesis = kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(cfg.KinesisURL) })
-	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(cfg.DynamoDBURL) })
+	r.ddb = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(cfg.DynamoDBURL) })
 
 	r.start = time.Now()
 	suffix := fmt.Sprintf("%d-%d", time.Now().Unix(), os.Getpid())
 	r.stream, r.app = "demo-"+suffix, "demo-app-"+suffix
-	if r.leases, err = lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: ddb, Table: r.app}); err != nil {
+	if r.leases, err = lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: r.ddb, Table: r.app}); err != nil {
 		return Result{}, err
 	}
 
