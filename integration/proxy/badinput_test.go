@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -200,5 +201,50 @@ func TestControlPlaneLimits(t *testing.T) {
 	}
 	if n, _ := burst("PutRecord", `{"StreamName":"s","Data":"aGk=","PartitionKey":"k"}`, 20); n != 20 {
 		t.Errorf("PutRecord (not a control-plane call): %d of 20 passed", n)
+	}
+}
+
+// TestShardMapRefreshedForUnknownHashKey lists the shards again when a
+// record's hash key falls in no open shard of the cached map, as after a
+// split done behind the proxy's back.
+func TestShardMapRefreshedForUnknownHashKey(t *testing.T) {
+	var lists atomic.Int32
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".ListShards") {
+			t.Errorf("unexpected call %s", r.Header.Get("X-Amz-Target"))
+			return
+		}
+		low := `{"ShardId":"shardId-000000000001","HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"170141183460469231731687303715884105727"},"SequenceNumberRange":{"StartingSequenceNumber":"1"}}`
+		high := `{"ShardId":"shardId-000000000002","HashKeyRange":{"StartingHashKey":"170141183460469231731687303715884105728","EndingHashKey":"340282366920938463463374607431768211455"},"SequenceNumberRange":{"StartingSequenceNumber":"1"}}`
+		if lists.Add(1) == 1 {
+			fmt.Fprint(w, `{"Shards":[`+low+`]}`) // the first listing knows only the low half
+			return
+		}
+		fmt.Fprint(w, `{"Shards":[`+low+`,`+high+`]}`)
+	}))
+	defer upstream.Close()
+	p, err := Start(Config{KinesisURL: upstream.URL, Sink: true, ShardMapTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	put := func(key string) (string, int) {
+		rec := serve(p, "POST", kinesisTargetPrefix+"PutRecord", "application/x-amz-json-1.1",
+			[]byte(`{"StreamName":"s","Data":"aGk=","PartitionKey":"k","ExplicitHashKey":"`+key+`"}`))
+		var out struct{ ShardId string }
+		_ = json.Unmarshal(rec.Body.Bytes(), &out)
+		return out.ShardId, rec.Code
+	}
+	if shard, code := put("1"); shard != "shardId-000000000001" || code != 200 {
+		t.Fatalf("low key: shard %q, HTTP %d", shard, code)
+	}
+	if shard, code := put("340282366920938463463374607431768211455"); shard != "shardId-000000000002" || code != 200 {
+		t.Fatalf("high key: shard %q, HTTP %d", shard, code)
+	}
+	if shard, _ := put("2"); shard != "shardId-000000000001" {
+		t.Fatalf("low key again: shard %q", shard)
+	}
+	if n := lists.Load(); n != 2 {
+		t.Errorf("ListShards called %d times, want 2 (once more for the unknown key only)", n)
 	}
 }

@@ -21,6 +21,9 @@
 //   - Per-shard read limits: 5 GetRecords calls/s and 2 MiB/s per shard. A
 //     GetRecords call that returns more than the byte credit leaves the shard
 //     in debt, so the following calls are throttled until it is paid back.
+//     The shard of a GetRecords call is known from its shard iterator, when
+//     that came through the proxy (from GetShardIterator or an earlier
+//     GetRecords); calls with other iterators are forwarded unlimited.
 //   - Optionally (Config.ControlPlaneLimits), AWS's call rates of the
 //     control-plane operations, such as DescribeStream at 10 calls/s, and of
 //     GetShardIterator at 5 calls/s per shard.
