@@ -147,12 +147,11 @@ func (e emulators) command(ctx context.Context, verb string) *exec.Cmd {
 func (e emulators) start(ctx context.Context) (kinesisURL, dynamoURL string, err error) {
 	_ = e.command(ctx, "stop").Run()
 	cmd := e.command(ctx, "start")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = os.Stderr // npm ci on the first run, and the reason of a failure
 	out, err := cmd.Output()
 	if err != nil {
 		e.stop()
-		return "", "", fmt.Errorf("starting the emulators: %v\n%s", err, stderr.String())
+		return "", "", fmt.Errorf("starting the emulators: %v", err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
