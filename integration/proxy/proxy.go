@@ -196,6 +196,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s, *aerr)
 		return
 	}
+	p.stats.call(s, op)
 	if p.upstream[s] == nil {
 		writeError(w, s, awsError{status: http.StatusServiceUnavailable, code: codeServiceUnavailable,
 			message: "proxy: no upstream " + s.String() + " endpoint configured"})

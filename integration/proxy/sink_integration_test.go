@@ -87,6 +87,9 @@ func TestSinkCounts(t *testing.T) {
 	if s.Records != wantRecords || s.UserRecords != wantUser || s.Bytes != wantBytes || s.PutRequests != 5 {
 		t.Errorf("Stats %+v, want Records %d, UserRecords %d, Bytes %d, PutRequests 5", s, wantRecords, wantUser, wantBytes)
 	}
+	if s.Calls["Kinesis.PutRecords"] != 4 || s.Calls["Kinesis.PutRecord"] != 1 {
+		t.Errorf("Stats.Calls %v, want 4 PutRecords and 1 PutRecord", s.Calls)
+	}
 
 	resp, err := http.Get(p.URL() + "/stats")
 	if err != nil {
@@ -97,7 +100,8 @@ func TestSinkCounts(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&served); err != nil {
 		t.Fatal(err)
 	}
-	if served.Records != s.Records || served.UserRecords != s.UserRecords || served.Bytes != s.Bytes {
+	if served.Records != s.Records || served.UserRecords != s.UserRecords || served.Bytes != s.Bytes ||
+		served.Calls["Kinesis.PutRecords"] != s.Calls["Kinesis.PutRecords"] {
 		t.Errorf("GET /stats %+v, want %+v", served, s)
 	}
 

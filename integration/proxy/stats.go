@@ -1,6 +1,9 @@
 package proxy
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Stats are the proxy's counters since Start.
 type Stats struct {
@@ -32,16 +35,36 @@ type Stats struct {
 	// BadRequests counts the requests the proxy rejected as malformed
 	// (unknown operation, bad JSON, invalid parameters, oversized body).
 	BadRequests int64 `json:"bad_requests"`
+	// Calls counts the requests received per operation, keyed by service and
+	// operation such as "Kinesis.PutRecords" or "DynamoDB.UpdateItem"
+	// (unknown operations are not counted here).
+	Calls map[string]int64 `json:"calls"`
 }
 
 type counters struct {
 	requests, forwarded, putRequests, records, userRecords, bytes, throttled, faults, badRequests atomic.Int64
+	calls sync.Map // "Service.Operation" -> *atomic.Int64
+}
+
+func (c *counters) call(s service, op string) {
+	key := s.String() + "." + op
+	n, ok := c.calls.Load(key)
+	if !ok {
+		n, _ = c.calls.LoadOrStore(key, new(atomic.Int64))
+	}
+	n.(*atomic.Int64).Add(1)
 }
 
 // Stats returns the counters so far.
 func (p *Proxy) Stats() Stats {
 	c := &p.stats
+	calls := make(map[string]int64)
+	c.calls.Range(func(k, v any) bool {
+		calls[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
 	return Stats{
+		Calls: calls,
 		Requests: c.requests.Load(), Forwarded: c.forwarded.Load(), PutRequests: c.putRequests.Load(),
 		Records: c.records.Load(), UserRecords: c.userRecords.Load(), Bytes: c.bytes.Load(),
 		Throttled: c.throttled.Load(), Faults: c.faults.Load(), BadRequests: c.badRequests.Load(),
