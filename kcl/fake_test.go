@@ -35,6 +35,9 @@ type fakeKinesis struct {
 	noMillis bool
 }
 
+// getRecordsMaxBytes is the most record data one GetRecords returns.
+const getRecordsMaxBytes = 10 << 20
+
 type fakeShard struct {
 	id       string
 	parents  []string
@@ -44,6 +47,10 @@ type fakeShard struct {
 	records  []types.Record
 	closed   bool
 	children []string
+	// synthetic, when positive, makes the shard hold that many records of
+	// synthData, made up on each read (for benchmarks: no memory held).
+	synthetic int
+	synthData []byte
 }
 
 func newFakeKinesis(shards int) *fakeKinesis {
@@ -205,7 +212,22 @@ func (f *fakeKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInpu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.shards[id]
+	if s.synthetic > 0 {
+		n := min(s.synthetic-idx, int(aws.ToInt32(in.Limit)), max(1, getRecordsMaxBytes/max(1, len(s.synthData))))
+		out := &kinesis.GetRecordsOutput{Records: make([]types.Record, n), NextShardIterator: aws.String(fmt.Sprintf("%s/%d", id, idx+n))}
+		now := time.Now()
+		for i := range out.Records {
+			out.Records[i] = types.Record{SequenceNumber: aws.String(strconv.Itoa(1_000_000_000 + idx + i)), PartitionKey: aws.String("k"),
+				Data: s.synthData, ApproximateArrivalTimestamp: &now}
+		}
+		return out, nil
+	}
 	n := min(len(s.records)-idx, int(aws.ToInt32(in.Limit)))
+	for size, i := 0, 0; i < n; i++ { // at most 10 MiB per call, as Kinesis
+		if size += len(s.records[idx+i].Data); size > getRecordsMaxBytes && i > 0 {
+			n = i
+		}
+	}
 	out := &kinesis.GetRecordsOutput{Records: append([]types.Record(nil), s.records[idx:idx+n]...)}
 	if !f.noMillis {
 		out.MillisBehindLatest = aws.Int64(int64(len(s.records) - idx - n))

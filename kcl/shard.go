@@ -107,7 +107,6 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 	go func() { defer pollerDone.Done(); p.run(pctx, batches) }()
 	defer func() { stopPoller(); pollerDone.Wait() }()
 
-	var records []Record
 	for {
 		var f fetched
 		var ok bool
@@ -121,14 +120,14 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 				return s.finish(ctx, proc, cp, s.cancelOutcome(ctx))
 			}
 		}
-		records = d.appendRecords(records[:0], f.records)
+		// A new slice per batch: the processor may keep it.
+		records := d.appendRecords(make([]Record, 0, len(f.records)), f.records)
 		if len(records) > 0 {
-			b := &Batch{ShardID: s.id, Records: slices.Clone(records), MillisBehindLatest: f.millisBehindLatest, Checkpointer: cp}
+			b := &Batch{ShardID: s.id, Records: records, MillisBehindLatest: f.millisBehindLatest, Checkpointer: cp}
 			if o, ok := s.deliver(ctx, proc, b); !ok {
 				return s.finish(ctx, proc, cp, o)
 			}
 		}
-		clear(records) // drop references to the batch's data
 		p.done(f.seqNo)
 		if f.end {
 			return s.finish(ctx, proc, cp, s.shardEnd(ctx, proc, cp, f.children))
