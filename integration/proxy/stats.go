@@ -43,7 +43,8 @@ type Stats struct {
 
 type counters struct {
 	requests, forwarded, putRequests, records, userRecords, bytes, throttled, faults, badRequests atomic.Int64
-	calls                                                                                         sync.Map // "Service.Operation" -> *atomic.Int64
+
+	calls sync.Map // "Service.Operation" -> *atomic.Int64
 }
 
 func (c *counters) call(s service, op string) {
@@ -64,9 +65,9 @@ func (p *Proxy) Stats() Stats {
 		return true
 	})
 	return Stats{
-		Calls:    calls,
 		Requests: c.requests.Load(), Forwarded: c.forwarded.Load(), PutRequests: c.putRequests.Load(),
 		Records: c.records.Load(), UserRecords: c.userRecords.Load(), Bytes: c.bytes.Load(),
 		Throttled: c.throttled.Load(), Faults: c.faults.Load(), BadRequests: c.badRequests.Load(),
+		Calls: calls,
 	}
 }
