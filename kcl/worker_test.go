@@ -31,7 +31,6 @@ type recorder struct {
 	noCheckpoint bool
 	// shutdownCheckpoint checkpoints in ShutdownRequested.
 	shutdownCheckpoint bool
-	lostErr            error // what a checkpoint returned after LeaseLost
 }
 
 func (r *recorder) event(format string, args ...any) {

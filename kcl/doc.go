@@ -1,0 +1,47 @@
+// Package kcl consumes a Kinesis data stream: the Go counterpart of the
+// Java Kinesis Client Library (KCL 2.x), sharing its DynamoDB lease table
+// format.
+//
+// A Worker (kcl.New, then Run) shares the stream's shards with the other
+// workers of the same application through the lease table (package lease):
+// it takes unowned and expired leases, balances with the others, and runs
+// one goroutine per shard it holds. That goroutine reads the shard with
+// GetRecords, takes KPL aggregated records apart (package kpl/aggregation),
+// and hands batches to the application's RecordProcessor, which
+// checkpoints its progress (package checkpoint) in the lease.
+//
+// Guarantees:
+//
+//   - Every record is delivered at least once. A record is delivered again
+//     only when processing moves to another worker (fail-over, a lease
+//     stolen to balance, a restart): then the records after the shard's last
+//     checkpoint are delivered again.
+//   - Records of a shard arrive in order, and for each partition key the
+//     records of a parent shard are processed before those of its children
+//     (a child starts once every parent is checkpointed at SHARD_END).
+//   - A failing ProcessRecords is never skipped silently: see
+//     Config.OnProcessError.
+//   - Checkpoints are fenced by the lease: once another worker holds it,
+//     they fail with lease.ErrLeaseLost.
+//
+// The common case needs a function only:
+//
+//	w, err := kcl.New(kcl.Config{
+//		Stream: "events", App: "billing",
+//		Processor: kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
+//			for _, r := range b.Records {
+//				// r.Data, r.PartitionKey, r.SequenceNumber, r.SubSequenceNumber
+//			}
+//			return b.Checkpoint(ctx)
+//		}),
+//	})
+//	err = w.Run(ctx) // until ctx ends; graceful hand-off on the way out
+//
+// Stopping: cancelling Run's context (or calling Shutdown) is a graceful
+// shutdown: the worker takes no more leases, lets each shard finish its
+// batch, calls ShutdownRequested so that the processor can checkpoint, and
+// releases the leases in the table so that other workers take them at
+// their next taker pass. With Config.AbortOnCancel, cancelling stops at
+// once and leaves the leases to expire after the FailoverTime, as a crash
+// would.
+package kcl
