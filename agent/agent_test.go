@@ -229,7 +229,7 @@ func checkEach(t *testing.T, got []string, to int) int {
 	return dups
 }
 
-func openStore(t *testing.T, path string) *offsets.Store {
+func openStore(t testing.TB, path string) *offsets.Store {
 	t.Helper()
 	s, err := offsets.Open(path)
 	if err != nil {

@@ -11,6 +11,8 @@
 //
 //	metrics.listen          address for a Prometheus /metrics endpoint, e.g. "127.0.0.1:9462"
 //	flows[].aggregation     pack user records into KPL aggregated records (default false)
+//	flows[].compression     NONE (default), GZIP or ZSTD: compress aggregated records
+//	                        (needs aggregation; only this project's consumer reads them)
 //	flows[].maxRecordSizeBytes   largest record data sent, in bytes (default 1 MiB minus
 //	                        256 B left for the partition key, which Kinesis counts too)
 //	flows[].longLineAction  TRUNCATE (default) or SPLIT a line longer than maxRecordSizeBytes
@@ -29,6 +31,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 // DefaultCheckpointFile is where acknowledged file offsets are kept when the
@@ -146,6 +150,8 @@ type Flow struct {
 	DropUnparsedRecords bool
 	// Aggregation packs records into KPL aggregated records. Default false.
 	Aggregation bool
+	// Compression compresses aggregated records. Default aggregation.None.
+	Compression aggregation.Compression
 	// Processing is the chain of data processing options, applied in order.
 	Processing []Option
 }
@@ -226,6 +232,7 @@ type rawFlow struct {
 	LongLineAction                string            `json:"longLineAction"`
 	DropUnparsedRecords           *flexBool         `json:"dropUnparsedRecords"`
 	Aggregation                   *flexBool         `json:"aggregation"`
+	Compression                   string            `json:"compression"`
 }
 
 type rawOption struct {
@@ -376,6 +383,16 @@ func parseFlow(b []byte, where string) (Flow, error) {
 	}
 	if r.Aggregation != nil {
 		fl.Aggregation = bool(*r.Aggregation)
+	}
+	if r.Compression != "" {
+		c, err := aggregation.ParseCompression(strings.ToLower(r.Compression))
+		if err != nil {
+			return Flow{}, fmt.Errorf("%s: compression %q: want NONE, GZIP or ZSTD", where, r.Compression)
+		}
+		if c != aggregation.None && !fl.Aggregation {
+			return Flow{}, fmt.Errorf("%s: compression %s needs \"aggregation\": true", where, r.Compression)
+		}
+		fl.Compression = c
 	}
 	if r.MultiLineStartPattern != "" {
 		re, err := regexp.Compile(r.MultiLineStartPattern)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 const awsSample = `{
@@ -34,7 +36,7 @@ const awsSample = `{
         {"optionName": "ADDMETADATA", "timestamp": "true", "metadata": {"env": "prod"}}
       ]
     },
-    {"filePattern": "/var/log/b.log", "kinesisStream": "b", "aggregation": true}
+    {"filePattern": "/var/log/b.log", "kinesisStream": "b", "aggregation": true, "compression": "ZSTD"}
   ]
 }`
 
@@ -64,6 +66,9 @@ func TestParseAWSFile(t *testing.T) {
 		d.MaxBufferAge != time.Second || d.MaxBufferSizeRecords != 500 || d.PollInterval != 250*time.Millisecond ||
 		d.TruncatedRecordTerminator != "\n" || d.MaxRecordSizeBytes != DefaultMaxRecordSize || d.LongLineAction != LongLineTruncate {
 		t.Errorf("defaults: %+v", d)
+	}
+	if d.Compression != aggregation.Zstd || f.Flows[0].Compression != aggregation.None {
+		t.Errorf("compression %v %v", d.Compression, f.Flows[0].Compression)
 	}
 	if f.Flows[1].ID() != "b:/var/log/b.log" {
 		t.Errorf("ID %q", f.Flows[1].ID())
@@ -103,6 +108,8 @@ func TestErrors(t *testing.T) {
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","aggregation":"yes"}]}`, `want true or false`},
 		{`{"awsAccessKeyId":"x","flows":[{"filePattern":"/a","kinesisStream":"s"}]}`, `together`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s"}]} {}`, `trailing`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","compression":"LZMA","aggregation":true}]}`, `want NONE, GZIP or ZSTD`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","compression":"GZIP"}]}`, `needs "aggregation": true`},
 	} {
 		_, err := Parse([]byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
