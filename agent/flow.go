@@ -125,6 +125,8 @@ func (f *flow) run(ctx context.Context, sink Sink) {
 	defer tick.Stop()
 	progress := time.NewTicker(f.acfg.ProgressInterval)
 	defer progress.Stop()
+	gauges := time.NewTicker(time.Second)
+	defer gauges.Stop()
 
 	for ctx.Err() == nil {
 		if err := f.runRetries(ctx, sink); err != nil {
@@ -143,6 +145,8 @@ func (f *flow) run(ctx context.Context, sink Sink) {
 			_ = f.flushAged(ctx, sink)
 		case <-progress.C:
 			f.logProgress()
+		case <-gauges.C:
+			f.updateGauges()
 		}
 	}
 	stopTail()
@@ -485,6 +489,17 @@ func (f *flow) entries() ([]offsets.Entry, bool) {
 	}
 	sortEntries(out)
 	return out, true
+}
+
+// updateGauges sets the files and bytes-behind gauges.
+func (f *flow) updateGauges() {
+	status := f.tailer.Status()
+	var total int64
+	for _, s := range status {
+		total += s.Size - s.Offset
+	}
+	f.m.files.Set(float64(len(status)))
+	f.m.behind.Set(float64(total))
 }
 
 // logProgress logs one line: files, records and bytes acknowledged, records
