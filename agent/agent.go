@@ -26,6 +26,11 @@ import (
 	"github.com/kinesisgo/kinesis/agent/process"
 )
 
+// ErrRecordRejected is wrapped by a Sink's Put error for a record that can
+// never be sent (too large, bad partition key). The agent counts and drops
+// it instead of trying again.
+var ErrRecordRejected = errors.New("agent: record rejected by the sink")
+
 // Record is one record for a stream.
 type Record struct {
 	PartitionKey string
