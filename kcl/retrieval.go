@@ -198,9 +198,10 @@ func (p *poller) next(ctx context.Context) (fetched, error) {
 				p.iterator = nil
 				continue
 			}
-			if !retryableKind(kind) {
+			if !retryableKind(kind) || (kind == "other" && p.failures >= 2) {
 				// A fresh iterator from the last record read is the best
-				// recovery for errors about the iterator itself.
+				// recovery for errors about the iterator itself (and for
+				// unknown errors that repeat).
 				p.iterator = nil
 			}
 			if err := p.backoff(ctx, "GetRecords", err); err != nil {

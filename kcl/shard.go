@@ -35,16 +35,29 @@ type shardWorker struct {
 	log   *zap.Logger
 
 	cancel       context.CancelCauseFunc
-	shutdown     chan struct{} // closed to ask for a graceful stop
+	shutdown     chan struct{}   // closed to ask for a graceful stop
+	shutdownCtx  context.Context // bounds the graceful stop; set before shutdown is closed
 	shutdownOnce sync.Once
 	lostOnce     sync.Once
 	done         chan struct{} // closed when run returns
 }
 
 // requestShutdown asks the shard to stop after its current batch, call
-// ShutdownRequested and release its lease.
-func (s *shardWorker) requestShutdown() {
-	s.shutdownOnce.Do(func() { close(s.shutdown) })
+// ShutdownRequested and release its lease, all within ctx.
+func (s *shardWorker) requestShutdown(ctx context.Context) {
+	s.shutdownOnce.Do(func() {
+		s.shutdownCtx = ctx
+		close(s.shutdown)
+	})
+}
+
+// shutdownContext is the context for ShutdownRequested and the release
+// that follows: the graceful shutdown's, which the cancellation of the
+// shard's own context (when the shutdown runs out of time) also ends.
+func (s *shardWorker) shutdownContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	sctx, cancel := context.WithCancel(s.shutdownCtx)
+	stop := context.AfterFunc(ctx, cancel)
+	return sctx, func() { stop(); cancel() }
 }
 
 // leaseLost stops the shard at once; LeaseLost is called.
@@ -307,7 +320,7 @@ func (s *shardWorker) finish(ctx context.Context, proc RecordProcessor, cp *Chec
 		proc.LeaseLost(lctx, &LeaseLostInput{ShardID: s.id})
 		cancel()
 	case outcomeShutdown:
-		sctx, cancel := w.shutdownContext(ctx)
+		sctx, cancel := s.shutdownContext(ctx)
 		if err := proc.ShutdownRequested(sctx, &ShutdownRequestedInput{ShardID: s.id, Checkpointer: cp}); err != nil {
 			s.log.Error("ShutdownRequested failed; releasing the lease anyway", zap.Error(err))
 		}
@@ -328,7 +341,7 @@ func (s *shardWorker) stopBeforeStart(ctx context.Context) outcome {
 	select {
 	case <-s.shutdown:
 		if ctx.Err() == nil {
-			sctx, cancel := s.w.shutdownContext(ctx)
+			sctx, cancel := s.shutdownContext(ctx)
 			s.release(sctx)
 			cancel()
 		}

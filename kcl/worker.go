@@ -46,6 +46,7 @@ type Worker struct {
 	runCtx   context.Context // parent of the shards' contexts while running
 	stopping bool
 	shards   map[string]*shardWorker
+	restart  map[string]lease.Lease // acquired again while the previous goroutine still ran
 	shardWG  sync.WaitGroup
 	ended    map[string]bool // shards this process processed to SHARD_END
 	endedCh  chan struct{}   // closed and replaced when a shard ends
@@ -72,6 +73,7 @@ func New(cfg Config) (*Worker, error) {
 		done:        make(chan struct{}),
 		shutdownReq: make(chan struct{}),
 		shards:      make(map[string]*shardWorker),
+		restart:     make(map[string]lease.Lease),
 		ended:       make(map[string]bool),
 		endedCh:     make(chan struct{}),
 	}
@@ -212,7 +214,7 @@ func (w *Worker) gracefulStop(ctx context.Context, abort context.CancelCauseFunc
 	w.log.Info("worker shutting down gracefully")
 	w.coord.StopTaking()
 	for _, s := range w.stopShards() {
-		s.requestShutdown()
+		s.requestShutdown(ctx)
 	}
 	all := make(chan struct{})
 	go func() { w.shardWG.Wait(); close(all) }()
@@ -252,8 +254,16 @@ func (w *Worker) acquired(l lease.Lease) {
 		return // released with the others at shutdown
 	}
 	if _, ok := w.shards[l.Key]; ok {
+		// Lost and taken again before the previous goroutine ended: start
+		// once it has.
+		w.restart[l.Key] = l
 		return
 	}
+	w.startLocked(l)
+}
+
+// startLocked starts the goroutine of a shard. w.mu is held.
+func (w *Worker) startLocked(l lease.Lease) {
 	ctx, cancel := context.WithCancelCause(w.runCtx)
 	s := &shardWorker{
 		w: w, id: l.Key, lease: l, cancel: cancel,
@@ -268,13 +278,19 @@ func (w *Worker) acquired(l lease.Lease) {
 		defer w.shardWG.Done()
 		s.run(ctx)
 		cancel(nil)
+		w.met.shards.Dec()
+		w.met.millisBehind.DeleteLabelValues(s.id)
 		w.mu.Lock()
+		defer w.mu.Unlock()
 		if w.shards[s.id] == s {
 			delete(w.shards, s.id)
 		}
-		w.mu.Unlock()
-		w.met.shards.Dec()
-		w.met.millisBehind.DeleteLabelValues(s.id)
+		if next, ok := w.restart[s.id]; ok {
+			delete(w.restart, s.id)
+			if !w.stopping {
+				w.startLocked(next)
+			}
+		}
 	}()
 }
 
@@ -309,11 +325,4 @@ func (w *Worker) hasEnded(shardID string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.ended[shardID]
-}
-
-// shutdownContext is the context for ShutdownRequested and the release
-// that follows: the graceful shutdown's deadline, not cancelled with Run's
-// context.
-func (w *Worker) shutdownContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ShutdownTimeout)
 }

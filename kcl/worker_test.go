@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -556,5 +557,34 @@ func TestCheckpointerRejectsBadCheckpoints(t *testing.T) {
 	}
 	if !errors.Is(errs[1], checkpoint.ErrInvalid) {
 		t.Errorf("checkpoint of a bad sequence number = %v, want ErrInvalid", errs[1])
+	}
+}
+
+func TestWorkerRetakesLostLease(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	fk.putTo(shard, "k", []byte("one"))
+	store := lease.NewMemoryStore()
+	r := &recorder{}
+	startWorker(t, unitConfig(t, fk, store, r))
+	waitFor(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
+	l, _ := store.Get(context.Background(), shard)
+	stolen, err := store.Take(context.Background(), l, "thief")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "LeaseLost", func() bool { return r.hasEvent("lost " + shard) })
+	if _, err := store.Release(context.Background(), stolen); err != nil {
+		t.Fatal(err)
+	}
+	seq := fk.putTo(shard, "k", []byte("two"))
+	waitFor(t, 10*time.Second, "the record written after the lease came back", func() bool { return r.count() == 2 })
+	got, events := r.snapshot()
+	if got[1].SequenceNumber != seq {
+		t.Errorf("second record %s, want %s", got[1].SequenceNumber, seq)
+	}
+	if n := len(slices.DeleteFunc(events, func(e string) bool { return !strings.HasPrefix(e, "init ") })); n != 2 {
+		t.Errorf("Initialize called %d times, want 2 (once per acquisition): %v", n, events)
 	}
 }
