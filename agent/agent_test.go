@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -488,5 +490,78 @@ func TestValidate(t *testing.T) {
 	fl.Processing = []config.Option{{Name: "BOGUS"}}
 	if _, err := New(Config{Flows: []config.Flow{fl}, Offsets: &offsets.Store{}, NewSink: func(config.Flow) (Sink, error) { return nil, nil }}); err == nil {
 		t.Error("bad option accepted")
+	}
+}
+
+// rejectSink rejects records containing "BAD" and acknowledges the rest.
+type rejectSink struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (s *rejectSink) Put(_ context.Context, r Record, done func(error)) error {
+	if bytes.Contains(r.Data, []byte("BAD")) {
+		return fmt.Errorf("%w: test", ErrRecordRejected)
+	}
+	s.mu.Lock()
+	s.got = append(s.got, string(r.Data))
+	s.mu.Unlock()
+	done(nil)
+	return nil
+}
+func (s *rejectSink) Flush(context.Context) error { return nil }
+func (s *rejectSink) Close(context.Context) error { return nil }
+
+func TestRejectedAndTruncatedRecordsAreCountedAndPassed(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	content := "ok 1\nBAD 2\n" + strings.Repeat("z", 100) + "\nok 3\n"
+	if err := os.WriteFile(log, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sink := &rejectSink{}
+	fl := flowFor(log)
+	fl.MaxRecordSizeBytes = 32
+	fl.TruncatedRecordTerminator = "...\n"
+	cp := filepath.Join(dir, "cp.json")
+	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
+	waitFor(t, "offset at end", 5*time.Second, func() bool {
+		e := openStore(t, cp).Get(fl.ID())
+		return len(e) == 1 && e[0].Offset == int64(len(content))
+	})
+	r.stop(t)
+	want := []string{"ok 1\n", strings.Repeat("z", 28) + "...\n", "ok 3\n"}
+	if fmt.Sprint(sink.got) != fmt.Sprint(want) {
+		t.Fatalf("got %q, want %q", sink.got, want)
+	}
+	m := r.a.metrics
+	if v := testutil.ToFloat64(m.dropped.WithLabelValues(fl.ID())); v != 1 {
+		t.Errorf("dropped = %v", v)
+	}
+	if v := testutil.ToFloat64(m.truncated.WithLabelValues(fl.ID())); v != 1 {
+		t.Errorf("truncated = %v", v)
+	}
+}
+
+func TestMultiLineRecordsThroughTheAgent(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	content := "2024-01-01 ERROR boom\n  at a()\n  at b()\n2024-01-01 INFO fine\n"
+	if err := os.WriteFile(log, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sink := newFakeSink(0)
+	fl := flowFor(log)
+	fl.MultiLineStartPattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2} `)
+	fl.Processing = []config.Option{{Name: config.OptSingleLine}}
+	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, filepath.Join(dir, "cp.json")), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
+	// The last record is complete only when no line follows for MaxBufferAge.
+	waitFor(t, "2 records", 5*time.Second, func() bool { return len(sink.records()) >= 2 })
+	r.stop(t)
+	got := sink.records()
+	slices.Sort(got)
+	want := []string{"2024-01-01 ERROR boomat a()at b()\n", "2024-01-01 INFO fine\n"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %q", got)
 	}
 }
