@@ -349,6 +349,7 @@ func (r *run) writeAgentConfig(path string) error {
 			"partitionKeyOption": "RANDOM",
 			"initialPosition":    "START_OF_FILE",
 			"maxBufferAgeMillis": 250,
+			"aggregation":        true, // this agent's addition: KPL aggregation, which the consumers undo
 		}},
 	}
 	b, err := json.MarshalIndent(conf, "", "  ")

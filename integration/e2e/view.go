@@ -77,8 +77,8 @@ func (r *run) render(final bool) {
 	sent := int(r.log.written.Load())
 	var lines []string
 	lines = append(lines,
-		fmt.Sprintf("%s  log: %d/%d lines written, %d rotations | stream: %d records in, %d throttled, %d faults injected",
-			clock(r.elapsed()), sent, r.cfg.Lines, r.log.rotated.Load(), st.Records, st.Throttled, st.Faults),
+		fmt.Sprintf("%s  log: %d/%d lines written, %d rotations | stream: %d user records in %d Kinesis records, %d throttled, %d faults injected",
+			clock(r.elapsed()), sent, r.cfg.Lines, r.log.rotated.Load(), st.UserRecords, st.Records, st.Throttled, st.Faults),
 		fmt.Sprintf("      consumed: %d distinct (%.0f/s), behind %d, duplicates %d",
 			r.tally.distinct, rate, max(0, sent-r.tally.distinct), r.tally.duplicates))
 	var workers []string
