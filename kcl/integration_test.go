@@ -47,6 +47,10 @@ func (d delivery) id() string { return d.seq + "/" + strconv.FormatInt(d.sub, 10
 type collector struct {
 	mu  sync.Mutex
 	all []delivery
+	// checkpointEvery makes the processors checkpoint every n-th batch of
+	// a shard only. Default 0: every batch.
+	checkpointEvery int
+	batches         map[string]int // by worker and shard
 }
 
 func (c *collector) processor(worker string) kcl.RecordProcessor {
@@ -55,7 +59,15 @@ func (c *collector) processor(worker string) kcl.RecordProcessor {
 		for _, r := range b.Records {
 			c.all = append(c.all, delivery{worker: worker, shard: r.ShardID, pk: r.PartitionKey, seq: r.SequenceNumber, sub: r.SubSequenceNumber, data: string(r.Data)})
 		}
+		if c.batches == nil {
+			c.batches = map[string]int{}
+		}
+		c.batches[worker+" "+b.ShardID]++
+		n := c.batches[worker+" "+b.ShardID]
 		c.mu.Unlock()
+		if c.checkpointEvery > 1 && n%c.checkpointEvery != 0 {
+			return nil
+		}
 		return b.Checkpoint(ctx)
 	})
 }
@@ -359,6 +371,9 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 	px := proxy.StartForTest(t, proxy.Config{Seed: 7, Limits: proxy.Limits{ReadCallsPerSecond: 3},
 		Kinesis: proxy.KinesisFaults{InternalFailure: 0.01, ServerError: 0.01}})
 	e.kinURL = px.URL()
+	// Checkpoints every third batch only, so that the crash leaves records
+	// processed past the last checkpoint: they are processed again.
+	e.collector.checkpointEvery = 3
 	cfgs := make([]kcl.Config, 3)
 	ws := make([]*running, 3)
 	for i := range ws {

@@ -24,7 +24,8 @@ type consumerProcess struct {
 // TestIntegrationMultiProcessKill9 runs three consumer processes on a
 // 4-shard stream and kills one with SIGKILL while records flow: the other
 // two take its shards over and every record is processed; records are
-// processed twice only after the killed process's last checkpoint.
+// processed twice only after the killed process's last checkpoint (the
+// processes checkpoint every third batch, so some are).
 func TestIntegrationMultiProcessKill9(t *testing.T) {
 	e := newEnv(t, 4)
 	bin := filepath.Join(t.TempDir(), "testconsumer")
@@ -41,7 +42,7 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	procs := map[string]*consumerProcess{}
 	for i := range 3 {
 		id := fmt.Sprintf("proc-%d", i)
-		cmd := exec.Command(bin, "-stream", e.stream, "-table", e.table, "-worker", id, "-failover", e.failover.String())
+		cmd := exec.Command(bin, "-stream", e.stream, "-table", e.table, "-worker", id, "-failover", e.failover.String(), "-checkpoint-every", "3")
 		cmd.Env = environ
 		cmd.Stderr = testWriter{t, id}
 		stdout, err := cmd.StdoutPipe()
