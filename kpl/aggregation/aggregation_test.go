@@ -392,3 +392,20 @@ func FuzzDecode(f *testing.F) {
 		assertRecords(t, again, recs)
 	})
 }
+
+func TestTryAdd(t *testing.T) {
+	var e Encoder
+	r := Record{PartitionKey: "k", Data: make([]byte, 100)}
+	limit := Overhead + 3*(fieldSize(1)) // room for the key alone, not a record
+	if e.TryAdd(r, limit) || e.Len() != 0 || e.Size() != Overhead {
+		t.Fatal("TryAdd added a record over the cap")
+	}
+	for e.TryAdd(r, 1000) {
+	}
+	if e.Size() > 1000 || e.SizeWith(r) <= 1000 || e.Len() == 0 {
+		t.Fatalf("Size %d, SizeWith %d, Len %d", e.Size(), e.SizeWith(r), e.Len())
+	}
+	if got := len(e.Encode()); got != e.Size() {
+		t.Fatalf("encoded %d, Size %d", got, e.Size())
+	}
+}

@@ -108,7 +108,22 @@ func (e *Encoder) SizeWith(r Record) int {
 
 // Add appends r to the container.
 func (e *Encoder) Add(r Record) {
+	e.add(r, e.cost(r))
+}
+
+// TryAdd appends r if the container stays within maxSize bytes (prefix and
+// digest included) and reports whether it did. It is SizeWith and Add in one
+// step.
+func (e *Encoder) TryAdd(r Record, maxSize int) bool {
 	c := e.cost(r)
+	if e.proto+c.grow+Overhead > maxSize {
+		return false
+	}
+	e.add(r, c)
+	return true
+}
+
+func (e *Encoder) add(r Record, c addCost) {
 	if c.newPK {
 		if e.pkIdx == nil {
 			e.pkIdx = make(map[string]uint64)

@@ -1,0 +1,213 @@
+package kpl
+
+import (
+	"math"
+	"time"
+)
+
+// request is one PutRecords call in the making.
+type request struct {
+	batches []*batch
+	bytes   int
+	version uint64 // shard map version it was built under
+}
+
+// dispatchLoop runs the dispatcher until Close: it wakes when records are
+// ready, when a request completes, and at the next deadline (linger, retry
+// backoff, rate limit or TTL), and sends what is due.
+func (p *Producer) dispatchLoop() {
+	defer p.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+		next := p.pump()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if next != math.MaxInt64 {
+			timer.Reset(time.Duration(max(next-p.nanotime(), 0)))
+		}
+	}
+}
+
+// pump sends what is due and returns the nanotime at which it should run
+// again (math.MaxInt64: only when woken).
+func (p *Producer) pump() int64 {
+	now := p.nanotime()
+	p.idle.Store(true)
+	p.ready.Store(0)
+	p.readyB.Store(0)
+	next := int64(math.MaxInt64)
+	pending := false
+	force := p.flushing.Load() > 0
+	ttl := int64(p.cfg.RecordTTL)
+	linger := int64(p.cfg.RecordMaxBufferedTime)
+
+	m := p.shards.Load()
+	if m == nil {
+		p.mu.Lock()
+		expired, kept := splitExpired(p.unrouted, now, ttl)
+		p.unrouted = kept
+		if len(kept) > 0 {
+			pending = true
+			next = kept[0].put + ttl
+		}
+		p.mu.Unlock()
+		p.fail(expired, nil, true)
+		if pending {
+			p.idle.Store(false)
+		}
+		return next
+	}
+
+	p.mu.Lock()
+	barrier := p.cfg.PreserveOrder && p.inflightPrev > 0
+	p.mu.Unlock()
+
+	var req *request
+	full := false // no connection left
+	var expired []userRec
+	n := len(m.shards)
+	p.scan++
+	for i := 0; i < n; i++ {
+		s := m.shards[(p.scan+i)%n]
+		s.mu.Lock()
+		oldest, ok := s.oldestLocked()
+		if !ok {
+			s.mu.Unlock()
+			continue
+		}
+		pending = true
+		if oldest+ttl <= now {
+			expired = p.expireLocked(s, now, expired)
+			if oldest, ok = s.oldestLocked(); !ok {
+				s.mu.Unlock()
+				continue
+			}
+		}
+		next = min(next, oldest+ttl)
+		if full || barrier || (p.cfg.PreserveOrder && s.inflight > 0) {
+			s.mu.Unlock()
+			continue // woken when a request completes
+		}
+		if s.retryAt > now {
+			next = min(next, s.retryAt)
+			s.mu.Unlock()
+			continue
+		}
+		taken := 0
+		for {
+			var b *batch
+			open := false
+			if len(s.sealed) > 0 {
+				b = s.sealed[0]
+			} else if s.open != nil && len(s.open.recs) > 0 {
+				if !force && s.open.oldest+linger > now {
+					next = min(next, s.open.oldest+linger)
+					break
+				}
+				b, open = s.open, true
+			} else {
+				break
+			}
+			if p.cfg.PreserveOrder && taken > 0 {
+				break
+			}
+			size := b.wireSize()
+			okB, atB := s.bytes.ready(float64(size), now)
+			okR, atR := s.records.ready(1, now)
+			if !okB || !okR {
+				next = min(next, max(atB, atR))
+				break
+			}
+			if req != nil && (len(req.batches) >= p.cfg.CollectionMaxCount || req.bytes+size > p.cfg.CollectionMaxSize) {
+				p.startRequest(req, m.version)
+				req = nil
+			}
+			if req == nil {
+				if int(p.inflight.Load()) >= p.cfg.MaxConnections {
+					full = true
+					break
+				}
+				req = &request{}
+			}
+			if len(req.batches) == 0 || req.batches[len(req.batches)-1].shard != s {
+				s.inflight++ // once per request and shard; send releases it
+			}
+			s.bytes.take(float64(size))
+			s.records.take(1)
+			if open {
+				s.open = nil
+			} else {
+				s.sealed[0] = nil
+				s.sealed = s.sealed[1:]
+			}
+			req.batches = append(req.batches, b)
+			req.bytes += size
+			taken++
+		}
+		if len(s.sealed) == 0 && cap(s.sealed) > 64 {
+			s.sealed = nil // let a drained backlog's slice go
+		}
+		s.mu.Unlock()
+	}
+	if req != nil {
+		p.startRequest(req, m.version)
+	}
+	p.fail(expired, nil, true)
+	if pending {
+		p.idle.Store(false)
+	}
+	return next
+}
+
+// expireLocked removes s's records older than the TTL, appending them to
+// dst. s.mu is held.
+func (p *Producer) expireLocked(s *shard, now int64, dst []userRec) []userRec {
+	all := s.takeAllLocked(nil)
+	expired, kept := splitExpired(all, now, int64(p.cfg.RecordTTL))
+	for _, r := range kept {
+		p.addLocked(s, r)
+	}
+	return append(dst, expired...)
+}
+
+// splitExpired partitions recs into those whose TTL has passed and the
+// rest, keeping the order of each.
+func splitExpired(recs []userRec, now, ttl int64) (expired, kept []userRec) {
+	kept = recs[:0:0]
+	for _, r := range recs {
+		if r.put+ttl <= now {
+			expired = append(expired, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	return expired, kept
+}
+
+// startRequest sends req in a goroutine of its own. Only the dispatcher
+// calls it, so the connection count it checked still holds.
+func (p *Producer) startRequest(req *request, version uint64) {
+	req.version = version
+	p.inflight.Add(1)
+	p.metrics.inflight.Inc()
+	p.mu.Lock()
+	if p.shards.Load().version == version {
+		p.inflightCur++
+	} else {
+		p.inflightPrev++
+	}
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.send(req)
+}

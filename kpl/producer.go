@@ -1,0 +1,503 @@
+// Package kpl writes records to a Kinesis data stream at the full per-shard
+// limit: it aggregates user records bound for the same shard into KPL
+// aggregated records (readable by AWS's KCL and by this project's kcl),
+// collects them into PutRecords requests, limits its rate per shard, retries
+// what fails with backoff, and pushes back on callers when its buffer is
+// full.
+//
+//	p, err := kpl.New(kpl.Config{Stream: "events"})
+//	...
+//	defer p.Close(ctx)
+//	err = p.Put(ctx, kpl.Record{PartitionKey: id, Data: b}, func(r kpl.Result) {
+//		if r.Err != nil { ... }   // r.ShardID, r.SequenceNumber on success
+//	})
+package kpl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+)
+
+// Errors callers act on, matched with errors.Is.
+var (
+	// ErrRecordExpired fails a record that was not written within
+	// Config.RecordTTL. The error wraps the last failure, if any.
+	ErrRecordExpired = errors.New("kpl: record expired before it could be written")
+	// ErrBufferFull is returned by Put when the buffer is full and
+	// Config.FailWhenBufferFull is set.
+	ErrBufferFull = errors.New("kpl: producer buffer full")
+	// ErrClosed is returned by Put after Close, and fails the records that
+	// Close could not send before its deadline.
+	ErrClosed = errors.New("kpl: producer closed")
+	// ErrInvalidRecord is wrapped by the errors Put returns for records
+	// Kinesis would reject: the message names what is wrong.
+	ErrInvalidRecord = errors.New("kpl: invalid record")
+)
+
+// Record is a user record to put.
+type Record struct {
+	// PartitionKey decides the record's shard (unless ExplicitHashKey is
+	// set) and groups records for consumers: 1 to 256 Unicode characters.
+	PartitionKey string
+	// ExplicitHashKey, if not empty, is the decimal hash key in
+	// [0, 2^128-1] that decides the record's shard instead of the
+	// partition key's MD5 hash.
+	ExplicitHashKey string
+	// Data is the payload. Put copies it, so the caller may reuse it.
+	Data []byte
+}
+
+// Result is the outcome of one record, passed to its callback.
+type Result struct {
+	// Err is nil when the record was written, and the reason otherwise:
+	// ErrRecordExpired, ErrClosed, an *EntryError or the error of the
+	// PutRecords call (wrapped).
+	Err error
+	// ShardID and SequenceNumber say where the record was written. The
+	// user records of one aggregated record share them.
+	ShardID        string
+	SequenceNumber string
+	// SubSequenceNumber is the record's index in its aggregated record
+	// (0 for a record sent on its own).
+	SubSequenceNumber uint64
+	// Aggregated is true when the record was written inside an
+	// aggregated record.
+	Aggregated bool
+	// Attempts is how many times the record was sent.
+	Attempts int
+}
+
+// EntryError is a PutRecords entry's failure that is not retried.
+type EntryError struct {
+	Code, Message string
+}
+
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("kpl: PutRecords entry failed: %s: %s", e.Code, e.Message)
+}
+
+// Producer writes records to one stream. Its methods are safe for
+// concurrent use. Close it to stop its goroutines.
+type Producer struct {
+	cfg     Config
+	client  Client
+	log     *zap.Logger
+	metrics *metrics
+	start   time.Time
+
+	shards   atomic.Pointer[shardMap]
+	mu       sync.Mutex // guards unrouted, inflightPrev and inflightCur
+	unrouted []userRec  // records put before the first shard map
+	dead     bool       // set by Close: no more records are queued
+	// In-flight requests sent under the current shard map and under earlier
+	// ones (PreserveOrder waits for the latter after a reshard).
+	inflightCur, inflightPrev int
+
+	inflight atomic.Int32 // PutRecords requests in flight
+	idle     atomic.Bool  // the dispatcher found nothing to do; Put wakes it
+	ready    atomic.Int64 // entries sealed since the dispatcher last ran
+	readyB   atomic.Int64 // their bytes
+	flushing atomic.Int32 // Flush or Close waiting: send without lingering
+	wake     chan struct{}
+	refresh  chan struct{}
+
+	// Buffer accounting: records by flush epoch, and bytes.
+	epoch      atomic.Uint32
+	bufRecords [2]atomic.Int64
+	bufBytes   atomic.Int64
+	waiters    atomic.Int32
+	spaceMu    sync.Mutex
+	spaceCh    chan struct{} // closed and replaced whenever records complete
+
+	flushMu   sync.Mutex
+	closed    atomic.Bool
+	closedCh  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	aborting  atomic.Bool
+
+	stop       chan struct{}   // closed to stop the dispatcher and refresher
+	runCtx     context.Context // canceled when the producer stops
+	runCancel  context.CancelFunc
+	sendCtx    context.Context // canceled when Close gives up on in-flight requests
+	sendCancel context.CancelFunc
+	wg         sync.WaitGroup // dispatcher, refresher and senders
+
+	scan int // dispatcher's rotating start shard
+}
+
+// New starts a producer for cfg.Stream. It makes no calls itself; the shard
+// map is loaded in the background, and records put meanwhile wait for it.
+func New(cfg Config) (*Producer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	p := &Producer{
+		cfg:      cfg,
+		client:   cfg.Client,
+		log:      cfg.Logger,
+		start:    time.Now(),
+		wake:     make(chan struct{}, 1),
+		refresh:  make(chan struct{}, 1),
+		spaceCh:  make(chan struct{}),
+		closedCh: make(chan struct{}),
+		stop:     make(chan struct{}),
+	}
+	if p.log == nil {
+		p.log = zap.NewNop()
+	}
+	p.log = p.log.With(zap.String("stream", cfg.Stream))
+	if p.client == nil {
+		awsCfg, err := config.LoadDefaultConfig(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("kpl: load AWS config: %w", err)
+		}
+		p.client = kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) {
+			o.Retryer = aws.NopRetryer{}
+		})
+	}
+	m, err := newMetrics(cfg.Metrics, p)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics = m
+	p.idle.Store(true) // the first Put wakes the dispatcher
+	p.runCtx, p.runCancel = context.WithCancel(context.Background())
+	p.sendCtx, p.sendCancel = context.WithCancel(context.Background())
+	p.wg.Add(2)
+	go p.dispatchLoop()
+	go p.refreshLoop()
+	return p, nil
+}
+
+// nanotime is the producer's monotonic clock in nanoseconds.
+func (p *Producer) nanotime() int64 { return int64(time.Since(p.start)) }
+
+// userRec is a user record in the producer's care.
+type userRec struct {
+	pk, ehk  string
+	data     []byte
+	key      hashkey.Key
+	cb       func(Result)
+	lastErr  error // why the last attempt failed
+	put      int64 // nanotime of Put
+	attempts int32
+	epoch    uint8
+}
+
+func (r *userRec) size() int64 { return int64(len(r.data) + len(r.pk)) }
+
+// Put queues a record and returns; callback (which may be nil) is called
+// once with the outcome, from one of the producer's goroutines, and should
+// return quickly. Put returns an error, and does not call callback, when
+// the record is invalid (wrapping ErrInvalidRecord), the producer is closed
+// (ErrClosed), the buffer is full (ErrBufferFull, with
+// Config.FailWhenBufferFull) or ctx ends while Put waits for room.
+func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) error {
+	key, err := p.validate(&rec)
+	if err != nil {
+		return err
+	}
+	r := userRec{pk: rec.PartitionKey, ehk: rec.ExplicitHashKey, data: rec.Data, key: key, cb: callback}
+	size := r.size()
+	if err := p.reserve(ctx, size, &r); err != nil {
+		return err
+	}
+	r.put = p.nanotime()
+	for {
+		m := p.shards.Load()
+		if m == nil {
+			p.mu.Lock()
+			if p.dead {
+				p.mu.Unlock()
+				p.release(int(r.epoch), 1, size)
+				return ErrClosed
+			}
+			if p.shards.Load() != nil {
+				p.mu.Unlock()
+				continue
+			}
+			r.data = cloneData(r.data)
+			p.unrouted = append(p.unrouted, r)
+			p.mu.Unlock()
+			break
+		}
+		s := m.lookup(key)
+		s.mu.Lock()
+		if s.dead {
+			s.mu.Unlock()
+			p.release(int(r.epoch), 1, size)
+			return ErrClosed
+		}
+		if s.removed {
+			s.mu.Unlock()
+			continue // the shard map changed under us
+		}
+		r.data = s.copyData(r.data)
+		sealed, sealedBytes := p.addLocked(s, r)
+		s.mu.Unlock()
+		if sealed > 0 {
+			n := p.ready.Add(int64(sealed))
+			b := p.readyB.Add(sealedBytes)
+			if n >= int64(p.cfg.CollectionMaxCount) || b >= int64(p.cfg.CollectionMaxSize) {
+				p.signal()
+			}
+		}
+		break
+	}
+	if p.idle.Load() && p.idle.CompareAndSwap(true, false) {
+		p.signal()
+	}
+	return nil
+}
+
+// PutSync puts a record and waits for its outcome. If ctx ends first, it
+// returns ctx's error; the record may still be written later.
+func (p *Producer) PutSync(ctx context.Context, rec Record) (Result, error) {
+	ch := make(chan Result, 1)
+	if err := p.Put(ctx, rec, func(r Result) { ch <- r }); err != nil {
+		return Result{Err: err}, err
+	}
+	select {
+	case r := <-ch:
+		return r, r.Err
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+func (p *Producer) validate(rec *Record) (hashkey.Key, error) {
+	pk := rec.PartitionKey
+	if pk == "" {
+		return hashkey.Key{}, fmt.Errorf("%w: partition key is empty", ErrInvalidRecord)
+	}
+	if len(pk) > MaxPartitionKeyChars {
+		if n := utf8.RuneCountInString(pk); n > MaxPartitionKeyChars {
+			return hashkey.Key{}, fmt.Errorf("%w: partition key has %d characters, more than %d", ErrInvalidRecord, n, MaxPartitionKeyChars)
+		}
+	}
+	if !utf8.ValidString(pk) {
+		return hashkey.Key{}, fmt.Errorf("%w: partition key is not valid UTF-8", ErrInvalidRecord)
+	}
+	if n := len(rec.Data) + len(pk); n > p.cfg.MaxRecordSize {
+		return hashkey.Key{}, fmt.Errorf("%w: data and partition key are %d bytes, more than the maximum record size %d", ErrInvalidRecord, n, p.cfg.MaxRecordSize)
+	}
+	if rec.ExplicitHashKey != "" {
+		k, err := hashkey.Parse(rec.ExplicitHashKey)
+		if err != nil {
+			return hashkey.Key{}, fmt.Errorf("%w: explicit hash key: %w", ErrInvalidRecord, err)
+		}
+		return k, nil
+	}
+	return hashkey.FromPartitionKey(pk), nil
+}
+
+// reserve counts a record into the buffer, waiting for room if need be.
+func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
+	for {
+		e := p.epoch.Load() & 1
+		r.epoch = uint8(e)
+		n := p.bufRecords[e].Add(1)
+		b := p.bufBytes.Add(size)
+		if p.closed.Load() {
+			p.release(int(e), 1, size)
+			return ErrClosed
+		}
+		total := n + p.bufRecords[e^1].Load()
+		// A record always fits in an empty buffer.
+		if (total <= int64(p.cfg.MaxBufferedRecords) && b <= int64(p.cfg.MaxBufferedBytes)) || total == 1 {
+			return nil
+		}
+		p.release(int(e), 1, size)
+		if p.cfg.FailWhenBufferFull {
+			return ErrBufferFull
+		}
+		p.metrics.putBlocked.Inc()
+		ch := p.waitCh()
+		if p.buffered() < int64(p.cfg.MaxBufferedRecords) && p.bufBytes.Load()+size <= int64(p.cfg.MaxBufferedBytes) {
+			p.waiters.Add(-1)
+			continue
+		}
+		select {
+		case <-ch:
+			p.waiters.Add(-1)
+		case <-ctx.Done():
+			p.waiters.Add(-1)
+			return ctx.Err()
+		case <-p.closedCh:
+			p.waiters.Add(-1)
+			return ErrClosed
+		}
+	}
+}
+
+// waitCh registers a waiter and returns the channel closed at the next
+// completion. The caller decrements p.waiters when done.
+func (p *Producer) waitCh() <-chan struct{} {
+	p.waiters.Add(1)
+	p.spaceMu.Lock()
+	ch := p.spaceCh
+	p.spaceMu.Unlock()
+	return ch
+}
+
+// release takes completed (or rejected) records out of the buffer and wakes
+// waiters.
+func (p *Producer) release(epoch int, records int, bytes int64) {
+	p.bufRecords[epoch].Add(-int64(records))
+	p.bufBytes.Add(-bytes)
+	if p.waiters.Load() > 0 {
+		p.spaceMu.Lock()
+		close(p.spaceCh)
+		p.spaceCh = make(chan struct{})
+		p.spaceMu.Unlock()
+	}
+}
+
+func (p *Producer) buffered() int64 {
+	return p.bufRecords[0].Load() + p.bufRecords[1].Load()
+}
+
+// signal wakes the dispatcher.
+func (p *Producer) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush sends every buffered record without waiting for
+// RecordMaxBufferedTime and returns when every record put before the call
+// has completed (its callback has returned), or with ctx's error.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	slot := (p.epoch.Add(1) - 1) & 1
+	p.flushing.Add(1)
+	defer p.flushing.Add(-1)
+	p.signal()
+	return p.waitFor(ctx, func() bool { return p.bufRecords[slot].Load() <= 0 })
+}
+
+func (p *Producer) waitFor(ctx context.Context, done func() bool) error {
+	for {
+		ch := p.waitCh()
+		if done() {
+			p.waiters.Add(-1)
+			return nil
+		}
+		select {
+		case <-ch:
+			p.waiters.Add(-1)
+		case <-ctx.Done():
+			p.waiters.Add(-1)
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops the producer: Put fails with ErrClosed from now on, buffered
+// records are sent, and when ctx ends before they all completed, the rest
+// fail with an error wrapping ErrClosed and ctx's error. Close returns when
+// every callback has been called and the producer's goroutines have ended;
+// its error is non-nil when records were failed that way. Later calls return
+// the same error.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		close(p.closedCh)
+		p.flushing.Add(1)
+		p.signal()
+		err := p.waitFor(ctx, func() bool { return p.buffered() <= 0 })
+		abortErr := ErrClosed
+		if err != nil {
+			abortErr = fmt.Errorf("%w before the record was written: %w", ErrClosed, err)
+			p.closeErr = fmt.Errorf("kpl: close: %d records not written: %w", p.buffered(), err)
+			p.aborting.Store(true)
+			p.sendCancel()
+		}
+		close(p.stop)
+		p.runCancel()
+		p.wg.Wait()
+		p.sendCancel()
+		p.failAll(abortErr)
+		p.flushing.Add(-1)
+		p.metrics.unregister()
+	})
+	return p.closeErr
+}
+
+// failAll fails every record still queued and marks the queues dead so
+// that nothing more is queued. Only Close calls it, after the dispatcher,
+// refresher and senders have ended.
+func (p *Producer) failAll(err error) {
+	var failed []userRec
+	p.mu.Lock()
+	p.dead = true
+	failed = append(failed, p.unrouted...)
+	p.unrouted = nil
+	p.mu.Unlock()
+	if m := p.shards.Load(); m != nil {
+		for _, s := range m.shards {
+			s.mu.Lock()
+			s.dead = true
+			failed = s.takeAllLocked(failed)
+			s.mu.Unlock()
+		}
+	}
+	p.fail(failed, err, false)
+}
+
+// fail completes records with an error.
+func (p *Producer) fail(recs []userRec, err error, expired bool) {
+	if len(recs) == 0 {
+		return
+	}
+	if expired {
+		p.metrics.expired.Add(float64(len(recs)))
+	}
+	p.metrics.failed.Add(float64(len(recs)))
+	for i := range recs {
+		r := &recs[i]
+		e := err
+		if expired {
+			e = ErrRecordExpired
+			if r.lastErr != nil {
+				e = fmt.Errorf("%w (last error: %w)", ErrRecordExpired, r.lastErr)
+			}
+		}
+		if r.cb != nil {
+			r.cb(Result{Err: e, Attempts: int(r.attempts)})
+		}
+	}
+	p.releaseRecs(recs)
+}
+
+// releaseRecs takes completed records out of the buffer accounting.
+func (p *Producer) releaseRecs(recs []userRec) {
+	var n [2]int
+	var b int64
+	for i := range recs {
+		n[recs[i].epoch]++
+		b += recs[i].size()
+	}
+	for e := range n {
+		if n[e] > 0 {
+			p.bufRecords[e].Add(-int64(n[e]))
+		}
+	}
+	p.release(0, 0, b)
+}

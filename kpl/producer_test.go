@@ -1,0 +1,635 @@
+package kpl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// results collects callback outcomes.
+type results struct {
+	mu   sync.Mutex
+	byID map[string]Result
+	done chan struct{}
+	want int
+}
+
+func newResults(want int) *results {
+	return &results{byID: map[string]Result{}, done: make(chan struct{}), want: want}
+}
+
+func (r *results) callback(id string) func(Result) {
+	return func(res Result) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, dup := r.byID[id]; dup {
+			panic("callback called twice for " + id)
+		}
+		r.byID[id] = res
+		if len(r.byID) == r.want {
+			close(r.done)
+		}
+	}
+}
+
+func (r *results) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(d):
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		t.Fatalf("%d of %d callbacks after %v", len(r.byID), r.want, d)
+	}
+}
+
+func newProducer(t *testing.T, f *fakeKinesis, cfg Config) *Producer {
+	t.Helper()
+	cfg.Stream = "test"
+	cfg.Client = f
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+	return p
+}
+
+func TestValidateRejectsBadRecords(t *testing.T) {
+	f := newFake(1)
+	p := newProducer(t, f, Config{MaxRecordSize: 1000, AggregationMaxSize: 500, MaxBufferedBytes: 1 << 20})
+	cases := map[string]Record{
+		"partition key is empty":         {Data: []byte("x")},
+		"partition key has 257":          {PartitionKey: strings.Repeat("é", 257), Data: []byte("x")},
+		"not valid UTF-8":                {PartitionKey: "a\xffb", Data: []byte("x")},
+		"more than the maximum record":   {PartitionKey: "k", Data: make([]byte, 1000)},
+		"explicit hash key: hashkey":     {PartitionKey: "k", ExplicitHashKey: "12a", Data: []byte("x")},
+		"explicit hash key: hashkey: no": {PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211456"},
+	}
+	for want, rec := range cases {
+		err := p.Put(context.Background(), rec, func(Result) { t.Error("callback called for a rejected record") })
+		if !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("%s: err = %v, want ErrInvalidRecord", want, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), strings.Fields(strings.TrimSuffix(want, ": no"))[0]) {
+			t.Errorf("err %q does not say what is wrong (%s)", err, want)
+		}
+	}
+	if n := p.buffered(); n != 0 {
+		t.Fatalf("%d records buffered after rejections", n)
+	}
+	// The limits themselves are accepted: 256 characters, data up to the max.
+	for _, rec := range []Record{
+		{PartitionKey: strings.Repeat("é", 256), Data: []byte("x")},
+		{PartitionKey: "k", Data: make([]byte, 999)},
+		{PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211455", Data: nil},
+	} {
+		if _, err := p.PutSync(context.Background(), rec); err != nil {
+			t.Fatalf("valid record rejected: %v", err)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := []Config{
+		{},
+		{Stream: "s", CollectionMaxCount: 501},
+		{Stream: "s", CollectionMaxSize: 6 << 20},
+		{Stream: "s", AggregationMaxSize: 1 << 20},
+		{Stream: "s", MaxRecordSize: 11 << 20},
+		{Stream: "s", RateLimit: -1},
+		{Stream: "s", MinBackoff: time.Second, MaxBackoff: time.Millisecond},
+		{Stream: "s", Compression: aggregation.Compression(7)},
+		{Stream: "s", MaxBufferedBytes: 10},
+		{Stream: "s", RecordTTL: -1},
+	}
+	for _, c := range bad {
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil", c)
+		}
+	}
+	if err := (Config{Stream: "s"}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := Config{Stream: "s"}.withDefaults()
+	if d.AggregationMaxSize != 51200 || d.CollectionMaxCount != 500 || d.CollectionMaxSize != 5<<20 ||
+		d.RecordMaxBufferedTime != 100*time.Millisecond || d.RecordTTL != 30*time.Second || d.RateLimit != 150 || d.MaxConnections != 24 {
+		t.Fatalf("defaults: %+v", d)
+	}
+}
+
+func TestShardLookup(t *testing.T) {
+	f := newFake(4)
+	p := newProducer(t, f, Config{})
+	out, _ := f.ListShards(context.Background(), &kinesis.ListShardsInput{})
+	p.install(out.Shards)
+	m := p.shards.Load()
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := 0; i < 2000; i++ {
+		k := hashkey.Key{Hi: r.Uint64(), Lo: r.Uint64()}
+		if i == 0 {
+			k = hashkey.Key{}
+		} else if i == 1 {
+			k = hashkey.Max
+		}
+		s := m.lookup(k)
+		if !s.rng.Contains(k) || s.id != f.route(k) {
+			t.Fatalf("key %v: predicted %s %v, fake routes to %s", k, s.id, s.rng, f.route(k))
+		}
+	}
+}
+
+func TestListShardsPaginates(t *testing.T) {
+	f := newFake(5)
+	f.pageLen = 2
+	p := newProducer(t, f, Config{})
+	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.shards.Load().shards); n != 5 {
+		t.Fatalf("%d shards in the map, want 5", n)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.listInputs) < 3 {
+		t.Fatalf("%d ListShards calls, want 3 pages", len(f.listInputs))
+	}
+	first := f.listInputs[0]
+	if first.ShardFilter == nil || first.ShardFilter.Type != types.ShardFilterTypeAtLatest || aws.ToString(first.StreamName) != "test" {
+		t.Fatalf("first page input %+v", first)
+	}
+	for _, in := range f.listInputs[1:3] {
+		if in.NextToken == nil || in.StreamName != nil || in.ShardFilter != nil {
+			t.Fatalf("later page input %+v", in)
+		}
+	}
+}
+
+// putMany puts n records with keys from keyOf and returns the results.
+func putMany(t *testing.T, p *Producer, n int, keyOf func(i int) string) *results {
+	t.Helper()
+	res := newResults(n)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("rec-%06d", i)
+		if err := p.Put(context.Background(), Record{PartitionKey: keyOf(i), Data: []byte(id)}, res.callback(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res
+}
+
+// checkExactlyOnce checks that the fake holds every record id of n exactly
+// once, on the shard its key maps to.
+func checkExactlyOnce(t *testing.T, f *fakeKinesis, n int, keyOf func(i int) string) []userRecord {
+	t.Helper()
+	got := f.readBack()
+	seen := map[string]int{}
+	for _, u := range got {
+		seen[u.Data]++
+		var i int
+		fmt.Sscanf(u.Data, "rec-%d", &i)
+		if u.PartitionKey != keyOf(i) {
+			t.Fatalf("%s has key %q, want %q", u.Data, u.PartitionKey, keyOf(i))
+		}
+		if want := f.route(hashkey.FromPartitionKey(u.PartitionKey)); want != u.ShardID {
+			t.Fatalf("%s on %s, its key maps to %s", u.Data, u.ShardID, want)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if c := seen[fmt.Sprintf("rec-%06d", i)]; c != 1 {
+			t.Fatalf("rec-%06d stored %d times", i, c)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d user records stored, want %d", len(got), n)
+	}
+	return got
+}
+
+func randomKey(i int) string { return fmt.Sprintf("key-%d", (i*7919)%1000) }
+
+func TestAggregatesPerShard(t *testing.T) {
+	f := newFake(3)
+	reg := prometheus.NewRegistry()
+	p := newProducer(t, f, Config{Metrics: reg, AggregationMaxSize: 4000})
+	const n = 3000
+	res := putMany(t, p, n, randomKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, n, randomKey)
+	for id, r := range res.byID {
+		if r.Err != nil || r.ShardID == "" || r.SequenceNumber == "" || r.Attempts != 1 {
+			t.Fatalf("%s: %+v", id, r)
+		}
+	}
+	// Aggregated records: partition key "a", an explicit hash key in the
+	// shard's range, at most AggregationMaxSize bytes.
+	f.mu.Lock()
+	kinesisRecords := 0
+	for id, recs := range f.stored {
+		for _, r := range recs {
+			kinesisRecords++
+			if _, ok := aggregation.Decode(r.Data); !ok {
+				continue
+			}
+			if r.PartitionKey != "a" || len(r.Data) > 4000 {
+				t.Errorf("aggregated record with key %q, %d bytes", r.PartitionKey, len(r.Data))
+			}
+			if f.route(hashkey.MustParse(r.ExplicitHashKey)) != id {
+				t.Errorf("explicit hash key %s not in %s", r.ExplicitHashKey, id)
+			}
+		}
+	}
+	f.mu.Unlock()
+	if kinesisRecords*10 > n {
+		t.Fatalf("%d Kinesis records for %d user records: not aggregated", kinesisRecords, n)
+	}
+	if got := testutil.ToFloat64(p.metrics.userRecords); got != n {
+		t.Fatalf("user records metric %v, want %d", got, n)
+	}
+	if got := testutil.ToFloat64(p.metrics.kinesisRecords); int(got) != kinesisRecords {
+		t.Fatalf("kinesis records metric %v, want %d", got, kinesisRecords)
+	}
+}
+
+func TestSingleRecordSentRaw(t *testing.T) {
+	f := newFake(2)
+	p := newProducer(t, f, Config{})
+	r, err := p.PutSync(context.Background(), Record{PartitionKey: "only", ExplicitHashKey: "5", Data: []byte("alone")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Aggregated || r.ShardID != "shardId-000000000000" {
+		t.Fatalf("result %+v", r)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	got := f.stored["shardId-000000000000"]
+	if len(got) != 1 || string(got[0].Data) != "alone" || got[0].PartitionKey != "only" || got[0].ExplicitHashKey != "5" {
+		t.Fatalf("stored %+v", got)
+	}
+}
+
+func TestDisableAggregation(t *testing.T) {
+	f := newFake(2)
+	p := newProducer(t, f, Config{DisableAggregation: true})
+	res := putMany(t, p, 600, randomKey)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, 600, randomKey)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.stored["shardId-000000000000"]) + len(f.stored["shardId-000000000001"]); n != 600 {
+		t.Fatalf("%d Kinesis records, want 600", n)
+	}
+	if f.putCalls < 2 {
+		t.Fatalf("%d PutRecords calls for 600 entries (max 500 each)", f.putCalls)
+	}
+}
+
+func TestRetriesFailedEntries(t *testing.T) {
+	f := newFake(2)
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(5, 5))
+	f.entryFault = func(call, entry int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		switch x := r.IntN(10); {
+		case x < 2:
+			return "ProvisionedThroughputExceededException"
+		case x < 4:
+			return "InternalFailure"
+		}
+		return ""
+	}
+	p := newProducer(t, f, Config{AggregationMaxSize: 300, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	const n = 2000
+	res := putMany(t, p, n, randomKey)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, n, randomKey)
+	retried := 0
+	for id, r := range res.byID {
+		if r.Err != nil {
+			t.Fatalf("%s failed: %v", id, r.Err)
+		}
+		if r.Attempts > 1 {
+			retried++
+		}
+	}
+	if retried == 0 || testutil.ToFloat64(p.metrics.retried) == 0 || testutil.ToFloat64(p.metrics.throttled) == 0 {
+		t.Fatalf("no retries seen: %d records with attempts > 1", retried)
+	}
+}
+
+func serverError() error {
+	return &smithy.GenericAPIError{Code: "InternalFailure", Message: "boom", Fault: smithy.FaultServer}
+}
+
+func TestRetriesFailedCalls(t *testing.T) {
+	f := newFake(2)
+	f.callFault = func(call int) error {
+		switch {
+		case call < 2:
+			return serverError()
+		case call < 4:
+			return errors.New("connection reset by peer")
+		}
+		return nil
+	}
+	p := newProducer(t, f, Config{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	res := putMany(t, p, 100, randomKey)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, 100, randomKey)
+}
+
+func TestNonRetryableFailsAtOnce(t *testing.T) {
+	for name, err := range map[string]error{
+		"not found":     &types.ResourceNotFoundException{Message: aws.String("no stream")},
+		"access denied": &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "no", Fault: smithy.FaultClient},
+		"http 400": &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &httpResponse400},
+			Err: errors.New("ValidationException")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFake(1)
+			f.callFault = func(int) error { return err }
+			p := newProducer(t, f, Config{})
+			r, got := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
+			if !errors.Is(got, err) || r.Attempts != 1 {
+				t.Fatalf("PutSync = %+v, %v; want %v after 1 attempt", r, got, err)
+			}
+		})
+	}
+	t.Run("entry error", func(t *testing.T) {
+		f := newFake(1)
+		f.entryFault = func(int, int) string { return "KMSAccessDeniedException" }
+		p := newProducer(t, f, Config{})
+		_, got := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
+		var ee *EntryError
+		if !errors.As(got, &ee) || ee.Code != "KMSAccessDeniedException" {
+			t.Fatalf("err = %v", got)
+		}
+	})
+}
+
+func TestRecordTTL(t *testing.T) {
+	f := newFake(1)
+	f.entryFault = func(int, int) string { return "ProvisionedThroughputExceededException" }
+	p := newProducer(t, f, Config{RecordTTL: 200 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	res := putMany(t, p, 50, randomKey)
+	res.wait(t, 5*time.Second)
+	for id, r := range res.byID {
+		var ee *EntryError
+		if !errors.Is(r.Err, ErrRecordExpired) || !errors.As(r.Err, &ee) || r.Attempts < 1 {
+			t.Fatalf("%s: %+v, want ErrRecordExpired wrapping the throttling error", id, r)
+		}
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(p.metrics.expired); got != 50 {
+		t.Fatalf("expired metric %v", got)
+	}
+	if p.buffered() != 0 {
+		t.Fatalf("%d still buffered", p.buffered())
+	}
+}
+
+func TestRecordTTLWithoutShardMap(t *testing.T) {
+	f := newFake(1)
+	f.shards = nil // ListShards never gives a usable map
+	p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond})
+	_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
+	if !errors.Is(err, ErrRecordExpired) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPreserveOrder(t *testing.T) {
+	f := newFake(2)
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(9, 9))
+	f.entryFault = func(call, entry int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.IntN(100) < 10 {
+			return "InternalFailure"
+		}
+		return ""
+	}
+	p := newProducer(t, f, Config{PreserveOrder: true, AggregationMaxSize: 500, RecordMaxBufferedTime: time.Millisecond,
+		MinBackoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond})
+	const n = 3000
+	keyOf := func(i int) string { return fmt.Sprintf("k%d", i%20) }
+	res := putMany(t, p, n, keyOf)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	got := checkExactlyOnce(t, f, n, keyOf)
+	last := map[string]string{}
+	for _, u := range got { // per shard in sequence order
+		if prev, ok := last[u.PartitionKey]; ok && prev > u.Data {
+			t.Fatalf("key %s: %s written after %s", u.PartitionKey, u.Data, prev)
+		}
+		last[u.PartitionKey] = u.Data
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.maxInflight != 1 || f.entriesPerShardMax != 1 {
+		t.Fatalf("max in flight per shard %d, max entries per shard per request %d; want 1 and 1", f.maxInflight, f.entriesPerShardMax)
+	}
+}
+
+func TestBackpressure(t *testing.T) {
+	f := newFake(1)
+	f.gate = make(chan struct{})
+	p := newProducer(t, f, Config{MaxBufferedRecords: 10, RecordMaxBufferedTime: time.Millisecond})
+	res := newResults(11)
+	for i := 0; i < 10; i++ {
+		if err := p.Put(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}, res.callback(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Put(ctx, Record{PartitionKey: "k", Data: []byte("d")}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put on a full buffer = %v, want the context's error", err)
+	}
+	p.cfg.FailWhenBufferFull = true
+	if err := p.Put(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}, nil); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("Put on a full buffer = %v, want ErrBufferFull", err)
+	}
+	p.cfg.FailWhenBufferFull = false
+	// A blocked Put proceeds once records complete.
+	errc := make(chan error, 1)
+	go func() {
+		errc <- p.Put(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}, res.callback("last"))
+	}()
+	close(f.gate)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, 5*time.Second)
+}
+
+func TestCloseFailsWhatCannotBeSent(t *testing.T) {
+	f := newFake(1)
+	f.gate = make(chan struct{}) // never opened
+	p, err := New(Config{Stream: "s", Client: f, RecordMaxBufferedTime: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := putMany(t, p, 20, randomKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v", err)
+	}
+	res.wait(t, time.Second)
+	for id, r := range res.byID {
+		if !errors.Is(r.Err, ErrClosed) {
+			t.Fatalf("%s: %v, want ErrClosed", id, r.Err)
+		}
+	}
+	if err := p.Put(context.Background(), Record{PartitionKey: "k"}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Put after Close = %v", err)
+	}
+	if err2 := p.Close(context.Background()); err2 == nil {
+		t.Fatal("second Close lost the error")
+	}
+}
+
+func TestCloseFlushes(t *testing.T) {
+	f := newFake(2)
+	p, err := New(Config{Stream: "s", Client: f, RecordMaxBufferedTime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := putMany(t, p, 100, randomKey)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, 100, randomKey)
+}
+
+func TestReshardRefreshesShardMap(t *testing.T) {
+	f := newFake(1)
+	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond})
+	res := putMany(t, p, 200, randomKey)
+	res.wait(t, 5*time.Second)
+	// Split: two children replace the shard.
+	f.setShards(evenShards(2, 1))
+	keyOf := func(i int) string { return randomKey(i + 200) }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res := putMany(t, p, 200, keyOf)
+		res.wait(t, 5*time.Second)
+		m := p.shards.Load()
+		if len(m.shards) == 2 && m.shards[0].id == "shardId-000000000001" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("shard map not refreshed after the split")
+		}
+	}
+	// Now predictions match: aggregated records hold only their shard's keys.
+	before := f.readBack()
+	res = putMany(t, p, 500, keyOf)
+	res.wait(t, 5*time.Second)
+	after := f.readBack()
+	seen := map[string]bool{}
+	for _, u := range before {
+		seen[u.Data+u.Seq] = true
+	}
+	n := 0
+	for _, u := range after {
+		if seen[u.Data+u.Seq] {
+			continue
+		}
+		n++
+		if want := f.route(hashkey.FromPartitionKey(u.PartitionKey)); want != u.ShardID {
+			t.Fatalf("after refresh: %s on %s, key maps to %s", u.Data, u.ShardID, want)
+		}
+	}
+	if n != 500 {
+		t.Fatalf("%d new records, want 500", n)
+	}
+}
+
+func TestBucket(t *testing.T) {
+	b := bucket{rate: 1000}
+	if ok, _ := b.ready(1000, 0); !ok {
+		t.Fatal("full bucket refused its capacity")
+	}
+	b.take(1000)
+	ok, at := b.ready(500, 0)
+	if ok || at < int64(500*time.Millisecond) || at > int64(501*time.Millisecond) {
+		t.Fatalf("empty bucket: ok %v, ready at %v", ok, time.Duration(at))
+	}
+	if ok, _ := b.ready(500, int64(500*time.Millisecond)); !ok {
+		t.Fatal("refilled bucket refused")
+	}
+	// More than the capacity: allowed from a full bucket, leaving a debt.
+	b2 := bucket{rate: 10}
+	if ok, _ := b2.ready(50, 0); !ok {
+		t.Fatal("oversized take refused from a full bucket")
+	}
+	b2.take(50)
+	if ok, _ := b2.ready(1, int64(time.Second)); ok {
+		t.Fatal("debt not kept")
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	p := &Producer{cfg: Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}}
+	for failures := 1; failures < 70; failures++ {
+		ceiling := min(100*time.Millisecond<<min(failures-1, 20), time.Second)
+		for i := 0; i < 50; i++ {
+			if d := p.backoffDelay(failures); d < 0 || d > ceiling {
+				t.Fatalf("failures %d: delay %v over %v", failures, d, ceiling)
+			}
+		}
+	}
+}
+
+var httpResponse400 = http.Response{StatusCode: http.StatusBadRequest}

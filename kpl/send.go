@@ -1,0 +1,310 @@
+package kpl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
+)
+
+// send makes one PutRecords call and completes or requeues its records.
+func (p *Producer) send(req *request) {
+	defer p.wg.Done()
+	defer func() {
+		p.inflight.Add(-1)
+		p.metrics.inflight.Dec()
+		p.mu.Lock()
+		if m := p.shards.Load(); m != nil && m.version == req.version {
+			p.inflightCur--
+		} else {
+			p.inflightPrev--
+		}
+		p.mu.Unlock()
+		p.signal()
+	}()
+
+	entries, err := p.encode(req)
+	if err != nil {
+		// Compression failed: nothing was sent, and retrying will not help.
+		p.completeRequest(req, nil, fmt.Errorf("kpl: %w", err))
+		return
+	}
+	now := p.nanotime()
+	for _, b := range req.batches {
+		p.metrics.bufferedTime.Observe(float64(now-b.oldest) / 1e9)
+	}
+	ctx, cancel := context.WithTimeout(p.sendCtx, p.cfg.RequestTimeout)
+	out, err := p.client.PutRecords(ctx, &kinesis.PutRecordsInput{
+		StreamName: aws.String(p.cfg.Stream),
+		Records:    entries,
+	})
+	cancel()
+	p.metrics.requests.Inc()
+	if err == nil && (out == nil || len(out.Records) != len(entries)) {
+		err = fmt.Errorf("kpl: PutRecords returned %d results for %d entries", resultCount(out), len(entries))
+	}
+	if err != nil {
+		p.metrics.requestErrors.Inc()
+		p.completeRequest(req, nil, err)
+		return
+	}
+	p.completeRequest(req, out.Records, nil)
+}
+
+func resultCount(out *kinesis.PutRecordsOutput) int {
+	if out == nil {
+		return 0
+	}
+	return len(out.Records)
+}
+
+// encode builds the request's entries: aggregated records (compressed if so
+// configured) and single records as they are.
+func (p *Producer) encode(req *request) ([]types.PutRecordsRequestEntry, error) {
+	entries := make([]types.PutRecordsRequestEntry, len(req.batches))
+	total := 0
+	for _, b := range req.batches {
+		if len(b.recs) > 1 {
+			total += b.enc.Size()
+		}
+	}
+	buf := make([]byte, 0, total)
+	aggPK := aws.String(aggregatedPartitionKey)
+	for i, b := range req.batches {
+		if len(b.recs) == 1 {
+			r := &b.recs[0]
+			entries[i] = types.PutRecordsRequestEntry{Data: r.data, PartitionKey: aws.String(r.pk)}
+			if r.ehk != "" {
+				entries[i].ExplicitHashKey = aws.String(r.ehk)
+			}
+			continue
+		}
+		start := len(buf)
+		buf = b.enc.AppendTo(buf)
+		data := buf[start:len(buf):len(buf)]
+		if p.cfg.Compression != aggregation.None {
+			c, err := aggregation.Compress(nil, data, p.cfg.Compression)
+			if err != nil {
+				return nil, err
+			}
+			if len(c) < len(data) {
+				data = c
+			}
+		}
+		entries[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: aggPK, ExplicitHashKey: aws.String(b.key.String())}
+	}
+	return entries, nil
+}
+
+// completeRequest settles every batch of a request: with results, entry by
+// entry; with err, all alike.
+func (p *Producer) completeRequest(req *request, results []types.PutRecordsResultEntry, err error) {
+	now := p.nanotime()
+	var retry []userRec
+	refresh := false
+	// Shards whose in-flight count this request holds, released only after
+	// failed records are back in their queues, so that with PreserveOrder
+	// nothing newer overtakes them.
+	var held []*shard
+	for i, b := range req.batches {
+		s := b.shard
+		if len(held) == 0 || held[len(held)-1] != s {
+			held = append(held, s)
+		}
+		for j := range b.recs {
+			b.recs[j].attempts++
+		}
+		var failure error
+		retryable := false
+		if err != nil {
+			failure = fmt.Errorf("kpl: PutRecords: %w", err)
+			retryable = !p.aborting.Load() && retryableError(err)
+			if p.aborting.Load() {
+				failure = fmt.Errorf("%w before the record was written: %w", ErrClosed, err)
+			}
+		} else if res := results[i]; res.ErrorCode != nil {
+			code := aws.ToString(res.ErrorCode)
+			failure = &EntryError{Code: code, Message: aws.ToString(res.ErrorMessage)}
+			retryable = retryableCode(code)
+			if code == "ProvisionedThroughputExceededException" {
+				p.metrics.throttled.Inc()
+			}
+		} else {
+			shardID := aws.ToString(res.ShardId)
+			if shardID != s.id {
+				refresh = true
+			}
+			p.succeed(s, b, shardID, aws.ToString(res.SequenceNumber))
+			freeBatch(b)
+			continue
+		}
+		if retryable {
+			p.backoff(s, now)
+			for j := range b.recs {
+				b.recs[j].lastErr = failure
+			}
+			retry = append(retry, b.recs...)
+			p.metrics.retried.Add(float64(len(b.recs)))
+		} else {
+			p.log.Warn("records failed", zap.Int("records", len(b.recs)), zap.String("shard", s.id), zap.Error(failure))
+			p.fail(b.recs, failure, false)
+		}
+		freeBatch(b)
+	}
+	if refresh {
+		p.log.Debug("records landed on another shard than predicted; refreshing the shard map")
+		p.requestRefresh()
+	}
+	if len(retry) > 0 {
+		p.requeue(retry, now)
+	}
+	for _, s := range held {
+		s.mu.Lock()
+		s.inflight--
+		s.mu.Unlock()
+	}
+}
+
+// succeed calls the callbacks of a batch written as one Kinesis record.
+func (p *Producer) succeed(s *shard, b *batch, shardID, seq string) {
+	s.mu.Lock()
+	s.failures = 0
+	s.mu.Unlock()
+	p.metrics.kinesisRecords.Inc()
+	p.metrics.userRecords.Add(float64(len(b.recs)))
+	p.metrics.bytes.Add(float64(b.wireSize()))
+	p.metrics.aggregation.Observe(float64(len(b.recs)))
+	agg := len(b.recs) > 1
+	for j := range b.recs {
+		r := &b.recs[j]
+		if r.cb != nil {
+			r.cb(Result{ShardID: shardID, SequenceNumber: seq, SubSequenceNumber: uint64(j), Aggregated: agg, Attempts: int(r.attempts)})
+		}
+	}
+	p.releaseRecs(b.recs)
+}
+
+// backoff delays the next send to s: full jitter over an exponentially
+// growing ceiling.
+func (p *Producer) backoff(s *shard, now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures++
+	s.retryAt = max(s.retryAt, now+int64(p.backoffDelay(s.failures)))
+}
+
+func (p *Producer) backoffDelay(failures int) time.Duration {
+	ceiling := p.cfg.MaxBackoff
+	if failures < 32 {
+		ceiling = min(p.cfg.MinBackoff<<(failures-1), p.cfg.MaxBackoff)
+	}
+	if ceiling <= 0 {
+		return 0
+	}
+	return rand.N(ceiling + 1)
+}
+
+// requeue sends failed records back to their shards' queues (by the current
+// shard map), failing those past their TTL.
+func (p *Producer) requeue(recs []userRec, now int64) {
+	expired, kept := splitExpired(recs, now, int64(p.cfg.RecordTTL))
+	p.fail(expired, nil, true)
+	p.route(kept)
+	p.signal()
+}
+
+// route queues records on the shards of the current map, keeping their
+// order per shard; without a map they wait in p.unrouted.
+func (p *Producer) route(recs []userRec) {
+	for len(recs) > 0 {
+		m := p.shards.Load()
+		if m == nil {
+			p.mu.Lock()
+			if p.dead {
+				p.mu.Unlock()
+				p.fail(recs, ErrClosed, false)
+				return
+			}
+			if p.shards.Load() == nil {
+				p.unrouted = append(p.unrouted, recs...)
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Unlock()
+			continue
+		}
+		// Group by target shard, keeping order within each group.
+		groups := make(map[*shard][]userRec)
+		var order []*shard
+		for _, r := range recs {
+			s := m.lookup(r.key)
+			if _, ok := groups[s]; !ok {
+				order = append(order, s)
+			}
+			groups[s] = append(groups[s], r)
+		}
+		var again []userRec
+		for _, s := range order {
+			s.mu.Lock()
+			switch {
+			case s.dead:
+				s.mu.Unlock()
+				p.fail(groups[s], ErrClosed, false)
+			case s.removed:
+				s.mu.Unlock()
+				again = append(again, groups[s]...)
+			default:
+				p.requeueLocked(s, groups[s])
+				s.mu.Unlock()
+			}
+		}
+		recs = again
+	}
+}
+
+// retryableCode reports whether a failed PutRecords entry is retried.
+func retryableCode(code string) bool {
+	switch code {
+	case "ProvisionedThroughputExceededException", "InternalFailure", "KMSThrottlingException", "ServiceUnavailable":
+		return true
+	}
+	return false
+}
+
+// retryableError reports whether a failed call is retried: throttling, 5xx
+// and network errors are; validation, missing stream, access denied and
+// other client errors are not.
+func retryableError(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
+			"KMSThrottlingException", "InternalFailure", "InternalFailureException", "ServiceUnavailable",
+			"ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException", "SlowDown":
+			return true
+		}
+	}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		st := re.HTTPStatusCode()
+		return st >= 500 || st == http.StatusTooManyRequests || st == http.StatusRequestTimeout
+	}
+	if ae != nil {
+		return ae.ErrorFault() == smithy.FaultServer
+	}
+	return true // network errors, timeouts
+}

@@ -1,0 +1,238 @@
+package kpl
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
+)
+
+// shardMap is the stream's open shards, sorted by starting hash key.
+type shardMap struct {
+	version uint64
+	shards  []*shard
+}
+
+// lookup returns the shard whose range holds k (or, should the ranges have
+// a gap, the nearest one below it: Kinesis routes by hash key anyway, and
+// the mismatch triggers a refresh).
+func (m *shardMap) lookup(k hashkey.Key) *shard {
+	i := sort.Search(len(m.shards), func(i int) bool { return m.shards[i].rng.Start.Cmp(k) > 0 }) - 1
+	if i < 0 {
+		i = 0
+	}
+	return m.shards[i]
+}
+
+// shard is the producer's state for one open shard: the records waiting to
+// be sent to it, in batches (one batch becomes one Kinesis record).
+type shard struct {
+	id  string
+	rng hashkey.Range
+
+	mu       sync.Mutex
+	open     *batch   // being filled
+	sealed   []*batch // full, waiting to be sent, oldest first
+	arena    []byte   // copies of record data
+	removed  bool     // no longer in the shard map; records go elsewhere
+	dead     bool     // the producer is closed
+	inflight int      // requests in flight holding batches of this shard
+	failures int      // consecutive failed attempts
+	retryAt  int64    // nanotime before which nothing is sent (backoff)
+
+	// Used by the dispatcher only.
+	bytes, records bucket
+}
+
+// batch is the user records that will travel as one Kinesis record: an
+// aggregated record, or the single record itself.
+type batch struct {
+	shard  *shard
+	recs   []userRec
+	enc    aggregation.Encoder
+	oldest int64 // nanotime of the oldest record's Put
+	key    hashkey.Key
+}
+
+// wireSize is what the batch counts against the request and shard limits:
+// data plus partition key.
+func (b *batch) wireSize() int {
+	if len(b.recs) == 1 {
+		return int(b.recs[0].size())
+	}
+	return b.enc.Size() + len(aggregatedPartitionKey)
+}
+
+// aggregatedPartitionKey is the partition key of aggregated records; their
+// ExplicitHashKey (the first user record's hash key) routes them.
+const aggregatedPartitionKey = "a"
+
+const arenaChunk = 64 << 10
+
+// copyData copies record data into the shard's arena. Chunks are never
+// reused: the garbage collector frees one when no record refers to it.
+func (s *shard) copyData(d []byte) []byte {
+	n := len(d)
+	if n > arenaChunk/16 {
+		return cloneData(d)
+	}
+	if cap(s.arena)-len(s.arena) < n {
+		s.arena = make([]byte, 0, arenaChunk)
+	}
+	off := len(s.arena)
+	s.arena = append(s.arena, d...)
+	return s.arena[off : off+n : off+n]
+}
+
+func cloneData(d []byte) []byte {
+	return append(make([]byte, 0, len(d)), d...)
+}
+
+var batchPool = sync.Pool{New: func() any { return new(batch) }}
+
+func newBatch(s *shard) *batch {
+	b := batchPool.Get().(*batch)
+	b.shard = s
+	return b
+}
+
+func freeBatch(b *batch) {
+	clear(b.recs)
+	b.recs = b.recs[:0]
+	b.enc.Reset()
+	b.shard = nil
+	b.oldest = 0
+	batchPool.Put(b)
+}
+
+// addLocked adds r to s's open batch, sealing batches that are full, and
+// returns how many it sealed and their wire bytes. s.mu is held.
+func (p *Producer) addLocked(s *shard, r userRec) (sealed int, sealedBytes int64) {
+	b := s.open
+	if b == nil {
+		b = newBatch(s)
+		s.open = b
+	}
+	if len(b.recs) > 0 {
+		if p.cfg.DisableAggregation || !b.enc.TryAdd(aggregation.Record{PartitionKey: r.pk, ExplicitHashKey: r.ehk, Data: r.data}, p.cfg.AggregationMaxSize) {
+			s.sealed = append(s.sealed, b)
+			sealed, sealedBytes = 1, int64(b.wireSize())
+			b = newBatch(s)
+			s.open = b
+		} else {
+			b.recs = append(b.recs, r)
+			b.oldest = min(b.oldest, r.put)
+			return 0, 0
+		}
+	}
+	// First record of a batch: it always goes in, even when over the cap
+	// (it is then sent on its own).
+	if !p.cfg.DisableAggregation {
+		b.enc.Add(aggregation.Record{PartitionKey: r.pk, ExplicitHashKey: r.ehk, Data: r.data})
+	}
+	b.recs = append(b.recs, r)
+	b.oldest = r.put
+	b.key = r.key
+	if p.cfg.DisableAggregation || b.enc.Size() >= p.cfg.AggregationMaxSize {
+		s.sealed = append(s.sealed, b)
+		s.open = nil
+		sealed++
+		sealedBytes += int64(b.wireSize())
+	}
+	return sealed, sealedBytes
+}
+
+// takeAllLocked appends all of s's queued records to dst, oldest first, and
+// empties s. s.mu is held.
+func (s *shard) takeAllLocked(dst []userRec) []userRec {
+	for _, b := range s.sealed {
+		dst = append(dst, b.recs...)
+		freeBatch(b)
+	}
+	clear(s.sealed)
+	s.sealed = s.sealed[:0]
+	if s.open != nil {
+		dst = append(dst, s.open.recs...)
+		freeBatch(s.open)
+		s.open = nil
+	}
+	return dst
+}
+
+// oldestLocked returns the nanotime of s's oldest queued record, or false
+// if none is queued. s.mu is held.
+func (s *shard) oldestLocked() (int64, bool) {
+	var t int64
+	found := false
+	for _, b := range s.sealed {
+		if !found || b.oldest < t {
+			t, found = b.oldest, true
+		}
+	}
+	if s.open != nil && len(s.open.recs) > 0 && (!found || s.open.oldest < t) {
+		t, found = s.open.oldest, true
+	}
+	return t, found
+}
+
+// requeueLocked puts records that must be sent again back at the front of
+// s's queue, in order, aggregating them with the open batch when nothing
+// else waits (so that a lone retried record shares a Kinesis record again).
+// s.mu is held.
+func (p *Producer) requeueLocked(s *shard, recs []userRec) {
+	var rest []*batch
+	if len(s.sealed) == 0 && s.open != nil {
+		recs = append(recs, s.open.recs...)
+		freeBatch(s.open)
+		s.open = nil
+	}
+	rest = append(rest, s.sealed...)
+	s.sealed = s.sealed[:0]
+	open := s.open
+	s.open = nil
+	for _, r := range recs {
+		p.addLocked(s, r)
+	}
+	// addLocked left the last rebuilt batch open; keep it ahead of the
+	// batches that were already waiting.
+	if len(rest) > 0 || open != nil {
+		if s.open != nil {
+			s.sealed = append(s.sealed, s.open)
+		}
+		s.sealed = append(s.sealed, rest...)
+		s.open = open
+	}
+}
+
+// bucket is a token bucket holding at most one second of its rate. A take
+// larger than the capacity succeeds from a full bucket and leaves a debt.
+type bucket struct {
+	rate, level float64
+	last        int64 // nanotime of the last refill
+	started     bool
+}
+
+func (b *bucket) refill(now int64) {
+	if !b.started {
+		b.level, b.last, b.started = b.rate, now, true
+		return
+	}
+	if dt := now - b.last; dt > 0 {
+		b.level = min(b.rate, b.level+float64(dt)*b.rate/1e9)
+		b.last = now
+	}
+}
+
+// ready reports whether n tokens may be taken now, and if not, the nanotime
+// at which they may.
+func (b *bucket) ready(n float64, now int64) (bool, int64) {
+	b.refill(now)
+	need := min(n, b.rate)
+	if b.level >= need {
+		return true, 0
+	}
+	return false, now + int64((need-b.level)/b.rate*1e9) + 1
+}
+
+func (b *bucket) take(n float64) { b.level -= n }

@@ -1,0 +1,183 @@
+package kpl
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+)
+
+// Shard map refresh pacing: at most one refresh per minRefreshInterval; a
+// failed ListShards is retried with backoff up to maxRefreshBackoff.
+const (
+	minRefreshInterval = time.Second
+	maxRefreshBackoff  = 30 * time.Second
+)
+
+// requestRefresh asks the refresher to reload the shard map.
+func (p *Producer) requestRefresh() {
+	select {
+	case p.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// refreshLoop loads the shard map at start and again whenever asked,
+// retrying failures with backoff, until Close.
+func (p *Producer) refreshLoop() {
+	defer p.wg.Done()
+	ctx := p.runCtx
+	failures := 0
+	var last time.Time
+	for {
+		shards, err := p.listShards(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			delay := min(p.cfg.MinBackoff<<min(failures-1, 20), maxRefreshBackoff)
+			p.log.Warn("listing shards failed; retrying", zap.Error(err), zap.Duration("after", delay))
+			p.metrics.shardMapErrors.Inc()
+			if !p.sleep(delay) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		last = time.Now()
+		p.install(shards)
+		select {
+		case <-p.stop:
+			return
+		case <-p.refresh:
+		}
+		if !p.sleep(minRefreshInterval - time.Since(last)) {
+			return
+		}
+	}
+}
+
+// sleep waits for d or Close, reporting false on Close.
+func (p *Producer) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// listShards lists the stream's open shards (ShardFilter AT_LATEST), all
+// pages.
+func (p *Producer) listShards(ctx context.Context) ([]types.Shard, error) {
+	in := &kinesis.ListShardsInput{
+		StreamName:  aws.String(p.cfg.Stream),
+		ShardFilter: &types.ShardFilter{Type: types.ShardFilterTypeAtLatest},
+	}
+	var shards []types.Shard
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+		out, err := p.client.ListShards(callCtx, in)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("kpl: ListShards %s: %w", p.cfg.Stream, err)
+		}
+		shards = append(shards, out.Shards...)
+		if aws.ToString(out.NextToken) == "" {
+			break
+		}
+		// With NextToken, the stream name and filter must be left out.
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+	if len(shards) == 0 {
+		return nil, fmt.Errorf("kpl: ListShards %s: no open shards", p.cfg.Stream)
+	}
+	return shards, nil
+}
+
+// install makes a new shard map current. Shards that stay keep their
+// queues and rate limits; the records of shards that went away, and those
+// put before the first map, are routed by the new map.
+func (p *Producer) install(list []types.Shard) {
+	old := p.shards.Load()
+	byID := map[string]*shard{}
+	if old != nil {
+		for _, s := range old.shards {
+			byID[s.id] = s
+		}
+	}
+	m := &shardMap{version: 1}
+	if old != nil {
+		m.version = old.version + 1
+	}
+	keep := map[*shard]bool{}
+	rate := float64(p.cfg.RateLimit) / 100
+	for _, sh := range list {
+		if sh.HashKeyRange == nil {
+			continue
+		}
+		rng, err := hashkey.ParseRange(aws.ToString(sh.HashKeyRange.StartingHashKey), aws.ToString(sh.HashKeyRange.EndingHashKey))
+		if err != nil {
+			p.log.Warn("shard with a bad hash key range ignored", zap.String("shard", aws.ToString(sh.ShardId)), zap.Error(err))
+			continue
+		}
+		s := byID[aws.ToString(sh.ShardId)]
+		if s == nil || s.rng != rng {
+			s = &shard{id: aws.ToString(sh.ShardId), rng: rng}
+			s.bytes.rate = rate * ShardBytesPerSecond
+			s.records.rate = rate * ShardRecordsPerSecond
+		}
+		keep[s] = true
+		m.shards = append(m.shards, s)
+	}
+	if len(m.shards) == 0 {
+		p.log.Warn("no usable shards listed; keeping the shard map")
+		return
+	}
+	slices.SortFunc(m.shards, func(a, b *shard) int { return a.rng.Start.Cmp(b.rng.Start) })
+	if old != nil && sameShards(old, m) {
+		return
+	}
+
+	p.mu.Lock()
+	p.shards.Store(m)
+	p.inflightPrev += p.inflightCur
+	p.inflightCur = 0
+	unrouted := p.unrouted
+	p.unrouted = nil
+	p.mu.Unlock()
+
+	var moved []userRec
+	if old != nil {
+		for _, s := range old.shards {
+			if keep[s] {
+				continue
+			}
+			s.mu.Lock()
+			s.removed = true
+			moved = s.takeAllLocked(moved)
+			s.mu.Unlock()
+		}
+	}
+	p.log.Info("shard map loaded", zap.Int("shards", len(m.shards)), zap.Uint64("version", m.version), zap.Int("rerouted", len(moved)+len(unrouted)))
+	p.metrics.shardMapRefreshes.Inc()
+	p.route(append(unrouted, moved...))
+	p.signal()
+}
+
+func sameShards(a, b *shardMap) bool {
+	return slices.EqualFunc(a.shards, b.shards, func(x, y *shard) bool { return x == y })
+}
