@@ -619,3 +619,20 @@ func TestIntegrationGracefulShutdownHandsOverWithin2s(t *testing.T) {
 	waitFor(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
 	checkKeyOrder(t, e.collector.snapshot(), p.count)
 }
+
+func TestIntegrationStreamByARN(t *testing.T) {
+	e := newEnv(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sum, err := e.kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config("by-arn")
+	cfg.Stream = aws.ToString(sum.StreamDescriptionSummary.StreamARN)
+	e.start(cfg)
+	p := &producer{client: e.kinesis, stream: e.stream}
+	p.put(t, 20, 2)
+	waitFor(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
+	checkKeyOrder(t, e.collector.snapshot(), p.count)
+}
