@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/agent/config"
+	"github.com/kinesisgo/kinesis/kpl"
+)
+
+// partitionKeyRoom is what a record's data leaves for its partition key
+// within the producer's record size (Kinesis counts both).
+const partitionKeyRoom = 256
+
+// ProducerConfig returns the kpl configuration for a flow: the stream,
+// aggregation as configured (off by default, like AWS's agent), records
+// buffered up to maxBufferAgeMillis, requests of at most
+// maxBufferSizeRecords records and maxBufferSizeBytes bytes. client, logger
+// and reg may be nil (AWS config chain, no logs, no metrics); the metrics
+// carry a flow label so that several flows can share a registry.
+func ProducerConfig(fl config.Flow, client kpl.Client, logger *zap.Logger, reg prometheus.Registerer) kpl.Config {
+	maxRecord := fl.MaxRecordSizeBytes + partitionKeyRoom
+	if reg != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"flow": fl.ID()}, reg)
+	}
+	return kpl.Config{
+		Stream:                fl.Stream,
+		Client:                client,
+		DisableAggregation:    !fl.Aggregation,
+		Compression:           fl.Compression,
+		CollectionMaxCount:    fl.MaxBufferSizeRecords,
+		CollectionMaxSize:     min(max(fl.MaxBufferSizeBytes, maxRecord), kpl.MaxRequestSize),
+		RecordMaxBufferedTime: fl.MaxBufferAge,
+		MaxRecordSize:         maxRecord,
+		Logger:                logger,
+		Metrics:               reg,
+	}
+}
+
+// KPLSink adapts a kpl.Producer to a Sink. Close closes the producer.
+func KPLSink(p *kpl.Producer) Sink { return kplSink{p} }
+
+type kplSink struct{ p *kpl.Producer }
+
+func (s kplSink) Put(ctx context.Context, r Record, done func(error)) error {
+	err := s.p.Put(ctx, kpl.Record{PartitionKey: r.PartitionKey, Data: r.Data}, func(res kpl.Result) { done(res.Err) })
+	if errors.Is(err, kpl.ErrInvalidRecord) {
+		return fmt.Errorf("%w: %w", ErrRecordRejected, err)
+	}
+	return err
+}
+
+func (s kplSink) Flush(ctx context.Context) error { return s.p.Flush(ctx) }
+func (s kplSink) Close(ctx context.Context) error { return s.p.Close(ctx) }
