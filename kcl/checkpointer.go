@@ -17,28 +17,37 @@ type Checkpointer struct {
 	cp *checkpoint.Checkpointer
 
 	mu sync.Mutex
-	// last is the position of the last record delivered.
-	last checkpoint.SequenceNumber
+	// processed is the position of the last record of the last batch
+	// ProcessRecords returned nil for (or that was skipped by the error
+	// policy).
+	processed checkpoint.SequenceNumber
 }
 
 func newCheckpointer(u checkpoint.Updater, l lease.Lease) *Checkpointer {
 	return &Checkpointer{cp: checkpoint.New(u, l)}
 }
 
-// delivered records that records up to pos were handed to the processor.
-// Only the shard's goroutine calls it.
+// delivered records that records up to pos were handed to the processor:
+// checkpoints up to pos are allowed from then on.
 func (c *Checkpointer) delivered(pos checkpoint.SequenceNumber) {
-	c.mu.Lock()
-	c.last = pos
-	c.mu.Unlock()
 	c.cp.Delivered(pos)
 }
 
-// Checkpoint records that every record delivered so far is processed. It
-// does nothing before the first record.
+// done records that the records up to pos are processed.
+func (c *Checkpointer) done(pos checkpoint.SequenceNumber) {
+	c.mu.Lock()
+	c.processed = pos
+	c.mu.Unlock()
+}
+
+// Checkpoint records that every record of the batches ProcessRecords
+// returned nil for is processed (inside ProcessRecords, that is the batches
+// before the current one; Batch.Checkpoint covers the current one). It does
+// nothing when there is nothing new to record. Same errors as
+// CheckpointAt.
 func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 	c.mu.Lock()
-	pos := c.last
+	pos := c.processed
 	c.mu.Unlock()
 	if pos.Sequence == "" || pos.Compare(c.cp.Last()) <= 0 {
 		return nil

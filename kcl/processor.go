@@ -50,8 +50,10 @@ type RecordProcessor interface {
 	// ShutdownRequested is called on graceful shutdown, after the last
 	// ProcessRecords of the shard has returned and before its lease is
 	// released, so that the processor can flush and checkpoint
-	// (in.Checkpointer is live). An error is logged and the lease released
-	// anyway.
+	// (in.Checkpointer is live; its Checkpoint method records every batch
+	// ProcessRecords returned nil for, and not a batch still failing). An
+	// error is logged and the lease released anyway. ctx ends with the
+	// shutdown's deadline (Config.ShutdownTimeout, or Shutdown's context).
 	ShutdownRequested(ctx context.Context, in *ShutdownRequestedInput) error
 }
 

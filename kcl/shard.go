@@ -161,7 +161,8 @@ func (s *shardWorker) cancelOutcome(ctx context.Context) outcome {
 func (s *shardWorker) deliver(ctx context.Context, proc RecordProcessor, b *Batch) (o outcome, ok bool) {
 	w := s.w
 	last := b.Records[len(b.Records)-1]
-	b.Checkpointer.delivered(checkpoint.SequenceNumber{Sequence: last.SequenceNumber, SubSequence: last.SubSequenceNumber})
+	lastPos := checkpoint.SequenceNumber{Sequence: last.SequenceNumber, SubSequence: last.SubSequenceNumber}
+	b.Checkpointer.delivered(lastPos)
 	for attempt := 1; ; attempt++ {
 		started := time.Now()
 		err := proc.ProcessRecords(ctx, b)
@@ -173,6 +174,7 @@ func (s *shardWorker) deliver(ctx context.Context, proc RecordProcessor, b *Batc
 				n += len(b.Records[i].Data)
 			}
 			w.met.bytes.Add(float64(n))
+			b.Checkpointer.done(lastPos)
 			return 0, true
 		}
 		if ctx.Err() != nil {
@@ -195,6 +197,7 @@ func (s *shardWorker) deliver(ctx context.Context, proc RecordProcessor, b *Batc
 			if attempt > w.cfg.ProcessRetries {
 				w.met.skipped.Add(float64(len(b.Records)))
 				s.log.Error("ProcessRecords failed; skipping the batch after its retries", fields...)
+				b.Checkpointer.done(lastPos)
 				return 0, true
 			}
 		}
@@ -351,7 +354,14 @@ func (s *shardWorker) stopBeforeStart(ctx context.Context) outcome {
 	return s.cancelOutcome(ctx)
 }
 
+// releaseTimeout bounds the release of a lease, which gets a context of its
+// own: a processor that used up the shutdown's time still hands its lease
+// over at once.
+const releaseTimeout = 2 * time.Second
+
 func (s *shardWorker) release(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	if err := s.w.coord.Release(ctx, s.id); err != nil && !errors.Is(err, lease.ErrLeaseLost) {
 		s.log.Warn("releasing the lease failed; it expires after FailoverTime", zap.Error(err))
 	}

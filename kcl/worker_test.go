@@ -588,3 +588,139 @@ func TestWorkerRetakesLostLease(t *testing.T) {
 		t.Errorf("Initialize called %d times, want 2 (once per acquisition): %v", n, events)
 	}
 }
+
+func TestWorkerNewProcessorPerShard(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(3)
+	for i := range 30 {
+		fk.put(fmt.Sprint(i), []byte("x"))
+	}
+	var mu sync.Mutex
+	made := map[string]*recorder{}
+	cfg := unitConfig(t, fk, lease.NewMemoryStore(), nil)
+	cfg.Processor = nil
+	cfg.NewProcessor = func(shardID string) RecordProcessor {
+		mu.Lock()
+		defer mu.Unlock()
+		r := &recorder{}
+		made[shardID] = r
+		return r
+	}
+	startWorker(t, cfg)
+	waitFor(t, 10*time.Second, "30 records", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, r := range made {
+			n += r.count()
+		}
+		return n == 30
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(made) != 3 {
+		t.Fatalf("processors made for %d shards, want 3", len(made))
+	}
+	for shard, r := range made {
+		got, _ := r.snapshot()
+		for _, rec := range got {
+			if rec.ShardID != shard {
+				t.Errorf("processor of %s got a record of %s", shard, rec.ShardID)
+			}
+		}
+	}
+}
+
+func TestWorkerStartsAtTimestamp(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	fk.putTo(shard, "k", []byte("old"))
+	waitFor(t, time.Second, "the clock to move", func() bool {
+		fk.mu.Lock()
+		defer fk.mu.Unlock()
+		return time.Since(*fk.shards[shard].records[0].ApproximateArrivalTimestamp) > time.Millisecond
+	})
+	from := time.Now()
+	seq := fk.putTo(shard, "k", []byte("new"))
+	r := &recorder{}
+	cfg := unitConfig(t, fk, lease.NewMemoryStore(), r)
+	cfg.InitialPosition, cfg.InitialTimestamp = AtTimestamp, from
+	startWorker(t, cfg)
+	waitFor(t, 10*time.Second, "a record", func() bool { return r.count() >= 1 })
+	got, _ := r.snapshot()
+	if len(got) != 1 || got[0].SequenceNumber != seq {
+		t.Fatalf("got %d records (first %s), want only %s written after the timestamp", len(got), got[0].SequenceNumber, seq)
+	}
+}
+
+// A graceful shutdown while a batch keeps failing: ShutdownRequested's
+// checkpoint covers the batches that succeeded, not the failing one, and
+// ShutdownTimeout bounds a ShutdownRequested that would block.
+func TestWorkerShutdownWhileBatchFails(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	good := fk.putTo(shard, "k", []byte("good"))
+	store := lease.NewMemoryStore()
+	var shutdownErr, cpErr error
+	var blockedUntil time.Duration
+	done := make(chan struct{})
+	p := &funcProcessor{
+		process: func(ctx context.Context, b *Batch) error {
+			if string(b.Records[0].Data) == "bad" {
+				return errors.New("cannot process")
+			}
+			return nil // no checkpoint
+		},
+		shutdown: func(ctx context.Context, in *ShutdownRequestedInput) error {
+			cpErr = in.Checkpointer.Checkpoint(ctx)
+			start := time.Now()
+			<-ctx.Done() // a processor that waits for its deadline
+			blockedUntil = time.Since(start)
+			shutdownErr = ctx.Err()
+			close(done)
+			return ctx.Err()
+		},
+	}
+	cfg := unitConfig(t, fk, store, p)
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = reg
+	_, stop := startWorker(t, cfg)
+	m, _ := newMetrics(reg)
+	waitFor(t, 10*time.Second, "the good record", func() bool { return testutil.ToFloat64(m.records) == 1 })
+	fk.putTo(shard, "k", []byte("bad"))
+	waitFor(t, 10*time.Second, "the bad batch failing", func() bool { return testutil.ToFloat64(m.processErrors) >= 2 })
+	stop()
+	<-done
+	if cpErr != nil {
+		t.Errorf("checkpoint in ShutdownRequested: %v", cpErr)
+	}
+	if !errors.Is(shutdownErr, context.DeadlineExceeded) || blockedUntil > 5*time.Second {
+		t.Errorf("ShutdownRequested's context ended with %v after %v; want the 300ms ShutdownTimeout", shutdownErr, blockedUntil)
+	}
+	l, _ := store.Get(context.Background(), shard)
+	if l.Checkpoint != good {
+		t.Errorf("checkpoint = %s, want %s (the good record; the failing one is not processed)", l.Checkpoint, good)
+	}
+	if l.Owner != "" {
+		t.Errorf("lease owned by %q after the shutdown, want released", l.Owner)
+	}
+}
+
+// funcProcessor is a RecordProcessor made of functions.
+type funcProcessor struct {
+	process  func(ctx context.Context, b *Batch) error
+	shutdown func(ctx context.Context, in *ShutdownRequestedInput) error
+}
+
+func (p *funcProcessor) Initialize(context.Context, *InitializeInput) error { return nil }
+func (p *funcProcessor) ProcessRecords(ctx context.Context, b *Batch) error {
+	return p.process(ctx, b)
+}
+func (p *funcProcessor) LeaseLost(context.Context, *LeaseLostInput)         {}
+func (p *funcProcessor) ShardEnded(context.Context, *ShardEndedInput) error { return nil }
+func (p *funcProcessor) ShutdownRequested(ctx context.Context, in *ShutdownRequestedInput) error {
+	return p.shutdown(ctx, in)
+}
