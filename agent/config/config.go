@@ -140,7 +140,9 @@ type Flow struct {
 	TruncatedRecordTerminator string
 	// MaxRecordSizeBytes is the largest record data sent, in bytes.
 	// Default 1,048,320 (1 MiB less 256 B for the partition key, which
-	// Kinesis counts within its 1 MiB record limit).
+	// Kinesis counts within its 1 MiB record limit). At most 5,242,624 (one
+	// PutRecords request); raise it above the default only for streams whose
+	// maximum record size was raised.
 	MaxRecordSizeBytes int
 	// LongLineAction is TRUNCATE (default: the rest of the line is dropped and
 	// counted) or SPLIT (the line is sent as several records).
@@ -550,8 +552,9 @@ func (fl *Flow) validate(where string) error {
 		return fmt.Errorf("%s: minTimeBetweenFilePollsMillis must be between 1 and 1000 (new files must be seen within 1 s)", where)
 	case fl.SkipHeaderLines < 0:
 		return fmt.Errorf("%s: skipHeaderLines must not be negative", where)
-	case fl.MaxRecordSizeBytes < 16 || fl.MaxRecordSizeBytes > 10<<20-256:
-		return fmt.Errorf("%s: maxRecordSizeBytes must be between 16 and 10485504", where)
+	case fl.MaxRecordSizeBytes < 16 || fl.MaxRecordSizeBytes > 5<<20-256:
+		// A record and its partition key must fit one 5 MiB PutRecords request.
+		return fmt.Errorf("%s: maxRecordSizeBytes must be between 16 and 5242624", where)
 	case len(fl.TruncatedRecordTerminator) >= fl.MaxRecordSizeBytes:
 		return fmt.Errorf("%s: truncatedRecordTerminator is longer than maxRecordSizeBytes", where)
 	}

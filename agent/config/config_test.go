@@ -110,6 +110,7 @@ func TestErrors(t *testing.T) {
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s"}]} {}`, `trailing`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","compression":"LZMA","aggregation":true}]}`, `want NONE, GZIP or ZSTD`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","compression":"GZIP"}]}`, `needs "aggregation": true`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","maxRecordSizeBytes":10485760}]}`, `maxRecordSizeBytes must be between`},
 	} {
 		_, err := Parse([]byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
