@@ -28,7 +28,11 @@ func TestProducerConfigIsValidForAnyValidFlow(t *testing.T) {
 		func(*config.Flow) {},
 		func(f *config.Flow) { f.MaxBufferSizeBytes = 1; f.MaxBufferSizeRecords = 1 },
 		func(f *config.Flow) { f.MaxBufferSizeBytes = 5 << 20; f.MaxRecordSizeBytes = 5<<20 - 256 },
-		func(f *config.Flow) { f.Aggregation = true; f.Compression = aggregation.Zstd; f.MaxBufferAge = 15 * time.Minute },
+		func(f *config.Flow) {
+			f.Aggregation = true
+			f.Compression = aggregation.Zstd
+			f.MaxBufferAge = 15 * time.Minute
+		},
 		func(f *config.Flow) { f.MaxRecordSizeBytes = 16 },
 	} {
 		fl := flowFor("/var/log/x.log")
