@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/agent"
+	"github.com/kinesisgo/kinesis/agent/config"
+	"github.com/kinesisgo/kinesis/agent/offsets"
+	"github.com/kinesisgo/kinesis/integration/proxy"
+	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/kpl"
+)
+
+// TestOutagePausesAndResumes makes Kinesis unreachable (every call answered
+// 503) long enough for the producer to give up on records (a short record
+// TTL): positions must stay put, the failed records must be put again, and
+// once Kinesis answers every line must arrive.
+func TestOutagePausesAndResumes(t *testing.T) {
+	px := proxy.StartForTest(t, proxy.Config{Kinesis: proxy.KinesisFaults{Unavailable: 1}})
+	client, stream := testenv.NewStream(t, 1)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	lines := numbered("outage", 0, 2000)
+	appendLines(t, logPath, lines)
+	file, err := load(writeConfig(t, map[string]any{
+		"kinesis.endpoint": px.URL(), "kinesis.region": "us-east-1", "awsAccessKeyId": "test", "awsSecretAccessKey": "test",
+		"checkpointFile": filepath.Join(dir, "cp.json"),
+		"flows": []any{map[string]any{"filePattern": logPath, "kinesisStream": stream, "initialPosition": "START_OF_FILE",
+			"maxBufferAgeMillis": 100, "aggregation": true}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kinesisClient(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := offsets.Open(file.CheckpointFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	a, err := agent.New(agent.Config{
+		Flows: file.Flows, Offsets: store, Logger: zap.NewNop(), Metrics: reg, RetryBackoff: 100 * time.Millisecond,
+		NewSink: func(fl config.Flow) (agent.Sink, error) {
+			pc := agent.ProducerConfig(fl, kc, nil, nil)
+			pc.RecordTTL = 500 * time.Millisecond
+			p, err := kpl.New(pc)
+			if err != nil {
+				return nil, err
+			}
+			return agent.KPLSink(p), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	failures := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "kinesis_agent_record_failures_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	waitFor(t, "records to expire and be put again", 20*time.Second, func() bool { return failures() >= 2000 })
+	cp, err := offsets.Open(file.CheckpointFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range cp.Get(file.Flows[0].ID()) {
+		if e.Offset != 0 {
+			t.Fatalf("offset %d saved while nothing was acknowledged", e.Offset)
+		}
+	}
+
+	if err := px.SetKinesisFaults(proxy.KinesisFaults{}); err != nil {
+		t.Fatal(err)
+	}
+	r := newReader(t, client, stream)
+	r.waitAll(lines, 60*time.Second)
+	fi, _ := os.Stat(logPath)
+	waitFor(t, "offset at the end", 10*time.Second, func() bool {
+		s, err := offsets.Open(file.CheckpointFile)
+		if err != nil {
+			return false
+		}
+		e := s.Get(file.Flows[0].ID())
+		return len(e) == 1 && e[0].Offset == fi.Size()
+	})
+	t.Logf("read %d records for %d lines", r.total, len(lines))
+}
