@@ -321,4 +321,3 @@ func splitOnlyShard(ctx context.Context, c *kinesis.Client, stream string) error
 	}
 	return testenv.WaitStreamActive(ctx, c, stream)
 }
-
