@@ -6,6 +6,7 @@ package kcl_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/big"
@@ -635,4 +636,21 @@ func TestIntegrationStreamByARN(t *testing.T) {
 	p.put(t, 20, 2)
 	waitFor(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
 	checkKeyOrder(t, e.collector.snapshot(), p.count)
+}
+
+func TestIntegrationMissingStreamFailsRun(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config("lonely")
+	cfg.Stream = e.stream + "-missing"
+	w, err := kcl.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = w.Run(ctx)
+	var nf *kintypes.ResourceNotFoundException
+	if !errors.As(err, &nf) || !strings.Contains(err.Error(), cfg.Stream) {
+		t.Fatalf("Run = %v, want ResourceNotFoundException naming the stream", err)
+	}
 }

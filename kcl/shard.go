@@ -118,19 +118,25 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 	var pollerDone sync.WaitGroup
 	pollerDone.Add(1)
 	go func() { defer pollerDone.Done(); p.run(pctx, batches) }()
-	defer func() { stopPoller(); pollerDone.Wait() }()
+	// The poller stops before the closing processor call.
+	finish := func(o outcome) outcome {
+		stopPoller()
+		pollerDone.Wait()
+		return s.finish(ctx, proc, cp, o)
+	}
+	defer stopPoller()
 
 	for {
 		var f fetched
 		var ok bool
 		select {
 		case <-ctx.Done():
-			return s.finish(ctx, proc, cp, s.cancelOutcome(ctx))
+			return finish(s.cancelOutcome(ctx))
 		case <-s.shutdown:
-			return s.finish(ctx, proc, cp, outcomeShutdown)
+			return finish(outcomeShutdown)
 		case f, ok = <-batches:
 			if !ok {
-				return s.finish(ctx, proc, cp, s.cancelOutcome(ctx))
+				return finish(s.cancelOutcome(ctx))
 			}
 		}
 		// A new slice per batch: the processor may keep it.
@@ -138,12 +144,12 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 		if len(records) > 0 {
 			b := &Batch{ShardID: s.id, Records: records, MillisBehindLatest: f.millisBehindLatest, Checkpointer: cp}
 			if o, ok := s.deliver(ctx, proc, b); !ok {
-				return s.finish(ctx, proc, cp, o)
+				return finish(o)
 			}
 		}
 		p.done(f.seqNo)
 		if f.end {
-			return s.finish(ctx, proc, cp, s.shardEnd(ctx, proc, cp, f.children))
+			return finish(s.shardEnd(ctx, proc, cp, f.children))
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap"
 
 	"github.com/kinesisgo/kinesis/lease"
@@ -129,8 +130,8 @@ func (w *Worker) Shards() []string {
 // and returns once every goroutine it started has ended. When ctx is
 // cancelled the worker shuts down gracefully (as Shutdown, within
 // ShutdownTimeout) unless AbortOnCancel is set. It returns nil after a
-// shutdown, or the error that kept it from running (the lease table could
-// not be created, for example).
+// shutdown, or the error that kept it from running (the stream does not
+// exist, or the lease table could not be created).
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.ran.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -145,6 +146,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Create the leases before the first taker pass, so that the worker
 	// starts on the shards at once.
 	if err := w.syncer.Sync(ctx); err != nil && ctx.Err() == nil {
+		var nf *kintypes.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return fmt.Errorf("kcl: stream %s: %w", w.stream, err)
+		}
 		w.log.Warn("initial shard sync failed; retrying in the background", zap.Error(err))
 	}
 
