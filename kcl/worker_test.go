@@ -724,3 +724,42 @@ func (p *funcProcessor) ShardEnded(context.Context, *ShardEndedInput) error { re
 func (p *funcProcessor) ShutdownRequested(ctx context.Context, in *ShutdownRequestedInput) error {
 	return p.shutdown(ctx, in)
 }
+
+// Children whose leases exist before their parent ends start on an
+// in-process notice when the parent ends, not at the next parent poll.
+func TestWorkerChildStartsOnParentEndNotice(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const parent = "shardId-000000000000"
+	for i := range 20 {
+		fk.putTo(parent, fmt.Sprint(i), []byte("before"))
+	}
+	a, b := fk.split(parent)
+	seqA := fk.putTo(a, "k", []byte("child"))
+	release := make(chan struct{})
+	r := &recorder{fail: func(ctx context.Context, b *Batch) error {
+		if b.ShardID == parent {
+			select { // the parent's processing waits until the children are held
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	}}
+	cfg := unitConfig(t, fk, lease.NewMemoryStore(), r)
+	cfg.ParentPollInterval = time.Hour // only the notice can wake the children
+	cfg.Retrieval.MaxRecords = 5       // several batches for the parent
+	w, _ := startWorker(t, cfg)
+	waitFor(t, 10*time.Second, "the children's leases held while the parent is processed", func() bool {
+		return slices.Equal(w.Shards(), []string{parent, a, b})
+	})
+	close(release)
+	waitFor(t, 10*time.Second, "the child's record", func() bool { return r.count() == 21 })
+	got, events := r.snapshot()
+	if got[20].SequenceNumber != seqA {
+		t.Errorf("last record %s, want the child's %s after the parent's 20", got[20].SequenceNumber, seqA)
+	}
+	if i, j := slices.Index(events, "ended "+parent), slices.Index(events, "init "+b+" TRIM_HORIZON/0"); i < 0 || j < i {
+		t.Errorf("events %v: want the children initialized after the parent ended", events)
+	}
+}
