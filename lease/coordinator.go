@@ -36,12 +36,13 @@ type Config struct {
 	// MaxLeasesForWorker caps the leases this worker holds. Default 0: no
 	// cap.
 	MaxLeasesForWorker int
-	// MaxConcurrentRenewals bounds the renewals in flight at once.
-	// Default 16.
+	// MaxConcurrentRenewals bounds the lease table writes of one kind
+	// (renewals, takes, releases) in flight at once. Default 16.
 	MaxConcurrentRenewals int
 	// OnAcquired is called after this worker took a lease. Optional.
-	// Callbacks run one at a time, in order, on a goroutine of Run; they
-	// must not block for long, and may call the coordinator's methods.
+	// Callbacks run one at a time, in order, on a goroutine of Run (events
+	// arising while Run is not running wait for the next Run); they must
+	// not block for long, and may call the coordinator's methods.
 	OnAcquired func(Lease)
 	// OnLost is called after this worker lost a lease it held: taken by
 	// another worker, deleted, or not renewed within FailoverTime. It is
@@ -104,6 +105,7 @@ type Coordinator struct {
 	log     *zap.Logger
 	metrics *coordinatorMetrics
 	now     func() time.Time
+	backoff func(try int) time.Duration
 
 	running atomic.Bool
 	takeNow chan struct{} // a pending request for an immediate taker pass
@@ -147,6 +149,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		log:     cfg.Logger.With(zap.String("worker", cfg.WorkerID)),
 		metrics: newCoordinatorMetrics(cfg.Metrics),
 		now:     time.Now,
+		backoff: defaultBackoff,
 		takeNow: make(chan struct{}, 1),
 		held:    make(map[string]*heldLease),
 		seen:    make(map[string]observation),
@@ -296,7 +299,7 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 	if h.gone {
 		return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
 	}
-	for attempt := 0; ; attempt++ {
+	for try := 0; ; try++ {
 		next := h.lease.Clone()
 		if err := fn(&next); err != nil {
 			return Lease{}, err
@@ -310,33 +313,46 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 		}
 		c.countStoreError("checkpoint", err)
 		if !errors.Is(err, ErrConflict) {
+			if try+1 < renewAttempts && ctx.Err() == nil && sleep(ctx, c.backoff(try)) {
+				continue // if it took effect, the retry fails its condition and the re-read adopts it
+			}
 			return Lease{}, fmt.Errorf("update lease %q: %w", key, err)
 		}
-		if attempt > 0 || !c.recheck(ctx, h) {
-			if !h.gone {
-				c.loseLocked(h, "checkpoint condition failed")
-			}
+		ours, err := c.recheck(ctx, h)
+		if err != nil {
+			return Lease{}, fmt.Errorf("update lease %q: condition failed, and re-reading failed: %w", key, err)
+		}
+		if !ours {
+			c.loseLocked(h, "checkpoint condition failed and another owner or none is recorded")
 			return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
+		}
+		if try+1 >= renewAttempts {
+			return Lease{}, fmt.Errorf("update lease %q: condition failed %d times, each time on a write of ours: %w", key, renewAttempts, err)
 		}
 	}
 }
 
 // recheck re-reads a held lease after a failed condition. If this worker is
-// still the owner, it adopts the lease as read and reports true. h.mu is
-// held.
-func (c *Coordinator) recheck(ctx context.Context, h *heldLease) bool {
+// still the owner (the counter moved through a write of ours whose reply
+// was lost), it adopts the lease as read and reports true. It reports false
+// when the lease has another owner, none, or is gone, and an error when it
+// could not tell. h.mu is held.
+func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
 	cur, err := c.cfg.Store.Get(ctx, h.lease.Key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
 	if err != nil {
 		c.countStoreError("get", err)
-		return false
+		return false, err
 	}
 	if cur.Owner != c.cfg.WorkerID {
-		return false
+		return false, nil
 	}
 	c.log.Info("lease counter moved by a write of ours; adopting it",
 		zap.String("lease", cur.Key), zap.Int64("held_counter", h.lease.Counter), zap.Int64("counter", cur.Counter))
 	h.lease = cur
-	return true
+	return true, nil
 }
 
 // loseLocked drops a held lease and reports it lost. h.mu is held.
@@ -371,13 +387,7 @@ func (c *Coordinator) Release(ctx context.Context, key string) error {
 	if h.gone {
 		return fmt.Errorf("release lease %q: %w", key, ErrLeaseLost)
 	}
-	_, err := c.cfg.Store.Release(ctx, h.lease)
-	if err != nil {
-		c.countStoreError("release", err)
-		if errors.Is(err, ErrConflict) && c.recheck(ctx, h) {
-			_, err = c.cfg.Store.Release(ctx, h.lease)
-		}
-	}
+	err := c.releaseHeld(ctx, h)
 	if err != nil && !errors.Is(err, ErrConflict) {
 		return fmt.Errorf("release lease %q: %w", key, err)
 	}
@@ -396,6 +406,43 @@ func (c *Coordinator) Release(ctx context.Context, key string) error {
 	c.metrics.released.Inc()
 	c.log.Info("lease released", zap.String("lease", key))
 	return nil
+}
+
+// releaseHeld writes the release of a held lease. A failed condition is
+// re-read: unowned with a higher counter means an earlier attempt of ours
+// took effect (its reply was lost); still ours means the counter moved
+// through another write of ours, and the release is retried; otherwise the
+// lease was lost (ErrConflict). Other errors are retried a few times.
+// h.mu is held.
+func (c *Coordinator) releaseHeld(ctx context.Context, h *heldLease) error {
+	var err error
+	for try := 0; try < renewAttempts+1; try++ {
+		if _, err = c.cfg.Store.Release(ctx, h.lease); err == nil {
+			return nil
+		}
+		c.countStoreError("release", err)
+		if errors.Is(err, ErrConflict) {
+			cur, gerr := c.cfg.Store.Get(ctx, h.lease.Key)
+			switch {
+			case errors.Is(gerr, ErrNotFound):
+				return err
+			case gerr != nil:
+				c.countStoreError("get", gerr)
+				err = gerr
+			case cur.Owner == "" && cur.Counter > h.lease.Counter:
+				return nil
+			case cur.Owner != c.cfg.WorkerID:
+				return err
+			default:
+				h.lease = cur
+				continue
+			}
+		}
+		if !sleep(ctx, c.backoff(try)) {
+			break
+		}
+	}
+	return err
 }
 
 // ReleaseAll stops taking (as StopTaking) and releases every held lease,

@@ -2,8 +2,8 @@ package lease
 
 import (
 	"errors"
-	"strings"
 
+	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -98,7 +98,13 @@ func errorKind(err error) string {
 }
 
 func isThrottle(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "ThrottlingException") || strings.Contains(s, "ProvisionedThroughputExceeded") ||
-		strings.Contains(s, "RequestLimitExceeded")
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded":
+		return true
+	}
+	return false
 }

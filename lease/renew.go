@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -33,45 +34,73 @@ func (c *Coordinator) renewPass(ctx context.Context) {
 	wg.Wait()
 }
 
+// renewAttempts is how many times one renewal pass tries a lease whose
+// renewal failed with an error that may be transient.
+const renewAttempts = 3
+
 // renew renews one held lease. A failed condition is re-read before the
-// lease is declared lost; a lease that could not be renewed for
-// FailoverTime is dropped, since others may have taken it meanwhile.
+// lease is declared lost; other failures are retried a few times with a
+// short backoff, and then at the next pass; a lease that could not be
+// renewed for FailoverTime is dropped, since others may have taken it
+// meanwhile.
 func (c *Coordinator) renew(ctx context.Context, h *heldLease) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.gone {
 		return
 	}
-	start := c.now()
-	stored, err := c.cfg.Store.Renew(ctx, h.lease)
-	c.metrics.renewLatency.Observe(c.now().Sub(start).Seconds())
-	if err == nil {
-		h.lease, h.lastRenewed = stored, c.now()
-		return
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	c.countStoreError("renew", err)
-	if errors.Is(err, ErrConflict) {
-		if !c.recheck(ctx, h) {
-			c.loseLocked(h, "renewal condition failed and another owner or none is recorded")
-			return
-		}
-		stored, err = c.cfg.Store.Renew(ctx, h.lease)
+	for try := 0; ; try++ {
+		start := c.now()
+		callCtx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval) // never past the next pass
+		stored, err := c.cfg.Store.Renew(callCtx, h.lease)
+		cancel()
+		c.metrics.renewLatency.Observe(c.now().Sub(start).Seconds())
 		if err == nil {
 			h.lease, h.lastRenewed = stored, c.now()
 			return
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		c.countStoreError("renew", err)
 		if errors.Is(err, ErrConflict) {
-			c.loseLocked(h, "renewal condition failed twice")
+			ours, rerr := c.recheck(ctx, h)
+			switch {
+			case rerr == nil && !ours:
+				c.loseLocked(h, "renewal condition failed and another owner or none is recorded")
+				return
+			case rerr == nil && try+1 < renewAttempts:
+				continue // adopted the counter of our own earlier write: renew on it
+			case rerr != nil:
+				err = rerr // cannot tell
+			}
+		}
+		if c.now().Sub(h.lastRenewed) >= c.cfg.FailoverTime {
+			c.loseLocked(h, "not renewed within FailoverTime")
+			return
+		}
+		if try+1 >= renewAttempts || errors.Is(err, ErrConflict) || !sleep(ctx, c.backoff(try)) {
+			c.log.Warn("lease renewal failed; will retry at the next pass", zap.String("lease", h.lease.Key), zap.Error(err))
 			return
 		}
 	}
-	if c.now().Sub(h.lastRenewed) >= c.cfg.FailoverTime {
-		c.loseLocked(h, "not renewed within FailoverTime")
-		return
-	}
-	c.log.Warn("lease renewal failed; will retry", zap.String("lease", h.lease.Key), zap.Error(err))
 }
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// defaultBackoff is the pause before retry number try+1 of a call that
+// failed with a possibly transient error: 50 ms, 100 ms, 200 ms, ...
+func defaultBackoff(try int) time.Duration { return 50 * time.Millisecond << min(try, 5) }
