@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		shards: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kinesis_kcl_leases_held",
-			Help: "Shards whose lease this worker holds.",
+			Help: "Shards this worker holds a lease on and processes (or waits to process, until their parents end).",
 		}),
 		getRecordsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinesis_kcl_get_records_errors_total",

@@ -202,6 +202,10 @@ func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 	// Records flow once the leases are balanced: a lease stolen while its
 	// shard is processed is a hand-off that may duplicate a batch.
 	waitBalanced(t, []int{2, 2}, w1, w2)
+	m, _ := newMetrics(reg) // the collectors the workers registered
+	if v := testutil.ToFloat64(m.shards); v != 4 {
+		t.Errorf("kinesis_kcl_leases_held = %v, want 4 (two workers with two each)", v)
+	}
 	want := map[string][]string{}
 	for i := range 400 {
 		k := fmt.Sprintf("key-%d", i%37)
@@ -209,13 +213,18 @@ func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 		want[k] = append(want[k], seq+"/0")
 	}
 	waitFor(t, 10*time.Second, "400 records", func() bool { return r.distinct() >= 400 })
+	if n := testutil.CollectAndCount(m.millisBehind); n != 4 {
+		t.Errorf("kinesis_kcl_millis_behind_latest has %d shards, want 4", n)
+	}
 	stop1()
 	stop2()
+	if v := testutil.ToFloat64(m.shards); v != 0 {
+		t.Errorf("kinesis_kcl_leases_held = %v after shutdown, want 0", v)
+	}
 	got, _ := r.snapshot()
 	if dups := keyOrder(t, got, want); dups != 0 {
 		t.Errorf("%d duplicates without any failure", dups)
 	}
-	m, _ := newMetrics(reg)
 	if v := testutil.ToFloat64(m.records); v != 400 {
 		t.Errorf("kinesis_kcl_records_processed_total = %v, want 400", v)
 	}
