@@ -125,7 +125,10 @@ type Config struct {
 	// FingerprintSize is how many leading bytes identify a file. Default 1 KiB.
 	FingerprintSize int
 	// MinCopyFingerprint is how many leading bytes two files with different
-	// inodes must share to be taken for copies. Default 128.
+	// inodes must share to be taken for copies. Default FingerprintSize: a
+	// new file that merely starts like another (a common header) must not
+	// be taken for its copy, which would skip its first lines; a small file
+	// copied and truncated is read again instead (duplicates, no loss).
 	MinCopyFingerprint int
 	// CloseInactive is how long a file that no longer matches the pattern
 	// (renamed away or deleted) stays open after its last new byte.
@@ -231,8 +234,8 @@ func New(cfg Config) (*Tailer, error) {
 	if cfg.FingerprintSize <= 0 {
 		cfg.FingerprintSize = 1024
 	}
-	if cfg.MinCopyFingerprint <= 0 {
-		cfg.MinCopyFingerprint = 128
+	if cfg.MinCopyFingerprint <= 0 || cfg.MinCopyFingerprint > cfg.FingerprintSize {
+		cfg.MinCopyFingerprint = cfg.FingerprintSize
 	}
 	if cfg.CloseInactive <= 0 {
 		cfg.CloseInactive = 5 * time.Second

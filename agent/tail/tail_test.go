@@ -510,3 +510,26 @@ func TestUnreadableFileRetried(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestNewFileWithSameHeaderIsNotACopy(t *testing.T) {
+	dir := t.TempDir()
+	header := "# " + strings.Repeat("h", 300) + "\n"
+	a := filepath.Join(dir, "a.csv")
+	var b strings.Builder
+	b.WriteString(header)
+	for i := range 100 {
+		b.WriteString(line(i) + "\n")
+	}
+	if err := os.WriteFile(a, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := startTail(t, Config{Pattern: filepath.Join(dir, "*.csv")}, false)
+	c.waitLines(101)
+	if err := os.WriteFile(filepath.Join(dir, "b.csv"), []byte(header+"other 1\nother 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := c.waitLines(104)
+	if got[101] != strings.TrimSuffix(header, "\n") || got[102] != "other 1" || got[103] != "other 2" {
+		t.Fatalf("new file read as %q", got[101:])
+	}
+}
