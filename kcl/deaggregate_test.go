@@ -1,0 +1,106 @@
+package kcl
+
+import (
+	"fmt"
+	"math/big"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
+)
+
+func kinesisRecord(seq, pk string, data []byte) types.Record {
+	return types.Record{SequenceNumber: aws.String(seq), PartitionKey: aws.String(pk), Data: data, ApproximateArrivalTimestamp: aws.Time(time.Unix(1700000000, 0))}
+}
+
+func describe(rs []Record) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, fmt.Sprintf("%s/%d %s %s agg=%v", r.SequenceNumber, r.SubSequenceNumber, r.PartitionKey, r.Data, r.Aggregated))
+	}
+	return out
+}
+
+func TestDeaggregator(t *testing.T) {
+	var e aggregation.Encoder
+	e.Add(aggregation.Record{PartitionKey: "u1", Data: []byte("a")})
+	e.Add(aggregation.Record{PartitionKey: "u2", Data: []byte("b")})
+	e.Add(aggregation.Record{PartitionKey: "u1", Data: []byte("c")})
+	container := e.Encode()
+	corrupt := slices.Clone(container)
+	corrupt[len(corrupt)-1] ^= 0xff // bad MD5: a plain record
+	magic := aggregation.Magic()
+
+	recs := []types.Record{
+		kinesisRecord("100", "p", []byte("plain")),
+		kinesisRecord("200", "agg", container),
+		kinesisRecord("300", "bad", corrupt),
+		kinesisRecord("400", "short", magic[:]),
+	}
+	for _, tc := range []struct {
+		name      string
+		resumeSeq string
+		resumeSub int64
+		want      []string
+	}{
+		{"from the start", "", 0, []string{"100/0 p plain agg=false", "200/0 u1 a agg=true", "200/1 u2 b agg=true", "200/2 u1 c agg=true",
+			"300/0 bad " + string(corrupt) + " agg=false", "400/0 short " + string(magic[:]) + " agg=false"}},
+		{"resume at a plain record", "100", 0, []string{"200/0 u1 a agg=true", "200/1 u2 b agg=true", "200/2 u1 c agg=true",
+			"300/0 bad " + string(corrupt) + " agg=false", "400/0 short " + string(magic[:]) + " agg=false"}},
+		{"resume inside the aggregate", "200", 1, []string{"200/2 u1 c agg=true",
+			"300/0 bad " + string(corrupt) + " agg=false", "400/0 short " + string(magic[:]) + " agg=false"}},
+		{"resume at the aggregate's end", "200", 2, []string{"300/0 bad " + string(corrupt) + " agg=false", "400/0 short " + string(magic[:]) + " agg=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &deaggregator{shardID: "s"}
+			from := 0
+			if tc.resumeSeq != "" {
+				d.resumeSeq, _ = new(big.Int).SetString(tc.resumeSeq, 10)
+				d.resumeSub = tc.resumeSub
+				// AT_SEQUENCE_NUMBER starts at the checkpointed record.
+				from = slices.IndexFunc(recs, func(r types.Record) bool { return *r.SequenceNumber == tc.resumeSeq })
+			}
+			got := describe(d.appendRecords(nil, recs[from:]))
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDeaggregatorCountsRecordsOutsideTheShard(t *testing.T) {
+	// The shard holds the lower half of the hash key space; "u1" and "u2"
+	// are placed by their MD5.
+	half := new(big.Int).Lsh(big.NewInt(1), 127)
+	r, err := hashkey.ParseRange("0", new(big.Int).Sub(half, big.NewInt(1)).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e aggregation.Encoder
+	keys := []string{"u1", "u2", "u3", "u4", "u5", "u6"}
+	wantOutside := 0
+	for _, k := range keys {
+		e.Add(aggregation.Record{PartitionKey: k, Data: []byte(k)})
+		if !r.Contains(hashkey.FromPartitionKey(k)) {
+			wantOutside++
+		}
+	}
+	e.Add(aggregation.Record{PartitionKey: "x", ExplicitHashKey: "1", Data: []byte("inside by explicit hash key")})
+	if wantOutside == 0 || wantOutside == len(keys) {
+		t.Fatalf("test keys all on one side (%d outside)", wantOutside)
+	}
+	outside := 0
+	d := &deaggregator{shardID: "s", hashRange: &r, outside: func(n int) { outside += n }}
+	got := d.appendRecords(nil, []types.Record{kinesisRecord("1", "a", e.Encode())})
+	if len(got) != len(keys)+1 {
+		t.Fatalf("delivered %d user records, want all %d", len(got), len(keys)+1)
+	}
+	if outside != wantOutside {
+		t.Fatalf("counted %d outside the shard, want %d", outside, wantOutside)
+	}
+}
