@@ -126,6 +126,7 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 	}
 	defer stopPoller()
 
+	sizeHint := 0
 	for {
 		var f fetched
 		var ok bool
@@ -139,8 +140,10 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 				return finish(s.cancelOutcome(ctx))
 			}
 		}
-		// A new slice per batch: the processor may keep it.
-		records := d.appendRecords(make([]Record, 0, len(f.records)), f.records)
+		// A new slice per batch (the processor may keep it), sized after
+		// the previous batch so that aggregated records rarely regrow it.
+		records := d.appendRecords(make([]Record, 0, max(len(f.records), sizeHint)), f.records)
+		sizeHint = len(records)
 		if len(records) > 0 {
 			b := &Batch{ShardID: s.id, Records: records, MillisBehindLatest: f.millisBehindLatest, Checkpointer: cp}
 			if o, ok := s.deliver(ctx, proc, b); !ok {
