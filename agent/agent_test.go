@@ -565,3 +565,35 @@ func TestMultiLineRecordsThroughTheAgent(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestEndOfFileOnlyAtTheFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.log")
+	appendLines(t, old, 0, 10)
+	cp := filepath.Join(dir, "cp.json")
+	fl := flowFor(filepath.Join(dir, "*.log"))
+	fl.InitialPosition = config.EndOfFile
+	sink := newFakeSink(0)
+	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
+	waitFor(t, "first save", 5*time.Second, func() bool { return openStore(t, cp).Has(fl.ID()) })
+	appendLines(t, old, 10, 1)
+	waitFor(t, "the new line", 5*time.Second, func() bool { return len(sink.records()) == 1 })
+	r.stop(t)
+	if got := sink.records(); got[0] != "line 000010\n" {
+		t.Fatalf("first start sent %q; want only the line written after it", got)
+	}
+
+	// Written while the agent is down: a new file, and more in the old one.
+	appendLines(t, filepath.Join(dir, "new.log"), 100, 5)
+	appendLines(t, old, 11, 2)
+	sink2 := newFakeSink(0)
+	r2 := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink2, nil }})
+	waitFor(t, "7 records", 5*time.Second, func() bool { return len(sink2.records()) >= 7 })
+	r2.stop(t)
+	got := sink2.records()
+	slices.Sort(got)
+	want := []string{"line 000011\n", "line 000012\n", "line 000100\n", "line 000101\n", "line 000102\n", "line 000103\n", "line 000104\n"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after restart got %q", got)
+	}
+}

@@ -85,9 +85,12 @@ func newFlow(fc config.Flow, acfg *Config, m *metrics) (*flow, error) {
 			Dev: e.Dev, Inode: e.Inode, Fingerprint: e.Fingerprint, FingerprintSize: e.FingerprintSize}})
 	}
 	f.tailer, err = tail.New(tail.Config{
-		Pattern:       fc.FilePattern,
-		PollInterval:  fc.PollInterval,
-		StartAtEnd:    fc.InitialPosition == config.EndOfFile,
+		Pattern:      fc.FilePattern,
+		PollInterval: fc.PollInterval,
+		// END_OF_FILE applies to the files found at the first start of a
+		// flow; once it has run, a file without a saved position at start
+		// appeared while the agent was down and is read from its start.
+		StartAtEnd:    fc.InitialPosition == config.EndOfFile && !acfg.Offsets.Has(id),
 		Resume:        resume,
 		CloseInactive: acfg.CloseInactive,
 		Logger:        f.log,

@@ -82,19 +82,34 @@ func (s *Store) Get(flow string) []Entry {
 	return slices.Clone(s.flows[flow])
 }
 
-// Set replaces the entries of flow. An empty list removes the flow.
+// Has reports whether flow has been saved before, even with no entries:
+// then a file found at start without an entry is new, not pre-existing.
+func (s *Store) Has(flow string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.flows[flow]
+	return ok
+}
+
+// Set replaces the entries of flow (an empty list keeps the flow known).
 func (s *Store) Set(flow string, entries []Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if slices.Equal(s.flows[flow], entries) {
+	if old, ok := s.flows[flow]; ok && slices.Equal(old, entries) {
 		return
 	}
-	if len(entries) == 0 {
-		delete(s.flows, flow)
-	} else {
-		s.flows[flow] = slices.Clone(entries)
-	}
+	s.flows[flow] = append([]Entry{}, entries...)
 	s.dirty = true
+}
+
+// Delete forgets flow.
+func (s *Store) Delete(flow string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.flows[flow]; ok {
+		delete(s.flows, flow)
+		s.dirty = true
+	}
 }
 
 // Flows returns the names of the flows in the store.

@@ -39,8 +39,16 @@ func TestSaveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3, _ := Open(path)
-	if len(s3.Flows()) != 0 {
-		t.Fatalf("flows %v", s3.Flows())
+	if !s3.Has("flow") || len(s3.Get("flow")) != 0 {
+		t.Fatalf("a flow saved with no entries should stay known: %v", s3.Flows())
+	}
+	s3.Delete("flow")
+	if err := s3.Save(); err != nil {
+		t.Fatal(err)
+	}
+	s4, _ := Open(path)
+	if s4.Has("flow") || len(s4.Flows()) != 0 {
+		t.Fatalf("flows %v after Delete", s4.Flows())
 	}
 }
 

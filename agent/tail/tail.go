@@ -135,7 +135,7 @@ type Config struct {
 	// Default 5s.
 	CloseInactive time.Duration
 	// ExcludeSuffixes are file name endings never followed. Default
-	// .gz .bz2 .xz .zst .zip .lz4 .tmp (compressed rotations).
+	// .gz .bz2 .xz .zst .zip .lz4 (compressed rotations).
 	ExcludeSuffixes []string
 	// Logger receives warnings about unreadable files. Default no-op.
 	Logger *zap.Logger
@@ -241,7 +241,7 @@ func New(cfg Config) (*Tailer, error) {
 		cfg.CloseInactive = 5 * time.Second
 	}
 	if cfg.ExcludeSuffixes == nil {
-		cfg.ExcludeSuffixes = []string{".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".tmp"}
+		cfg.ExcludeSuffixes = []string{".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"}
 	}
 	log := cfg.Logger
 	if log == nil {
