@@ -113,9 +113,10 @@ type Flow struct {
 	// PartitionKeyOption is RANDOM (default) or DETERMINISTIC (derived from
 	// the record's data).
 	PartitionKeyOption string
-	// InitialPosition is where a file without a saved offset that exists when
-	// the agent starts is read from: END_OF_FILE (default) or START_OF_FILE.
-	// Files created later are always read from their start.
+	// InitialPosition is where the files that exist when the flow first
+	// starts are read from: END_OF_FILE (default) or START_OF_FILE. Files
+	// created later, and files found at a later start without a saved
+	// position (created while the agent was down), are read from their start.
 	InitialPosition string
 	// MaxBufferAge is how long records may wait in the producer before they are
 	// sent, and how long an incomplete last line or multi-line record is held
