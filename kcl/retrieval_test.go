@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 )
@@ -232,5 +233,35 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 			t.Fatalf("timed out after %v waiting for %s", within, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Unknown API errors are retried with the same iterator once, then with a
+// fresh one from the last record read.
+func TestPollerFreshIteratorAfterRepeatedUnknownErrors(t *testing.T) {
+	fk := newFakeKinesis(1)
+	var want []string
+	for i := range 15 {
+		want = append(want, fk.putTo("shardId-000000000000", "k", []byte{byte(i)}))
+	}
+	fk.split("shardId-000000000000")
+	var calls atomic.Int32
+	fk.getRecordsErr = func(string) error {
+		if n := calls.Add(1); n >= 2 && n <= 4 { // after the first batch of 10
+			return &smithy.GenericAPIError{Code: "SomethingUnexpected", Message: "odd"}
+		}
+		return nil
+	}
+	m := testMetrics(t)
+	p := newPoller(fk, streamRef{name: "s"}, "shardId-000000000000", startPosition{kind: types.ShardIteratorTypeTrimHorizon}, fastRetrieval(), zap.NewNop(), m)
+	got, _ := collect(t, p)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("read %v\nwant %v", got, want)
+	}
+	if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues("other")); v != 3 {
+		t.Errorf("other errors counted = %v, want 3", v)
+	}
+	if n := fk.iterCalls[types.ShardIteratorTypeAfterSequenceNumber]; n == 0 {
+		t.Errorf("no fresh iterator after repeated failures")
 	}
 }
