@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 )
 
@@ -33,11 +32,15 @@ func (s *MemoryStore) List(ctx context.Context) ([]Lease, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Lease, 0, len(s.leases))
-	for _, l := range s.leases {
-		out = append(out, l.Clone())
+	keys := make([]string, 0, len(s.leases))
+	for k := range s.leases {
+		keys = append(keys, k)
 	}
-	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Key, b.Key) })
+	slices.Sort(keys)
+	out := make([]Lease, len(keys))
+	for i, k := range keys {
+		out[i] = s.leases[k].Clone()
+	}
 	return out, nil
 }
 

@@ -17,20 +17,33 @@ func (c *Coordinator) renewPass(ctx context.Context) {
 		hs = append(hs, h)
 	}
 	c.mu.Unlock()
+	forEach(ctx, hs, c.cfg.MaxConcurrentRenewals, func(h *heldLease) { c.renew(ctx, h) })
+}
+
+// forEach calls fn for each item on at most n goroutines, and returns when
+// all calls have. Items not started when ctx ends are skipped.
+func forEach[T any](ctx context.Context, items []T, n int, fn func(T)) {
+	if len(items) == 0 {
+		return
+	}
+	next := make(chan T)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, c.cfg.MaxConcurrentRenewals)
-	for _, h := range hs {
-		if ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
+	for range min(n, len(items)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			c.renew(ctx, h)
+			for it := range next {
+				fn(it)
+			}
 		}()
 	}
+	for _, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- it
+	}
+	close(next)
 	wg.Wait()
 }
 

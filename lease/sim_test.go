@@ -223,7 +223,7 @@ func (s *sim) settle(m, limit int) (rounds, moves int) {
 func (s *sim) quiet(what string) {
 	s.t.Helper()
 	before := s.store.Moves()
-	for range 3 {
+	for range 2 {
 		s.round()
 	}
 	if d := s.store.Moves() - before; d != 0 {
@@ -246,55 +246,68 @@ func TestBalanceJoinsAndLeaves(t *testing.T) {
 		}
 	}
 	for n := 1; n <= 10; n++ {
-		for _, m := range ms {
-			s := newSim(t, m)
-			name := fmt.Sprintf("N=%d M=%d", n, m)
-			check := func(event string, limit, extraMoves int, counts map[string]int, orphans int) {
-				t.Helper()
-				want := minMoves(counts, orphans, m)
-				rounds, moves := s.settle(m, limit)
-				if rounds < 0 {
-					c, o := s.counts()
-					t.Fatalf("%s, %s: not balanced after %d passes: %v, %d orphans", name, event, limit, c, o)
-				}
-				if moves > want+len(s.workers)+extraMoves {
-					t.Errorf("%s, %s: %d ownership changes, minimum %d, allowed %d", name, event, moves, want, want+len(s.workers)+extraMoves)
-				}
-				s.quiet(name + ", " + event)
+		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
+			t.Parallel()
+			balanceSweep(t, n, ms, expiryRounds)
+		})
+	}
+}
+
+func balanceSweep(t *testing.T, n int, ms []int, expiryRounds int) {
+	maxExcess, maxRounds := 0, map[string]int{}
+	defer func() {
+		t.Logf("N=%d: most ownership changes above the minimum: %d; most passes to balance: %v", n, maxExcess, maxRounds)
+	}()
+	for _, m := range ms {
+		s := newSim(t, m)
+		name := fmt.Sprintf("N=%d M=%d", n, m)
+		check := func(event, kind string, limit int, counts map[string]int, orphans int) {
+			t.Helper()
+			want := minMoves(counts, orphans, m)
+			rounds, moves := s.settle(m, limit)
+			if rounds < 0 {
+				c, o := s.counts()
+				t.Fatalf("%s, %s: not balanced after %d passes: %v, %d orphans", name, event, limit, c, o)
 			}
-			for i := range n {
-				id := fmt.Sprintf("worker-%02d", (i*7)%10) // joins not in ID order
-				counts, orphans := s.counts()
-				counts[id] = 0
-				s.add(id)
-				check("join of "+id, 2, 0, counts, orphans)
+			if moves > want+len(s.workers) {
+				t.Errorf("%s, %s: %d ownership changes, minimum %d, allowed %d", name, event, moves, want, want+len(s.workers))
 			}
-			if n < 2 {
-				continue
-			}
-			// A crash: the worker stops renewing.
-			ids := slices.Sorted(mapsKeys(s.workers))
-			victim := ids[len(ids)/2]
-			counts, _ := s.counts()
-			orphans := counts[victim]
-			delete(counts, victim)
-			delete(s.workers, victim)
-			check("crash of "+victim, expiryRounds+2, 0, counts, orphans)
-			if n < 3 {
-				continue
-			}
-			// A graceful leave: the worker releases all its leases.
-			ids = slices.Sorted(mapsKeys(s.workers))
-			leaver := ids[0]
-			counts, _ = s.counts()
-			orphans = counts[leaver]
-			if err := s.workers[leaver].ReleaseAll(s.ctx); err != nil {
-				t.Fatal(err)
-			}
-			delete(counts, leaver)
-			delete(s.workers, leaver)
-			check("graceful leave of "+leaver, 2, 0, counts, orphans)
+			maxExcess = max(maxExcess, moves-want)
+			maxRounds[kind] = max(maxRounds[kind], rounds)
+			s.quiet(name + ", " + event)
 		}
+		for i := range n {
+			id := fmt.Sprintf("worker-%02d", (i*7)%10) // joins not in ID order
+			counts, orphans := s.counts()
+			counts[id] = 0
+			s.add(id)
+			check("join of "+id, "join", 2, counts, orphans)
+		}
+		if n < 2 {
+			continue
+		}
+		// A crash: the worker stops renewing.
+		ids := slices.Sorted(mapsKeys(s.workers))
+		victim := ids[len(ids)/2]
+		counts, _ := s.counts()
+		orphans := counts[victim]
+		delete(counts, victim)
+		delete(s.workers, victim)
+		check("crash of "+victim, "crash", expiryRounds+2, counts, orphans)
+		if n < 3 {
+			continue
+		}
+		// A graceful leave: the worker releases all its leases.
+		ids = slices.Sorted(mapsKeys(s.workers))
+		leaver := ids[0]
+		counts, _ = s.counts()
+		orphans = counts[leaver]
+		if err := s.workers[leaver].ReleaseAll(s.ctx); err != nil {
+			t.Fatal(err)
+		}
+		delete(counts, leaver)
+		delete(s.workers, leaver)
+		check("graceful leave of "+leaver, "leave", 2, counts, orphans)
 	}
 }
 

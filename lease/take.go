@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -126,22 +125,10 @@ func (c *Coordinator) dropMovedOn(ls []Lease) {
 
 // takeAll takes the given leases concurrently.
 func (c *Coordinator) takeAll(ctx context.Context, take []Lease, v view) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, c.cfg.MaxConcurrentRenewals)
-	for _, l := range take {
-		if ctx.Err() != nil {
-			break
-		}
+	forEach(ctx, take, c.cfg.MaxConcurrentRenewals, func(l Lease) {
 		stolen := l.Owner != "" && l.Owner != v.me && slices.ContainsFunc(v.owned[l.Owner], func(o Lease) bool { return o.Key == l.Key })
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c.take(ctx, l, stolen)
-		}()
-	}
-	wg.Wait()
+		c.take(ctx, l, stolen)
+	})
 }
 
 // take takes one lease and, on success, holds it and reports it.
