@@ -99,6 +99,11 @@ func (p *Producer) pump() int64 {
 			s.mu.Unlock()
 			continue // woken when a request completes
 		}
+		if s.drain {
+			s.bytes.drain(now)
+			s.records.drain(now)
+			s.drain = false
+		}
 		if s.retryAt > now {
 			next = min(next, s.retryAt)
 			s.mu.Unlock()

@@ -117,10 +117,16 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 	// failed records are back in their queues, so that with PreserveOrder
 	// nothing newer overtakes them.
 	var held []*shard
+	outcome := map[*shard]*shardOutcome{}
 	for i, b := range req.batches {
 		s := b.shard
 		if len(held) == 0 || held[len(held)-1] != s {
 			held = append(held, s)
+		}
+		o := outcome[s]
+		if o == nil {
+			o = &shardOutcome{}
+			outcome[s] = o
 		}
 		for j := range b.recs {
 			b.recs[j].attempts++
@@ -139,18 +145,20 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 			retryable = retryableCode(code)
 			if code == "ProvisionedThroughputExceededException" {
 				p.metrics.throttled.Inc()
+				o.throttled = true
 			}
 		} else {
 			shardID := aws.ToString(res.ShardId)
 			if shardID != s.id {
 				refresh = true
 			}
-			p.succeed(s, b, shardID, aws.ToString(res.SequenceNumber))
+			p.succeed(b, shardID, aws.ToString(res.SequenceNumber))
+			o.succeeded = true
 			freeBatch(b)
 			continue
 		}
 		if retryable {
-			p.backoff(s, now)
+			o.retry = true
 			for j := range b.recs {
 				b.recs[j].lastErr = failure
 			}
@@ -166,6 +174,9 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 		p.log.Debug("records landed on another shard than predicted; refreshing the shard map")
 		p.requestRefresh()
 	}
+	for s, o := range outcome {
+		p.settleShard(s, o, now)
+	}
 	if len(retry) > 0 {
 		p.requeue(retry, now)
 	}
@@ -176,11 +187,37 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 	}
 }
 
-// succeed calls the callbacks of a batch written as one Kinesis record.
-func (p *Producer) succeed(s *shard, b *batch, shardID, seq string) {
+// shardOutcome sums up how a request went for one shard.
+type shardOutcome struct {
+	succeeded, retry, throttled bool
+}
+
+// settleShard updates a shard's backoff after a request. A request with
+// retried entries delays the shard's next send by full jitter over a
+// ceiling that doubles with each consecutive failed request, but stays at
+// the minimum when some of the shard's entries got through (the shard is at
+// its limit, not failing). Throttling also empties the shard's token
+// buckets, so that the client-side limit falls in step with the service's.
+func (p *Producer) settleShard(s *shard, o *shardOutcome, now int64) {
 	s.mu.Lock()
-	s.failures = 0
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	switch {
+	case !o.retry:
+		s.failures = 0
+		return
+	case o.succeeded:
+		s.failures = 1
+	default:
+		s.failures++
+	}
+	s.retryAt = max(s.retryAt, now+int64(p.backoffDelay(s.failures)))
+	if o.throttled {
+		s.drain = true
+	}
+}
+
+// succeed calls the callbacks of a batch written as one Kinesis record.
+func (p *Producer) succeed(b *batch, shardID, seq string) {
 	p.metrics.kinesisRecords.Inc()
 	p.metrics.userRecords.Add(float64(len(b.recs)))
 	p.metrics.bytes.Add(float64(b.wireSize()))
@@ -195,15 +232,8 @@ func (p *Producer) succeed(s *shard, b *batch, shardID, seq string) {
 	p.releaseRecs(b.recs)
 }
 
-// backoff delays the next send to s: full jitter over an exponentially
-// growing ceiling.
-func (p *Producer) backoff(s *shard, now int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures++
-	s.retryAt = max(s.retryAt, now+int64(p.backoffDelay(s.failures)))
-}
-
+// backoffDelay is a random delay up to MinBackoff·2^(failures-1), capped
+// at MaxBackoff (full jitter).
 func (p *Producer) backoffDelay(failures int) time.Duration {
 	ceiling := p.cfg.MaxBackoff
 	if failures < 32 {

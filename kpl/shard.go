@@ -40,6 +40,7 @@ type shard struct {
 	inflight int      // requests in flight holding batches of this shard
 	failures int      // consecutive failed attempts
 	retryAt  int64    // nanotime before which nothing is sent (backoff)
+	drain    bool     // throttled: the dispatcher empties the buckets
 
 	// Used by the dispatcher only.
 	bytes, records bucket
@@ -236,3 +237,9 @@ func (b *bucket) ready(n float64, now int64) (bool, int64) {
 }
 
 func (b *bucket) take(n float64) { b.level -= n }
+
+// drain empties the bucket (keeping any debt).
+func (b *bucket) drain(now int64) {
+	b.refill(now)
+	b.level = min(b.level, 0)
+}
