@@ -211,7 +211,7 @@ func (e *env) config(id string) kcl.Config {
 		InitialPosition:    kcl.TrimHorizon,
 		Kinesis:            testenv.KinesisClientAt(e.t, e.kinURL),
 		DynamoDB:           testenv.DynamoDBClientAt(e.t, e.ddbURL),
-		Lease:              lease.Config{FailoverTime: e.failover},
+		Lease:              lease.Config{FailoverTime: e.failover, TakeInterval: e.failover / 5},
 		Retrieval:          kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
 		ParentPollInterval: 500 * time.Millisecond,
 		ShardSyncInterval:  2 * time.Second,
@@ -415,7 +415,7 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 		return true
 	})
 	takeover := time.Since(crashed)
-	takeInterval := e.failover / 5                   // the lease package's default
+	takeInterval := e.failover / 5                   // as configured
 	bound := e.failover + takeInterval + time.Second // + call latency through the proxy
 	t.Logf("shards of the crashed worker owned again %v after the crash (FailoverTime %v, taker pass %v)", takeover, e.failover, takeInterval)
 	if takeover > bound {
