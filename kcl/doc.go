@@ -44,4 +44,19 @@
 // their next taker pass. With Config.AbortOnCancel, cancelling stops at
 // once and leaves the leases to expire after the FailoverTime, as a crash
 // would.
+//
+// Metrics (Config.Metrics), next to the lease layer's kinesis_lease_*:
+//
+//	kinesis_kcl_millis_behind_latest{shard}          gauge
+//	kinesis_kcl_records_processed_total              counter
+//	kinesis_kcl_bytes_processed_total                counter
+//	kinesis_kcl_process_duration_seconds             histogram, per ProcessRecords call
+//	kinesis_kcl_process_errors_total                 counter, processor calls that failed
+//	kinesis_kcl_records_skipped_total                counter, by RetryThenSkip
+//	kinesis_kcl_leases_held                          gauge
+//	kinesis_kcl_get_records_errors_total{kind}       counter, kind: AWS error code, "network", "timeout", "other"
+//	kinesis_kcl_records_outside_shard_range_total    counter, aggregated user records routed to another shard's range
+//	kinesis_kcl_shards_ended_total                   counter
+//	kinesis_kcl_leases_lost_total                    counter
+//	kinesis_kcl_checkpoint_errors_total              counter, failed lease writes of the worker itself (child leases, SHARD_END)
 package kcl

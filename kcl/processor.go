@@ -2,6 +2,7 @@ package kcl
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -162,6 +163,12 @@ type Batch struct {
 // It fails with an error matching lease.ErrLeaseLost when the shard's lease
 // has moved to another worker.
 func (b *Batch) Checkpoint(ctx context.Context) error {
+	if b.Checkpointer == nil {
+		return errors.New("kcl: Batch.Checkpoint: the batch has no Checkpointer (not made by a Worker)")
+	}
+	if len(b.Records) == 0 {
+		return nil
+	}
 	last := b.Records[len(b.Records)-1]
 	return b.Checkpointer.CheckpointAt(ctx, last.SequenceNumber, last.SubSequenceNumber)
 }
