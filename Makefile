@@ -1,12 +1,14 @@
 # make test   start the emulators, vet, staticcheck, race-enabled tests, stop the emulators
 # make bench  run the Go benchmarks (against the emulators where a benchmark needs them)
+# make demo   the whole system on this machine: its own emulators, the fault proxy, kinesis-agent
+#             on a rotated log, three consumer workers, a SIGKILL, a split and a merge (about 1.5 min)
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 EMULATORS   := integration/emulators/run
 GO_TEST_FLAGS ?=
 BENCH ?= .
 
-.PHONY: test bench vet staticcheck unit emulators-start emulators-stop
+.PHONY: test bench demo vet staticcheck unit emulators-start emulators-stop
 
 # Every step runs even when an earlier one fails; the emulators are always
 # stopped; the exit status is non-zero when any step failed.
@@ -26,6 +28,9 @@ bench:
 	$(EMULATORS) start >"$$envfile" || exit 1; \
 	set -a; . "$$envfile"; set +a; \
 	go test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+demo:
+	go run ./integration/cmd/kinesis-demo
 
 vet:
 	go vet ./...
