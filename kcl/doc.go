@@ -12,10 +12,11 @@
 //
 // Guarantees:
 //
-//   - Every record is delivered at least once. A record is delivered again
-//     only when processing moves to another worker (fail-over, a lease
-//     stolen to balance, a restart): then the records after the shard's last
-//     checkpoint are delivered again.
+//   - Every record is delivered at least once (from the initial position on).
+//     A record is delivered again only when its batch failed and is retried,
+//     or when processing of its shard moves to another worker (fail-over, a
+//     lease stolen to balance, a restart): then the records after the
+//     shard's last checkpoint are delivered again.
 //   - Records of a shard arrive in order, and for each partition key the
 //     records of a parent shard are processed before those of its children
 //     (a child starts once every parent is checkpointed at SHARD_END).
