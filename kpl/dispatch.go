@@ -10,6 +10,7 @@ type request struct {
 	batches []*batch
 	bytes   int
 	version uint64 // shard map version it was built under
+	buf     []byte // encoded aggregated records
 }
 
 // dispatchLoop runs the dispatcher until Close: it wakes when records are

@@ -135,7 +135,8 @@ type Producer struct {
 	sendCancel context.CancelFunc
 	wg         sync.WaitGroup // dispatcher, refresher and senders
 
-	scan int // dispatcher's rotating start shard
+	scan int       // dispatcher's rotating start shard
+	bufs sync.Pool // request buffers ([]byte)
 }
 
 // New starts a producer for cfg.Stream. It makes no calls itself; the shard

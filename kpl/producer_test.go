@@ -638,3 +638,61 @@ func TestBackoffDelay(t *testing.T) {
 }
 
 var httpResponse400 = http.Response{StatusCode: http.StatusBadRequest}
+
+func TestCompression(t *testing.T) {
+	for _, c := range []aggregation.Compression{aggregation.Gzip, aggregation.Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			f := newFake(1)
+			p := newProducer(t, f, Config{Compression: c})
+			res := putMany(t, p, 500, randomKey)
+			if err := p.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			res.wait(t, time.Second)
+			checkExactlyOnce(t, f, 500, randomKey) // readBack decodes compressed records
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			compressed := 0
+			for _, r := range f.stored["shardId-000000000000"] {
+				if aggregation.IsContainer(r.Data) && r.Data[3] != aggregation.Magic()[3] {
+					compressed++
+				}
+			}
+			if compressed == 0 {
+				t.Fatal("no compressed aggregated records written")
+			}
+		})
+	}
+}
+
+func TestMetricsRegistered(t *testing.T) {
+	f := newFake(1)
+	reg := prometheus.NewRegistry()
+	p := newProducer(t, f, Config{Metrics: reg})
+	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range families {
+		names[mf.GetName()] = true
+	}
+	for _, want := range []string{
+		"kinesis_kpl_user_records_put_total", "kinesis_kpl_user_records_failed_total", "kinesis_kpl_user_records_retried_total",
+		"kinesis_kpl_user_records_expired_total", "kinesis_kpl_kinesis_records_put_total", "kinesis_kpl_requests_total",
+		"kinesis_kpl_bytes_put_total", "kinesis_kpl_throttled_entries_total", "kinesis_kpl_buffered_time_seconds",
+		"kinesis_kpl_inflight_requests", "kinesis_kpl_user_records_per_kinesis_record", "kinesis_kpl_buffered_records",
+	} {
+		if !names[want] {
+			t.Errorf("metric %s not registered", want)
+		}
+	}
+	// A second producer for the same stream on the same registry is refused
+	// while the first is open.
+	if _, err := New(Config{Stream: "test", Client: f, Metrics: reg}); err == nil {
+		t.Fatal("second producer registered the same metrics")
+	}
+}

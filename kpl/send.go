@@ -34,6 +34,8 @@ func (p *Producer) send(req *request) {
 		p.signal()
 	}()
 
+	req.buf = p.getBuf()
+	defer p.putBuf(req) // the client keeps no reference once the call returned
 	entries, err := p.encode(req)
 	if err != nil {
 		// Compression failed: nothing was sent, and retrying will not help.
@@ -79,7 +81,10 @@ func (p *Producer) encode(req *request) ([]types.PutRecordsRequestEntry, error) 
 			total += b.enc.Size()
 		}
 	}
-	buf := make([]byte, 0, total)
+	buf := req.buf[:0]
+	if cap(buf) < total {
+		buf = make([]byte, 0, total)
+	}
 	aggPK := aws.String(aggregatedPartitionKey)
 	for i, b := range req.batches {
 		if len(b.recs) == 1 {
@@ -104,6 +109,7 @@ func (p *Producer) encode(req *request) ([]types.PutRecordsRequestEntry, error) 
 		}
 		entries[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: aggPK, ExplicitHashKey: aws.String(b.key.String())}
 	}
+	req.buf = buf
 	return entries, nil
 }
 
@@ -337,4 +343,22 @@ func retryableError(err error) bool {
 		return ae.ErrorFault() == smithy.FaultServer
 	}
 	return true // network errors, timeouts
+}
+
+// Request buffers (the encoded aggregated records of one request) are
+// reused: a request's data is dead once its call has returned.
+func (p *Producer) getBuf() []byte {
+	if b, ok := p.bufs.Get().(*[]byte); ok {
+		return *b
+	}
+	return nil
+}
+
+func (p *Producer) putBuf(req *request) {
+	if cap(req.buf) == 0 || cap(req.buf) > 2*MaxRequestSize {
+		return
+	}
+	b := req.buf[:0]
+	req.buf = nil
+	p.bufs.Put(&b)
 }
