@@ -85,6 +85,12 @@ func (s *shardWorker) run(ctx context.Context) {
 // process runs the shard and returns how it ended.
 func (s *shardWorker) process(ctx context.Context) outcome {
 	w := s.w
+	if s.lease.Finished() {
+		// Processed to its end already: nothing to read.
+		w.notifyEnded(s.id)
+		s.release(ctx)
+		return outcomeEnded
+	}
 	if !s.waitForParents(ctx) {
 		return s.stopBeforeStart(ctx)
 	}

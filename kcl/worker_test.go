@@ -772,3 +772,25 @@ func TestWorkerChildStartsOnParentEndNotice(t *testing.T) {
 		t.Errorf("events %v: want the children initialized after the parent ended", events)
 	}
 }
+
+func TestWorkerDoesNotReadFinishedShard(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	fk.putTo(shard, "k", []byte("done long ago"))
+	store := lease.NewMemoryStore()
+	r := &recorder{}
+	cfg := unitConfig(t, fk, store, r)
+	cfg.InitialPosition = Latest
+	w, _ := startWorker(t, cfg)
+	waitFor(t, 10*time.Second, "the shard started", func() bool { return r.hasEvent("init " + shard + " LATEST/0") })
+	// As if the coordinator handed over a lease at SHARD_END.
+	w.acquired(lease.Lease{Key: "shardId-000000000099", Owner: w.WorkerID(), Checkpoint: lease.ShardEnd})
+	waitFor(t, 5*time.Second, "the finished shard to be dropped", func() bool { return !slices.Contains(w.Shards(), "shardId-000000000099") })
+	if !w.hasEnded("shardId-000000000099") {
+		t.Errorf("finished shard not noted as ended")
+	}
+	if _, events := r.snapshot(); slices.ContainsFunc(events, func(e string) bool { return strings.Contains(e, "000099") }) {
+		t.Errorf("processor called for a finished shard: %v", events)
+	}
+}
