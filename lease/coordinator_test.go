@@ -102,6 +102,9 @@ func TestExpiry(t *testing.T) {
 	if len(b.Held()) != 3 {
 		t.Fatalf("b holds %d leases after a's expired, want 3", len(b.Held()))
 	}
+	if st, tk, held := testutil.ToFloat64(b.metrics.stolen), testutil.ToFloat64(b.metrics.taken), testutil.ToFloat64(b.metrics.held); st != 1 || tk != 2 || held != 3 {
+		t.Fatalf("b's metrics: stolen %v taken %v held %v; want 1, 2, 3", st, tk, held)
+	}
 }
 
 // flakyStore fails chosen calls.

@@ -216,10 +216,17 @@ func TestJavaKCLItem(t *testing.T) {
 }
 
 // TestConcurrentCoordinatorsOneTable: many coordinators starting at once on
-// a table end balanced, each lease held by exactly one.
+// a table end balanced, each lease held by exactly one; a malformed item in
+// the table is skipped by all of them.
 func TestConcurrentCoordinatorsOneTable(t *testing.T) {
 	testenv.Require(t)
-	store, _, table := newTable(t, 20)
+	store, client, table := newTable(t, 20)
+	if _, err := client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"leaseKey":     &types.AttributeValueMemberS{Value: "shardId-broken"},
+		"leaseCounter": &types.AttributeValueMemberS{Value: "not a number"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	held := map[string]string{}
 	ws := make([]*worker, 0, 5)
