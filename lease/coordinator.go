@@ -100,6 +100,21 @@ func (cfg Config) Validate() error {
 
 // Coordinator runs one worker's side of the lease protocol. Create it with
 // NewCoordinator and start it with Run.
+//
+// Every RenewInterval it renews the leases it holds; a renewal whose
+// condition fails is re-read, and the lease reported lost (OnLost) unless
+// the table still names this worker. Every TakeInterval it scans the table:
+// a lease whose counter has not changed for FailoverTime is expired (no
+// clock sync needed), an unowned one is free at once, and a held lease the
+// scan shows with another owner is reported lost at once. From the scan it
+// computes the same balancing plan as every other worker (see balance.go):
+// each live worker gets floor(M/N) or ceil(M/N) of the M unfinished leases,
+// the extra ones going to those that hold the most already; it takes its
+// part (free leases first, then the surplus of workers above their target,
+// several per pass) and leaves the rest to the others. When a lease it saw
+// owned will expire before the next pass, the pass is brought forward, so
+// a dead worker's leases are owned again within FailoverTime + TakeInterval.
+// Leases checkpointed at SHARD_END are neither counted nor taken.
 type Coordinator struct {
 	cfg     Config
 	log     *zap.Logger

@@ -320,3 +320,23 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 		}
 	}
 }
+
+// TestBalanceColdStart: N workers starting together on M unowned leases
+// balance within 2 passes. A starting worker sees only the workers that
+// hold leases already, so the first ones take more than their share and
+// later ones steal: moves here exceed the minimum (M), and are logged.
+func TestBalanceColdStart(t *testing.T) {
+	for _, c := range []struct{ n, m int }{{2, 10}, {3, 12}, {5, 100}, {10, 100}, {10, 7}} {
+		s := newSim(t, c.m)
+		for i := range c.n {
+			s.add(fmt.Sprintf("worker-%02d", i))
+		}
+		rounds, moves := s.settle(c.m, 2)
+		if rounds < 0 {
+			counts, orphans := s.counts()
+			t.Fatalf("N=%d M=%d: not balanced after 2 passes: %v, %d unowned", c.n, c.m, counts, orphans)
+		}
+		s.quiet(fmt.Sprintf("cold start N=%d M=%d", c.n, c.m))
+		t.Logf("N=%d M=%d: balanced after %d pass(es), %d ownership changes (minimum %d)", c.n, c.m, rounds, moves, c.m)
+	}
+}
