@@ -207,7 +207,10 @@ func (s *DynamoDBStore) Create(ctx context.Context, l Lease) (Lease, error) {
 		}
 		return Lease{}, fmt.Errorf("create lease %q: %w", l.Key, err)
 	}
-	return l.Clone(), nil
+	l = l.Clone()
+	slices.Sort(l.ParentShardIDs) // string sets come back sorted
+	slices.Sort(l.ChildShardIDs)
+	return l, nil
 }
 
 // update builds and runs one conditional UpdateItem.

@@ -76,13 +76,15 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 	}
 	c.seen = seen
 	noTaking := c.noTaking
-	heldNow := len(c.held)
 	c.mu.Unlock()
 	c.metrics.leasesInTable.Set(float64(unfinished))
 	c.dropMovedOn(movedOn)
 	if noTaking {
 		return next
 	}
+	c.mu.Lock()
+	heldNow := len(c.held)
+	c.mu.Unlock()
 
 	for w := range v.owned {
 		v.workers = append(v.workers, w)
