@@ -66,8 +66,8 @@ type Config struct {
 	KillAt, SplitAt, MergeAt float64
 	// Faults turns on light faults in the proxy: 1% InternalFailure
 	// entries and 0.5% HTTP 500s on Kinesis, 1% throttling on DynamoDB, and
-	// a read limit of 4 GetRecords calls/s per shard instead of 5 (as if
-	// another application read the stream too), which throttles the
+	// a read limit of 2 GetRecords calls/s per shard instead of 5 (as if
+	// other applications read the stream too), which throttles the
 	// consumers now and then. The proxy's per-shard limits are on either
 	// way.
 	Faults bool
@@ -258,7 +258,7 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	if cfg.Faults {
 		pcfg.Kinesis = proxy.KinesisFaults{InternalFailure: 0.01, ServerError: 0.005}
 		pcfg.DynamoDB = proxy.DynamoDBFaults{Throttling: 0.01}
-		pcfg.Limits.ReadCallsPerSecond = 4
+		pcfg.Limits.ReadCallsPerSecond = 2
 	}
 	if r.proxy, err = proxy.Start(pcfg); err != nil {
 		return Result{}, fmt.Errorf("start the fault proxy: %w", err)
