@@ -518,6 +518,11 @@ func TestIntegrationSplitAndMergeMidStream(t *testing.T) {
 		}
 		return true
 	})
+	for _, l := range e.leases() {
+		if slices.Contains(parents, l.Key) && len(l.ChildShardIDs) == 0 {
+			t.Errorf("parent lease %s at SHARD_END names no child shards", l.Key)
+		}
+	}
 	// Children got records: the resharding was followed.
 	shardsSeen := map[string]bool{}
 	for _, d := range e.collector.snapshot() {

@@ -285,6 +285,18 @@ func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Ch
 	if o, ok := s.retryInfra(ctx, "create child leases", func() error { return lease.CreateChildLeases(ctx, w.store, children) }); !ok {
 		return o
 	}
+	// The parent names its children, as the Java KCL records them.
+	if len(childIDs) > 0 {
+		if o, ok := s.retryInfra(ctx, "record child shards", func() error {
+			_, err := w.coord.Update(ctx, s.id, func(l *lease.Lease) error {
+				l.ChildShardIDs = childIDs
+				return nil
+			})
+			return err
+		}); !ok {
+			return o
+		}
+	}
 	cp.delivered(checkpoint.ShardEnd)
 	in := &ShardEndedInput{ShardID: s.id, Checkpointer: cp}
 	if o, ok := s.retryCall(ctx, "ShardEnded", func() error { return proc.ShardEnded(ctx, in) }); !ok {

@@ -282,6 +282,12 @@ func TestWorkerSplitAndMergeKeepParentBeforeChild(t *testing.T) {
 	if idx("init "+a+" TRIM_HORIZON/0") < idx("ended shardId-000000000000") {
 		t.Errorf("split child initialized before its parent ended: %v", events)
 	}
+	if l, err := store.Get(context.Background(), "shardId-000000000000"); err == nil && !slices.Equal(l.ChildShardIDs, []string{a, b}) {
+		t.Errorf("split parent's childShardIds = %v, want [%s %s]", l.ChildShardIDs, a, b)
+	}
+	if l, err := store.Get(context.Background(), "shardId-000000000002"); err == nil && !slices.Equal(l.ChildShardIDs, []string{c}) {
+		t.Errorf("merged parent's childShardIds = %v, want [%s]", l.ChildShardIDs, c)
+	}
 	waitFor(t, 5*time.Second, "parents at SHARD_END", func() bool {
 		for _, p := range []string{"shardId-000000000000", "shardId-000000000002", "shardId-000000000003"} {
 			l, err := store.Get(context.Background(), p)
