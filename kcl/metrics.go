@@ -23,7 +23,7 @@ type metrics struct {
 	checkpointFailure prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	// Registration errors other than a collector already registered (which
 	// is shared) leave the metric unregistered but working.
 	m := &metrics{
@@ -78,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg == nil {
-		return m, nil
+		return m
 	}
 	m.millisBehind = register(reg, m.millisBehind)
 	m.records = register(reg, m.records)
@@ -92,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.shardsEnded = register(reg, m.shardsEnded)
 	m.leasesLost = register(reg, m.leasesLost)
 	m.checkpointFailure = register(reg, m.checkpointFailure)
-	return m, nil
+	return m
 }
 
 // register registers c, or returns the collector of the same name already

@@ -16,11 +16,7 @@ import (
 
 func testMetrics(t *testing.T) *metrics {
 	t.Helper()
-	m, err := newMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return newMetrics(nil)
 }
 
 func fastRetrieval() RetrievalConfig {

@@ -60,10 +60,8 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	met, err := newMetrics(cfg.Metrics)
-	if err != nil {
-		return nil, err
-	}
+	var err error
+	met := newMetrics(cfg.Metrics)
 	w := &Worker{
 		cfg:         cfg,
 		log:         cfg.Logger.With(zap.String("worker", cfg.WorkerID)),

@@ -202,7 +202,7 @@ func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 	// Records flow once the leases are balanced: a lease stolen while its
 	// shard is processed is a hand-off that may duplicate a batch.
 	waitBalanced(t, []int{2, 2}, w1, w2)
-	m, _ := newMetrics(reg) // the collectors the workers registered
+	m := newMetrics(reg) // the collectors the workers registered
 	if v := testutil.ToFloat64(m.shards); v != 4 {
 		t.Errorf("kinesis_kcl_leases_held = %v, want 4 (two workers with two each)", v)
 	}
@@ -373,7 +373,7 @@ func TestWorkerProcessErrorPolicies(t *testing.T) {
 			cfg.OnProcessError = tc.action
 			cfg.ProcessRetries = 2
 			_, stop := startWorker(t, cfg)
-			m, _ := newMetrics(reg)
+			m := newMetrics(reg)
 			switch tc.action {
 			case RetryForever:
 				waitFor(t, 10*time.Second, "the poison record to succeed", func() bool { return r.count() == 1 })
@@ -703,7 +703,7 @@ func TestWorkerShutdownWhileBatchFails(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = reg
 	_, stop := startWorker(t, cfg)
-	m, _ := newMetrics(reg)
+	m := newMetrics(reg)
 	waitFor(t, 10*time.Second, "the good record", func() bool { return testutil.ToFloat64(m.records) == 1 })
 	fk.putTo(shard, "k", []byte("bad"))
 	waitFor(t, 10*time.Second, "the bad batch failing", func() bool { return testutil.ToFloat64(m.processErrors) >= 2 })
