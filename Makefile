@@ -1,7 +1,7 @@
 # make test   start the emulators, vet, staticcheck, race-enabled tests, stop the emulators
 # make bench  run the Go benchmarks (against the emulators where a benchmark needs them)
 # make demo   the whole system on this machine: its own emulators, the fault proxy, kinesis-agent
-#             on a rotated log, three consumer workers, a SIGKILL, a split and a merge (about 1.5 min)
+#             on a rotated log, three consumer workers, a SIGKILL, a split and a merge (under 2 min)
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 EMULATORS   := integration/emulators/run
