@@ -118,6 +118,10 @@ type Config struct {
 	Logger *zap.Logger
 	// Metrics registers the producer's metrics (kinesis_kpl_*). Default: none.
 	Metrics prometheus.Registerer
+
+	// minRefreshInterval spaces shard map refreshes (tests shorten it).
+	// Default 1 s.
+	minRefreshInterval time.Duration
 }
 
 // Defaults.
@@ -160,6 +164,7 @@ func (c Config) withDefaults() Config {
 	setD(&c.RecordTTL, DefaultRecordTTL)
 	setD(&c.MinBackoff, DefaultMinBackoff)
 	setD(&c.MaxBackoff, DefaultMaxBackoff)
+	setD(&c.minRefreshInterval, time.Second)
 	return c
 }
 

@@ -40,6 +40,9 @@ type fakeKinesis struct {
 	maxInflight int
 	// entriesPerShardMax is the most entries for one shard in one request.
 	entriesPerShardMax int
+	// trace, if set, logs every entry's outcome.
+	trace   []string
+	tracing bool
 }
 
 type fakeShard struct {
@@ -178,6 +181,9 @@ func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 	for i, e := range in.Records {
 		if f.entryFault != nil {
 			if code := f.entryFault(call, i); code != "" {
+				if f.tracing {
+					f.trace = append(f.trace, fmt.Sprintf("call %d entry %d -> %s FAILED: %s", call, i, ids[i], describe(e.Data)))
+				}
 				out.Records[i] = types.PutRecordsResultEntry{ErrorCode: aws.String(code), ErrorMessage: aws.String("injected")}
 				out.FailedRecordCount = aws.Int32(aws.ToInt32(out.FailedRecordCount) + 1)
 				continue
@@ -185,6 +191,9 @@ func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 		}
 		f.seq++
 		seq := fmt.Sprintf("%056d", f.seq)
+		if f.tracing {
+			f.trace = append(f.trace, fmt.Sprintf("call %d entry %d -> %s seq %d: %s", call, i, ids[i], f.seq, describe(e.Data)))
+		}
 		if !f.discard {
 			f.stored[ids[i]] = append(f.stored[ids[i]], storedRecord{
 				Data: append([]byte(nil), e.Data...), PartitionKey: aws.ToString(e.PartitionKey),
@@ -232,3 +241,15 @@ func (f *fakeKinesis) readBack() []userRecord {
 type bigIntT = big.Int
 
 func bigInt(n int) *big.Int { return big.NewInt(int64(n)) }
+
+func describe(data []byte) string {
+	recs, ok := aggregation.Decode(data)
+	if !ok {
+		return string(data)
+	}
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.PartitionKey+"="+string(r.Data))
+	}
+	return fmt.Sprint(out)
+}

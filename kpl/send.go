@@ -117,7 +117,6 @@ func (p *Producer) encode(req *request) ([]types.PutRecordsRequestEntry, error) 
 // entry; with err, all alike.
 func (p *Producer) completeRequest(req *request, results []types.PutRecordsResultEntry, err error) {
 	now := p.nanotime()
-	var retry []userRec
 	refresh := false
 	// Shards whose in-flight count this request holds, released only after
 	// failed records are back in their queues, so that with PreserveOrder
@@ -168,7 +167,7 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 			for j := range b.recs {
 				b.recs[j].lastErr = failure
 			}
-			retry = append(retry, b.recs...)
+			o.recs = append(o.recs, b.recs...)
 			p.metrics.retried.Add(float64(len(b.recs)))
 		} else {
 			p.log.Warn("records failed", zap.Int("records", len(b.recs)), zap.String("shard", s.id), zap.Error(failure))
@@ -180,11 +179,14 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 		p.log.Debug("records landed on another shard than predicted; refreshing the shard map")
 		p.requestRefresh()
 	}
-	for s, o := range outcome {
-		p.settleShard(s, o, now)
-	}
-	if len(retry) > 0 {
-		p.requeue(retry, now)
+	for _, s := range held {
+		if o := outcome[s]; o != nil {
+			p.settleShard(s, o, now)
+			if len(o.recs) > 0 {
+				p.requeue(s, o.recs, now)
+			}
+			outcome[s] = nil
+		}
 	}
 	for _, s := range held {
 		s.mu.Lock()
@@ -196,6 +198,7 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 // shardOutcome sums up how a request went for one shard.
 type shardOutcome struct {
 	succeeded, retry, throttled bool
+	recs                        []userRec // to retry, in order
 }
 
 // settleShard updates a shard's backoff after a request. A request with
@@ -251,12 +254,28 @@ func (p *Producer) backoffDelay(failures int) time.Duration {
 	return rand.N(ceiling + 1)
 }
 
-// requeue sends failed records back to their shards' queues (by the current
-// shard map), failing those past their TTL.
-func (p *Producer) requeue(recs []userRec, now int64) {
+// requeue puts failed records back at the front of their shard's queue,
+// failing those past their TTL. If the shard has left the shard map, its
+// queue has moved to the new shards, and the records follow it there.
+// Either way they stay ahead of the records put after them.
+func (p *Producer) requeue(s *shard, recs []userRec, now int64) {
 	expired, kept := splitExpired(recs, now, int64(p.cfg.RecordTTL))
 	p.fail(expired, nil, true)
-	p.route(kept)
+	if len(kept) == 0 {
+		return
+	}
+	s.mu.Lock()
+	switch {
+	case s.dead:
+		s.mu.Unlock()
+		p.fail(kept, ErrClosed, false)
+	case s.removed:
+		s.mu.Unlock()
+		p.route(kept)
+	default:
+		p.requeueLocked(s, kept)
+		s.mu.Unlock()
+	}
 	p.signal()
 }
 

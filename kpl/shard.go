@@ -180,8 +180,19 @@ func (s *shard) oldestLocked() (int64, bool) {
 // requeueLocked puts records that must be sent again back at the front of
 // s's queue, in order, aggregating them with the open batch when nothing
 // else waits (so that a lone retried record shares a Kinesis record again).
-// s.mu is held.
+//
+// With PreserveOrder the records are instead merged into the queue by the
+// time they were put: after a reshard, records of one key can come back
+// from several places (failed requests of the old shards, the old shards'
+// queues) in any order, and must still be sent oldest first. s.mu is held.
 func (p *Producer) requeueLocked(s *shard, recs []userRec) {
+	if p.cfg.PreserveOrder {
+		queued := s.takeAllLocked(nil)
+		for _, r := range mergeByPut(recs, queued) {
+			p.addLocked(s, r)
+		}
+		return
+	}
 	var rest []*batch
 	if len(s.sealed) == 0 && s.open != nil {
 		recs = append(recs, s.open.recs...)
@@ -242,4 +253,21 @@ func (b *bucket) take(n float64) { b.level -= n }
 func (b *bucket) drain(now int64) {
 	b.refill(now)
 	b.level = min(b.level, 0)
+}
+
+// mergeByPut merges two record lists by Put time, keeping the order within
+// each (and a's records first on equal times).
+func mergeByPut(a, b []userRec) []userRec {
+	out := make([]userRec, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if b[0].put < a[0].put {
+			out = append(out, b[0])
+			b = b[1:]
+		} else {
+			out = append(out, a[0])
+			a = a[1:]
+		}
+	}
+	out = append(out, a...)
+	return append(out, b...)
 }

@@ -14,12 +14,9 @@ import (
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 )
 
-// Shard map refresh pacing: at most one refresh per minRefreshInterval; a
-// failed ListShards is retried with backoff up to maxRefreshBackoff.
-const (
-	minRefreshInterval = time.Second
-	maxRefreshBackoff  = 30 * time.Second
-)
+// maxRefreshBackoff caps the delay before a failed ListShards is retried.
+// Refreshes are at least Config.minRefreshInterval (1 s) apart.
+const maxRefreshBackoff = 30 * time.Second
 
 // requestRefresh asks the refresher to reload the shard map.
 func (p *Producer) requestRefresh() {
@@ -59,7 +56,7 @@ func (p *Producer) refreshLoop() {
 			return
 		case <-p.refresh:
 		}
-		if !p.sleep(minRefreshInterval - time.Since(last)) {
+		if !p.sleep(p.cfg.minRefreshInterval - time.Since(last)) {
 			return
 		}
 	}
@@ -156,9 +153,19 @@ func (p *Producer) install(list []types.Shard) {
 	p.shards.Store(m)
 	p.inflightPrev += p.inflightCur
 	p.inflightCur = 0
+	// Until the old shards' records are queued on the new ones, count the
+	// move as a request in flight under the old map, so that with
+	// PreserveOrder no newer record overtakes them.
+	p.inflightPrev++
 	unrouted := p.unrouted
 	p.unrouted = nil
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inflightPrev--
+		p.mu.Unlock()
+		p.signal()
+	}()
 
 	var moved []userRec
 	if old != nil {
