@@ -77,7 +77,8 @@ func (a *app) leasesCommand() *cobra.Command {
 shard, with its owner, lease counter, checkpoint (sequence number/sub-sequence
 or TRIM_HORIZON, LATEST, AT_TIMESTAMP, SHARD_END), parents and children, and
 how often it changed owner since its last checkpoint. Then the number of
-leases each worker holds.`,
+unfinished leases each worker holds, and the number of finished ones
+(SHARD_END, kept until their children have started).`,
 		Args: args("APP"),
 	}
 	cmd.Flags().StringVar(&table, "table", "", "lease table name (default: APP, as kcl names it)")
@@ -106,7 +107,11 @@ func printLeases(w io.Writer, infos []leaseInfo) error {
 		if owner == "" {
 			owner = "(unowned)"
 		}
-		perOwner[owner]++
+		if l.Checkpoint == lease.ShardEnd {
+			perOwner["(finished)"]++ // processed to the end; kept until its children have started
+		} else {
+			perOwner[owner]++
+		}
 		pending := ""
 		if l.PendingCheckpoint != "" {
 			pending = formatCheckpoint(l.PendingCheckpoint, l.PendingCheckpointSubSequence)

@@ -70,7 +70,8 @@ func (a *app) tailCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tail STREAM",
 		Short: "Print the stream's records, one user record per line (KPL aggregates taken apart)",
-		Long: `Print the stream's records, one user record per line. KPL aggregated records
+		Long: `Print the stream's records, one user record per line (a newline is added
+unless the data ends with one). KPL aggregated records
 are taken apart into their user records. A shard's children are read once the
 shard is read to its end, so records of a key come out in the order they were
 written across splits and merges.
@@ -338,6 +339,9 @@ func (t *tailer) print(shard string, records []kintypes.Record) error {
 func (t *tailer) printOne(shard string, r kintypes.Record, u aggregation.UserRecord, aggregated bool) error {
 	if !t.json {
 		t.out.Write(u.Data)
+		if n := len(u.Data); n > 0 && u.Data[n-1] == '\n' {
+			return nil // already on its own line (log lines usually end with one)
+		}
 		return t.out.WriteByte('\n')
 	}
 	rec := tailRecord{

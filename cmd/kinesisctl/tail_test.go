@@ -225,3 +225,18 @@ func TestTailFollow(t *testing.T) {
 		t.Errorf("tail --from LATEST printed a record written before it started: %q", out.String())
 	}
 }
+
+// Records that end with a newline (log lines) are not given a second one;
+// --json keeps the data exact.
+func TestTailOneLinePerRecord(t *testing.T) {
+	t.Parallel()
+	client, stream := testenv.NewStream(t, 1)
+	putPlain(t, client, stream, "k", "ends with newline\n", "does not", "")
+	if got, want := mustRun(t, "tail", stream).stdout, "ends with newline\ndoes not\n\n"; got != want {
+		t.Errorf("tail printed %q, want %q", got, want)
+	}
+	recs := decodeLines(t, mustRun(t, "tail", stream, "--json").stdout)
+	if len(recs) != 3 || *recs[0].Data != "ends with newline\n" || *recs[2].Data != "" {
+		t.Errorf("tail --json: %+v", recs)
+	}
+}
