@@ -121,3 +121,52 @@ func TestDynamoDBStoreConformanceThrottled(t *testing.T) {
 		t.Logf("proxy: %d requests, %d throttled by injected faults", st.Requests, st.Faults)
 	}
 }
+
+// TestEnsureTable: on-demand by default, provisioned when asked, waits
+// until ACTIVE, and refuses a table with another key.
+func TestEnsureTable(t *testing.T) {
+	testenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.ReadyTimeout)
+	defer cancel()
+	client := testenv.DynamoDBClient(t)
+	describe := func(table string) *types.TableDescription {
+		out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Table
+	}
+
+	_, onDemand := newDynamoDBStore(t, client, nil)
+	d := describe(onDemand)
+	if d.TableStatus != types.TableStatusActive || d.BillingModeSummary == nil || d.BillingModeSummary.BillingMode != types.BillingModePayPerRequest {
+		t.Fatalf("default table: status %s, billing %+v", d.TableStatus, d.BillingModeSummary)
+	}
+
+	_, provisioned := testenv.NewTableName(t)
+	s, err := NewDynamoDBStore(DynamoDBConfig{Client: client, Table: provisioned, ReadCapacity: 7, WriteCapacity: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d = describe(provisioned)
+	if d.TableStatus != types.TableStatusActive || aws.ToInt64(d.ProvisionedThroughput.ReadCapacityUnits) != 7 || aws.ToInt64(d.ProvisionedThroughput.WriteCapacityUnits) != 3 {
+		t.Fatalf("provisioned table: status %s, throughput %+v", d.TableStatus, d.ProvisionedThroughput)
+	}
+
+	_, other := testenv.NewTableName(t)
+	if _, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(other),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = NewDynamoDBStore(DynamoDBConfig{Client: client, Table: other})
+	if err := s.EnsureTable(ctx); err == nil {
+		t.Fatal("EnsureTable accepted a table keyed on another attribute")
+	}
+}
