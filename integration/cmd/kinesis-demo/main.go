@@ -8,8 +8,8 @@
 //
 //	demo: sent N lines, consumed N distinct, lost 0, duplicates D
 //
-// and exits 0 only if no line was lost. Every process it starts is stopped
-// before it exits, also when interrupted.
+// and exits 0 only if no line was lost (1 otherwise, 130 when interrupted).
+// Every process it starts is stopped before it exits, also when interrupted.
 package main
 
 import (
@@ -103,6 +103,10 @@ func run(ctx context.Context) int {
 		Rotations: 2, KillAt: 0.25, SplitAt: 0.4, MergeAt: 0.6, Faults: true,
 		Out: out, Live: live,
 	})
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "demo: interrupted; the processes it started are stopped")
+		return 130
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		if *keep || *workDir != "" {
