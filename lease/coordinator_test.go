@@ -405,3 +405,69 @@ func (q *eventQueue) flushForTest() {
 	cancel()
 	q.run(ctx)
 }
+
+// TestTriggerTake: a lease created after a pass is taken at once when a
+// pass is triggered, without waiting for the interval.
+func TestTriggerTake(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	store := NewMemoryStore()
+	acquired := make(chan string, 1)
+	c := newTestCoordinator(t, store, nil, "a", func(cfg *Config) {
+		cfg.FailoverTime, cfg.TakeInterval = time.Hour, time.Hour
+		cfg.OnAcquired = func(l Lease) { acquired <- l.Key }
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.After(5 * time.Second)
+	for testutil.ToFloat64(c.metrics.takerPasses) < 1 { // the first pass runs at once
+		select {
+		case <-deadline:
+			t.Fatal("no first taker pass")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	createLeases(t, store, 1)
+	c.TriggerTake()
+	select {
+	case k := <-acquired:
+		if k != "shard-000" {
+			t.Fatalf("acquired %q", k)
+		}
+	case <-deadline:
+		t.Fatal("triggered pass did not take the new lease")
+	}
+}
+
+// TestShardSyncerRun: Run syncs at once and periodically, and returns nil
+// when its context ends.
+func TestShardSyncerRun(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	k := lineageStream()
+	s, err := NewShardSyncer(ShardSyncConfig{Store: NewMemoryStore(), Kinesis: k, Stream: "s", Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.After(5 * time.Second)
+	for {
+		k.mu.Lock()
+		calls := k.calls
+		k.mu.Unlock()
+		if calls >= 3 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("%d ListShards calls", calls)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
