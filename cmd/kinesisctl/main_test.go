@@ -192,8 +192,10 @@ func TestUnknownStream(t *testing.T) {
 func TestUnreachableEndpoint(t *testing.T) {
 	t.Parallel()
 	ep := "http://" + closedPort(t)
-	r := kctl(t, "--endpoint-url", ep, "stream", "list")
-	wantExit(t, r, exitUnreachable, "cannot reach "+ep, "connection refused")
+	for _, args := range [][]string{{"stream", "list"}, {"tail", "s"}, {"leases", "app"}} {
+		r := kctl(t, append([]string{"--endpoint-url", ep}, args...)...)
+		wantExit(t, r, exitUnreachable, "cannot reach "+ep, "connection refused")
+	}
 }
 
 func TestNoCredentials(t *testing.T) {
