@@ -67,6 +67,7 @@ type DynamoDBStore struct {
 	cfg       DynamoDBConfig
 	log       *zap.Logger
 	malformed prometheus.Counter
+	scanLimit int32 // items per Scan page; 0: DynamoDB's 1 MB pages (tests set it to force pagination)
 }
 
 var _ Store = (*DynamoDBStore)(nil)
@@ -146,6 +147,9 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 // List scans the table with consistent reads, page by page.
 func (s *DynamoDBStore) List(ctx context.Context) ([]Lease, error) {
 	in := &dynamodb.ScanInput{TableName: aws.String(s.cfg.Table), ConsistentRead: aws.Bool(true)}
+	if s.scanLimit > 0 {
+		in.Limit = aws.Int32(s.scanLimit)
+	}
 	var out []Lease
 	for {
 		page, err := s.cfg.Client.Scan(ctx, in)
