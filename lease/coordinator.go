@@ -144,6 +144,29 @@ type heldLease struct {
 	lease       Lease     // as last written or read; guarded by mu
 	lastRenewed time.Time // guarded by mu
 	gone        bool      // no longer held; guarded by mu
+
+	// view is a copy of lease for readers that must not wait behind a
+	// write in flight; nil once gone.
+	view atomic.Pointer[Lease]
+}
+
+func newHeldLease(l Lease, now time.Time) *heldLease {
+	h := &heldLease{lastRenewed: now}
+	h.set(l)
+	return h
+}
+
+// set records the lease as last written or read. h.mu is held.
+func (h *heldLease) set(l Lease) {
+	h.lease = l
+	v := l.Clone()
+	h.view.Store(&v)
+}
+
+// drop marks the lease no longer held. h.mu is held.
+func (h *heldLease) drop() {
+	h.gone = true
+	h.view.Store(nil)
 }
 
 // observation is what a scan saw of a lease: its counter and when the
@@ -263,11 +286,9 @@ func (c *Coordinator) Held() []Lease {
 	c.mu.Unlock()
 	out := make([]Lease, 0, len(hs))
 	for _, h := range hs {
-		h.mu.Lock()
-		if !h.gone {
-			out = append(out, h.lease.Clone())
+		if v := h.view.Load(); v != nil {
+			out = append(out, v.Clone())
 		}
-		h.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Key, b.Key) })
 	return out
@@ -280,12 +301,11 @@ func (c *Coordinator) Lease(key string) (Lease, bool) {
 	if h == nil {
 		return Lease{}, false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.gone {
+	v := h.view.Load()
+	if v == nil {
 		return Lease{}, false
 	}
-	return h.lease.Clone(), true
+	return v.Clone(), true
 }
 
 func (c *Coordinator) heldLease(key string) *heldLease {
@@ -325,7 +345,7 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 		next.Key, next.Owner, next.Counter = h.lease.Key, h.lease.Owner, h.lease.Counter
 		stored, err := c.cfg.Store.Checkpoint(ctx, next)
 		if err == nil {
-			h.lease = stored
+			h.set(stored)
 			h.lastRenewed = c.now()
 			return stored.Clone(), nil
 		}
@@ -369,13 +389,13 @@ func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
 	}
 	c.log.Info("lease counter moved by a write of ours; adopting it",
 		zap.String("lease", cur.Key), zap.Int64("held_counter", h.lease.Counter), zap.Int64("counter", cur.Counter))
-	h.lease = cur
+	h.set(cur)
 	return true, nil
 }
 
 // loseLocked drops a held lease and reports it lost. h.mu is held.
 func (c *Coordinator) loseLocked(h *heldLease, why string) {
-	h.gone = true
+	h.drop()
 	c.mu.Lock()
 	if c.held[h.lease.Key] == h {
 		delete(c.held, h.lease.Key)
@@ -409,7 +429,7 @@ func (c *Coordinator) Release(ctx context.Context, key string) error {
 	if err != nil && !errors.Is(err, ErrConflict) {
 		return fmt.Errorf("release lease %q: %w", key, err)
 	}
-	h.gone = true
+	h.drop()
 	c.mu.Lock()
 	if c.held[key] == h {
 		delete(c.held, key)
@@ -452,7 +472,7 @@ func (c *Coordinator) releaseHeld(ctx context.Context, h *heldLease) error {
 			case cur.Owner != c.cfg.WorkerID:
 				return err
 			default:
-				h.lease = cur
+				h.set(cur)
 				continue
 			}
 		}

@@ -69,7 +69,8 @@ func (c *Coordinator) renew(ctx context.Context, h *heldLease) {
 		cancel()
 		c.metrics.renewLatency.Observe(c.now().Sub(start).Seconds())
 		if err == nil {
-			h.lease, h.lastRenewed = stored, c.now()
+			h.set(stored)
+			h.lastRenewed = c.now()
 			return
 		}
 		if ctx.Err() != nil {

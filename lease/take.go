@@ -146,7 +146,7 @@ func (c *Coordinator) take(ctx context.Context, l Lease, stolen bool) {
 		}
 		return
 	}
-	h := &heldLease{lease: stored, lastRenewed: c.now()}
+	h := newHeldLease(stored, c.now())
 	c.mu.Lock()
 	if c.noTaking { // a graceful shutdown began meanwhile: hand it back at once
 		c.mu.Unlock()
