@@ -181,8 +181,8 @@ func (p *Producer) pump() int64 {
 func (p *Producer) expireLocked(s *shard, now int64, dst []userRec) []userRec {
 	all := s.takeAllLocked(nil)
 	expired, kept := splitExpired(all, now, int64(p.cfg.RecordTTL))
-	for _, r := range kept {
-		p.addLocked(s, r)
+	for i := range kept {
+		p.addLocked(s, &kept[i])
 	}
 	return append(dst, expired...)
 }

@@ -248,7 +248,7 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 			continue // the shard map changed under us
 		}
 		r.data = s.copyData(r.data)
-		sealed, sealedBytes := p.addLocked(s, r)
+		sealed, sealedBytes := p.addLocked(s, &r)
 		s.mu.Unlock()
 		if sealed > 0 {
 			n := p.ready.Add(int64(sealed))

@@ -34,7 +34,7 @@ func TestRequeueKeepsOrder(t *testing.T) {
 			for _, failed := range []int{1, 5, 40} {
 				s := &shard{}
 				for _, r := range mk(1000, 1000+queued) {
-					p.addLocked(s, r)
+					p.addLocked(s, &r)
 				}
 				p.requeueLocked(s, mk(0, failed))
 				got := order(s)
@@ -48,7 +48,7 @@ func TestRequeueKeepsOrder(t *testing.T) {
 					}
 				}
 				// Records added afterwards go last.
-				p.addLocked(s, mk(5000, 5001)[0])
+				p.addLocked(s, &mk(5000, 5001)[0])
 				if got := order(s); got[len(got)-1] != "r5000" {
 					t.Fatalf("queued %d failed %d: a new record is not last: %v", queued, failed, got)
 				}
@@ -64,7 +64,8 @@ func TestRequeueMergesByPutTimeWithPreserveOrder(t *testing.T) {
 	// The queue holds records 10-19; records 0-4 and then 5-9 come back
 	// (in that order, or the other: both must end up first, in order).
 	for i := 10; i < 20; i++ {
-		p.addLocked(s, rec(i))
+		r := rec(i)
+		p.addLocked(s, &r)
 	}
 	p.requeueLocked(s, []userRec{rec(5), rec(6), rec(7), rec(8), rec(9)})
 	p.requeueLocked(s, []userRec{rec(0), rec(1), rec(2), rec(3), rec(4)})

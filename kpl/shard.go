@@ -109,7 +109,7 @@ func freeBatch(b *batch) {
 
 // addLocked adds r to s's open batch, sealing batches that are full, and
 // returns how many it sealed and their wire bytes. s.mu is held.
-func (p *Producer) addLocked(s *shard, r userRec) (sealed int, sealedBytes int64) {
+func (p *Producer) addLocked(s *shard, r *userRec) (sealed int, sealedBytes int64) {
 	b := s.open
 	if b == nil {
 		b = newBatch(s)
@@ -122,7 +122,7 @@ func (p *Producer) addLocked(s *shard, r userRec) (sealed int, sealedBytes int64
 			b = newBatch(s)
 			s.open = b
 		} else {
-			b.recs = append(b.recs, r)
+			b.recs = append(b.recs, *r)
 			b.oldest = min(b.oldest, r.put)
 			return 0, 0
 		}
@@ -132,7 +132,7 @@ func (p *Producer) addLocked(s *shard, r userRec) (sealed int, sealedBytes int64
 	if !p.cfg.DisableAggregation {
 		b.enc.Add(aggregation.Record{PartitionKey: r.pk, ExplicitHashKey: r.ehk, Data: r.data})
 	}
-	b.recs = append(b.recs, r)
+	b.recs = append(b.recs, *r)
 	b.oldest = r.put
 	b.key = r.key
 	if p.cfg.DisableAggregation || b.enc.Size() >= p.cfg.AggregationMaxSize {
@@ -188,8 +188,9 @@ func (s *shard) oldestLocked() (int64, bool) {
 func (p *Producer) requeueLocked(s *shard, recs []userRec) {
 	if p.cfg.PreserveOrder {
 		queued := s.takeAllLocked(nil)
-		for _, r := range mergeByPut(recs, queued) {
-			p.addLocked(s, r)
+		merged := mergeByPut(recs, queued)
+		for i := range merged {
+			p.addLocked(s, &merged[i])
 		}
 		return
 	}
@@ -203,8 +204,8 @@ func (p *Producer) requeueLocked(s *shard, recs []userRec) {
 	s.sealed = s.sealed[:0]
 	open := s.open
 	s.open = nil
-	for _, r := range recs {
-		p.addLocked(s, r)
+	for i := range recs {
+		p.addLocked(s, &recs[i])
 	}
 	// addLocked left the last rebuilt batch open; keep it ahead of the
 	// batches that were already waiting.
