@@ -36,8 +36,10 @@ type Config struct {
 	// (the Java KCL scans every 20 s, 3 per minute); raise it to trade
 	// take-over time for reads. Default FailoverTime/6 (1.67s).
 	TakeInterval time.Duration
-	// MaxLeasesForWorker caps the leases this worker holds. Default 0: no
-	// cap.
+	// MaxLeasesForWorker caps the leases this worker holds. The other
+	// workers do not know the cap: leases their plan leaves to a capped
+	// worker are taken by whoever sees them still free at a third pass.
+	// Default 0: no cap.
 	MaxLeasesForWorker int
 	// MaxConcurrentRenewals bounds the lease table writes of one kind
 	// (renewals, takes, releases) in flight at once. Default 16.
