@@ -202,8 +202,11 @@ type userRec struct {
 func (r *userRec) size() int64 { return int64(len(r.data) + len(r.pk)) }
 
 // Put queues a record and returns; callback (which may be nil) is called
-// once with the outcome, from one of the producer's goroutines, and should
-// return quickly. Put returns an error, and does not call callback, when
+// once with the outcome, from one of the producer's goroutines. Callbacks
+// hold up the completion of other records while they run: they should
+// return quickly and must not call PutSync, Flush or Close (nor Put
+// without FailWhenBufferFull, which may wait for room that only completions
+// make). Put returns an error, and does not call callback, when
 // the record is invalid (wrapping ErrInvalidRecord), the producer is closed
 // (ErrClosed), the buffer is full (ErrBufferFull, with
 // Config.FailWhenBufferFull) or ctx ends while Put waits for room.
