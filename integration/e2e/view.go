@@ -82,6 +82,7 @@ func (r *run) render(final bool) {
 		fmt.Sprintf("      consumed: %d distinct (%.0f/s), behind %d, duplicates %d",
 			r.tally.distinct, rate, max(0, sent-r.tally.distinct), r.tally.duplicates))
 	var workers []string
+	var maxBehind int64
 	for _, p := range r.workers {
 		state := "running"
 		switch {
@@ -96,6 +97,7 @@ func (r *run) render(final bool) {
 				behind = max(behind, ms)
 			}
 		}
+		maxBehind = max(maxBehind, behind)
 		leases := held[p.name]
 		note := fmt.Sprintf("lag %d ms", behind)
 		if state != "running" {
@@ -125,6 +127,6 @@ func (r *run) render(final bool) {
 		}
 		return
 	}
-	fmt.Fprintf(v.w, "%s  written %d/%d, consumed %d distinct (%.0f/s), duplicates %d, leases %s, throttled %d, faults %d\n",
-		clock(r.elapsed()), sent, r.cfg.Lines, r.tally.distinct, rate, r.tally.duplicates, strings.Join(workers, " "), st.Throttled, st.Faults)
+	fmt.Fprintf(v.w, "%s  written %d/%d, consumed %d distinct (%.0f/s), duplicates %d, lag %d ms, leases %s, throttled %d, faults %d\n",
+		clock(r.elapsed()), sent, r.cfg.Lines, r.tally.distinct, rate, r.tally.duplicates, maxBehind, strings.Join(workers, " "), st.Throttled, st.Faults)
 }
