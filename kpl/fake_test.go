@@ -28,6 +28,8 @@ type fakeKinesis struct {
 	listCalls, putCalls int
 	listInputs          []kinesis.ListShardsInput
 
+	// listFault, if set, returns an error for a ListShards call.
+	listFault func(call int) error
 	// entryFault, if set, returns an error code for an entry ("" = none).
 	entryFault func(call, entry int) string
 	// callFault, if set, returns an error for a whole call.
@@ -96,6 +98,11 @@ func (f *fakeKinesis) ListShards(ctx context.Context, in *kinesis.ListShardsInpu
 	defer f.mu.Unlock()
 	f.listCalls++
 	f.listInputs = append(f.listInputs, *in)
+	if f.listFault != nil {
+		if err := f.listFault(f.listCalls - 1); err != nil {
+			return nil, err
+		}
+	}
 	start := 0
 	if in.NextToken != nil {
 		fmt.Sscan(*in.NextToken, &start)

@@ -789,3 +789,25 @@ func TestPreserveOrderAcrossReshard(t *testing.T) {
 		t.Fatalf("shard map version %d, want 3: reshards not noticed", v)
 	}
 }
+
+func TestShardMapRetriedWithBackoff(t *testing.T) {
+	f := newFake(2)
+	f.listFault = func(call int) error {
+		if call < 3 {
+			return &smithy.GenericAPIError{Code: "LimitExceededException", Message: "slow down", Fault: smithy.FaultClient}
+		}
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	p := newProducer(t, f, Config{Metrics: reg, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	// Records put before any shard map wait for it, then go out.
+	res := putMany(t, p, 100, randomKey)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, 100, randomKey)
+	if got := testutil.ToFloat64(p.metrics.shardMapErrors); got != 3 {
+		t.Fatalf("shard map errors %v, want 3", got)
+	}
+}
