@@ -193,8 +193,9 @@ type userRec struct {
 	data     []byte
 	key      hashkey.Key
 	cb       func(Result)
-	lastErr  error // why the last attempt failed
-	put      int64 // nanotime of Put
+	lastErr  error  // why the last attempt failed
+	chunk    *chunk // holds data, if it was copied into a shared chunk
+	put      int64  // nanotime of Put
 	attempts int32
 	epoch    uint8
 }
@@ -250,7 +251,7 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 			s.mu.Unlock()
 			continue // the shard map changed under us
 		}
-		r.data = s.copyData(r.data)
+		r.data, r.chunk = s.copyData(r.data)
 		sealed, sealedBytes := p.addLocked(s, &r)
 		s.mu.Unlock()
 		if sealed > 0 {
@@ -459,6 +460,7 @@ func (p *Producer) failAll(err error) {
 			s.mu.Lock()
 			s.dead = true
 			failed = s.takeAllLocked(failed)
+			s.dropChunkLocked()
 			s.mu.Unlock()
 		}
 	}
@@ -490,13 +492,29 @@ func (p *Producer) fail(recs []userRec, err error, expired bool) {
 	p.releaseRecs(recs)
 }
 
-// releaseRecs takes completed records out of the buffer accounting.
+// releaseRecs takes completed records out of the buffer accounting and
+// gives their data's memory back. Nothing may read the records' data
+// afterwards.
 func (p *Producer) releaseRecs(recs []userRec) {
 	var n [2]int
 	var b int64
+	var c *chunk
+	var inChunk int64
 	for i := range recs {
-		n[recs[i].epoch]++
-		b += recs[i].size()
+		r := &recs[i]
+		n[r.epoch]++
+		b += r.size()
+		if r.chunk != c {
+			if c != nil {
+				c.release(inChunk)
+			}
+			c, inChunk = r.chunk, 0
+		}
+		inChunk++
+		r.data, r.chunk = nil, nil
+	}
+	if c != nil {
+		c.release(inChunk)
 	}
 	for e := range n {
 		if n[e] > 0 {

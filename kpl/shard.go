@@ -3,6 +3,7 @@ package kpl
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
@@ -34,7 +35,7 @@ type shard struct {
 	mu       sync.Mutex
 	open     *batch   // being filled
 	sealed   []*batch // full, waiting to be sent, oldest first
-	arena    []byte   // copies of record data
+	chunk    *chunk   // where record data is copied to
 	removed  bool     // no longer in the shard map; records go elsewhere
 	dead     bool     // the producer is closed
 	inflight int      // requests in flight holding batches of this shard
@@ -71,19 +72,57 @@ const aggregatedPartitionKey = "a"
 
 const arenaChunk = 64 << 10
 
-// copyData copies record data into the shard's arena. Chunks are never
-// reused: the garbage collector frees one when no record refers to it.
-func (s *shard) copyData(d []byte) []byte {
+// chunk is a block of memory holding copies of small records' data. Chunks
+// are reused once every record copied into one has completed: refs starts
+// at chunkHold while the chunk is a shard's current one; completed records
+// subtract themselves, and when the shard moves on it trades the hold for
+// the number of records it copied in. The chunk goes back to the pool when
+// refs reaches zero, which happens once.
+type chunk struct {
+	buf   []byte
+	refs  atomic.Int64
+	added int64 // records copied in; guarded by the owning shard's mu
+}
+
+const chunkHold = 1 << 40
+
+var chunkPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, 0, arenaChunk)} }}
+
+// release gives back n records' references.
+func (c *chunk) release(n int64) {
+	if c.refs.Add(-n) == 0 {
+		c.buf = c.buf[:0]
+		chunkPool.Put(c)
+	}
+}
+
+// dropChunkLocked lets go of s's current chunk. s.mu is held.
+func (s *shard) dropChunkLocked() {
+	if c := s.chunk; c != nil {
+		s.chunk = nil
+		c.release(chunkHold - c.added)
+	}
+}
+
+// copyData copies record data into the shard's current chunk (larger data
+// gets its own copy) and returns the copy and its chunk. s.mu is held.
+func (s *shard) copyData(d []byte) ([]byte, *chunk) {
 	n := len(d)
 	if n > arenaChunk/16 {
-		return cloneData(d)
+		return cloneData(d), nil
 	}
-	if cap(s.arena)-len(s.arena) < n {
-		s.arena = make([]byte, 0, arenaChunk)
+	c := s.chunk
+	if c == nil || cap(c.buf)-len(c.buf) < n {
+		s.dropChunkLocked()
+		c = chunkPool.Get().(*chunk)
+		c.buf, c.added = c.buf[:0], 0
+		c.refs.Store(chunkHold)
+		s.chunk = c
 	}
-	off := len(s.arena)
-	s.arena = append(s.arena, d...)
-	return s.arena[off : off+n : off+n]
+	off := len(c.buf)
+	c.buf = append(c.buf, d...)
+	c.added++
+	return c.buf[off : off+n : off+n], c
 }
 
 func cloneData(d []byte) []byte {

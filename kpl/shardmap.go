@@ -176,6 +176,7 @@ func (p *Producer) install(list []types.Shard) {
 			s.mu.Lock()
 			s.removed = true
 			moved = s.takeAllLocked(moved)
+			s.dropChunkLocked()
 			s.mu.Unlock()
 		}
 	}
