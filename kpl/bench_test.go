@@ -19,13 +19,22 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 // BenchmarkProducerFake measures the producer's own cost: user records/s
-// put by one goroutine (plus the producer's own goroutines) into an
+// put by one goroutine, or by GOMAXPROCS goroutines for "-parallel" (plus
+// the producer's own goroutines), into an
 // in-process fake client that keeps nothing, on a
 // 256-shard stream (enough shards that the per-shard rate limit is not what
 // is measured: 100 B records at 1,000,000/s need about 100 shards).
 func BenchmarkProducerFake(b *testing.B) {
-	for _, size := range []int{100, 1024} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+	for _, c := range []struct {
+		size     int
+		parallel bool
+	}{{100, false}, {1024, false}, {100, true}} {
+		size := c.size
+		name := fmt.Sprintf("%dB", size)
+		if c.parallel {
+			name += "-parallel"
+		}
+		b.Run(name, func(b *testing.B) {
 			f := newFake(256)
 			f.discard = true
 			p, err := New(Config{Stream: "bench", Client: f})
@@ -48,9 +57,24 @@ func BenchmarkProducerFake(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ResetTimer()
 			cpu0 := cpuTime(b)
-			for i := 0; i < b.N; i++ {
-				if err := p.Put(ctx, Record{PartitionKey: keys[i&4095], Data: data}, cb); err != nil {
-					b.Fatal(err)
+			if c.parallel {
+				// Put from GOMAXPROCS goroutines at once.
+				var next atomic.Int64
+				b.RunParallel(func(pb *testing.PB) {
+					i := int(next.Add(1000))
+					for pb.Next() {
+						if err := p.Put(ctx, Record{PartitionKey: keys[i&4095], Data: data}, cb); err != nil {
+							b.Error(err)
+							return
+						}
+						i++
+					}
+				})
+			} else {
+				for i := 0; i < b.N; i++ {
+					if err := p.Put(ctx, Record{PartitionKey: keys[i&4095], Data: data}, cb); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 			if err := p.Flush(ctx); err != nil {
