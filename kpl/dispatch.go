@@ -44,6 +44,8 @@ func (p *Producer) dispatchLoop() {
 // again (math.MaxInt64: only when woken).
 func (p *Producer) pump() int64 {
 	now := p.nanotime()
+	// Until this run has decided when to run next, new batches wake it.
+	p.nextWake.Store(math.MaxInt64)
 	p.idle.Store(true)
 	p.ready.Store(0)
 	p.readyB.Store(0)
@@ -67,6 +69,7 @@ func (p *Producer) pump() int64 {
 		if pending {
 			p.idle.Store(false)
 		}
+		p.nextWake.Store(next)
 		return next
 	}
 
@@ -173,6 +176,7 @@ func (p *Producer) pump() int64 {
 	if pending {
 		p.idle.Store(false)
 	}
+	p.nextWake.Store(next)
 	return next
 }
 

@@ -28,6 +28,10 @@ type fakeKinesis struct {
 	listCalls, putCalls int
 	listInputs          []kinesis.ListShardsInput
 
+	// failShard, if set, fails every entry routed to that shard with
+	// InternalFailure.
+	failShard string
+	failed    int
 	// listFault, if set, returns an error for a ListShards call.
 	listFault func(call int) error
 	// entryFault, if set, returns an error code for an entry ("" = none).
@@ -186,6 +190,11 @@ func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 	defer f.mu.Unlock()
 	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
 	for i, e := range in.Records {
+		if f.failShard != "" && ids[i] == f.failShard {
+			f.failed++
+			out.Records[i] = types.PutRecordsResultEntry{ErrorCode: aws.String("InternalFailure"), ErrorMessage: aws.String("injected")}
+			continue
+		}
 		if f.entryFault != nil {
 			if code := f.entryFault(call, i); code != "" {
 				if f.tracing {

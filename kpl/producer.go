@@ -107,6 +107,7 @@ type Producer struct {
 
 	inflight atomic.Int32 // PutRecords requests in flight
 	idle     atomic.Bool  // the dispatcher found nothing to do; Put wakes it
+	nextWake atomic.Int64 // nanotime of the dispatcher's next planned run
 	ready    atomic.Int64 // entries sealed since the dispatcher last ran
 	readyB   atomic.Int64 // their bytes
 	flushing atomic.Int32 // Flush or Close waiting: send without lingering
@@ -252,7 +253,7 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 			continue // the shard map changed under us
 		}
 		r.data, r.chunk = s.copyData(r.data)
-		sealed, sealedBytes := p.addLocked(s, &r)
+		sealed, sealedBytes, started := p.addLocked(s, &r)
 		s.mu.Unlock()
 		if sealed > 0 {
 			n := p.ready.Add(int64(sealed))
@@ -260,6 +261,11 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 			if n >= int64(p.cfg.CollectionMaxCount) || b >= int64(p.cfg.CollectionMaxSize) {
 				p.signal()
 			}
+		}
+		// A new batch must go out by its linger deadline: wake the
+		// dispatcher if it plans to sleep past that.
+		if started && p.nextWake.Load() > r.put+int64(p.cfg.RecordMaxBufferedTime) {
+			p.signal()
 		}
 		break
 	}

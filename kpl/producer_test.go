@@ -854,3 +854,50 @@ func TestDataIntactWhenMemoryIsReused(t *testing.T) {
 		}
 	}
 }
+
+// TestBackoffOfOneShardDoesNotDelayOthers checks that a record for a healthy
+// shard goes out at its linger deadline while another shard waits out a
+// long backoff.
+func TestBackoffOfOneShardDoesNotDelayOthers(t *testing.T) {
+	f := newFake(2)
+	f.failShard = "shardId-000000000000"
+	p := newProducer(t, f, Config{MinBackoff: time.Hour, MaxBackoff: time.Hour, RecordTTL: 2 * time.Hour})
+	m := func() *shardMap {
+		if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		return p.shards.Load()
+	}()
+	if err := p.Put(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: "0", Data: []byte("stuck")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		failed := f.failed
+		f.mu.Unlock()
+		if failed > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failing shard was never tried")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if s := m.shards[0]; s.id != f.failShard {
+		t.Fatalf("first shard %s", s.id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := p.PutSync(ctx, Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("healthy")}); err != nil {
+		t.Fatalf("record for the healthy shard: %v", err)
+	}
+	// The stuck record fails at Close.
+	cctx, ccancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer ccancel()
+	if err := p.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v", err)
+	}
+}
+
+const maxKey = "340282366920938463463374607431768211455"

@@ -147,8 +147,9 @@ func freeBatch(b *batch) {
 }
 
 // addLocked adds r to s's open batch, sealing batches that are full, and
-// returns how many it sealed and their wire bytes. s.mu is held.
-func (p *Producer) addLocked(s *shard, r *userRec) (sealed int, sealedBytes int64) {
+// returns how many it sealed and their wire bytes, and whether r started a
+// new batch. s.mu is held.
+func (p *Producer) addLocked(s *shard, r *userRec) (sealed int, sealedBytes int64, started bool) {
 	b := s.open
 	if b == nil {
 		b = newBatch(s)
@@ -163,7 +164,7 @@ func (p *Producer) addLocked(s *shard, r *userRec) (sealed int, sealedBytes int6
 		} else {
 			b.recs = append(b.recs, *r)
 			b.oldest = min(b.oldest, r.put)
-			return 0, 0
+			return 0, 0, false
 		}
 	}
 	// First record of a batch: it always goes in, even when over the cap
@@ -180,7 +181,7 @@ func (p *Producer) addLocked(s *shard, r *userRec) (sealed int, sealedBytes int6
 		sealed++
 		sealedBytes += int64(b.wireSize())
 	}
-	return sealed, sealedBytes
+	return sealed, sealedBytes, true
 }
 
 // takeAllLocked appends all of s's queued records to dst, oldest first, and
