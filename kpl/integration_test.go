@@ -321,3 +321,42 @@ func splitOnlyShard(ctx context.Context, c *kinesis.Client, stream string) error
 	}
 	return testenv.WaitStreamActive(ctx, c, stream)
 }
+
+// TestIntegrationWholeRequestFaults puts records through a proxy answering
+// some requests with 500 and 503 and cutting some connections after the
+// request took effect: every record is written (at least once: a cut
+// connection hides a success, so the retry writes a duplicate).
+func TestIntegrationWholeRequestFaults(t *testing.T) {
+	px := proxy.StartForTest(t, proxy.Config{Seed: 11, Kinesis: proxy.KinesisFaults{
+		ServerError: 0.1, Unavailable: 0.1, CloseConnection: 0.05, Operations: []string{"PutRecords"},
+	}})
+	direct := testenv.KinesisClient(t)
+	stream := testenv.CreateStream(t, direct, 2)
+	p := newProducer(t, testenv.KinesisClientAt(t, px.URL()), stream, kpl.Config{
+		AggregationMaxSize: 1000, CollectionMaxCount: 10, RecordMaxBufferedTime: 10 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const n = 3000
+	keyOf := func(i int) string { return fmt.Sprintf("user-%d", i%300) }
+	putAll(t, ctx, p, n, keyOf)
+	if px.Stats().Faults == 0 {
+		t.Fatal("no faults were injected")
+	}
+	users, _ := readAll(t, ctx, direct, stream)
+	count := map[string]int{}
+	for _, u := range users {
+		count[recordID(u.Data)]++
+	}
+	dups := 0
+	for i := 0; i < n; i++ {
+		switch c := count[fmt.Sprintf("rec-%08d", i)]; {
+		case c == 0:
+			t.Fatalf("rec-%08d lost", i)
+		case c > 1:
+			dups++
+		}
+	}
+	t.Logf("%d user records read for %d put (%d duplicated by cut connections); proxy: %+v", len(users), n, dups, px.Stats())
+}
