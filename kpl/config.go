@@ -107,7 +107,9 @@ type Config struct {
 	// yet completed (and their data plus partition key bytes). When either
 	// is reached, Put blocks until there is room or its context ends, or
 	// fails with ErrBufferFull if FailWhenBufferFull is set. Defaults
-	// 500,000 records and 64 MiB.
+	// 500,000 records and 64 MiB. Keep MaxBufferedBytes below what the
+	// stream can take in RecordTTL (1 MiB/s per shard), or records put
+	// faster than the stream takes them expire instead of Put blocking.
 	MaxBufferedRecords int
 	MaxBufferedBytes   int
 	// FailWhenBufferFull makes Put fail at once with ErrBufferFull instead
