@@ -76,10 +76,12 @@ type Config struct {
 	// RequestTimeout bounds one PutRecords or ListShards call. Default 6 s.
 	RequestTimeout time.Duration
 
-	// RateLimit is the rate, in percent of a shard's write limits (1 MiB/s
-	// and 1,000 records/s), at which the producer sends to each shard.
-	// Default 150. Values above 100 leave it to the service to push back
-	// when several producers share a shard.
+	// RateLimit is the highest rate, in percent of a shard's write limits
+	// (1 MiB/s and 1,000 records/s), at which the producer sends to each
+	// shard. Default 150. When the service throttles a shard, the producer
+	// cuts that shard's rate by a fifth and grows it back by 5 % of
+	// RateLimit per second without throttling, so that it rides at the
+	// limit, alone or sharing the shard with other producers.
 	RateLimit int
 
 	// RecordTTL is how long a record may go unwritten, retries included,

@@ -41,7 +41,11 @@ type shard struct {
 	inflight int      // requests in flight holding batches of this shard
 	failures int      // consecutive failed attempts
 	retryAt  int64    // nanotime before which nothing is sent (backoff)
-	drain    bool     // throttled: the dispatcher empties the buckets
+	drain    bool     // throttled: the dispatcher empties the buckets and slows down
+
+	// Used by the dispatcher only (besides bytes and records below).
+	rateFactor  float64 // share of RateLimit currently used, (0, 1]
+	rateChanged int64   // nanotime of the last change of rateFactor
 
 	// Used by the dispatcher only.
 	bytes, records bucket
@@ -289,6 +293,13 @@ func (b *bucket) ready(n float64, now int64) (bool, int64) {
 }
 
 func (b *bucket) take(n float64) { b.level -= n }
+
+// setRate changes the bucket's rate (and capacity) from now on.
+func (b *bucket) setRate(rate float64, now int64) {
+	b.refill(now)
+	b.rate = rate
+	b.level = min(b.level, rate)
+}
 
 // drain empties the bucket (keeping any debt).
 func (b *bucket) drain(now int64) {

@@ -136,6 +136,7 @@ func (p *Producer) install(list []types.Shard) {
 			s = &shard{id: aws.ToString(sh.ShardId), rng: rng}
 			s.bytes.rate = rate * ShardBytesPerSecond
 			s.records.rate = rate * ShardRecordsPerSecond
+			s.rateFactor = 1
 		}
 		keep[s] = true
 		m.shards = append(m.shards, s)
