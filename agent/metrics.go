@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"errors"
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -17,29 +17,12 @@ type flowMetrics struct {
 	pending, files, behind                                                           prometheus.Gauge
 }
 
-// register registers c, or returns the collector already registered under
-// the same description (an agent restarted on the same registry).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
-
 func newMetrics(reg prometheus.Registerer) *metrics {
 	counter := func(name, help string) *prometheus.CounterVec {
-		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kinesis_agent_" + name, Help: help}, []string{"flow"}))
+		return metricreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kinesis_agent_" + name, Help: help}, []string{"flow"}))
 	}
 	gauge := func(name, help string) *prometheus.GaugeVec {
-		return register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kinesis_agent_" + name, Help: help}, []string{"flow"}))
+		return metricreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kinesis_agent_" + name, Help: help}, []string{"flow"}))
 	}
 	return &metrics{
 		sentRecords: counter("records_sent_total", "Records acknowledged by Kinesis."),

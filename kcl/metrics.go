@@ -1,7 +1,7 @@
 package kcl
 
 import (
-	"errors"
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -80,32 +80,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.millisBehind = register(reg, m.millisBehind)
-	m.records = register(reg, m.records)
-	m.bytes = register(reg, m.bytes)
-	m.processTime = register(reg, m.processTime)
-	m.processErrors = register(reg, m.processErrors)
-	m.skipped = register(reg, m.skipped)
-	m.shards = register(reg, m.shards)
-	m.getRecordsErrors = register(reg, m.getRecordsErrors)
-	m.outsideHashRange = register(reg, m.outsideHashRange)
-	m.shardsEnded = register(reg, m.shardsEnded)
-	m.leasesLost = register(reg, m.leasesLost)
-	m.checkpointFailure = register(reg, m.checkpointFailure)
+	m.millisBehind = metricreg.Register(reg, m.millisBehind)
+	m.records = metricreg.Register(reg, m.records)
+	m.bytes = metricreg.Register(reg, m.bytes)
+	m.processTime = metricreg.Register(reg, m.processTime)
+	m.processErrors = metricreg.Register(reg, m.processErrors)
+	m.skipped = metricreg.Register(reg, m.skipped)
+	m.shards = metricreg.Register(reg, m.shards)
+	m.getRecordsErrors = metricreg.Register(reg, m.getRecordsErrors)
+	m.outsideHashRange = metricreg.Register(reg, m.outsideHashRange)
+	m.shardsEnded = metricreg.Register(reg, m.shardsEnded)
+	m.leasesLost = metricreg.Register(reg, m.leasesLost)
+	m.checkpointFailure = metricreg.Register(reg, m.checkpointFailure)
 	return m
-}
-
-// register registers c, or returns the collector of the same name already
-// registered, so that several workers of one process can share a registry
-// (their counts add up).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

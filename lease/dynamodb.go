@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 	"maps"
 	"slices"
 	"strconv"
@@ -85,7 +86,7 @@ func NewDynamoDBStore(cfg DynamoDBConfig) (*DynamoDBStore, error) {
 		s.log = zap.NewNop()
 	}
 	if cfg.Metrics != nil {
-		s.malformed = register(cfg.Metrics, s.malformed)
+		s.malformed = metricreg.Register(cfg.Metrics, s.malformed)
 	}
 	return s, nil
 }

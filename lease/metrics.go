@@ -2,6 +2,7 @@ package lease
 
 import (
 	"errors"
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,32 +54,17 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 		}),
 	}
 	if reg != nil {
-		m.held = register(reg, m.held)
-		m.taken = register(reg, m.taken)
-		m.stolen = register(reg, m.stolen)
-		m.lost = register(reg, m.lost)
-		m.released = register(reg, m.released)
-		m.renewLatency = register(reg, m.renewLatency)
-		m.storeErrors = register(reg, m.storeErrors)
-		m.takerPasses = register(reg, m.takerPasses)
-		m.leasesInTable = register(reg, m.leasesInTable)
+		m.held = metricreg.Register(reg, m.held)
+		m.taken = metricreg.Register(reg, m.taken)
+		m.stolen = metricreg.Register(reg, m.stolen)
+		m.lost = metricreg.Register(reg, m.lost)
+		m.released = metricreg.Register(reg, m.released)
+		m.renewLatency = metricreg.Register(reg, m.renewLatency)
+		m.storeErrors = metricreg.Register(reg, m.storeErrors)
+		m.takerPasses = metricreg.Register(reg, m.takerPasses)
+		m.leasesInTable = metricreg.Register(reg, m.leasesInTable)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same name, so that several coordinators (or stores) of one process can
-// share a registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // errorKind classifies a store error for the storeErrors metric.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 	"slices"
 	"time"
 
@@ -107,8 +108,8 @@ func NewShardSyncer(cfg ShardSyncConfig) (*ShardSyncer, error) {
 		}),
 	}
 	if cfg.Metrics != nil {
-		s.created = register(cfg.Metrics, s.created)
-		s.deleted = register(cfg.Metrics, s.deleted)
+		s.created = metricreg.Register(cfg.Metrics, s.created)
+		s.deleted = metricreg.Register(cfg.Metrics, s.deleted)
 	}
 	return s, nil
 }
