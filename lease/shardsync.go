@@ -132,16 +132,36 @@ func (s *ShardSyncer) Run(ctx context.Context) error {
 }
 
 // Sync runs one shard sync: it lists the shards (with the ShardFilter of
-// the initial position), creates the missing leases and deletes the
-// finished ones that are no longer needed.
+// the initial position, and, once the table has leases, also without a
+// filter, so that the lineage of leased shards is complete), creates the
+// missing leases and deletes the finished ones that are no longer needed.
 func (s *ShardSyncer) Sync(ctx context.Context) error {
 	leases, err := s.cfg.Store.List(ctx)
 	if err != nil {
 		return fmt.Errorf("shard sync: %w", err)
 	}
-	shards, err := s.listShards(ctx)
+	shards, err := s.listShards(ctx, s.shardFilter())
 	if err != nil {
 		return fmt.Errorf("shard sync: %w", err)
+	}
+	selected := make(map[string]bool, len(shards))
+	for _, sh := range shards {
+		selected[aws.ToString(sh.ShardId)] = true
+	}
+	if len(leases) > 0 && s.cfg.InitialPosition != TrimHorizon {
+		// The filter of the initial position leaves out closed shards, among
+		// them the descendants of leased shards that were themselves split
+		// or merged again: without them the lineage between a leased shard
+		// and its open descendants is lost. List every shard too.
+		all, err := s.listShards(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("shard sync: %w", err)
+		}
+		for _, sh := range all {
+			if !selected[aws.ToString(sh.ShardId)] {
+				shards = append(shards, sh)
+			}
+		}
 	}
 	leased := make(map[string]Lease, len(leases))
 	for _, l := range leases {
@@ -154,8 +174,11 @@ func (s *ShardSyncer) Sync(ctx context.Context) error {
 			continue
 		}
 		l := leaseForShard(sh, s.cfg.InitialPosition)
-		if g.hasLeasedAncestor(id, leased) {
+		switch {
+		case g.hasLeasedAncestor(id, leased):
 			l.Checkpoint = TrimHorizon
+		case !selected[id]:
+			continue // outside the initial position, and no leased ancestor
 		}
 		created, err := s.cfg.Store.Create(ctx, l)
 		switch {
@@ -278,10 +301,10 @@ func leaseForShard(sh kintypes.Shard, checkpoint string) Lease {
 	return l
 }
 
-// listShards lists every shard the initial position's ShardFilter selects,
-// page by page.
-func (s *ShardSyncer) listShards(ctx context.Context) ([]kintypes.Shard, error) {
-	in := &kinesis.ListShardsInput{ShardFilter: s.shardFilter()}
+// listShards lists every shard filter selects (every shard when filter is
+// nil), page by page.
+func (s *ShardSyncer) listShards(ctx context.Context, filter *kintypes.ShardFilter) ([]kintypes.Shard, error) {
+	in := &kinesis.ListShardsInput{ShardFilter: filter}
 	if s.cfg.StreamARN != "" {
 		in.StreamARN = aws.String(s.cfg.StreamARN)
 	} else {

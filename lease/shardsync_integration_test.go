@@ -94,3 +94,87 @@ func TestShardSyncOnKinesis(t *testing.T) {
 		t.Fatalf("LATEST leases %v, want %v", got, want)
 	}
 }
+
+// TestShardSyncTwoReshardsBehindOnKinesis: against the Kinesis emulator, a
+// leased shard is split and one of its children split again before the
+// consumer got there. A sync at LATEST (whose filter lists open shards
+// only) creates the closed child too, and every descendant at
+// TRIM_HORIZON.
+func TestShardSyncTwoReshardsBehindOnKinesis(t *testing.T) {
+	testenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	kc, stream := testenv.NewStream(t, 1)
+	store, _, _ := newTable(t, 0)
+	syncer, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: store, Kinesis: kc, Stream: stream, InitialPosition: lease.Latest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syncer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := store.List(ctx)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("initial leases %+v, %v", ls, err)
+	}
+	root := ls[0]
+	split := func(id, from, to string) []string {
+		t.Helper()
+		start, _ := hashkey.Parse(from)
+		end, _ := hashkey.Parse(to)
+		if _, err := kc.SplitShard(ctx, &kinesis.SplitShardInput{
+			StreamName: aws.String(stream), ShardToSplit: aws.String(id), NewStartingHashKey: aws.String(hashkey.Mid(start, end).String()),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := testenv.WaitStreamActive(ctx, kc, stream); err != nil {
+			t.Fatal(err)
+		}
+		out, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var children []string
+		for _, sh := range out.Shards {
+			if aws.ToString(sh.ParentShardId) == id {
+				children = append(children, aws.ToString(sh.ShardId))
+			}
+		}
+		if len(children) != 2 {
+			t.Fatalf("split of %s: children %v", id, children)
+		}
+		return children
+	}
+	children := split(root.Key, root.StartingHashKey, root.EndingHashKey)
+	c0, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first *string
+	var from, to string
+	for _, sh := range c0.Shards {
+		if aws.ToString(sh.ShardId) == children[0] {
+			first, from, to = sh.ShardId, aws.ToString(sh.HashKeyRange.StartingHashKey), aws.ToString(sh.HashKeyRange.EndingHashKey)
+		}
+	}
+	grandchildren := split(aws.ToString(first), from, to)
+
+	if err := syncer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	ls, err = store.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		got[l.Key] = l.Checkpoint
+	}
+	want := map[string]string{root.Key: lease.Latest}
+	for _, id := range append(children, grandchildren...) {
+		want[id] = lease.TrimHorizon
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("leases %v, want %v", got, want)
+	}
+}

@@ -47,6 +47,8 @@ func (f *fakeKinesis) ListShards(_ context.Context, in *kinesis.ListShardsInput,
 			filter = &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtLatest}
 		case "T:":
 			filter = &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtTrimHorizon}
+		case "A:":
+			filter = nil
 		default:
 			filter = &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeFromTimestamp, Timestamp: aws.Time(time.Unix(100, 0))}
 		}
@@ -55,6 +57,10 @@ func (f *fakeKinesis) ListShards(_ context.Context, in *kinesis.ListShardsInput,
 	}
 	var sel []fakeShard
 	for _, s := range f.shards {
+		if filter == nil { // no filter: every shard
+			sel = append(sel, s)
+			continue
+		}
 		switch filter.Type {
 		case kintypes.ShardFilterTypeAtLatest:
 			if !s.closedAt.IsZero() {
@@ -80,7 +86,10 @@ func (f *fakeKinesis) ListShards(_ context.Context, in *kinesis.ListShardsInput,
 		out.Shards = append(out.Shards, sh)
 	}
 	if end < len(sel) {
-		prefix := map[kintypes.ShardFilterType]string{kintypes.ShardFilterTypeAtLatest: "L:", kintypes.ShardFilterTypeAtTrimHorizon: "T:", kintypes.ShardFilterTypeFromTimestamp: "F:"}[filter.Type]
+		prefix := "A:"
+		if filter != nil {
+			prefix = map[kintypes.ShardFilterType]string{kintypes.ShardFilterTypeAtLatest: "L:", kintypes.ShardFilterTypeAtTrimHorizon: "T:", kintypes.ShardFilterTypeFromTimestamp: "F:"}[filter.Type]
+		}
 		out.NextToken = aws.String(prefix + strconv.Itoa(end))
 	}
 	return out, nil
@@ -177,6 +186,47 @@ func TestShardSyncDescendantsOfLeasedShards(t *testing.T) {
 	want := map[string]string{"s1": "42", "s2": "43", "s4": TrimHorizon}
 	if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
 		t.Fatalf("leases %v, want %v", got, want)
+	}
+}
+
+// TestShardSyncDescendantsBeyondTheFilter: a leased shard whose child has
+// itself been split already (the consumer lags by two reshards) gets the
+// whole line of descendants at TRIM_HORIZON, also with LATEST and
+// AT_TIMESTAMP, whose ShardFilter leaves the closed child out of the
+// listing. Otherwise the grandchildren would start at the initial position
+// with no lease for the child between: its records and the grandchildren's
+// first ones would be skipped.
+func TestShardSyncDescendantsBeyondTheFilter(t *testing.T) {
+	for _, pos := range []string{Latest, AtTimestamp} {
+		t.Run(pos, func(t *testing.T) {
+			ctx := context.Background()
+			store := NewMemoryStore()
+			if _, err := store.Create(ctx, Lease{Key: "s0", Owner: "w", Checkpoint: "42"}); err != nil {
+				t.Fatal(err)
+			}
+			k := &fakeKinesis{shards: []fakeShard{
+				{id: "s0", closedAt: time.Unix(200, 0)},
+				{id: "s1", parent: "s0", closedAt: time.Unix(300, 0)},
+				{id: "s2", parent: "s0"},
+				{id: "s5", parent: "s1"},
+				{id: "s6", parent: "s1"},
+				{id: "s7", closedAt: time.Unix(50, 0)}, // closed before the timestamp, no lease, no lineage
+			}}
+			if err := newSyncer(t, store, k, pos, time.Unix(400, 0)).Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"s0": "42", "s1": TrimHorizon, "s2": TrimHorizon, "s5": TrimHorizon, "s6": TrimHorizon}
+			if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
+				t.Fatalf("leases %v, want %v", got, want)
+			}
+			s5, err := store.Get(ctx, "s5")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done, err := ParentsDone(ctx, store, s5); err != nil || done {
+				t.Fatalf("s5 may start before s1 ended: %v %v", done, err)
+			}
+		})
 	}
 }
 
