@@ -310,7 +310,7 @@ func (s *DynamoDBStore) Take(ctx context.Context, l Lease, owner string) (Lease,
 		return Lease{}, fmt.Errorf("take lease %q: empty owner", l.Key)
 	}
 	u := update{set: map[string]types.AttributeValue{attrOwner: &types.AttributeValueMemberS{Value: owner}}}
-	if l.Owner != owner {
+	if l.Owner != "" && l.Owner != owner { // as the Java KCL: taking an unowned lease is no switch
 		u.add = []string{attrOwnerSwitches}
 	}
 	return s.update(ctx, "take", l, false, u)

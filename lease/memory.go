@@ -107,7 +107,7 @@ func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 		return Lease{}, fmt.Errorf("take lease %q: empty owner", l.Key)
 	}
 	return s.update(ctx, "take", l, false, func(cur *Lease) {
-		if cur.Owner != owner {
+		if cur.Owner != "" && cur.Owner != owner {
 			cur.OwnerSwitchesSinceCheckpoint++
 		}
 		cur.Owner = owner

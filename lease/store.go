@@ -26,7 +26,8 @@ type Store interface {
 	// Renew increments the counter, if Counter and Owner are as in l.
 	Renew(ctx context.Context, l Lease) (Lease, error)
 	// Take makes owner the owner, if Counter is as in l (whoever owns it).
-	// OwnerSwitchesSinceCheckpoint grows by one when the owner changes.
+	// OwnerSwitchesSinceCheckpoint grows by one when the lease had another
+	// owner (not when it was unowned), as the Java KCL counts it.
 	Take(ctx context.Context, l Lease, owner string) (Lease, error)
 	// Release removes the owner, if Counter and Owner are as in l.
 	Release(ctx context.Context, l Lease) (Lease, error)
