@@ -119,7 +119,11 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 		}
 	}
 	waitFor(t, 30*time.Second, "the survivors to own the killed process's shards", func() bool {
-		for _, l := range e.leases() {
+		ls, ok := e.readLeases()
+		if !ok {
+			return false
+		}
+		for _, l := range ls {
 			if _, ok := checkpoints[l.Key]; ok && (l.Owner == victim || l.Owner == "") {
 				return false
 			}
