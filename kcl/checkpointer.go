@@ -2,7 +2,9 @@ package kcl
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/lease"
@@ -15,6 +17,11 @@ import (
 // concurrent use.
 type Checkpointer struct {
 	cp *checkpoint.Checkpointer
+	// lost is set when the shard's processing stopped because its lease
+	// was lost. The lease table alone cannot fence this holding once the
+	// worker has taken the lease again: writes go through the worker's
+	// current holding of the lease.
+	lost *atomic.Bool
 
 	mu sync.Mutex
 	// processed is the position of the last record of the last batch
@@ -23,8 +30,16 @@ type Checkpointer struct {
 	processed checkpoint.SequenceNumber
 }
 
-func newCheckpointer(u checkpoint.Updater, l lease.Lease) *Checkpointer {
-	return &Checkpointer{cp: checkpoint.New(u, l)}
+func newCheckpointer(u checkpoint.Updater, l lease.Lease, lost *atomic.Bool) *Checkpointer {
+	return &Checkpointer{cp: checkpoint.New(u, l), lost: lost}
+}
+
+// errIfLost fails once the holding the Checkpointer was made for is lost.
+func (c *Checkpointer) errIfLost() error {
+	if c.lost != nil && c.lost.Load() {
+		return fmt.Errorf("checkpoint lease %q: %w", c.cp.Key(), lease.ErrLeaseLost)
+	}
+	return nil
 }
 
 // delivered records that records up to pos were handed to the processor:
@@ -49,6 +64,9 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 	c.mu.Lock()
 	pos := c.processed
 	c.mu.Unlock()
+	if err := c.errIfLost(); err != nil {
+		return err
+	}
 	if pos.Sequence == "" || pos.Compare(c.cp.Last()) <= 0 {
 		return nil
 	}
@@ -60,6 +78,9 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 // checkpoint.ErrBackwards, checkpoint.ErrBeyondDelivered or
 // lease.ErrLeaseLost (match with errors.Is).
 func (c *Checkpointer) CheckpointAt(ctx context.Context, seq string, subSeq int64) error {
+	if err := c.errIfLost(); err != nil {
+		return err
+	}
 	return c.cp.Checkpoint(ctx, seq, subSeq)
 }
 
@@ -68,6 +89,9 @@ func (c *Checkpointer) CheckpointAt(ctx context.Context, seq string, subSeq int6
 // worker that takes the shard over sees it in InitializeInput. Same errors
 // as CheckpointAt.
 func (c *Checkpointer) PrepareCheckpoint(ctx context.Context, seq string, subSeq int64) error {
+	if err := c.errIfLost(); err != nil {
+		return err
+	}
 	return c.cp.PrepareCheckpoint(ctx, seq, subSeq)
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,6 +40,7 @@ type shardWorker struct {
 	shutdownCtx  context.Context // bounds the graceful stop; set before shutdown is closed
 	shutdownOnce sync.Once
 	lostOnce     sync.Once
+	lost         atomic.Bool   // set when the lease was lost; checkpoints fail from then on
 	done         chan struct{} // closed when run returns
 }
 
@@ -62,7 +64,10 @@ func (s *shardWorker) shutdownContext(ctx context.Context) (context.Context, con
 
 // leaseLost stops the shard at once; LeaseLost is called.
 func (s *shardWorker) leaseLost() {
-	s.lostOnce.Do(func() { s.cancel(errLeaseLost) })
+	s.lostOnce.Do(func() {
+		s.lost.Store(true)
+		s.cancel(errLeaseLost)
+	})
 }
 
 // outcome is how a shard's processing ended.
@@ -99,7 +104,7 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 		proc = w.cfg.NewProcessor(s.id)
 	}
 	l := s.lease
-	cp := newCheckpointer(w.coord, l)
+	cp := newCheckpointer(w.coord, l, &s.lost)
 
 	start, resume := s.startPosition(l)
 	init := &InitializeInput{

@@ -804,3 +804,63 @@ func TestWorkerDoesNotReadFinishedShard(t *testing.T) {
 		t.Errorf("processor called for a finished shard: %v", events)
 	}
 }
+
+// A processor call still running after its lease was lost cannot
+// checkpoint, also once the same worker has taken the lease again: the
+// checkpoint would land on the new holding, ahead of where the new
+// processor starts, and that one's checkpoints would then all fail as
+// going backwards.
+func TestWorkerStaleCheckpointAfterLeaseRetaken(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	fk.putTo(shard, "k", []byte("one"))
+	store := lease.NewMemoryStore()
+	inFlight := make(chan struct{})
+	retaken := make(chan struct{})
+	res := make(chan error, 1)
+	var once sync.Once
+	r := &recorder{}
+	r.fail = func(pctx context.Context, b *Batch) error {
+		if string(b.Records[0].Data) != "two" {
+			return nil
+		}
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return nil
+		}
+		close(inFlight)
+		<-retaken
+		err := b.Checkpoint(context.Background())
+		res <- err
+		return err
+	}
+	w, _ := startWorker(t, unitConfig(t, fk, store, r))
+	waitFor(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
+	fk.putTo(shard, "k", []byte("two"))
+	<-inFlight
+	l, err := store.Get(context.Background(), shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen, err := store.Take(context.Background(), l, "thief")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the loss noticed", func() bool { _, ok := w.coord.Lease(shard); return !ok })
+	if _, err := store.Release(context.Background(), stolen); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the lease taken again", func() bool { _, ok := w.coord.Lease(shard); return ok })
+	close(retaken)
+	if err := <-res; !errors.Is(err, lease.ErrLeaseLost) {
+		t.Fatalf("checkpoint of the lost holding after the lease was taken again = %v, want ErrLeaseLost", err)
+	}
+	fk.putTo(shard, "k", []byte("three"))
+	waitFor(t, 10*time.Second, "the new holding processing and checkpointing", func() bool {
+		l, _ := store.Get(context.Background(), shard)
+		recs, _ := r.snapshot()
+		return len(recs) >= 3 && string(recs[len(recs)-1].Data) == "three" && l.Checkpoint == recs[len(recs)-1].SequenceNumber
+	})
+}
