@@ -297,10 +297,13 @@ func (w *Worker) startLocked(l lease.Lease) {
 	}()
 }
 
-// lost is the coordinator's OnLost: it stops the shard.
+// lost is the coordinator's OnLost: it stops the shard, and drops a start
+// deferred until the shard's previous processing ends (the lease lost is
+// the one that start was for: events arrive in order).
 func (w *Worker) lost(l lease.Lease) {
 	w.mu.Lock()
 	s := w.shards[l.Key]
+	delete(w.restart, l.Key)
 	w.mu.Unlock()
 	if s != nil {
 		s.leaseLost()

@@ -864,3 +864,77 @@ func TestWorkerStaleCheckpointAfterLeaseRetaken(t *testing.T) {
 		return len(recs) >= 3 && string(recs[len(recs)-1].Data) == "three" && l.Checkpoint == recs[len(recs)-1].SequenceNumber
 	})
 }
+
+// A lease taken again while the previous processing of its shard still
+// runs starts the shard once that ends; if the lease is lost again
+// meanwhile, the shard must not start at all: it would process a shard
+// whose lease another worker holds.
+func TestWorkerNoRestartAfterRetakenLeaseLostAgain(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	fk.putTo(shard, "k", []byte("one"))
+	store := lease.NewMemoryStore()
+	inFlight := make(chan struct{})
+	unblock := make(chan struct{})
+	var once sync.Once
+	r := &recorder{}
+	r.fail = func(pctx context.Context, b *Batch) error {
+		if string(b.Records[0].Data) != "two" {
+			return nil
+		}
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(inFlight)
+			<-unblock
+		}
+		return nil
+	}
+	w, _ := startWorker(t, unitConfig(t, fk, store, r))
+	var unblockOnce sync.Once
+	release := func() { unblockOnce.Do(func() { close(unblock) }) }
+	t.Cleanup(release) // before the worker stops, also when the test fails
+	waitFor(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
+	fk.putTo(shard, "k", []byte("two"))
+	<-inFlight
+	steal := func() lease.Lease {
+		t.Helper()
+		l, err := store.Get(context.Background(), shard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stolen, err := store.Take(context.Background(), l, "thief")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the loss noticed", func() bool { _, ok := w.coord.Lease(shard); return !ok })
+		return stolen
+	}
+	stolen := steal()
+	if _, err := store.Release(context.Background(), stolen); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the lease taken again, its start deferred", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		_, ok := w.restart[shard]
+		return ok
+	})
+	w.coord.StopTaking() // the thief keeps it from now on
+	steal()
+	waitFor(t, 5*time.Second, "the deferred start dropped with the second loss", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		_, ok := w.restart[shard]
+		return !ok
+	})
+	release()
+	waitFor(t, 10*time.Second, "the first processing to end", func() bool { return r.hasEvent("lost " + shard) })
+	w.mu.Lock()
+	running := len(w.shards)
+	w.mu.Unlock()
+	if running != 0 {
+		t.Fatalf("%d shard goroutines run although the thief holds the lease", running)
+	}
+}
