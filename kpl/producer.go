@@ -52,7 +52,7 @@ type Record struct {
 	// set) and groups records for consumers: 1 to 256 Unicode characters.
 	PartitionKey string
 	// ExplicitHashKey, if not empty, is the decimal hash key in
-	// [0, 2^128-1] that decides the record's shard instead of the
+	// [0, 2^128-1], without leading zeros, that decides the record's shard instead of the
 	// partition key's MD5 hash.
 	ExplicitHashKey string
 	// Data is the payload. Put copies it, so the caller may reuse it.
@@ -306,8 +306,13 @@ func (p *Producer) validate(rec *Record) (hashkey.Key, error) {
 	if n := len(rec.Data) + len(pk); n > p.cfg.MaxRecordSize {
 		return hashkey.Key{}, fmt.Errorf("%w: data and partition key are %d bytes, more than the maximum record size %d", ErrInvalidRecord, n, p.cfg.MaxRecordSize)
 	}
-	if rec.ExplicitHashKey != "" {
-		k, err := hashkey.Parse(rec.ExplicitHashKey)
+	if ehk := rec.ExplicitHashKey; ehk != "" {
+		// Kinesis takes only the canonical form, 0|[1-9][0-9]*, and fails
+		// the whole request (every record in it) otherwise.
+		if len(ehk) > 1 && ehk[0] == '0' {
+			return hashkey.Key{}, fmt.Errorf("%w: explicit hash key %q has a leading zero", ErrInvalidRecord, ehk)
+		}
+		k, err := hashkey.Parse(ehk)
 		if err != nil {
 			return hashkey.Key{}, fmt.Errorf("%w: explicit hash key: %w", ErrInvalidRecord, err)
 		}

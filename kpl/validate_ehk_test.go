@@ -1,0 +1,87 @@
+package kpl
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Kinesis accepts an ExplicitHashKey only in canonical decimal form
+// (0|[1-9][0-9]{0,38}); any other spelling fails the whole PutRecords
+// request, and with it every other record in that request. Put must reject
+// such a key up front.
+func TestExplicitHashKeyMustBeCanonical(t *testing.T) {
+	f := newFake(1)
+	p := newProducer(t, f, Config{})
+	for _, ehk := range []string{"007", "00", "0123456789"} {
+		err := p.Put(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte("x")},
+			func(Result) { t.Errorf("callback called for rejected key %q", ehk) })
+		if !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("Put with ExplicitHashKey %q: err = %v, want ErrInvalidRecord", ehk, err)
+		}
+	}
+	for _, ehk := range []string{"0", "7", "340282366920938463463374607431768211455"} {
+		if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte("x")}); err != nil {
+			t.Errorf("Put with ExplicitHashKey %q: %v", ehk, err)
+		}
+	}
+}
+
+// A callback may call Put (while there is room in the buffer) without
+// deadlocking the producer, whichever goroutine runs the callback: a sender
+// on success, the dispatcher on expiry.
+func TestCallbackMayPut(t *testing.T) {
+	f := newFake(2)
+	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond})
+	const depth = 50
+	done := make(chan error, 1)
+	var chain func(i int) func(Result)
+	chain = func(i int) func(Result) {
+		return func(r Result) {
+			if r.Err != nil || i == depth {
+				done <- r.Err
+				return
+			}
+			if err := p.Put(context.Background(), Record{PartitionKey: randomKey(i), Data: []byte("x")}, chain(i+1)); err != nil {
+				done <- err
+			}
+		}
+	}
+	if err := p.Put(context.Background(), Record{PartitionKey: "start", Data: []byte("x")}, chain(0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("chain of Puts from callbacks stalled")
+	}
+
+	// From the dispatcher: records that expire before a shard map exists.
+	f2 := newFake(1)
+	f2.listFault = func(int) error { return serverError() }
+	p2 := newProducer(t, f2, Config{RecordTTL: 20 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	got := make(chan error, 2)
+	err := p2.Put(context.Background(), Record{PartitionKey: "a", Data: []byte("x")}, func(r Result) {
+		got <- r.Err
+		if err := p2.Put(context.Background(), Record{PartitionKey: "b", Data: []byte("x")}, func(r Result) { got <- r.Err }); err != nil {
+			got <- err
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-got:
+			if !errors.Is(err, ErrRecordExpired) {
+				t.Fatalf("err = %v, want ErrRecordExpired", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("callback calling Put from the dispatcher stalled")
+		}
+	}
+}
