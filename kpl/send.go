@@ -337,9 +337,9 @@ func retryableCode(code string) bool {
 	return false
 }
 
-// retryableError reports whether a failed call is retried: throttling, 5xx
-// and network errors are; validation, missing stream, access denied and
-// other client errors are not.
+// retryableError reports whether a failed call is retried: throttling, 5xx,
+// expired credentials, timeouts and network errors are; validation, missing
+// stream, access denied and other client errors are not.
 func retryableError(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
@@ -348,15 +348,26 @@ func retryableError(err error) bool {
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
+			"Throttling", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded",
 			"KMSThrottlingException", "InternalFailure", "InternalFailureException", "ServiceUnavailable",
-			"ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException", "SlowDown":
+			"ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException", "SlowDown",
+			// Credentials that expired (or a clock that drifted) while the
+			// call was made: the SDK refreshes them for the next attempt.
+			"ExpiredTokenException", "ExpiredToken", "RequestExpired":
 			return true
 		}
+	}
+	// A response cut short: the request may or may not have taken effect.
+	var de *smithy.DeserializationError
+	if errors.As(err, &de) {
+		return true
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
 		st := re.HTTPStatusCode()
-		return st >= 500 || st == http.StatusTooManyRequests || st == http.StatusRequestTimeout
+		// Status 0: no response came back (timeout, connection cut or
+		// refused), which the SDK reports as a response error too.
+		return st == 0 || st >= 500 || st == http.StatusTooManyRequests || st == http.StatusRequestTimeout
 	}
 	if ae != nil {
 		return ae.ErrorFault() == smithy.FaultServer
