@@ -194,14 +194,22 @@ func (p *poller) next(ctx context.Context) (fetched, error) {
 			var expired *types.ExpiredIteratorException
 			if errors.As(err, &expired) {
 				// Renew from the last record read (or the start).
-				p.log.Info("shard iterator expired; renewing", zap.String("shard", p.shardID))
+				if p.lastSeq == "" && p.start.kind == types.ShardIteratorTypeLatest {
+					p.log.Warn("shard iterator expired before the first record; renewing at LATEST, records written meanwhile are not read",
+						zap.String("shard", p.shardID))
+				} else {
+					p.log.Info("shard iterator expired; renewing", zap.String("shard", p.shardID))
+				}
 				p.iterator = nil
 				continue
 			}
-			if !retryableKind(kind) || (kind == "other" && p.failures >= 2) {
-				// A fresh iterator from the last record read is the best
-				// recovery for errors about the iterator itself (and for
-				// unknown errors that repeat).
+			// A fresh iterator from the last record read is the best
+			// recovery for errors about the iterator itself (and for
+			// unknown errors that repeat); but before the first record of
+			// a LATEST start, a fresh iterator would skip what was written
+			// since, so the iterator is kept until it expires.
+			keep := p.lastSeq == "" && p.start.kind == types.ShardIteratorTypeLatest
+			if !keep && (!retryableKind(kind) || (kind == "other" && p.failures >= 2)) {
 				p.iterator = nil
 			}
 			if err := p.backoff(ctx, "GetRecords", err); err != nil {

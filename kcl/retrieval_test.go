@@ -261,3 +261,31 @@ func TestPollerFreshIteratorAfterRepeatedUnknownErrors(t *testing.T) {
 		t.Errorf("no fresh iterator after repeated failures")
 	}
 }
+
+// A poller that started at LATEST and has read no record yet cannot get
+// its position back from a new iterator: LATEST would skip whatever was
+// written since. It keeps its iterator through errors that do not
+// invalidate it.
+func TestPollerKeepsLatestIteratorThroughErrors(t *testing.T) {
+	fk := newFakeKinesis(1)
+	const shard = "shardId-000000000000"
+	fk.putTo(shard, "k", []byte("before the start"))
+	var calls atomic.Int32
+	var want []string
+	fk.getRecordsErr = func(string) error {
+		switch n := calls.Add(1); {
+		case n == 2: // after a first, empty read
+			want = append(want, fk.putTo(shard, "k", []byte("after the start")))
+			fk.split(shard)
+			fallthrough
+		case n >= 3 && n <= 4:
+			return &smithy.GenericAPIError{Code: "SomethingUnexpected", Message: "odd"}
+		}
+		return nil
+	}
+	p := newPoller(fk, streamRef{name: "s"}, shard, startPosition{kind: types.ShardIteratorTypeLatest}, fastRetrieval(), zap.NewNop(), testMetrics(t))
+	got, _ := collect(t, p)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("read %v, want %v", got, want)
+	}
+}
