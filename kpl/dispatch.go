@@ -60,6 +60,11 @@ func (p *Producer) pump() int64 {
 		p.mu.Lock()
 		expired, kept := splitExpired(p.unrouted, now, ttl)
 		p.unrouted = kept
+		for i := range expired {
+			if expired[i].lastErr == nil {
+				expired[i].lastErr = p.mapErr
+			}
+		}
 		if len(kept) > 0 {
 			pending = true
 			next = kept[0].put + ttl

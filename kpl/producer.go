@@ -100,6 +100,7 @@ type Producer struct {
 	shards   atomic.Pointer[shardMap]
 	mu       sync.Mutex // guards unrouted, inflightPrev and inflightCur
 	unrouted []userRec  // records put before the first shard map
+	mapErr   error      // why the shard map last failed to load; nil after a load
 	dead     bool       // set by Close: no more records are queued
 	// In-flight requests sent under the current shard map and under earlier
 	// ones (PreserveOrder waits for the latter after a reshard).
@@ -211,7 +212,9 @@ func (r *userRec) size() int64 { return int64(len(r.data) + len(r.pk)) }
 // make). Put returns an error, and does not call callback, when
 // the record is invalid (wrapping ErrInvalidRecord), the producer is closed
 // (ErrClosed), the buffer is full (ErrBufferFull, with
-// Config.FailWhenBufferFull) or ctx ends while Put waits for room.
+// Config.FailWhenBufferFull), ctx ends while Put waits for room, or no shard
+// map could be loaded yet for a reason retrying will not fix (such as
+// ResourceNotFoundException: the error of the ListShards call).
 func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) error {
 	key, err := p.validate(&rec)
 	if err != nil {
@@ -235,6 +238,11 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 			if p.shards.Load() != nil {
 				p.mu.Unlock()
 				continue
+			}
+			if err := p.mapErr; err != nil && !retryableError(err) {
+				p.mu.Unlock()
+				p.release(int(r.epoch), 1, size)
+				return err
 			}
 			r.data = cloneData(r.data)
 			p.unrouted = append(p.unrouted, r)

@@ -43,6 +43,7 @@ func (p *Producer) refreshLoop() {
 			delay := min(p.cfg.MinBackoff<<min(failures-1, 20), maxRefreshBackoff)
 			p.log.Warn("listing shards failed; retrying", zap.Error(err), zap.Duration("after", delay))
 			p.metrics.shardMapErrors.Inc()
+			p.mapFailed(err)
 			if !p.sleep(delay) {
 				return
 			}
@@ -50,6 +51,9 @@ func (p *Producer) refreshLoop() {
 		}
 		failures = 0
 		last = time.Now()
+		p.mu.Lock()
+		p.mapErr = nil
+		p.mu.Unlock()
 		p.install(shards)
 		select {
 		case <-p.stop:
@@ -60,6 +64,20 @@ func (p *Producer) refreshLoop() {
 			return
 		}
 	}
+}
+
+// mapFailed records why the shard map could not be loaded. Records waiting
+// for a first map fail at once when retrying cannot help (no such stream,
+// access denied); otherwise they wait, and expire with this error as cause.
+func (p *Producer) mapFailed(err error) {
+	var failed []userRec
+	p.mu.Lock()
+	p.mapErr = err
+	if p.shards.Load() == nil && !retryableError(err) {
+		failed, p.unrouted = p.unrouted, nil
+	}
+	p.mu.Unlock()
+	p.fail(failed, err, false)
 }
 
 // sleep waits for d or Close, reporting false on Close.
