@@ -22,7 +22,8 @@ type Client interface {
 
 // Kinesis limits the producer works within.
 const (
-	// MaxPartitionKeyChars is the longest partition key, in Unicode characters.
+	// MaxPartitionKeyChars is the longest partition key, in Unicode
+	// characters counted as UTF-16 code units.
 	MaxPartitionKeyChars = 256
 	// DefaultMaxRecordSize is the largest record (data plus partition key)
 	// a stream accepts unless its limit was raised: 1 MiB.

@@ -3,6 +3,7 @@ package kpl_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,5 +34,35 @@ func TestIntegrationNonCanonicalHashKeyRejectedAtPut(t *testing.T) {
 	}
 	if r := <-good; r.Err != nil {
 		t.Fatalf("valid record sharing a request with the bad one failed: %v", r.Err)
+	}
+}
+
+// TestIntegrationPartitionKeyCountedInUTF16Units: Kinesis refuses a whole
+// PutRecords request when one entry's partition key is over 256 UTF-16 code
+// units (256 characters outside the Basic Multilingual Plane are 512), so
+// Put must refuse such a key and the records sharing its request must still
+// be written.
+func TestIntegrationPartitionKeyCountedInUTF16Units(t *testing.T) {
+	client, stream := testenv.NewStream(t, 1)
+	p := newProducer(t, client, stream, kpl.Config{DisableAggregation: true, RecordMaxBufferedTime: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	good := make(chan kpl.Result, 2)
+	for _, pk := range []string{"k", strings.Repeat("😀", 128)} {
+		if err := p.Put(ctx, kpl.Record{PartitionKey: pk, Data: []byte("good")}, func(r kpl.Result) { good <- r }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := p.Put(ctx, kpl.Record{PartitionKey: strings.Repeat("😀", 256), Data: []byte("bad")}, func(kpl.Result) {})
+	if !errors.Is(err, kpl.ErrInvalidRecord) {
+		t.Errorf("Put with 256 astral characters: err = %v, want ErrInvalidRecord", err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if r := <-good; r.Err != nil {
+			t.Fatalf("valid record sharing a request with the bad one failed: %v", r.Err)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,7 +50,9 @@ var (
 // Record is a user record to put.
 type Record struct {
 	// PartitionKey decides the record's shard (unless ExplicitHashKey is
-	// set) and groups records for consumers: 1 to 256 Unicode characters.
+	// set) and groups records for consumers: 1 to 256 Unicode characters,
+	// counted as Kinesis counts them, in UTF-16 code units (a character
+	// outside the Basic Multilingual Plane, such as an emoji, counts twice).
 	PartitionKey string
 	// ExplicitHashKey, if not empty, is the decimal hash key in
 	// [0, 2^128-1], without leading zeros, that decides the record's shard instead of the
@@ -303,13 +306,13 @@ func (p *Producer) validate(rec *Record) (hashkey.Key, error) {
 	if pk == "" {
 		return hashkey.Key{}, fmt.Errorf("%w: partition key is empty", ErrInvalidRecord)
 	}
-	if len(pk) > MaxPartitionKeyChars {
-		if n := utf8.RuneCountInString(pk); n > MaxPartitionKeyChars {
-			return hashkey.Key{}, fmt.Errorf("%w: partition key has %d characters, more than %d", ErrInvalidRecord, n, MaxPartitionKeyChars)
-		}
-	}
 	if !utf8.ValidString(pk) {
 		return hashkey.Key{}, fmt.Errorf("%w: partition key is not valid UTF-8", ErrInvalidRecord)
+	}
+	if len(pk) > MaxPartitionKeyChars {
+		if n := utf16Len(pk); n > MaxPartitionKeyChars {
+			return hashkey.Key{}, fmt.Errorf("%w: partition key has %d characters (UTF-16 code units), more than %d", ErrInvalidRecord, n, MaxPartitionKeyChars)
+		}
 	}
 	if n := len(rec.Data) + len(pk); n > p.cfg.MaxRecordSize {
 		return hashkey.Key{}, fmt.Errorf("%w: data and partition key are %d bytes, more than the maximum record size %d", ErrInvalidRecord, n, p.cfg.MaxRecordSize)
@@ -327,6 +330,17 @@ func (p *Producer) validate(rec *Record) (hashkey.Key, error) {
 		return k, nil
 	}
 	return hashkey.FromPartitionKey(pk), nil
+}
+
+// utf16Len returns the length of s in UTF-16 code units, the unit in which
+// Kinesis measures partition keys: characters outside the Basic
+// Multilingual Plane count twice.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
 }
 
 // reserve counts a record into the buffer, waiting for room if need be.

@@ -3,6 +3,7 @@ package kpl
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,6 +83,24 @@ func TestCallbackMayPut(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("callback calling Put from the dispatcher stalled")
+		}
+	}
+}
+
+// Kinesis counts a partition key's length in UTF-16 code units (as Java
+// strings do), so a character outside the Basic Multilingual Plane counts
+// twice; a key over 256 units fails the whole request it travels in.
+func TestPartitionKeyLengthInUTF16Units(t *testing.T) {
+	f := newFake(1)
+	p := newProducer(t, f, Config{})
+	err := p.Put(context.Background(), Record{PartitionKey: strings.Repeat("😀", 129), Data: []byte("x")},
+		func(Result) { t.Error("callback called for a rejected key") })
+	if !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("Put with 129 astral characters (258 UTF-16 units): err = %v, want ErrInvalidRecord", err)
+	}
+	for _, pk := range []string{strings.Repeat("😀", 128), strings.Repeat("é", 256), strings.Repeat("😀", 127) + "ab"} {
+		if _, err := p.PutSync(context.Background(), Record{PartitionKey: pk, Data: []byte("x")}); err != nil {
+			t.Errorf("key of %d runes rejected: %v", len([]rune(pk)), err)
 		}
 	}
 }
