@@ -241,9 +241,23 @@ func TestRenewalStopsAfterFailoverTime(t *testing.T) {
 
 // TestUpdateSerializedWithRenewals: fenced writes and renewals of one lease
 // running concurrently all succeed, each on the counter of the previous.
+// renewCountingStore counts successful renewals.
+type renewCountingStore struct {
+	Store
+	renewals atomic.Int64
+}
+
+func (s *renewCountingStore) Renew(ctx context.Context, l Lease) (Lease, error) {
+	out, err := s.Store.Renew(ctx, l)
+	if err == nil {
+		s.renewals.Add(1)
+	}
+	return out, err
+}
+
 func TestUpdateSerializedWithRenewals(t *testing.T) {
 	ctx := context.Background()
-	store := NewMemoryStore()
+	store := &renewCountingStore{Store: NewMemoryStore()}
 	createLeases(t, store, 1)
 	c := newTestCoordinator(t, store, nil, "a", nil)
 	c.takePass(ctx)
@@ -265,9 +279,61 @@ func TestUpdateSerializedWithRenewals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Every write took effect once, each conditioned on the previous one's
+	// counter (a renewal finding a write in flight leaves it to that write).
 	got, _ := store.Get(ctx, "shard-000")
-	if got.Counter != 1+100 || got.Owner != "a" {
-		t.Fatalf("counter %d owner %q, want 101 and a", got.Counter, got.Owner)
+	if want := 1 + 50 + store.renewals.Load(); got.Counter != want || got.Owner != "a" {
+		t.Fatalf("counter %d owner %q, want %d and a", got.Counter, got.Owner, want)
+	}
+}
+
+// hangingStore's Checkpoint does not return until release is closed, as a
+// call on a connection that went dead.
+type hangingStore struct {
+	Store
+	once    sync.Once
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *hangingStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
+	s.once.Do(func() { close(s.started) })
+	<-s.release
+	return Lease{}, errors.New("checkpoint: connection reset")
+}
+
+// TestRenewalsNotHeldUpByAWriteInFlight: a checkpoint call that hangs on one
+// lease does not stop the renewal of the worker's other leases (they would
+// all expire and move to other workers).
+func TestRenewalsNotHeldUpByAWriteInFlight(t *testing.T) {
+	ctx := context.Background()
+	store := &hangingStore{Store: NewMemoryStore(), started: make(chan struct{}), release: make(chan struct{})}
+	createLeases(t, store, 2)
+	c := newTestCoordinator(t, store, nil, "a", nil)
+	c.takePass(ctx)
+	if len(c.Held()) != 2 {
+		t.Fatalf("holds %d leases, want 2", len(c.Held()))
+	}
+	updated := make(chan error, 1)
+	go func() {
+		_, err := c.Update(ctx, "shard-000", func(l *Lease) error { l.Checkpoint = "12"; return nil })
+		updated <- err
+	}()
+	<-store.started
+	defer func() {
+		close(store.release)
+		<-updated
+	}()
+	before, _ := store.Get(ctx, "shard-001")
+	passed := make(chan struct{})
+	go func() { c.renewPass(ctx); close(passed) }()
+	select {
+	case <-passed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the renewal pass waits for the hanging checkpoint")
+	}
+	if after, _ := store.Get(ctx, "shard-001"); after.Counter != before.Counter+1 {
+		t.Fatalf("the other lease's counter went from %d to %d, want one renewal", before.Counter, after.Counter)
 	}
 }
 

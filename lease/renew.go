@@ -56,8 +56,15 @@ const renewAttempts = 3
 // short backoff, and then at the next pass; a lease that could not be
 // renewed for FailoverTime is dropped, since others may have taken it
 // meanwhile.
+//
+// A lease with a write in flight (a checkpoint, a release) is left to that
+// write, which moves its counter as a renewal would: waiting for it would
+// hold up the whole pass, and so the renewal of every other lease, for as
+// long as that call hangs.
 func (c *Coordinator) renew(ctx context.Context, h *heldLease) {
-	h.mu.Lock()
+	if !h.mu.TryLock() {
+		return
+	}
 	defer h.mu.Unlock()
 	if h.gone {
 		return
