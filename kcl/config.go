@@ -266,6 +266,12 @@ func (c *Config) Validate() error {
 	if c.ProcessBackoffMax != 0 && c.ProcessBackoffBase > c.ProcessBackoffMax {
 		return invalid("ProcessBackoffBase %v exceeds ProcessBackoffMax %v", c.ProcessBackoffBase, c.ProcessBackoffMax)
 	}
+	// The lease settings, with the fields the worker sets itself filled in.
+	lc := c.Lease
+	lc.Store, lc.WorkerID = lease.NewMemoryStore(), "validate"
+	if err := lc.Validate(); err != nil {
+		return invalid("Lease: %v", err)
+	}
 	return nil
 }
 

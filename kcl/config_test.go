@@ -35,6 +35,8 @@ func TestConfigValidate(t *testing.T) {
 		{"prefetch", func(c *Config) { c.Retrieval.PrefetchBytes = -1 }, "PrefetchBytes -1"},
 		{"backoff order", func(c *Config) { c.Retrieval.BackoffBase, c.Retrieval.BackoffMax = time.Second, time.Millisecond }, "exceeds Retrieval.BackoffMax"},
 		{"process backoff order", func(c *Config) { c.ProcessBackoffBase, c.ProcessBackoffMax = time.Second, time.Millisecond }, "exceeds ProcessBackoffMax"},
+		{"lease renew interval", func(c *Config) { c.Lease.FailoverTime, c.Lease.RenewInterval = time.Second, 2*time.Second }, "Lease: lease: Config.RenewInterval 2s"},
+		{"lease take interval", func(c *Config) { c.Lease.TakeInterval = -time.Second }, "Lease: lease: Config.TakeInterval -1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()
