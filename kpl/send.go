@@ -141,6 +141,10 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 		if err != nil {
 			failure = fmt.Errorf("kpl: PutRecords: %w", err)
 			retryable = !p.aborting.Load() && retryableError(err)
+			if throttlingError(err) {
+				p.metrics.throttled.Inc()
+				o.throttled = true
+			}
 			if p.aborting.Load() {
 				failure = fmt.Errorf("%w before the record was written: %w", ErrClosed, err)
 			}
@@ -373,6 +377,22 @@ func retryableError(err error) bool {
 		return ae.ErrorFault() == smithy.FaultServer
 	}
 	return true // network errors, timeouts
+}
+
+// throttlingError reports whether a failed call was refused for going too
+// fast, which slows the shards of the request like throttled entries do.
+func throttlingError(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
+			"Throttling", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded",
+			"KMSThrottlingException", "SlowDown":
+			return true
+		}
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusTooManyRequests
 }
 
 // Request buffers (the encoded aggregated records of one request) are
