@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, p *Producer) (*metrics, error) {
 		requests:          counter("requests_total", "PutRecords requests made."),
 		requestErrors:     counter("request_errors_total", "PutRecords requests that failed as a whole."),
 		bytes:             counter("bytes_put_total", "Bytes written: Kinesis record data plus partition keys."),
-		throttled:         counter("throttled_entries_total", "PutRecords entries failed with ProvisionedThroughputExceededException."),
+		throttled:         counter("throttled_entries_total", "PutRecords entries throttled: failed with ProvisionedThroughputExceededException, or sent in a call refused for throttling."),
 		putBlocked:        counter("put_blocked_total", "Put calls that found the buffer full."),
 		shardMapRefreshes: counter("shard_map_refreshes_total", "Shard maps installed."),
 		shardMapErrors:    counter("shard_map_errors_total", "Failed shard map loads."),
