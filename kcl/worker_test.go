@@ -938,3 +938,43 @@ func TestWorkerNoRestartAfterRetakenLeaseLostAgain(t *testing.T) {
 		t.Fatalf("%d shard goroutines run although the thief holds the lease", running)
 	}
 }
+
+// A graceful shutdown while the parent's batch is in processor backoff and
+// its children wait for it: Shutdown returns promptly, every lease is
+// released, the children were never initialized.
+func TestWorkerShutdownWhileChildrenWaitAndParentBacksOff(t *testing.T) {
+	leakCheck(t)
+	fk := newFakeKinesis(1)
+	const parent = "shardId-000000000000"
+	fk.putTo(parent, "k", []byte("x"))
+	a, b := fk.split(parent)
+	r := &recorder{fail: func(ctx context.Context, bt *Batch) error {
+		if bt.ShardID == parent {
+			return errors.New("downstream unavailable")
+		}
+		return nil
+	}}
+	store := lease.NewMemoryStore()
+	cfg := unitConfig(t, fk, store, r)
+	cfg.ProcessBackoffBase, cfg.ProcessBackoffMax = time.Hour, time.Hour
+	w, _ := startWorker(t, cfg)
+	waitFor(t, 10*time.Second, "all three leases held", func() bool { return slices.Equal(w.Shards(), []string{parent, a, b}) })
+	waitFor(t, 10*time.Second, "the parent's batch failing", func() bool { return r.hasEvent("init " + parent + " TRIM_HORIZON/0") })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	ls, _ := store.List(context.Background())
+	for _, l := range ls {
+		if l.Owner != "" {
+			t.Errorf("lease %s still owned by %s", l.Key, l.Owner)
+		}
+		if l.Key == parent && l.Finished() {
+			t.Errorf("parent checkpointed at SHARD_END although its batch failed")
+		}
+	}
+	if r.hasEvent("init "+a+" TRIM_HORIZON/0") || r.hasEvent("init "+b+" TRIM_HORIZON/0") {
+		t.Errorf("a child was initialized before its parent ended")
+	}
+}
