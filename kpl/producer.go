@@ -118,9 +118,14 @@ type Producer struct {
 	wake     chan struct{}
 	refresh  chan struct{}
 
-	// Buffer accounting: records by flush epoch, and bytes.
+	// Buffer accounting. bufRecords counts records by flush epoch until
+	// their callbacks have returned (Flush and Close wait on it); held and
+	// bufBytes count the records and bytes that take room in the buffer,
+	// given back just before the callbacks run, so that a callback can put
+	// a record in the room of the one it completes.
 	epoch      atomic.Uint32
 	bufRecords [2]atomic.Int64
+	held       atomic.Int64
 	bufBytes   atomic.Int64
 	waiters    atomic.Int32
 	spaceMu    sync.Mutex
@@ -210,10 +215,14 @@ func (r *userRec) size() int64 { return int64(len(r.data) + len(r.pk)) }
 // Put queues a record and returns; callback (which may be nil) is called
 // once with the outcome, from one of the producer's goroutines. Callbacks
 // hold up the completion of other records while they run: they should
-// return quickly and must not call PutSync, Flush or Close (nor Put
-// without FailWhenBufferFull, which may wait for room that only completions
-// make). Put returns an error, and does not call callback, when
-// the record is invalid (wrapping ErrInvalidRecord), the producer is closed
+// return quickly and must not call PutSync, Flush or Close. A callback may
+// call Put: the completed record's room in the buffer is given back before
+// its callback runs, but a callback that puts more records than it
+// completes may wait for room that only completions make (set
+// FailWhenBufferFull, or pass a context with a deadline).
+//
+// Put returns an error, and does not call callback, when the record is
+// invalid (wrapping ErrInvalidRecord), the producer is closed
 // (ErrClosed), the buffer is full (ErrBufferFull, with
 // Config.FailWhenBufferFull), ctx ends while Put waits for room, or no shard
 // map could be loaded yet for a reason retrying will not fix (such as
@@ -348,13 +357,13 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
 	for {
 		e := p.epoch.Load() & 1
 		r.epoch = uint8(e)
-		n := p.bufRecords[e].Add(1)
+		p.bufRecords[e].Add(1)
+		total := p.held.Add(1)
 		b := p.bufBytes.Add(size)
 		if p.closed.Load() {
 			p.release(int(e), 1, size)
 			return ErrClosed
 		}
-		total := n + p.bufRecords[e^1].Load()
 		// A record always fits in an empty buffer.
 		if (total <= int64(p.cfg.MaxBufferedRecords) && b <= int64(p.cfg.MaxBufferedBytes)) || total == 1 {
 			return nil
@@ -365,7 +374,7 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
 		}
 		p.metrics.putBlocked.Inc()
 		ch := p.waitCh()
-		if p.buffered() < int64(p.cfg.MaxBufferedRecords) && p.bufBytes.Load()+size <= int64(p.cfg.MaxBufferedBytes) {
+		if p.held.Load() < int64(p.cfg.MaxBufferedRecords) && p.bufBytes.Load()+size <= int64(p.cfg.MaxBufferedBytes) {
 			p.waiters.Add(-1)
 			continue
 		}
@@ -396,7 +405,13 @@ func (p *Producer) waitCh() <-chan struct{} {
 // waiters.
 func (p *Producer) release(epoch int, records int, bytes int64) {
 	p.bufRecords[epoch].Add(-int64(records))
+	p.held.Add(-int64(records))
 	p.bufBytes.Add(-bytes)
+	p.wakeWaiters()
+}
+
+// wakeWaiters wakes Put, Flush and Close calls waiting for completions.
+func (p *Producer) wakeWaiters() {
 	if p.waiters.Load() > 0 {
 		p.spaceMu.Lock()
 		close(p.spaceCh)
@@ -509,6 +524,7 @@ func (p *Producer) fail(recs []userRec, err error, expired bool) {
 		p.metrics.expired.Add(float64(len(recs)))
 	}
 	p.metrics.failed.Add(float64(len(recs)))
+	p.giveRoom(recs)
 	for i := range recs {
 		r := &recs[i]
 		e := err
@@ -525,18 +541,28 @@ func (p *Producer) fail(recs []userRec, err error, expired bool) {
 	p.releaseRecs(recs)
 }
 
-// releaseRecs takes completed records out of the buffer accounting and
-// gives their data's memory back. Nothing may read the records' data
-// afterwards.
+// giveRoom gives the buffer room of completed records back, before their
+// callbacks run.
+func (p *Producer) giveRoom(recs []userRec) {
+	var b int64
+	for i := range recs {
+		b += recs[i].size()
+	}
+	p.held.Add(-int64(len(recs)))
+	p.bufBytes.Add(-b)
+	p.wakeWaiters()
+}
+
+// releaseRecs takes completed records, whose room giveRoom gave back and
+// whose callbacks have returned, out of the buffer accounting and gives
+// their data's memory back. Nothing may read the records' data afterwards.
 func (p *Producer) releaseRecs(recs []userRec) {
 	var n [2]int
-	var b int64
 	var c *chunk
 	var inChunk int64
 	for i := range recs {
 		r := &recs[i]
 		n[r.epoch]++
-		b += r.size()
 		if r.chunk != c {
 			if c != nil {
 				c.release(inChunk)
@@ -554,5 +580,5 @@ func (p *Producer) releaseRecs(recs []userRec) {
 			p.bufRecords[e].Add(-int64(n[e]))
 		}
 	}
-	p.release(0, 0, b)
+	p.wakeWaiters()
 }

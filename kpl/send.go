@@ -236,6 +236,7 @@ func (p *Producer) succeed(b *batch, shardID, seq string) {
 	p.metrics.bytes.Add(float64(b.wireSize()))
 	p.metrics.aggregation.Observe(float64(len(b.recs)))
 	agg := len(b.recs) > 1
+	p.giveRoom(b.recs)
 	for j := range b.recs {
 		r := &b.recs[j]
 		if r.cb != nil {

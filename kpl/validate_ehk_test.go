@@ -104,3 +104,36 @@ func TestPartitionKeyLengthInUTF16Units(t *testing.T) {
 		}
 	}
 }
+
+// A callback that puts one record for the one it completes does not
+// deadlock on a full buffer: a completed record's room is given back before
+// its callback runs.
+func TestCallbackMayPutWhenBufferFull(t *testing.T) {
+	f := newFake(1)
+	p := newProducer(t, f, Config{MaxBufferedRecords: 1, RecordMaxBufferedTime: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	const depth = 20
+	done := make(chan error, 1)
+	var chain func(i int) func(Result)
+	chain = func(i int) func(Result) {
+		return func(r Result) {
+			if r.Err != nil || i == depth {
+				done <- r.Err
+				return
+			}
+			if err := p.Put(ctx, Record{PartitionKey: randomKey(i), Data: []byte("x")}, chain(i+1)); err != nil {
+				done <- err
+			}
+		}
+	}
+	if err := p.Put(ctx, Record{PartitionKey: "start", Data: []byte("x")}, chain(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("chain of Puts from callbacks with a one-record buffer: %v", err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
