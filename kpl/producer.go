@@ -137,6 +137,8 @@ type Producer struct {
 	closeOnce sync.Once
 	closeErr  error
 	aborting  atomic.Bool
+	// closeFailed counts the records failed with ErrClosed.
+	closeFailed atomic.Int64
 
 	stop       chan struct{}   // closed to stop the dispatcher and refresher
 	runCtx     context.Context // canceled when the producer stops
@@ -478,7 +480,6 @@ func (p *Producer) Close(ctx context.Context) error {
 		abortErr := ErrClosed
 		if err != nil {
 			abortErr = fmt.Errorf("%w before the record was written: %w", ErrClosed, err)
-			p.closeErr = fmt.Errorf("kpl: close: %d records not written: %w", p.buffered(), err)
 			p.aborting.Store(true)
 			p.sendCancel()
 		}
@@ -487,6 +488,11 @@ func (p *Producer) Close(ctx context.Context) error {
 		p.wg.Wait()
 		p.sendCancel()
 		p.failAll(abortErr)
+		// Requests in flight at the deadline may still have written their
+		// records: count only what was failed.
+		if n := p.closeFailed.Load(); err != nil && n > 0 {
+			p.closeErr = fmt.Errorf("kpl: close: %d records not written: %w", n, err)
+		}
 		p.flushing.Add(-1)
 		p.metrics.unregister()
 	})
@@ -524,6 +530,9 @@ func (p *Producer) fail(recs []userRec, err error, expired bool) {
 		p.metrics.expired.Add(float64(len(recs)))
 	}
 	p.metrics.failed.Add(float64(len(recs)))
+	if !expired && errors.Is(err, ErrClosed) {
+		p.closeFailed.Add(int64(len(recs)))
+	}
 	p.giveRoom(recs)
 	for i := range recs {
 		r := &recs[i]

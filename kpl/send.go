@@ -146,7 +146,8 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 				o.throttled = true
 			}
 			if p.aborting.Load() {
-				failure = fmt.Errorf("%w before the record was written: %w", ErrClosed, err)
+				// The call was cut short: it may have taken effect.
+				failure = fmt.Errorf("%w before the request completed (the record may have been written): %w", ErrClosed, err)
 			}
 		} else if res := results[i]; res.ErrorCode != nil {
 			code := aws.ToString(res.ErrorCode)
