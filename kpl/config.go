@@ -31,7 +31,8 @@ const (
 	// MaxRequestEntries is the most entries in one PutRecords request.
 	MaxRequestEntries = 500
 	// MaxRequestSize is the most bytes (data plus partition keys) in one
-	// PutRecords request: 5 MiB.
+	// PutRecords request: 5 MiB. Streams whose maximum record size was
+	// raised above it take requests as large as that record size.
 	MaxRequestSize = 5 << 20
 	// ShardBytesPerSecond and ShardRecordsPerSecond are a shard's write limits.
 	ShardBytesPerSecond   = 1 << 20
@@ -66,7 +67,8 @@ type Config struct {
 	// Default and maximum 500.
 	CollectionMaxCount int
 	// CollectionMaxSize caps the bytes (data plus partition keys) of one
-	// PutRecords request. Default and maximum 5 MiB.
+	// PutRecords request. Default and maximum 5 MiB, or MaxRecordSize when
+	// that is larger.
 	CollectionMaxSize int
 	// RecordMaxBufferedTime is how long a record may wait to be sent so
 	// that it can share an aggregated record and a request with others.
@@ -159,7 +161,7 @@ func (c Config) withDefaults() Config {
 	set(&c.MaxRecordSize, DefaultMaxRecordSize)
 	set(&c.AggregationMaxSize, min(DefaultAggregationMaxSize, c.MaxRecordSize-1))
 	set(&c.CollectionMaxCount, MaxRequestEntries)
-	set(&c.CollectionMaxSize, MaxRequestSize)
+	set(&c.CollectionMaxSize, max(MaxRequestSize, c.MaxRecordSize))
 	set(&c.MaxConnections, DefaultMaxConnections)
 	set(&c.RateLimit, DefaultRateLimit)
 	set(&c.MaxBufferedRecords, DefaultMaxBufferedRecords)
@@ -188,8 +190,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kpl: Config.Compression: unknown %v", c.Compression)
 	case c.CollectionMaxCount < 0 || c.CollectionMaxCount > MaxRequestEntries:
 		return fmt.Errorf("kpl: Config.CollectionMaxCount %d outside [1, %d]", c.CollectionMaxCount, MaxRequestEntries)
-	case c.CollectionMaxSize < 0 || c.CollectionMaxSize > MaxRequestSize:
-		return fmt.Errorf("kpl: Config.CollectionMaxSize %d outside [1, %d] bytes", c.CollectionMaxSize, MaxRequestSize)
+	case c.CollectionMaxSize < 0 || c.CollectionMaxSize > max(MaxRequestSize, d.MaxRecordSize):
+		return fmt.Errorf("kpl: Config.CollectionMaxSize %d outside [1, %d] bytes", c.CollectionMaxSize, max(MaxRequestSize, d.MaxRecordSize))
 	case d.CollectionMaxSize < d.MaxRecordSize:
 		return fmt.Errorf("kpl: Config.CollectionMaxSize %d below MaxRecordSize %d", d.CollectionMaxSize, d.MaxRecordSize)
 	case c.RecordMaxBufferedTime < 0:
