@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -80,10 +81,7 @@ halves. SHARD is a shard ID (shardId-000000000003) or its number (3).`,
 			Children []shardInfo `json:"children"`
 		}{Stream: stream, Shard: id, At: point.String(), Children: []shardInfo{}}
 		if !noWait {
-			if _, err := waitActive(ctx, client, stream); err != nil {
-				return err
-			}
-			after, err := listShards(ctx, client, stream)
+			after, err := shardsOnceActive(ctx, client, stream)
 			if err != nil {
 				return err
 			}
@@ -170,10 +168,7 @@ func (a *app) mergeCommand() *cobra.Command {
 			Child  *shardInfo `json:"child,omitempty"`
 		}{Stream: stream, Shards: []string{s1.ShardID, s2.ShardID}}
 		if !noWait {
-			if _, err := waitActive(ctx, client, stream); err != nil {
-				return err
-			}
-			after, err := listShards(ctx, client, stream)
+			after, err := shardsOnceActive(ctx, client, stream)
 			if err != nil {
 				return err
 			}
@@ -232,10 +227,7 @@ count per call.`,
 			OpenShards []shardInfo `json:"openShards"`
 		}{Stream: stream, From: aws.ToInt32(out.CurrentShardCount), To: aws.ToInt32(out.TargetShardCount), OpenShards: []shardInfo{}}
 		if !noWait {
-			if _, err := waitActive(ctx, client, stream); err != nil {
-				return err
-			}
-			after, err := listShards(ctx, client, stream)
+			after, err := shardsOnceActive(ctx, client, stream)
 			if err != nil {
 				return err
 			}
@@ -278,4 +270,13 @@ func printShardList(w io.Writer, shards []shardInfo) error {
 func next(k hashkey.Key) hashkey.Key {
 	lo, carry := bits.Add64(k.Lo, 1, 0)
 	return hashkey.Key{Hi: k.Hi + carry, Lo: lo}
+}
+
+// shardsOnceActive waits until a resharding is over (the stream is ACTIVE
+// again) and lists the stream's shards as they are then.
+func shardsOnceActive(ctx context.Context, client *kinesis.Client, stream string) ([]shardInfo, error) {
+	if _, err := waitActive(ctx, client, stream); err != nil {
+		return nil, err
+	}
+	return listShards(ctx, client, stream)
 }
