@@ -1,35 +1,23 @@
 package checkpoint_test
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
-	"github.com/kinesisgo/kinesis/lease"
 )
 
 func Example() {
-	ctx := context.Background()
-	store := lease.NewMemoryStore()
-	_, _ = store.Create(ctx, lease.Lease{Key: "shardId-000000000000", Checkpoint: lease.TrimHorizon})
-
-	coord, _ := lease.NewCoordinator(lease.Config{Store: store, WorkerID: "worker-1"})
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = coord.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	var held lease.Lease
-	for ok := false; !ok; _, ok = coord.Lease("shardId-000000000000") {
-		time.Sleep(10 * time.Millisecond)
-	}
-	held, _ = coord.Lease("shardId-000000000000")
-
-	cp := checkpoint.New(coord, held)
-	cp.Delivered(checkpoint.SequenceNumber{Sequence: "49590338271490256608559692538361571095921575989136588801", SubSequence: 2})
-	if err := cp.Checkpoint(ctx, "49590338271490256608559692538361571095921575989136588801", 2); err != nil {
+	// The user record at index 2 of an aggregated record, and the next
+	// record of the shard.
+	a, _ := checkpoint.Parse("49590338271490256608559692538361571095921575989136588801", 2)
+	b, _ := checkpoint.Parse("49590338271490256608559692538361571095921575989136588802", 0)
+	fmt.Println(a, a.Compare(b))
+	fmt.Println(checkpoint.TrimHorizon.SequenceNumber().Compare(a), checkpoint.ShardEnd.SequenceNumber().Compare(b))
+	if _, err := checkpoint.Parse("SHARD_END", 1); err != nil {
 		fmt.Println(err)
 	}
-	fmt.Println(cp.Last())
-	// Output: 49590338271490256608559692538361571095921575989136588801/2
+	// Output:
+	// 49590338271490256608559692538361571095921575989136588801/2 -1
+	// -1 1
+	// checkpoint: invalid sequence number: position SHARD_END with sub-sequence number 1
 }

@@ -1,10 +1,18 @@
-// Package checkpoint records how far a shard was processed, in the lease
-// table, fenced by the lease: a Checkpointer writes only while its worker
-// holds the lease, and only forward.
+// Package checkpoint is the vocabulary of positions in a shard, shared by
+// the lease table, the consumer and the operator tools: extended sequence
+// numbers (a record's sequence number plus the sub-sequence number of a
+// user record inside a KPL aggregated record) and the named positions
+// TrimHorizon, Latest, AtTimestamp and ShardEnd.
 //
-// Positions are extended sequence numbers: a record's sequence number plus
-// the sub-sequence number of a user record inside an aggregated record, or
-// one of the sentinels TrimHorizon, Latest, AtTimestamp and ShardEnd.
+// A Position is what a lease's checkpoint holds before the first record is
+// processed (where reading starts) and after the last (ShardEnd); it is
+// also the type of a consumer's initial position. A SequenceNumber is any
+// checkpoint: a record's position or a Position. Sequence numbers compare
+// as integers (real ones are 56 digits, longer than 128 bits), then by
+// sub-sequence number.
+//
+// The fenced writer of checkpoints is kcl.Checkpointer; this package holds
+// no I/O.
 package checkpoint
 
 import (
@@ -12,65 +20,80 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
-
-	"github.com/kinesisgo/kinesis/lease"
 )
 
 // Errors callers act on; match them with errors.Is.
 var (
 	// ErrInvalid: a sequence number is neither a decimal integer nor a
-	// sentinel, or a sub-sequence number is negative.
+	// Position, or a Position has a sub-sequence number.
 	ErrInvalid = errors.New("checkpoint: invalid sequence number")
 	// ErrBackwards: the checkpoint is below the one already recorded.
 	ErrBackwards = errors.New("checkpoint: goes backwards")
 	// ErrBeyondDelivered: the checkpoint is past the last record delivered
 	// to the processor.
 	ErrBeyondDelivered = errors.New("checkpoint: past the last record delivered")
-	// ErrLeaseLost is lease.ErrLeaseLost: the worker no longer holds the
-	// lease, so the checkpoint was not written.
-	ErrLeaseLost = lease.ErrLeaseLost
 )
 
-// SequenceNumber is an extended sequence number: a position in a shard.
-type SequenceNumber struct {
-	// Sequence is a record's sequence number (a decimal integer of up to
-	// 129 digits), or a sentinel: TRIM_HORIZON, LATEST, AT_TIMESTAMP,
-	// SHARD_END.
-	Sequence string
-	// SubSequence is the index of a user record inside an aggregated
-	// record; 0 for a plain record and for sentinels.
-	SubSequence int64
+// Position is a named place in a shard that is not a record. It is the
+// spelling of these places everywhere in this module: a consumer's initial
+// position, a lease's checkpoint before its first record and after its
+// last.
+type Position string
+
+// The positions.
+const (
+	// TrimHorizon is before the oldest record still in the shard.
+	TrimHorizon Position = "TRIM_HORIZON"
+	// Latest is after the newest record at the time reading starts.
+	Latest Position = "LATEST"
+	// AtTimestamp is at the first record written at or after the
+	// consumer's configured start time.
+	AtTimestamp Position = "AT_TIMESTAMP"
+	// ShardEnd is after the last record of a closed shard: every record of
+	// it was processed.
+	ShardEnd Position = "SHARD_END"
+)
+
+// IsStart reports whether p is a position reading may start at:
+// TrimHorizon, Latest or AtTimestamp.
+func (p Position) IsStart() bool {
+	return p == TrimHorizon || p == Latest || p == AtTimestamp
 }
 
-// The sentinels.
-var (
-	// TrimHorizon is before the oldest record of a shard.
-	TrimHorizon = SequenceNumber{Sequence: lease.TrimHorizon}
-	// Latest is after the newest record at the time processing started.
-	Latest = SequenceNumber{Sequence: lease.Latest}
-	// AtTimestamp is at the consumer's configured start timestamp.
-	AtTimestamp = SequenceNumber{Sequence: lease.AtTimestamp}
-	// ShardEnd is after the last record of a closed shard.
-	ShardEnd = SequenceNumber{Sequence: lease.ShardEnd}
-)
+// Valid reports whether p is one of the four positions.
+func (p Position) Valid() bool { return p.IsStart() || p == ShardEnd }
 
-// sentinelRank orders the sentinels around the record positions, which rank 0.
-var sentinelRank = map[string]int{lease.AtTimestamp: -3, lease.TrimHorizon: -2, lease.Latest: -1, lease.ShardEnd: 1}
+// SequenceNumber returns p as a checkpoint.
+func (p Position) SequenceNumber() SequenceNumber { return SequenceNumber{Sequence: string(p)} }
+
+// String returns the position's name as stored in a lease table.
+func (p Position) String() string { return string(p) }
+
+// SequenceNumber is an extended sequence number: a checkpoint.
+type SequenceNumber struct {
+	// Sequence is a record's sequence number (a decimal integer of up to
+	// 129 digits), or a Position's name: TRIM_HORIZON, LATEST,
+	// AT_TIMESTAMP, SHARD_END.
+	Sequence string
+	// SubSequence is the index of a user record inside an aggregated
+	// record; 0 for a plain record and for positions.
+	SubSequence uint64
+}
+
+// sentinelRank orders the positions around the record positions, which rank 0.
+var sentinelRank = map[Position]int{AtTimestamp: -3, TrimHorizon: -2, Latest: -1, ShardEnd: 1}
 
 // Parse checks a sequence number and a sub-sequence number and returns them
 // as a SequenceNumber.
-func Parse(seq string, subSeq int64) (SequenceNumber, error) {
-	if _, ok := sentinelRank[seq]; ok {
+func Parse(seq string, subSeq uint64) (SequenceNumber, error) {
+	if _, ok := sentinelRank[Position(seq)]; ok {
 		if subSeq != 0 {
-			return SequenceNumber{}, fmt.Errorf("%w: sentinel %s with sub-sequence number %d", ErrInvalid, seq, subSeq)
+			return SequenceNumber{}, fmt.Errorf("%w: position %s with sub-sequence number %d", ErrInvalid, seq, subSeq)
 		}
 		return SequenceNumber{Sequence: seq}, nil
 	}
 	if !isDecimal(seq) {
-		return SequenceNumber{}, fmt.Errorf("%w: %q is neither a decimal integer of 1 to %d digits nor a sentinel", ErrInvalid, seq, maxDigits)
-	}
-	if subSeq < 0 {
-		return SequenceNumber{}, fmt.Errorf("%w: negative sub-sequence number %d", ErrInvalid, subSeq)
+		return SequenceNumber{}, fmt.Errorf("%w: %q is neither a decimal integer of 1 to %d digits nor a position", ErrInvalid, seq, maxDigits)
 	}
 	return SequenceNumber{Sequence: seq, SubSequence: subSeq}, nil
 }
@@ -91,9 +114,17 @@ func isDecimal(s string) bool {
 	return true
 }
 
-// IsSentinel reports whether s is one of the sentinels.
-func (s SequenceNumber) IsSentinel() bool {
-	_, ok := sentinelRank[s.Sequence]
+// Position returns the Position s names, and whether it names one (false
+// for a record's sequence number).
+func (s SequenceNumber) Position() (Position, bool) {
+	_, ok := sentinelRank[Position(s.Sequence)]
+	return Position(s.Sequence), ok
+}
+
+// IsPosition reports whether s is one of the Positions rather than a
+// record's sequence number.
+func (s SequenceNumber) IsPosition() bool {
+	_, ok := s.Position()
 	return ok
 }
 
@@ -127,7 +158,7 @@ func (s SequenceNumber) Compare(o SequenceNumber) int {
 }
 
 func (s SequenceNumber) rank() int {
-	if r, ok := sentinelRank[s.Sequence]; ok {
+	if r, ok := sentinelRank[Position(s.Sequence)]; ok {
 		return r
 	}
 	if !isDecimal(s.Sequence) {
@@ -136,27 +167,10 @@ func (s SequenceNumber) rank() int {
 	return 0
 }
 
-// String returns "seq/sub", or the sentinel's name.
+// String returns "seq/sub", or the position's name.
 func (s SequenceNumber) String() string {
-	if s.IsSentinel() {
+	if s.IsPosition() {
 		return s.Sequence
 	}
-	return s.Sequence + "/" + strconv.FormatInt(s.SubSequence, 10)
-}
-
-// OfLease returns a lease's checkpoint. An empty checkpoint (a lease
-// created without one) reads as TrimHorizon.
-func OfLease(l lease.Lease) SequenceNumber {
-	if l.Checkpoint == "" {
-		return TrimHorizon
-	}
-	return SequenceNumber{Sequence: l.Checkpoint, SubSequence: l.CheckpointSubSequence}
-}
-
-// PendingOfLease returns a lease's pending checkpoint, if any.
-func PendingOfLease(l lease.Lease) (SequenceNumber, bool) {
-	if l.PendingCheckpoint == "" {
-		return SequenceNumber{}, false
-	}
-	return SequenceNumber{Sequence: l.PendingCheckpoint, SubSequence: l.PendingCheckpointSubSequence}, true
+	return s.Sequence + "/" + strconv.FormatUint(s.SubSequence, 10)
 }

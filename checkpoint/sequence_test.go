@@ -9,7 +9,7 @@ import (
 func TestParse(t *testing.T) {
 	good := []struct {
 		seq string
-		sub int64
+		sub uint64
 	}{
 		{"0", 0}, {"1", 5}, {"49590338271490256608559692538361571095921575989136588801", 0},
 		{"340282366920938463463374607431768211456", 2}, // 2^128: sequence numbers have up to 129 digits
@@ -22,9 +22,9 @@ func TestParse(t *testing.T) {
 	}
 	bad := []struct {
 		seq string
-		sub int64
+		sub uint64
 	}{
-		{"", 0}, {"abc", 0}, {"-1", 0}, {"+1", 0}, {"1.5", 0}, {"12", -1}, {"SHARD_END", 1},
+		{"", 0}, {"abc", 0}, {"-1", 0}, {"+1", 0}, {"1.5", 0}, {"SHARD_END", 1},
 		{"1" + strings.Repeat("0", 129), 0}, // 130 digits
 	}
 	for _, b := range bad {
@@ -37,12 +37,12 @@ func TestParse(t *testing.T) {
 func TestCompare(t *testing.T) {
 	// In increasing order.
 	order := []SequenceNumber{
-		AtTimestamp, TrimHorizon, Latest,
+		AtTimestamp.SequenceNumber(), TrimHorizon.SequenceNumber(), Latest.SequenceNumber(),
 		{"9", 0}, {"9", 1}, {"10", 0}, // as integers, not strings
 		{"49590338271490256608559692538361571095921575989136588801", 0},
 		{"49590338271490256608559692538361571095921575989136588801", 7},
 		{"49590338271490256608559692538361571095921575989136588802", 0},
-		ShardEnd,
+		ShardEnd.SequenceNumber(),
 	}
 	for i, a := range order {
 		for j, b := range order {
@@ -60,7 +60,18 @@ func TestCompare(t *testing.T) {
 	if s := (SequenceNumber{"12", 3}).String(); s != "12/3" {
 		t.Errorf("String = %q", s)
 	}
-	if ShardEnd.String() != "SHARD_END" || !ShardEnd.IsSentinel() || (SequenceNumber{"1", 0}).IsSentinel() {
-		t.Error("sentinel String or IsSentinel wrong")
+	if ShardEnd.String() != "SHARD_END" || !ShardEnd.SequenceNumber().IsPosition() || (SequenceNumber{"1", 0}).IsPosition() {
+		t.Error("position String or IsPosition wrong")
+	}
+	if p, ok := (SequenceNumber{Sequence: "LATEST"}).Position(); !ok || p != Latest {
+		t.Errorf("Position of LATEST = %v, %v", p, ok)
+	}
+	for _, p := range []Position{TrimHorizon, Latest, AtTimestamp} {
+		if !p.IsStart() || !p.Valid() {
+			t.Errorf("%s: IsStart %v Valid %v", p, p.IsStart(), p.Valid())
+		}
+	}
+	if ShardEnd.IsStart() || !ShardEnd.Valid() || Position("AT_SEQUENCE_NUMBER").Valid() {
+		t.Error("ShardEnd is no start position; AT_SEQUENCE_NUMBER is no position")
 	}
 }

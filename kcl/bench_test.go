@@ -3,6 +3,7 @@ package kcl
 import (
 	"context"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func BenchmarkWorkerPerRecord(b *testing.B) {
 			done := make(chan struct{})
 			w, err := New(Config{
 				Stream: "s", App: "bench", Kinesis: fk, LeaseStore: lease.NewMemoryStore(),
-				InitialPosition: TrimHorizon,
+				InitialPosition: checkpoint.TrimHorizon,
 				Lease:           lease.Config{TakeInterval: 10 * time.Millisecond},
 				Processor: ProcessorFunc(func(ctx context.Context, bt *Batch) error {
 					if count.Add(int64(len(bt.Records))) == int64(total) {

@@ -11,12 +11,16 @@ import (
 )
 
 // Checkpointer records how far a shard was processed, in the shard's lease.
-// Checkpoints are fenced: once the worker no longer holds the lease they
-// fail with an error matching lease.ErrLeaseLost. They go forward only and
-// never past the last record delivered to the processor. It is safe for
-// concurrent use.
+// Checkpoints are fenced: every write is conditional on the lease counter,
+// and once the worker no longer holds the lease they fail with an error
+// matching lease.ErrLeaseLost. They go forward only and never past the
+// last record delivered to the processor. It is safe for concurrent use.
+//
+// Inside ProcessRecords, the batch at hand is checkpointed with
+// Batch.Checkpoint; CheckpointProcessed covers only the batches
+// ProcessRecords has already returned nil for.
 type Checkpointer struct {
-	cp *checkpoint.Checkpointer
+	cp *fencedCheckpointer
 	// lost is set when the shard's processing stopped because its lease
 	// was lost. The lease table alone cannot fence this holding once the
 	// worker has taken the lease again: writes go through the worker's
@@ -30,8 +34,8 @@ type Checkpointer struct {
 	processed checkpoint.SequenceNumber
 }
 
-func newCheckpointer(u checkpoint.Updater, l lease.Lease, lost *atomic.Bool) *Checkpointer {
-	return &Checkpointer{cp: checkpoint.New(u, l), lost: lost}
+func newCheckpointer(u leaseUpdater, l lease.Lease, lost *atomic.Bool) *Checkpointer {
+	return &Checkpointer{cp: newFencedCheckpointer(u, l), lost: lost}
 }
 
 // errIfLost fails once the holding the Checkpointer was made for is lost.
@@ -55,12 +59,13 @@ func (c *Checkpointer) done(pos checkpoint.SequenceNumber) {
 	c.mu.Unlock()
 }
 
-// Checkpoint records that every record of the batches ProcessRecords
-// returned nil for is processed (inside ProcessRecords, that is the batches
-// before the current one; Batch.Checkpoint covers the current one). It does
-// nothing when there is nothing new to record. Same errors as
-// CheckpointAt.
-func (c *Checkpointer) Checkpoint(ctx context.Context) error {
+// CheckpointProcessed records that every record of the batches
+// ProcessRecords returned nil for (or that the error policy skipped) is
+// processed. Inside ProcessRecords that excludes the batch at hand: use
+// Batch.Checkpoint for it. In ShardEnded and ShutdownRequested it covers
+// everything delivered and processed. It does nothing when there is
+// nothing new to record. Same errors as CheckpointAt.
+func (c *Checkpointer) CheckpointProcessed(ctx context.Context) error {
 	c.mu.Lock()
 	pos := c.processed
 	c.mu.Unlock()
@@ -77,7 +82,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 // record (seq, subSeq) is processed. It fails with checkpoint.ErrInvalid,
 // checkpoint.ErrBackwards, checkpoint.ErrBeyondDelivered or
 // lease.ErrLeaseLost (match with errors.Is).
-func (c *Checkpointer) CheckpointAt(ctx context.Context, seq string, subSeq int64) error {
+func (c *Checkpointer) CheckpointAt(ctx context.Context, seq string, subSeq uint64) error {
 	if err := c.errIfLost(); err != nil {
 		return err
 	}
@@ -88,16 +93,15 @@ func (c *Checkpointer) CheckpointAt(ctx context.Context, seq string, subSeq int6
 // one the processor intends to make once its side effects are done. A
 // worker that takes the shard over sees it in InitializeInput. Same errors
 // as CheckpointAt.
-func (c *Checkpointer) PrepareCheckpoint(ctx context.Context, seq string, subSeq int64) error {
+func (c *Checkpointer) PrepareCheckpoint(ctx context.Context, seq string, subSeq uint64) error {
 	if err := c.errIfLost(); err != nil {
 		return err
 	}
 	return c.cp.PrepareCheckpoint(ctx, seq, subSeq)
 }
 
-// Last returns the checkpoint recorded in the lease: sequence number (or
-// sentinel) and sub-sequence number.
-func (c *Checkpointer) Last() (seq string, subSeq int64) {
-	l := c.cp.Last()
-	return l.Sequence, l.SubSequence
+// Last returns the checkpoint recorded in the lease: a record's extended
+// sequence number, or a checkpoint.Position.
+func (c *Checkpointer) Last() checkpoint.SequenceNumber {
+	return c.cp.Last()
 }

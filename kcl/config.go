@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/lease"
 )
 
@@ -24,22 +25,6 @@ type KinesisAPI interface {
 	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
 	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 }
-
-// Position is where reading starts in a shard that has no checkpoint and no
-// leased ancestor.
-type Position string
-
-// Initial positions.
-const (
-	// Latest starts after the newest record: only records written after
-	// the worker first sees the shard are read.
-	Latest Position = "LATEST"
-	// TrimHorizon starts at the oldest record still in the shard.
-	TrimHorizon Position = "TRIM_HORIZON"
-	// AtTimestamp starts at the first record written at or after
-	// Config.InitialTimestamp.
-	AtTimestamp Position = "AT_TIMESTAMP"
-)
 
 // ErrorAction is what the worker does when ProcessRecords returns an error.
 type ErrorAction int
@@ -95,9 +80,10 @@ type Config struct {
 	NewProcessor func(shardID string) RecordProcessor
 
 	// InitialPosition is where reading starts in a shard that has no
-	// checkpoint and no leased ancestor. Default Latest. Descendants of
+	// checkpoint and no leased ancestor: checkpoint.Latest, TrimHorizon or
+	// AtTimestamp. Default Latest. Descendants of
 	// leased shards always start at TRIM_HORIZON.
-	InitialPosition Position
+	InitialPosition checkpoint.Position
 	// InitialTimestamp is the time for InitialPosition AtTimestamp
 	// (required then, unused otherwise).
 	InitialTimestamp time.Time
@@ -221,8 +207,8 @@ func (c *Config) Validate() error {
 		return invalid("set only one of Processor and NewProcessor")
 	}
 	switch c.InitialPosition {
-	case "", Latest, TrimHorizon:
-	case AtTimestamp:
+	case "", checkpoint.Latest, checkpoint.TrimHorizon:
+	case checkpoint.AtTimestamp:
 		if c.InitialTimestamp.IsZero() {
 			return invalid("InitialPosition AT_TIMESTAMP needs InitialTimestamp")
 		}
@@ -285,7 +271,7 @@ func (c Config) withDefaults() Config {
 		c.WorkerID = defaultWorkerID()
 	}
 	if c.InitialPosition == "" {
-		c.InitialPosition = Latest
+		c.InitialPosition = checkpoint.Latest
 	}
 	if c.ProcessRetries == 0 {
 		c.ProcessRetries = DefaultProcessRetries

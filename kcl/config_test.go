@@ -3,6 +3,7 @@ package kcl
 import (
 	"context"
 	"errors"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,8 @@ func TestConfigValidate(t *testing.T) {
 		{"both processors", func(c *Config) { c.NewProcessor = func(string) RecordProcessor { return proc } }, "only one of Processor"},
 		{"factory only", func(c *Config) { c.Processor, c.NewProcessor = nil, func(string) RecordProcessor { return proc } }, ""},
 		{"bad position", func(c *Config) { c.InitialPosition = "OLDEST" }, `InitialPosition "OLDEST"`},
-		{"timestamp without time", func(c *Config) { c.InitialPosition = AtTimestamp }, "needs InitialTimestamp"},
-		{"timestamp", func(c *Config) { c.InitialPosition, c.InitialTimestamp = AtTimestamp, time.Now() }, ""},
+		{"timestamp without time", func(c *Config) { c.InitialPosition = checkpoint.AtTimestamp }, "needs InitialTimestamp"},
+		{"timestamp", func(c *Config) { c.InitialPosition, c.InitialTimestamp = checkpoint.AtTimestamp, time.Now() }, ""},
 		{"bad action", func(c *Config) { c.OnProcessError = 7 }, "OnProcessError ErrorAction(7)"},
 		{"negative retries", func(c *Config) { c.ProcessRetries = -1 }, "ProcessRetries -1"},
 		{"negative duration", func(c *Config) { c.Retrieval.IdleWait = -time.Second }, "Retrieval.IdleWait -1s is negative"},
@@ -54,7 +55,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	c := Config{Stream: "s", App: "billing"}.withDefaults()
-	if c.LeaseTable != "billing" || c.InitialPosition != Latest || c.ProcessRetries != 3 ||
+	if c.LeaseTable != "billing" || c.InitialPosition != checkpoint.Latest || c.ProcessRetries != 3 ||
 		c.Retrieval.MaxRecords != 10000 || c.Retrieval.CallInterval != 200*time.Millisecond ||
 		c.Retrieval.IdleWait != time.Second || c.Retrieval.PrefetchBytes != 8<<20 ||
 		c.ShutdownTimeout != 20*time.Second || c.ParentPollInterval != 2*time.Second || c.WorkerID == "" {

@@ -20,7 +20,7 @@ type deaggregator struct {
 	// a record past it was seen, or when reading did not start at a
 	// sequence number.
 	resumeSeq *big.Int
-	resumeSub int64
+	resumeSub uint64
 	// hashRange is the shard's hash key range; user records outside it
 	// are delivered and counted. nil when unknown.
 	hashRange *hashkey.Range
@@ -35,7 +35,9 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 		r := &recs[i]
 		seq := aws.ToString(r.SequenceNumber)
 		arrival := aws.ToTime(r.ApproximateArrivalTimestamp)
-		skipThrough := int64(-1) // sub-sequence numbers <= this are skipped
+		// At the checkpointed record, sub-sequence numbers up to and
+		// including skipThrough are skipped.
+		atResume, skipThrough := false, uint64(0)
 		if d.resumeSeq != nil {
 			if n, ok := new(big.Int).SetString(seq, 10); ok {
 				c := n.Cmp(d.resumeSeq)
@@ -43,14 +45,14 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 					continue // before the checkpoint: already processed
 				}
 				if c == 0 {
-					skipThrough = d.resumeSub
+					atResume, skipThrough = true, d.resumeSub
 				}
 			}
 			d.resumeSeq = nil
 		}
 		users, ok := aggregation.DecodeAppend(d.scratch[:0], r.Data)
 		if !ok {
-			if skipThrough >= 0 {
+			if atResume {
 				continue // the checkpointed record itself
 			}
 			dst = append(dst, Record{
@@ -66,8 +68,8 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 		outside := 0
 		for j := range users {
 			u := &users[j]
-			sub := int64(u.SubSequenceNumber)
-			if sub <= skipThrough {
+			sub := u.SubSequenceNumber
+			if atResume && sub <= skipThrough {
 				continue
 			}
 			if d.hashRange != nil && !d.inRange(u) {

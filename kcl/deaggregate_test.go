@@ -45,7 +45,7 @@ func TestDeaggregator(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		resumeSeq string
-		resumeSub int64
+		resumeSub uint64
 		want      []string
 	}{
 		{"from the start", "", 0, []string{"100/0 p plain agg=false", "200/0 u1 a agg=true", "200/1 u2 b agg=true", "200/2 u1 c agg=true",

@@ -3,6 +3,7 @@ package kcl_test
 import (
 	"context"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"os"
 	"os/signal"
 	"time"
@@ -17,7 +18,7 @@ func Example() {
 	w, err := kcl.New(kcl.Config{
 		Stream:          "events",
 		App:             "billing", // also the lease table's name
-		InitialPosition: kcl.TrimHorizon,
+		InitialPosition: checkpoint.TrimHorizon,
 		Processor: kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
 			for _, r := range b.Records {
 				fmt.Printf("%s %s/%d %q\n", r.PartitionKey, r.SequenceNumber, r.SubSequenceNumber, r.Data)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"maps"
 	"math/big"
 	"slices"
@@ -39,11 +40,11 @@ type delivery struct {
 	shard  string
 	pk     string
 	seq    string
-	sub    int64
+	sub    uint64
 	data   string
 }
 
-func (d delivery) id() string { return d.seq + "/" + strconv.FormatInt(d.sub, 10) }
+func (d delivery) id() string { return d.seq + "/" + strconv.FormatUint(d.sub, 10) }
 
 // collector records every delivery of every worker sharing it, and
 // checkpoints each batch.
@@ -210,7 +211,7 @@ func (e *env) config(id string) kcl.Config {
 	return kcl.Config{
 		Stream: e.stream, App: "app", LeaseTable: e.table, WorkerID: id,
 		Processor:          e.collector.processor(id),
-		InitialPosition:    kcl.TrimHorizon,
+		InitialPosition:    checkpoint.TrimHorizon,
 		Kinesis:            testenv.KinesisClientAt(e.t, e.kinURL),
 		DynamoDB:           testenv.DynamoDBClientAt(e.t, e.ddbURL),
 		Lease:              lease.Config{FailoverTime: e.failover, TakeInterval: e.failover / 5},
@@ -420,7 +421,7 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 	deadCheckpoints := map[string]string{}
 	for _, l := range e.leases() {
 		if l.Owner == dead {
-			deadCheckpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatInt(l.CheckpointSubSequence, 10)
+			deadCheckpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatUint(l.CheckpointSubSequence, 10)
 		}
 	}
 	if len(deadCheckpoints) == 0 {

@@ -63,7 +63,7 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 					t.Errorf("%s: bad line %q", id, sc.Text())
 					continue
 				}
-				sub, _ := strconv.ParseInt(f[4], 10, 64)
+				sub, _ := strconv.ParseUint(f[4], 10, 64)
 				mu.Lock()
 				all = append(all, delivery{worker: f[0], shard: f[1], pk: f[2], seq: f[3], sub: sub, data: f[5]})
 				mu.Unlock()
@@ -115,7 +115,7 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	checkpoints := map[string]string{}
 	for _, l := range e.leases() {
 		if l.Owner == victim {
-			checkpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatInt(l.CheckpointSubSequence, 10)
+			checkpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatUint(l.CheckpointSubSequence, 10)
 		}
 	}
 	waitFor(t, 30*time.Second, "the survivors to own the killed process's shards", func() bool {

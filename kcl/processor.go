@@ -87,13 +87,13 @@ type InitializeInput struct {
 	// TRIM_HORIZON, LATEST, AT_TIMESTAMP for a shard never checkpointed.
 	Checkpoint string
 	// CheckpointSubSequenceNumber is the sub-sequence number of Checkpoint.
-	CheckpointSubSequenceNumber int64
+	CheckpointSubSequenceNumber uint64
 	// PendingCheckpoint is the checkpoint a previous owner prepared but did
 	// not commit (PrepareCheckpoint), empty when there is none.
 	PendingCheckpoint string
 	// PendingCheckpointSubSequenceNumber is the sub-sequence number of
 	// PendingCheckpoint.
-	PendingCheckpointSubSequenceNumber int64
+	PendingCheckpointSubSequenceNumber uint64
 }
 
 // LeaseLostInput is what LeaseLost receives.
@@ -130,7 +130,7 @@ type Record struct {
 	SequenceNumber string
 	// SubSequenceNumber is the position of the user record inside its
 	// aggregated record, from 0; always 0 for a plain record.
-	SubSequenceNumber int64
+	SubSequenceNumber uint64
 	// Aggregated tells whether the record came out of a KPL aggregated record.
 	Aggregated bool
 	// PartitionKey is the record's partition key (the user record's own key

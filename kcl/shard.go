@@ -207,8 +207,8 @@ func (s *shardWorker) deliver(ctx context.Context, proc RecordProcessor, b *Batc
 		w.met.processErrors.Inc()
 		first := b.Records[0]
 		fields := []zap.Field{zap.Int("attempt", attempt), zap.Int("records", len(b.Records)),
-			zap.String("first_sequence", first.SequenceNumber), zap.Int64("first_sub_sequence", first.SubSequenceNumber),
-			zap.String("last_sequence", last.SequenceNumber), zap.Int64("last_sub_sequence", last.SubSequenceNumber), zap.Error(err)}
+			zap.String("first_sequence", first.SequenceNumber), zap.Uint64("first_sub_sequence", first.SubSequenceNumber),
+			zap.String("last_sequence", last.SequenceNumber), zap.Uint64("last_sub_sequence", last.SubSequenceNumber), zap.Error(err)}
 		switch w.cfg.OnProcessError {
 		case StopShard:
 			s.log.Error("ProcessRecords failed; stopping the shard (its lease is kept until shutdown)", fields...)
@@ -302,12 +302,12 @@ func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Ch
 			return o
 		}
 	}
-	cp.delivered(checkpoint.ShardEnd)
+	cp.delivered(checkpoint.ShardEnd.SequenceNumber())
 	in := &ShardEndedInput{ShardID: s.id, Checkpointer: cp}
 	if o, ok := s.retryCall(ctx, "ShardEnded", func() error { return proc.ShardEnded(ctx, in) }); !ok {
 		return o
 	}
-	if o, ok := s.retryInfra(ctx, "checkpoint SHARD_END", func() error { return cp.CheckpointAt(ctx, lease.ShardEnd, 0) }); !ok {
+	if o, ok := s.retryInfra(ctx, "checkpoint SHARD_END", func() error { return cp.CheckpointAt(ctx, string(checkpoint.ShardEnd), 0) }); !ok {
 		return o
 	}
 	w.met.shardsEnded.Inc()
@@ -403,11 +403,11 @@ func (s *shardWorker) release(ctx context.Context) {
 // and the sequence number to skip through when resuming at a record.
 func (s *shardWorker) startPosition(l lease.Lease) (startPosition, *big.Int) {
 	switch l.Checkpoint {
-	case lease.TrimHorizon, "":
+	case string(checkpoint.TrimHorizon), "":
 		return startPosition{kind: types.ShardIteratorTypeTrimHorizon}, nil
-	case lease.Latest:
+	case string(checkpoint.Latest):
 		return startPosition{kind: types.ShardIteratorTypeLatest}, nil
-	case lease.AtTimestamp:
+	case string(checkpoint.AtTimestamp):
 		return startPosition{kind: types.ShardIteratorTypeAtTimestamp, timestamp: s.w.cfg.InitialTimestamp}, nil
 	}
 	n, ok := new(big.Int).SetString(l.Checkpoint, 10)

@@ -104,7 +104,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	sc := lease.ShardSyncConfig{
 		Store: w.store, Kinesis: w.api, Stream: w.stream.name, StreamARN: w.stream.arn,
-		InitialPosition: string(cfg.InitialPosition), InitialTimestamp: cfg.InitialTimestamp,
+		InitialPosition: cfg.InitialPosition, InitialTimestamp: cfg.InitialTimestamp,
 		Interval: cfg.ShardSyncInterval, Logger: cfg.Logger, Metrics: cfg.Metrics,
 	}
 	if w.syncer, err = lease.NewShardSyncer(sc); err != nil {

@@ -70,7 +70,7 @@ func (r *recorder) ShardEnded(_ context.Context, in *ShardEndedInput) error {
 func (r *recorder) ShutdownRequested(ctx context.Context, in *ShutdownRequestedInput) error {
 	r.event("shutdown %s", in.ShardID)
 	if r.shutdownCheckpoint {
-		return in.Checkpointer.Checkpoint(ctx)
+		return in.Checkpointer.CheckpointProcessed(ctx)
 	}
 	return nil
 }
@@ -130,7 +130,7 @@ func waitBalanced(t *testing.T, want []int, ws ...*Worker) {
 func unitConfig(t *testing.T, fk *fakeKinesis, store lease.Store, proc RecordProcessor) Config {
 	return Config{
 		Stream: "stream", App: "app", Kinesis: fk, LeaseStore: store, Processor: proc,
-		InitialPosition:    TrimHorizon,
+		InitialPosition:    checkpoint.TrimHorizon,
 		Lease:              lease.Config{FailoverTime: 900 * time.Millisecond, TakeInterval: 100 * time.Millisecond},
 		Retrieval:          RetrievalConfig{IdleWait: 20 * time.Millisecond},
 		ParentPollInterval: 50 * time.Millisecond,
@@ -240,7 +240,7 @@ func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 		if l.Owner != "" {
 			t.Errorf("lease %s still owned by %s after shutdown", l.Key, l.Owner)
 		}
-		if l.Checkpoint == lease.TrimHorizon {
+		if l.Checkpoint == string(checkpoint.TrimHorizon) {
 			t.Errorf("lease %s never checkpointed", l.Key)
 		}
 	}
@@ -297,7 +297,7 @@ func TestWorkerSplitAndMergeKeepParentBeforeChild(t *testing.T) {
 	waitFor(t, 5*time.Second, "parents at SHARD_END", func() bool {
 		for _, p := range []string{"shardId-000000000000", "shardId-000000000002", "shardId-000000000003"} {
 			l, err := store.Get(context.Background(), p)
-			if err == nil && l.Checkpoint != lease.ShardEnd {
+			if err == nil && l.Checkpoint != string(checkpoint.ShardEnd) {
 				return false
 			}
 		}
@@ -478,7 +478,7 @@ func TestWorkerLeaseLostStopsShard(t *testing.T) {
 		return len(w.shards) == 0
 	})
 	l, _ = store.Get(context.Background(), shard)
-	if l.Owner != "thief" || l.Checkpoint == lease.TrimHorizon {
+	if l.Owner != "thief" || l.Checkpoint == string(checkpoint.TrimHorizon) {
 		t.Errorf("lease = owner %q checkpoint %s; want thief, and the first batch's checkpoint kept", l.Owner, l.Checkpoint)
 	}
 }
@@ -507,7 +507,7 @@ func TestWorkerGracefulShutdownHandsOver(t *testing.T) {
 		if l.Owner != "" {
 			t.Errorf("lease %s still owned by %s", l.Key, l.Owner)
 		}
-		if l.Checkpoint == lease.TrimHorizon {
+		if l.Checkpoint == string(checkpoint.TrimHorizon) {
 			t.Errorf("lease %s not checkpointed in ShutdownRequested", l.Key)
 		}
 	}
@@ -666,7 +666,7 @@ func TestWorkerStartsAtTimestamp(t *testing.T) {
 	seq := fk.putTo(shard, "k", []byte("new"))
 	r := &recorder{}
 	cfg := unitConfig(t, fk, lease.NewMemoryStore(), r)
-	cfg.InitialPosition, cfg.InitialTimestamp = AtTimestamp, from
+	cfg.InitialPosition, cfg.InitialTimestamp = checkpoint.AtTimestamp, from
 	startWorker(t, cfg)
 	waitFor(t, 10*time.Second, "a record", func() bool { return r.count() >= 1 })
 	got, _ := r.snapshot()
@@ -695,7 +695,7 @@ func TestWorkerShutdownWhileBatchFails(t *testing.T) {
 			return nil // no checkpoint
 		},
 		shutdown: func(ctx context.Context, in *ShutdownRequestedInput) error {
-			cpErr = in.Checkpointer.Checkpoint(ctx)
+			cpErr = in.Checkpointer.CheckpointProcessed(ctx)
 			start := time.Now()
 			<-ctx.Done() // a processor that waits for its deadline
 			blockedUntil = time.Since(start)
@@ -796,11 +796,11 @@ func TestWorkerDoesNotReadFinishedShard(t *testing.T) {
 	store := lease.NewMemoryStore()
 	r := &recorder{}
 	cfg := unitConfig(t, fk, store, r)
-	cfg.InitialPosition = Latest
+	cfg.InitialPosition = checkpoint.Latest
 	w, _ := startWorker(t, cfg)
 	waitFor(t, 10*time.Second, "the shard started", func() bool { return r.hasEvent("init " + shard + " LATEST/0") })
 	// As if the coordinator handed over a lease at SHARD_END.
-	w.acquired(lease.Lease{Key: "shardId-000000000099", Owner: w.WorkerID(), Checkpoint: lease.ShardEnd})
+	w.acquired(lease.Lease{Key: "shardId-000000000099", Owner: w.WorkerID(), Checkpoint: string(checkpoint.ShardEnd)})
 	waitFor(t, 5*time.Second, "the finished shard to be dropped", func() bool { return !slices.Contains(w.Shards(), "shardId-000000000099") })
 	if !w.hasEnded("shardId-000000000099") {
 		t.Errorf("finished shard not noted as ended")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"reflect"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("Get missing: got %v, want ErrNotFound", err)
 		}
 		for i := range 25 {
-			if _, err := s.Create(c, Lease{Key: fmt.Sprintf("k%03d", i), Checkpoint: TrimHorizon}); err != nil {
+			if _, err := s.Create(c, Lease{Key: fmt.Sprintf("k%03d", i), Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -64,7 +65,7 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		if len(ls) != 26 || ls[0].Key != "k000" || ls[25].Key != full.Key {
 			t.Fatalf("List: %d leases, first %q last %q", len(ls), ls[0].Key, ls[len(ls)-1].Key)
 		}
-		if ls[1].Owner != "" || ls[1].Counter != 0 || ls[1].Checkpoint != TrimHorizon {
+		if ls[1].Owner != "" || ls[1].Counter != 0 || ls[1].Checkpoint != string(checkpoint.TrimHorizon) {
 			t.Fatalf("List: minimal lease read back as %+v", ls[1])
 		}
 	})
@@ -100,7 +101,7 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("TakeRelease", func(t *testing.T) {
 		s, c := newStore(t), ctx(t)
-		l, _ := s.Create(c, Lease{Key: "a", Checkpoint: TrimHorizon, Extra: extra})
+		l, _ := s.Create(c, Lease{Key: "a", Checkpoint: string(checkpoint.TrimHorizon), Extra: extra})
 		tk, err := s.Take(c, l, "w1")
 		if err != nil {
 			t.Fatal(err)
@@ -176,9 +177,9 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("Checkpoint by another owner: got %v, want ErrConflict", err)
 		}
 		pend := cp
-		pend.PendingCheckpoint, pend.PendingCheckpointSubSequence = ShardEnd, 0
+		pend.PendingCheckpoint, pend.PendingCheckpointSubSequence = string(checkpoint.ShardEnd), 0
 		p, err := s.Checkpoint(c, pend)
-		if err != nil || p.PendingCheckpoint != ShardEnd || p.Checkpoint != cp.Checkpoint {
+		if err != nil || p.PendingCheckpoint != string(checkpoint.ShardEnd) || p.Checkpoint != cp.Checkpoint {
 			t.Fatalf("prepare: %+v, %v", p, err)
 		}
 	})
@@ -204,7 +205,7 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("ConcurrentTakesOneWins", func(t *testing.T) {
 		s, c := newStore(t), ctx(t)
-		l, _ := s.Create(c, Lease{Key: "race", Checkpoint: TrimHorizon})
+		l, _ := s.Create(c, Lease{Key: "race", Checkpoint: string(checkpoint.TrimHorizon)})
 		errs := make(chan error, 8)
 		for i := range 8 {
 			go func() { _, err := s.Take(c, l, fmt.Sprintf("w%d", i)); errs <- err }()

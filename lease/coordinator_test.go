@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,7 +35,7 @@ func newTestCoordinator(t *testing.T, store Store, clk *fakeClock, id string, mo
 func createLeases(t *testing.T, s Store, n int) {
 	t.Helper()
 	for i := range n {
-		if _, err := s.Create(context.Background(), Lease{Key: fmt.Sprintf("shard-%03d", i), Checkpoint: TrimHorizon}); err != nil {
+		if _, err := s.Create(context.Background(), Lease{Key: fmt.Sprintf("shard-%03d", i), Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,7 +191,7 @@ func TestLostLeaseFencing(t *testing.T) {
 	if !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("Update of a stolen lease: %v, want ErrLeaseLost", err)
 	}
-	if got, _ := store.Get(ctx, "shard-000"); got.Checkpoint != TrimHorizon || got.Owner != "b" {
+	if got, _ := store.Get(ctx, "shard-000"); got.Checkpoint != string(checkpoint.TrimHorizon) || got.Owner != "b" {
 		t.Fatalf("stolen lease changed: %+v", got)
 	}
 	if len(a.Held()) != 0 {
@@ -348,7 +349,7 @@ func TestUpdateFnErrorWritesNothing(t *testing.T) {
 	if _, err := c.Update(ctx, "shard-000", func(l *Lease) error { l.Checkpoint = "5"; return boom }); !errors.Is(err, boom) {
 		t.Fatalf("Update: %v, want fn's error", err)
 	}
-	if after, _ := store.Get(ctx, "shard-000"); after.Counter != before.Counter || after.Checkpoint != TrimHorizon {
+	if after, _ := store.Get(ctx, "shard-000"); after.Counter != before.Counter || after.Checkpoint != string(checkpoint.TrimHorizon) {
 		t.Fatalf("written despite fn's error: %+v", after)
 	}
 }

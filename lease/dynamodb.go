@@ -62,7 +62,7 @@ func (cfg DynamoDBConfig) Validate() error {
 }
 
 // DynamoDBStore is the Store of a DynamoDB lease table, in the Java KCL
-// 2.x schema (DESIGN.md §4). Updates are UpdateItem calls that set only the
+// 2.x schema (docs/design.md, "Lease table"). Updates are UpdateItem calls that set only the
 // attributes they change, so attributes unknown to this package survive.
 type DynamoDBStore struct {
 	cfg       DynamoDBConfig
@@ -324,7 +324,7 @@ func (s *DynamoDBStore) Release(ctx context.Context, l Lease) (Lease, error) {
 // Checkpoint writes the progress fields if Counter and Owner match.
 func (s *DynamoDBStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
 	u := update{set: map[string]types.AttributeValue{
-		attrCheckpointSub: numAttr(l.CheckpointSubSequence),
+		attrCheckpointSub: unsignedAttr(l.CheckpointSubSequence),
 		attrOwnerSwitches: numAttr(l.OwnerSwitchesSinceCheckpoint),
 	}}
 	if l.Checkpoint != "" {
@@ -334,7 +334,7 @@ func (s *DynamoDBStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) 
 	}
 	if l.PendingCheckpoint != "" {
 		u.set[attrPendingCheckpoint] = &types.AttributeValueMemberS{Value: l.PendingCheckpoint}
-		u.set[attrPendingCheckpointSub] = numAttr(l.PendingCheckpointSubSequence)
+		u.set[attrPendingCheckpointSub] = unsignedAttr(l.PendingCheckpointSubSequence)
 	} else {
 		u.remove = append(u.remove, attrPendingCheckpoint, attrPendingCheckpointSub, attrPendingCheckpointStat)
 	}
@@ -373,6 +373,10 @@ func numAttr(n int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
 
+func unsignedAttr(n uint64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatUint(n, 10)}
+}
+
 func keyOf(item map[string]types.AttributeValue) string {
 	if s, ok := item[attrKey].(*types.AttributeValueMemberS); ok {
 		return s.Value
@@ -396,11 +400,11 @@ func toItem(l Lease) map[string]types.AttributeValue {
 	item[attrCounter] = numAttr(l.Counter)
 	if l.Checkpoint != "" {
 		str(attrCheckpoint, l.Checkpoint)
-		item[attrCheckpointSub] = numAttr(l.CheckpointSubSequence)
+		item[attrCheckpointSub] = unsignedAttr(l.CheckpointSubSequence)
 	}
 	if l.PendingCheckpoint != "" {
 		str(attrPendingCheckpoint, l.PendingCheckpoint)
-		item[attrPendingCheckpointSub] = numAttr(l.PendingCheckpointSubSequence)
+		item[attrPendingCheckpointSub] = unsignedAttr(l.PendingCheckpointSubSequence)
 	}
 	item[attrOwnerSwitches] = numAttr(l.OwnerSwitchesSinceCheckpoint)
 	if len(l.ParentShardIDs) > 0 {
@@ -449,6 +453,23 @@ func fromItem(item map[string]types.AttributeValue) (Lease, error) {
 		}
 		*dst = i
 	}
+	unsigned := func(attr string, dst *uint64) {
+		v, ok := item[attr]
+		if !ok {
+			return
+		}
+		n, ok := v.(*types.AttributeValueMemberN)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s is not a number", attr))
+			return
+		}
+		i, err := strconv.ParseUint(n.Value, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q is not a non-negative integer", attr, n.Value))
+			return
+		}
+		*dst = i
+	}
 	set := func(attr string, dst *[]string) {
 		v, ok := item[attr]
 		if !ok {
@@ -472,9 +493,9 @@ func fromItem(item map[string]types.AttributeValue) (Lease, error) {
 	str(attrOwner, &l.Owner)
 	num(attrCounter, &l.Counter)
 	str(attrCheckpoint, &l.Checkpoint)
-	num(attrCheckpointSub, &l.CheckpointSubSequence)
+	unsigned(attrCheckpointSub, &l.CheckpointSubSequence)
 	str(attrPendingCheckpoint, &l.PendingCheckpoint)
-	num(attrPendingCheckpointSub, &l.PendingCheckpointSubSequence)
+	unsigned(attrPendingCheckpointSub, &l.PendingCheckpointSubSequence)
 	num(attrOwnerSwitches, &l.OwnerSwitchesSinceCheckpoint)
 	set(attrParents, &l.ParentShardIDs)
 	set(attrChildren, &l.ChildShardIDs)

@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func TestDynamoDBStoreSkipsMalformedItems(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Create(ctx, Lease{Key: "good", Checkpoint: TrimHorizon}); err != nil {
+	if _, err := s.Create(ctx, Lease{Key: "good", Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 		t.Fatal(err)
 	}
 	ls, err := s.List(ctx)

@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -17,7 +18,7 @@ func Example() {
 	ctx := context.Background()
 	store := lease.NewMemoryStore()
 	for _, shard := range []string{"shardId-000000000000", "shardId-000000000001"} {
-		if _, err := store.Create(ctx, lease.Lease{Key: shard, Checkpoint: lease.TrimHorizon}); err != nil {
+		if _, err := store.Create(ctx, lease.Lease{Key: shard, Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 			fmt.Println(err)
 			return
 		}
@@ -93,7 +94,7 @@ func ExampleShardSyncer() {
 		Store:           store,
 		Kinesis:         kinesis.NewFromConfig(cfg),
 		Stream:          "events",
-		InitialPosition: lease.TrimHorizon,
+		InitialPosition: checkpoint.TrimHorizon,
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -76,7 +76,7 @@ func newTable(t *testing.T, leases int) (*lease.DynamoDBStore, *dynamodb.Client,
 		t.Fatal(err)
 	}
 	for i := range leases {
-		if _, err := store.Create(context.Background(), lease.Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: lease.TrimHorizon}); err != nil {
+		if _, err := store.Create(context.Background(), lease.Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,10 +183,11 @@ func TestJavaKCLItem(t *testing.T) {
 		l, _ := w.c.Lease(held.Key)
 		return l.Counter > held.Counter
 	})
-	cp := checkpoint.New(w.c, held)
 	const next = "49590338271490256608559692538361571095921575989136599999"
-	cp.Delivered(checkpoint.SequenceNumber{Sequence: next, SubSequence: 5})
-	if err := cp.Checkpoint(ctx, next, 5); err != nil {
+	if _, err := w.c.Update(ctx, held.Key, func(l *lease.Lease) error {
+		l.Checkpoint, l.CheckpointSubSequence, l.OwnerSwitchesSinceCheckpoint = next, 5, 0
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{"leaseKey": item["leaseKey"]}, ConsistentRead: aws.Bool(true)})

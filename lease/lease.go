@@ -19,25 +19,12 @@ import (
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
 )
 
-// Checkpoint sentinels, as stored in the checkpoint attribute. Package
-// checkpoint gives them a typed form; they are defined here because the
-// coordinator and the shard syncer need them too.
-const (
-	// TrimHorizon: start at the oldest record of the shard.
-	TrimHorizon = "TRIM_HORIZON"
-	// Latest: start after the newest record of the shard.
-	Latest = "LATEST"
-	// AtTimestamp: start at the first record at or after a timestamp held
-	// in the consumer's configuration.
-	AtTimestamp = "AT_TIMESTAMP"
-	// ShardEnd: the shard is closed and every record of it was processed.
-	ShardEnd = "SHARD_END"
-)
-
-// Names of the attributes of a lease item (DESIGN.md §4, the Java KCL 2.x
-// schema).
+// Names of the attributes of a lease item: the Java KCL 2.x schema
+// (docs/design.md, "Lease table").
 const (
 	attrKey                   = "leaseKey"
 	attrOwner                 = "leaseOwner"
@@ -88,16 +75,18 @@ type Lease struct {
 	// token each conditional write checks.
 	Counter int64
 	// Checkpoint is the sequence number up to which the shard was
-	// processed, or one of TrimHorizon, Latest, AtTimestamp, ShardEnd.
+	// processed, or the name of a checkpoint.Position (TRIM_HORIZON,
+	// LATEST, AT_TIMESTAMP, SHARD_END). CheckpointSequence returns it
+	// typed.
 	Checkpoint string
 	// CheckpointSubSequence is the sub-sequence number (the index of a user
 	// record inside an aggregated record) of the checkpoint.
-	CheckpointSubSequence int64
+	CheckpointSubSequence uint64
 	// PendingCheckpoint is a checkpoint prepared but not yet committed;
 	// empty when none.
 	PendingCheckpoint string
 	// PendingCheckpointSubSequence goes with PendingCheckpoint.
-	PendingCheckpointSubSequence int64
+	PendingCheckpointSubSequence uint64
 	// OwnerSwitchesSinceCheckpoint counts how often the lease changed hands
 	// since the last checkpoint.
 	OwnerSwitchesSinceCheckpoint int64
@@ -126,4 +115,24 @@ func (l Lease) Clone() Lease {
 }
 
 // Finished reports whether the lease's shard was processed to its end.
-func (l Lease) Finished() bool { return l.Checkpoint == ShardEnd }
+func (l Lease) Finished() bool { return l.Checkpoint == string(checkpoint.ShardEnd) }
+
+// CheckpointSequence returns the lease's checkpoint. An empty checkpoint (a
+// lease created without one) reads as TRIM_HORIZON.
+func (l Lease) CheckpointSequence() checkpoint.SequenceNumber {
+	if l.Checkpoint == "" {
+		return checkpoint.TrimHorizon.SequenceNumber()
+	}
+	return checkpoint.SequenceNumber{Sequence: l.Checkpoint, SubSequence: l.CheckpointSubSequence}
+}
+
+// PendingSequence returns the lease's pending checkpoint, if it has one.
+func (l Lease) PendingSequence() (checkpoint.SequenceNumber, bool) {
+	if l.PendingCheckpoint == "" {
+		return checkpoint.SequenceNumber{}, false
+	}
+	return checkpoint.SequenceNumber{Sequence: l.PendingCheckpoint, SubSequence: l.PendingCheckpointSubSequence}, true
+}
+
+// checkpointIs reports whether the lease's checkpoint is the position p.
+func (l Lease) checkpointIs(p checkpoint.Position) bool { return l.Checkpoint == string(p) }

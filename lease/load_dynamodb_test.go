@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"sync"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func BenchmarkTableLoadDynamoDB(b *testing.B) {
 				client, table := testenv.NewLeaseTable(b)
 				seed, _ := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table})
 				for i := range m {
-					if _, err := seed.Create(context.Background(), lease.Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: lease.TrimHorizon,
+					if _, err := seed.Create(context.Background(), lease.Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: string(checkpoint.TrimHorizon),
 						StartingHashKey: "0", EndingHashKey: "340282366920938463463374607431768211455"}); err != nil {
 						b.Fatal(err)
 					}

@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"testing"
 	"time"
 )
@@ -37,7 +38,7 @@ func measureTableLoad(b *testing.B, m, w int) (writes, reads, scans float64) {
 	ctx := context.Background()
 	store := &countingStore{Store: NewMemoryStore()}
 	for i := range m {
-		if _, err := store.Create(ctx, Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: TrimHorizon}); err != nil {
+		if _, err := store.Create(ctx, Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kinesisgo/kinesis/internal/metricreg"
 	"slices"
 	"time"
 
@@ -13,6 +12,9 @@ import (
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 )
 
 // KinesisAPI is the part of the Kinesis client the shard syncer calls.
@@ -31,9 +33,10 @@ type ShardSyncConfig struct {
 	// StreamARN is the stream's ARN; used instead of Stream when set.
 	StreamARN string
 	// InitialPosition is where processing starts in shards that have no
-	// leased ancestor: Latest, TrimHorizon or AtTimestamp. Descendants of
-	// leased shards always start at TrimHorizon. Default Latest.
-	InitialPosition string
+	// leased ancestor: checkpoint.Latest, TrimHorizon or AtTimestamp.
+	// Descendants of leased shards always start at TrimHorizon. Default
+	// Latest.
+	InitialPosition checkpoint.Position
 	// InitialTimestamp goes with InitialPosition AtTimestamp (required
 	// then, ignored otherwise).
 	InitialTimestamp time.Time
@@ -48,7 +51,7 @@ type ShardSyncConfig struct {
 
 func (cfg ShardSyncConfig) withDefaults() ShardSyncConfig {
 	if cfg.InitialPosition == "" {
-		cfg.InitialPosition = Latest
+		cfg.InitialPosition = checkpoint.Latest
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = 60 * time.Second
@@ -69,9 +72,9 @@ func (cfg ShardSyncConfig) Validate() error {
 		return errors.New("lease: ShardSyncConfig.Kinesis is required")
 	case cfg.Stream == "" && cfg.StreamARN == "":
 		return errors.New("lease: ShardSyncConfig.Stream or StreamARN is required")
-	case cfg.InitialPosition != Latest && cfg.InitialPosition != TrimHorizon && cfg.InitialPosition != AtTimestamp:
-		return fmt.Errorf("lease: ShardSyncConfig.InitialPosition %q is not %s, %s or %s", cfg.InitialPosition, Latest, TrimHorizon, AtTimestamp)
-	case cfg.InitialPosition == AtTimestamp && cfg.InitialTimestamp.IsZero():
+	case !cfg.InitialPosition.IsStart():
+		return fmt.Errorf("lease: ShardSyncConfig.InitialPosition %q is not %s, %s or %s", cfg.InitialPosition, checkpoint.Latest, checkpoint.TrimHorizon, checkpoint.AtTimestamp)
+	case cfg.InitialPosition == checkpoint.AtTimestamp && cfg.InitialTimestamp.IsZero():
 		return errors.New("lease: ShardSyncConfig.InitialTimestamp is required with InitialPosition AT_TIMESTAMP")
 	case cfg.Interval < 0:
 		return fmt.Errorf("lease: ShardSyncConfig.Interval %v is negative", cfg.Interval)
@@ -80,7 +83,7 @@ func (cfg ShardSyncConfig) Validate() error {
 }
 
 // ShardSyncer keeps the lease table in line with the stream's shards: it
-// creates the leases of shards that have none (DESIGN.md §5), and deletes
+// creates the leases of shards that have none (docs/design.md, "Shard lineage"), and deletes
 // finished leases once their children have started and they have no parent
 // lease left. Several workers may sync the same table at once: creates and
 // deletes are conditional.
@@ -148,7 +151,7 @@ func (s *ShardSyncer) Sync(ctx context.Context) error {
 	for _, sh := range shards {
 		selected[aws.ToString(sh.ShardId)] = true
 	}
-	if len(leases) > 0 && s.cfg.InitialPosition != TrimHorizon {
+	if len(leases) > 0 && s.cfg.InitialPosition != checkpoint.TrimHorizon {
 		// The filter of the initial position leaves out closed shards, among
 		// them the descendants of leased shards that were themselves split
 		// or merged again: without them the lineage between a leased shard
@@ -176,7 +179,7 @@ func (s *ShardSyncer) Sync(ctx context.Context) error {
 		l := leaseForShard(sh, s.cfg.InitialPosition)
 		switch {
 		case g.hasLeasedAncestor(id, leased):
-			l.Checkpoint = TrimHorizon
+			l.Checkpoint = string(checkpoint.TrimHorizon)
 		case !selected[id]:
 			continue // outside the initial position, and no leased ancestor
 		}
@@ -222,7 +225,7 @@ func (s *ShardSyncer) cleanup(ctx context.Context, leased map[string]Lease, g *s
 		ready := true
 		for _, c := range children {
 			cl, ok := leased[c]
-			if !ok || cl.Checkpoint == TrimHorizon || cl.Checkpoint == Latest || cl.Checkpoint == AtTimestamp || cl.Checkpoint == "" {
+			if !ok || cl.Checkpoint == "" || checkpoint.Position(cl.Checkpoint).IsStart() {
 				ready = false
 				break
 			}
@@ -257,7 +260,7 @@ func CreateChildLeases(ctx context.Context, store Store, children []kintypes.Chi
 		if aws.ToString(c.ShardId) == "" {
 			return errors.New("create child leases: a child shard has no ShardId")
 		}
-		l := Lease{Key: aws.ToString(c.ShardId), Checkpoint: TrimHorizon, ParentShardIDs: slices.Clone(c.ParentShards)}
+		l := Lease{Key: aws.ToString(c.ShardId), Checkpoint: string(checkpoint.TrimHorizon), ParentShardIDs: slices.Clone(c.ParentShards)}
 		if c.HashKeyRange != nil {
 			l.StartingHashKey = aws.ToString(c.HashKeyRange.StartingHashKey)
 			l.EndingHashKey = aws.ToString(c.HashKeyRange.EndingHashKey)
@@ -287,8 +290,8 @@ func ParentsDone(ctx context.Context, store Store, l Lease) (bool, error) {
 	return true, nil
 }
 
-func leaseForShard(sh kintypes.Shard, checkpoint string) Lease {
-	l := Lease{Key: aws.ToString(sh.ShardId), Checkpoint: checkpoint}
+func leaseForShard(sh kintypes.Shard, start checkpoint.Position) Lease {
+	l := Lease{Key: aws.ToString(sh.ShardId), Checkpoint: string(start)}
 	for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
 		if aws.ToString(p) != "" {
 			l.ParentShardIDs = append(l.ParentShardIDs, *p)
@@ -327,9 +330,9 @@ func (s *ShardSyncer) listShards(ctx context.Context, filter *kintypes.ShardFilt
 
 func (s *ShardSyncer) shardFilter() *kintypes.ShardFilter {
 	switch s.cfg.InitialPosition {
-	case TrimHorizon:
+	case checkpoint.TrimHorizon:
 		return &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtTrimHorizon}
-	case AtTimestamp:
+	case checkpoint.AtTimestamp:
 		return &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeFromTimestamp, Timestamp: aws.Time(s.cfg.InitialTimestamp)}
 	default:
 		return &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtLatest}

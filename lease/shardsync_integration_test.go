@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"reflect"
 	"slices"
 	"testing"
@@ -24,7 +25,7 @@ func TestShardSyncOnKinesis(t *testing.T) {
 	defer cancel()
 	kc, stream := testenv.NewStream(t, 2)
 	store, _, _ := newTable(t, 0)
-	syncer, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: store, Kinesis: kc, Stream: stream, InitialPosition: lease.TrimHorizon})
+	syncer, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: store, Kinesis: kc, Stream: stream, InitialPosition: checkpoint.TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestShardSyncOnKinesis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ls) != 2 || ls[0].Checkpoint != lease.TrimHorizon || ls[0].StartingHashKey != "0" || ls[1].EndingHashKey != "340282366920938463463374607431768211455" {
+	if len(ls) != 2 || ls[0].Checkpoint != string(checkpoint.TrimHorizon) || ls[0].StartingHashKey != "0" || ls[1].EndingHashKey != "340282366920938463463374607431768211455" {
 		t.Fatalf("initial leases %+v", ls)
 	}
 
@@ -61,7 +62,7 @@ func TestShardSyncOnKinesis(t *testing.T) {
 	for _, l := range ls {
 		if slices.Contains(l.ParentShardIDs, parent.Key) {
 			children = append(children, l.Key)
-			if l.Checkpoint != lease.TrimHorizon {
+			if l.Checkpoint != string(checkpoint.TrimHorizon) {
 				t.Errorf("child %s starts at %s", l.Key, l.Checkpoint)
 			}
 		}
@@ -84,10 +85,10 @@ func TestShardSyncOnKinesis(t *testing.T) {
 	for _, l := range lls {
 		got[l.Key] = l.Checkpoint
 	}
-	want := map[string]string{children[0]: lease.Latest, children[1]: lease.Latest}
+	want := map[string]string{children[0]: string(checkpoint.Latest), children[1]: string(checkpoint.Latest)}
 	for _, l := range ls {
 		if l.Key != parent.Key && !slices.Contains(children, l.Key) {
-			want[l.Key] = lease.Latest // the original shard that was not split
+			want[l.Key] = string(checkpoint.Latest) // the original shard that was not split
 		}
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -106,7 +107,7 @@ func TestShardSyncTwoReshardsBehindOnKinesis(t *testing.T) {
 	defer cancel()
 	kc, stream := testenv.NewStream(t, 1)
 	store, _, _ := newTable(t, 0)
-	syncer, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: store, Kinesis: kc, Stream: stream, InitialPosition: lease.Latest})
+	syncer, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: store, Kinesis: kc, Stream: stream, InitialPosition: checkpoint.Latest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +171,9 @@ func TestShardSyncTwoReshardsBehindOnKinesis(t *testing.T) {
 	for _, l := range ls {
 		got[l.Key] = l.Checkpoint
 	}
-	want := map[string]string{root.Key: lease.Latest}
+	want := map[string]string{root.Key: string(checkpoint.Latest)}
 	for _, id := range append(children, grandchildren...) {
-		want[id] = lease.TrimHorizon
+		want[id] = string(checkpoint.TrimHorizon)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("leases %v, want %v", got, want)

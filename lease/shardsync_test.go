@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"reflect"
 	"strconv"
 	"sync"
@@ -122,7 +123,7 @@ func checkpoints(t *testing.T, s Store) map[string]string {
 
 func newSyncer(t *testing.T, store Store, k KinesisAPI, pos string, ts time.Time) *ShardSyncer {
 	t.Helper()
-	s, err := NewShardSyncer(ShardSyncConfig{Store: store, Kinesis: k, Stream: "s", InitialPosition: pos, InitialTimestamp: ts})
+	s, err := NewShardSyncer(ShardSyncConfig{Store: store, Kinesis: k, Stream: "s", InitialPosition: checkpoint.Position(pos), InitialTimestamp: ts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +137,10 @@ func TestShardSyncInitialPositions(t *testing.T) {
 		ts   time.Time
 		want map[string]string
 	}{
-		{TrimHorizon, time.Time{}, map[string]string{"s0": TrimHorizon, "s1": TrimHorizon, "s2": TrimHorizon, "s3": TrimHorizon, "s4": TrimHorizon}},
-		{Latest, time.Time{}, map[string]string{"s2": Latest, "s4": Latest}},
+		{string(checkpoint.TrimHorizon), time.Time{}, map[string]string{"s0": string(checkpoint.TrimHorizon), "s1": string(checkpoint.TrimHorizon), "s2": string(checkpoint.TrimHorizon), "s3": string(checkpoint.TrimHorizon), "s4": string(checkpoint.TrimHorizon)}},
+		{string(checkpoint.Latest), time.Time{}, map[string]string{"s2": string(checkpoint.Latest), "s4": string(checkpoint.Latest)}},
 		// Open at t=250: s1, s2, s3 start at the timestamp; s4 descends from leased shards.
-		{AtTimestamp, time.Unix(250, 0), map[string]string{"s1": AtTimestamp, "s2": AtTimestamp, "s3": AtTimestamp, "s4": TrimHorizon}},
+		{string(checkpoint.AtTimestamp), time.Unix(250, 0), map[string]string{"s1": string(checkpoint.AtTimestamp), "s2": string(checkpoint.AtTimestamp), "s3": string(checkpoint.AtTimestamp), "s4": string(checkpoint.TrimHorizon)}},
 	}
 	for _, c := range cases {
 		store, k := NewMemoryStore(), lineageStream()
@@ -160,7 +161,7 @@ func TestShardSyncInitialPositions(t *testing.T) {
 	}
 	// Lineage attributes.
 	store := NewMemoryStore()
-	if err := newSyncer(t, store, lineageStream(), TrimHorizon, time.Time{}).Sync(ctx); err != nil {
+	if err := newSyncer(t, store, lineageStream(), string(checkpoint.TrimHorizon), time.Time{}).Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	l, _ := store.Get(ctx, "s4")
@@ -180,10 +181,10 @@ func TestShardSyncDescendantsOfLeasedShards(t *testing.T) {
 	if _, err := store.Create(ctx, Lease{Key: "s2", Checkpoint: "43"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := newSyncer(t, store, lineageStream(), Latest, time.Time{}).Sync(ctx); err != nil {
+	if err := newSyncer(t, store, lineageStream(), string(checkpoint.Latest), time.Time{}).Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"s1": "42", "s2": "43", "s4": TrimHorizon}
+	want := map[string]string{"s1": "42", "s2": "43", "s4": string(checkpoint.TrimHorizon)}
 	if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
 		t.Fatalf("leases %v, want %v", got, want)
 	}
@@ -197,7 +198,7 @@ func TestShardSyncDescendantsOfLeasedShards(t *testing.T) {
 // with no lease for the child between: its records and the grandchildren's
 // first ones would be skipped.
 func TestShardSyncDescendantsBeyondTheFilter(t *testing.T) {
-	for _, pos := range []string{Latest, AtTimestamp} {
+	for _, pos := range []string{string(checkpoint.Latest), string(checkpoint.AtTimestamp)} {
 		t.Run(pos, func(t *testing.T) {
 			ctx := context.Background()
 			store := NewMemoryStore()
@@ -215,7 +216,7 @@ func TestShardSyncDescendantsBeyondTheFilter(t *testing.T) {
 			if err := newSyncer(t, store, k, pos, time.Unix(400, 0)).Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
-			want := map[string]string{"s0": "42", "s1": TrimHorizon, "s2": TrimHorizon, "s5": TrimHorizon, "s6": TrimHorizon}
+			want := map[string]string{"s0": "42", "s1": string(checkpoint.TrimHorizon), "s2": string(checkpoint.TrimHorizon), "s5": string(checkpoint.TrimHorizon), "s6": string(checkpoint.TrimHorizon)}
 			if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
 				t.Fatalf("leases %v, want %v", got, want)
 			}
@@ -236,7 +237,7 @@ func TestShardSyncDescendantsBeyondTheFilter(t *testing.T) {
 func TestShardSyncCleanup(t *testing.T) {
 	ctx := context.Background()
 	store, k := NewMemoryStore(), lineageStream()
-	s := newSyncer(t, store, k, TrimHorizon, time.Time{})
+	s := newSyncer(t, store, k, string(checkpoint.TrimHorizon), time.Time{})
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func TestShardSyncCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	set("s0", ShardEnd)
+	set("s0", string(checkpoint.ShardEnd))
 	set("s1", "77") // s2 not started yet
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -259,15 +260,15 @@ func TestShardSyncCleanup(t *testing.T) {
 		t.Fatalf("s0 deleted before all its children started: %v", err)
 	}
 	set("s2", "88")
-	set("s1", ShardEnd) // s1's child s4 has not started; s3 is its co-parent
+	set("s1", string(checkpoint.ShardEnd)) // s1's child s4 has not started; s3 is its co-parent
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"s1": ShardEnd, "s2": "88", "s3": TrimHorizon, "s4": TrimHorizon}
+	want := map[string]string{"s1": string(checkpoint.ShardEnd), "s2": "88", "s3": string(checkpoint.TrimHorizon), "s4": string(checkpoint.TrimHorizon)}
 	if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after s0's children started: %v, want %v", got, want)
 	}
-	set("s3", ShardEnd)
+	set("s3", string(checkpoint.ShardEnd))
 	set("s4", "99")
 	if err := s.Sync(ctx); err != nil { // s0 is listed again but not recreated
 		t.Fatal(err)
@@ -286,7 +287,7 @@ func TestShardSyncRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := newSyncer(t, store, lineageStream(), TrimHorizon, time.Time{}).Sync(context.Background()); err != nil {
+			if err := newSyncer(t, store, lineageStream(), string(checkpoint.TrimHorizon), time.Time{}).Sync(context.Background()); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -301,7 +302,7 @@ func TestCreateChildLeasesAndParentsDone(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemoryStore()
 	parent, _ := store.Create(ctx, Lease{Key: "p", Owner: "w", Checkpoint: "5"})
-	other, _ := store.Create(ctx, Lease{Key: "q", Checkpoint: ShardEnd})
+	other, _ := store.Create(ctx, Lease{Key: "q", Checkpoint: string(checkpoint.ShardEnd)})
 	children := []kintypes.ChildShard{{
 		ShardId: aws.String("c"), ParentShards: []string{"q", "p"},
 		HashKeyRange: &kintypes.HashKeyRange{StartingHashKey: aws.String("10"), EndingHashKey: aws.String("20")},
@@ -315,13 +316,13 @@ func TestCreateChildLeasesAndParentsDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Checkpoint != TrimHorizon || !reflect.DeepEqual(c.ParentShardIDs, []string{"p", "q"}) || c.StartingHashKey != "10" || c.EndingHashKey != "20" || c.Owner != "" {
+	if c.Checkpoint != string(checkpoint.TrimHorizon) || !reflect.DeepEqual(c.ParentShardIDs, []string{"p", "q"}) || c.StartingHashKey != "10" || c.EndingHashKey != "20" || c.Owner != "" {
 		t.Fatalf("child lease %+v", c)
 	}
 	if done, err := ParentsDone(ctx, store, c); err != nil || done {
 		t.Fatalf("ParentsDone with p unfinished: %v %v", done, err)
 	}
-	parent.Checkpoint = ShardEnd
+	parent.Checkpoint = string(checkpoint.ShardEnd)
 	if _, err := store.Checkpoint(ctx, parent); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +347,7 @@ func TestShardSyncConfigValidate(t *testing.T) {
 		{Store: s, Stream: "s"},
 		{Store: s, Kinesis: k},
 		{Store: s, Kinesis: k, Stream: "s", InitialPosition: "EARLIEST"},
-		{Store: s, Kinesis: k, Stream: "s", InitialPosition: AtTimestamp},
+		{Store: s, Kinesis: k, Stream: "s", InitialPosition: checkpoint.AtTimestamp},
 		{Store: s, Kinesis: k, Stream: "s", Interval: -1},
 	} {
 		if err := cfg.Validate(); err == nil {

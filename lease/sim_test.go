@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"slices"
 	"sync"
 	"testing"
@@ -113,7 +114,7 @@ type sim struct {
 func newSim(t *testing.T, leases int) *sim {
 	s := &sim{t: t, ctx: context.Background(), store: &countingStore{Store: NewMemoryStore()}, clk: newFakeClock(), workers: map[string]*Coordinator{}}
 	for i := range leases {
-		if _, err := s.store.Create(s.ctx, Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: TrimHorizon}); err != nil {
+		if _, err := s.store.Create(s.ctx, Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 			t.Fatal(err)
 		}
 	}

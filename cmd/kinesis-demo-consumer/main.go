@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -59,12 +60,12 @@ func run() error {
 		flag.Usage()
 		return errors.New("-stream, -app and -out are required")
 	}
-	var pos kcl.Position
+	var pos checkpoint.Position
 	switch *from {
 	case "TRIM_HORIZON":
-		pos = kcl.TrimHorizon
+		pos = checkpoint.TrimHorizon
 	case "LATEST":
-		pos = kcl.Latest
+		pos = checkpoint.Latest
 	default:
 		return fmt.Errorf("-from %q: want TRIM_HORIZON or LATEST", *from)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"io"
 	"sort"
 	"strconv"
@@ -26,9 +27,9 @@ type leaseInfo struct {
 	Owner                        string   `json:"owner,omitempty"`
 	Counter                      int64    `json:"counter"`
 	Checkpoint                   string   `json:"checkpoint"`
-	CheckpointSubSequence        int64    `json:"checkpointSubSequenceNumber"`
+	CheckpointSubSequence        uint64   `json:"checkpointSubSequenceNumber"`
 	PendingCheckpoint            string   `json:"pendingCheckpoint,omitempty"`
-	PendingCheckpointSubSequence int64    `json:"pendingCheckpointSubSequenceNumber,omitempty"`
+	PendingCheckpointSubSequence uint64   `json:"pendingCheckpointSubSequenceNumber,omitempty"`
 	OwnerSwitchesSinceCheckpoint int64    `json:"ownerSwitchesSinceCheckpoint"`
 	Parents                      []string `json:"parents,omitempty"`
 	Children                     []string `json:"children,omitempty"`
@@ -107,7 +108,7 @@ func printLeases(w io.Writer, infos []leaseInfo) error {
 		if owner == "" {
 			owner = "(unowned)"
 		}
-		if l.Checkpoint == lease.ShardEnd {
+		if l.Checkpoint == string(checkpoint.ShardEnd) {
 			perOwner["(finished)"]++ // processed to the end; kept until its children have started
 		} else {
 			perOwner[owner]++
@@ -141,11 +142,11 @@ func printLeases(w io.Writer, infos []leaseInfo) error {
 
 // formatCheckpoint prints a sequence number with its sub-sequence number
 // when that is not 0 (the position inside an aggregated record).
-func formatCheckpoint(seq string, sub int64) string {
+func formatCheckpoint(seq string, sub uint64) string {
 	if sub == 0 || !isSequenceNumber(seq) {
 		return seq
 	}
-	return seq + "/" + strconv.FormatInt(sub, 10)
+	return seq + "/" + strconv.FormatUint(sub, 10)
 }
 
 func isSequenceNumber(s string) bool {
@@ -260,12 +261,12 @@ func shardLag(ctx context.Context, client *kinesis.Client, stream string, l leas
 	zero := int64(0)
 	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: aws.String(l.Key)}
 	switch l.Checkpoint {
-	case lease.ShardEnd, lease.Latest:
+	case string(checkpoint.ShardEnd), string(checkpoint.Latest):
 		li.RecordsBehind, li.MillisBehind = &zero, &zero
 		return li, nil
-	case lease.AtTimestamp:
+	case string(checkpoint.AtTimestamp):
 		return li, nil
-	case lease.TrimHorizon:
+	case string(checkpoint.TrimHorizon):
 		in.ShardIteratorType = kintypes.ShardIteratorTypeTrimHorizon
 	default:
 		if !isSequenceNumber(l.Checkpoint) {
@@ -347,5 +348,5 @@ func unprocessed(r kintypes.Record, l lease.Lease) int64 {
 	if !ok {
 		return 0
 	}
-	return max(0, n-(l.CheckpointSubSequence+1))
+	return n - int64(min(l.CheckpointSubSequence+1, uint64(n)))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"regexp"
 	"strings"
 	"testing"
@@ -57,8 +58,8 @@ func TestLeasesAndLag(t *testing.T) {
 		{Key: "shardId-000000000000", Owner: "worker-1", Counter: 7, Checkpoint: seqs[3], OwnerSwitchesSinceCheckpoint: 2},
 		{Key: "shardId-000000000001", Owner: "worker-2", Counter: 3, Checkpoint: aws.ToString(agg.SequenceNumber), CheckpointSubSequence: 1,
 			PendingCheckpoint: aws.ToString(agg.SequenceNumber), PendingCheckpointSubSequence: 3},
-		{Key: "shardId-000000000098", Counter: 1, Checkpoint: lease.AtTimestamp},
-		{Key: "shardId-000000000099", Owner: "worker-1", Counter: 9, Checkpoint: lease.ShardEnd,
+		{Key: "shardId-000000000098", Counter: 1, Checkpoint: string(checkpoint.AtTimestamp)},
+		{Key: "shardId-000000000099", Owner: "worker-1", Counter: 9, Checkpoint: string(checkpoint.ShardEnd),
 			ChildShardIDs: []string{"shardId-000000000000"}},
 	} {
 		if _, err := store.Create(ctx, l); err != nil {
@@ -77,7 +78,7 @@ func TestLeasesAndLag(t *testing.T) {
 	if l1.CheckpointSubSequence != 1 || l1.PendingCheckpointSubSequence != 3 || l1.Owner != "worker-2" {
 		t.Errorf("lease 1: %+v", l1)
 	}
-	if leases[3].Checkpoint != lease.ShardEnd || strings.Join(leases[3].Children, ",") != "shardId-000000000000" {
+	if leases[3].Checkpoint != string(checkpoint.ShardEnd) || strings.Join(leases[3].Children, ",") != "shardId-000000000000" {
 		t.Errorf("lease 99: %+v", leases[3])
 	}
 	human := mustRun(t, "leases", table).stdout

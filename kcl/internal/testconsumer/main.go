@@ -15,6 +15,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"os"
 	"os/signal"
 	"sync"
@@ -50,7 +51,7 @@ func run(stream, table, worker string, failover time.Duration, every int) error 
 	batches := map[string]int{}
 	w, err := kcl.New(kcl.Config{
 		Stream: stream, App: "testconsumer", LeaseTable: table, WorkerID: worker,
-		InitialPosition: kcl.TrimHorizon,
+		InitialPosition: checkpoint.TrimHorizon,
 		Lease:           lease.Config{FailoverTime: failover},
 		Retrieval:       kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
 		Logger:          log,

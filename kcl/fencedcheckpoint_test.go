@@ -1,4 +1,4 @@
-package checkpoint
+package kcl
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/lease"
 )
 
@@ -37,33 +38,33 @@ func holdLease(t *testing.T, store lease.Store, worker, key string) (*lease.Coor
 func TestCheckpointer(t *testing.T) {
 	ctx := context.Background()
 	store := lease.NewMemoryStore()
-	if _, err := store.Create(ctx, lease.Lease{Key: "shard-0", Checkpoint: lease.TrimHorizon}); err != nil {
+	if _, err := store.Create(ctx, lease.Lease{Key: "shard-0", Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 		t.Fatal(err)
 	}
 	c, l := holdLease(t, store, "w1", "shard-0")
-	cp := New(c, l)
-	if cp.Key() != "shard-0" || cp.Last() != TrimHorizon {
+	cp := newFencedCheckpointer(c, l)
+	if cp.Key() != "shard-0" || cp.Last() != checkpoint.TrimHorizon.SequenceNumber() {
 		t.Fatalf("new checkpointer: key %q last %v", cp.Key(), cp.Last())
 	}
-	if err := cp.Checkpoint(ctx, "100", 0); !errors.Is(err, ErrBeyondDelivered) {
-		t.Fatalf("checkpoint before delivery: %v, want ErrBeyondDelivered", err)
+	if err := cp.Checkpoint(ctx, "100", 0); !errors.Is(err, checkpoint.ErrBeyondDelivered) {
+		t.Fatalf("checkpoint before delivery: %v, want checkpoint.ErrBeyondDelivered", err)
 	}
-	cp.Delivered(SequenceNumber{"100", 2})
-	cp.Delivered(SequenceNumber{"90", 0}) // not past: ignored
-	if err := cp.Checkpoint(ctx, "100", 3); !errors.Is(err, ErrBeyondDelivered) {
-		t.Fatalf("past the last sub-sequence: %v, want ErrBeyondDelivered", err)
+	cp.Delivered(checkpoint.SequenceNumber{Sequence: "100", SubSequence: 2})
+	cp.Delivered(checkpoint.SequenceNumber{Sequence: "90", SubSequence: 0}) // not past: ignored
+	if err := cp.Checkpoint(ctx, "100", 3); !errors.Is(err, checkpoint.ErrBeyondDelivered) {
+		t.Fatalf("past the last sub-sequence: %v, want checkpoint.ErrBeyondDelivered", err)
 	}
 	if err := cp.Checkpoint(ctx, "100", 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := cp.Checkpoint(ctx, "99", 5); !errors.Is(err, ErrBackwards) {
-		t.Fatalf("backwards: %v, want ErrBackwards", err)
+	if err := cp.Checkpoint(ctx, "99", 5); !errors.Is(err, checkpoint.ErrBackwards) {
+		t.Fatalf("backwards: %v, want checkpoint.ErrBackwards", err)
 	}
-	if err := cp.Checkpoint(ctx, "LATEST", 0); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("start sentinel: %v, want ErrInvalid", err)
+	if err := cp.Checkpoint(ctx, "LATEST", 0); !errors.Is(err, checkpoint.ErrInvalid) {
+		t.Fatalf("start sentinel: %v, want checkpoint.ErrInvalid", err)
 	}
-	if err := cp.Checkpoint(ctx, "x", 0); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("garbage: %v, want ErrInvalid", err)
+	if err := cp.Checkpoint(ctx, "x", 0); !errors.Is(err, checkpoint.ErrInvalid) {
+		t.Fatalf("garbage: %v, want checkpoint.ErrInvalid", err)
 	}
 	got, _ := store.Get(ctx, "shard-0")
 	if got.Checkpoint != "100" || got.CheckpointSubSequence != 1 || got.OwnerSwitchesSinceCheckpoint != 0 {
@@ -73,7 +74,7 @@ func TestCheckpointer(t *testing.T) {
 	if err := cp.PrepareCheckpoint(ctx, "100", 2); err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := cp.Pending(); !ok || p != (SequenceNumber{"100", 2}) {
+	if p, ok := cp.Pending(); !ok || p != (checkpoint.SequenceNumber{Sequence: "100", SubSequence: 2}) {
 		t.Fatalf("pending: %v %v", p, ok)
 	}
 	got, _ = store.Get(ctx, "shard-0")
@@ -86,21 +87,21 @@ func TestCheckpointer(t *testing.T) {
 	if _, ok := cp.Pending(); ok {
 		t.Fatal("pending checkpoint not cleared by a checkpoint")
 	}
-	if err := cp.Checkpoint(ctx, "SHARD_END", 0); !errors.Is(err, ErrBeyondDelivered) {
+	if err := cp.Checkpoint(ctx, "SHARD_END", 0); !errors.Is(err, checkpoint.ErrBeyondDelivered) {
 		t.Fatalf("SHARD_END before the end was delivered: %v", err)
 	}
-	cp.Delivered(ShardEnd)
+	cp.Delivered(checkpoint.ShardEnd.SequenceNumber())
 	if err := cp.Checkpoint(ctx, "SHARD_END", 0); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = store.Get(ctx, "shard-0")
-	if got.Checkpoint != lease.ShardEnd || got.PendingCheckpoint != "" || !got.Finished() {
+	if got.Checkpoint != string(checkpoint.ShardEnd) || got.PendingCheckpoint != "" || !got.Finished() {
 		t.Fatalf("after SHARD_END: %+v", got)
 	}
 }
 
 // TestCheckpointFencedAfterLoss: once another worker took the lease, a
-// checkpoint fails with ErrLeaseLost and the table keeps the new owner's
+// checkpoint fails with lease.ErrLeaseLost and the table keeps the new owner's
 // state.
 func TestCheckpointFencedAfterLoss(t *testing.T) {
 	ctx := context.Background()
@@ -109,8 +110,8 @@ func TestCheckpointFencedAfterLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, l := holdLease(t, store, "w1", "shard-0")
-	cp := New(c, l)
-	cp.Delivered(SequenceNumber{"20", 0})
+	cp := newFencedCheckpointer(c, l)
+	cp.Delivered(checkpoint.SequenceNumber{Sequence: "20", SubSequence: 0})
 	if err := cp.Checkpoint(ctx, "10", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -121,10 +122,10 @@ func TestCheckpointFencedAfterLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = cp.Checkpoint(ctx, "20", 0)
-	if !errors.Is(err, ErrLeaseLost) || !errors.Is(err, lease.ErrLeaseLost) {
-		t.Fatalf("checkpoint after the lease moved: %v, want ErrLeaseLost", err)
+	if !errors.Is(err, lease.ErrLeaseLost) || !errors.Is(err, lease.ErrLeaseLost) {
+		t.Fatalf("checkpoint after the lease moved: %v, want lease.ErrLeaseLost", err)
 	}
-	if err := cp.PrepareCheckpoint(ctx, "20", 0); !errors.Is(err, ErrLeaseLost) {
+	if err := cp.PrepareCheckpoint(ctx, "20", 0); !errors.Is(err, lease.ErrLeaseLost) {
 		t.Fatalf("prepare after the lease moved: %v", err)
 	}
 	got, _ := store.Get(ctx, "shard-0")
@@ -153,10 +154,10 @@ func (f *fakeUpdater) Update(_ context.Context, key string, fn func(*lease.Lease
 // checkpoint uses the lease as stored, not only the Checkpointer's memory.
 func TestCheckpointBelowTableIsBackwards(t *testing.T) {
 	u := &fakeUpdater{l: lease.Lease{Key: "s", Checkpoint: "10"}}
-	cp := New(u, lease.Lease{Key: "s", Checkpoint: lease.TrimHorizon}) // stale view
-	cp.Delivered(SequenceNumber{"50", 0})
-	if err := cp.Checkpoint(context.Background(), "7", 0); !errors.Is(err, ErrBackwards) {
-		t.Fatalf("checkpoint below the stored one: %v, want ErrBackwards", err)
+	cp := newFencedCheckpointer(u, lease.Lease{Key: "s", Checkpoint: string(checkpoint.TrimHorizon)}) // stale view
+	cp.Delivered(checkpoint.SequenceNumber{Sequence: "50", SubSequence: 0})
+	if err := cp.Checkpoint(context.Background(), "7", 0); !errors.Is(err, checkpoint.ErrBackwards) {
+		t.Fatalf("checkpoint below the stored one: %v, want checkpoint.ErrBackwards", err)
 	}
 	if u.l.Checkpoint != "10" {
 		t.Fatalf("stored checkpoint changed to %q", u.l.Checkpoint)
