@@ -3,9 +3,10 @@
 // (throttling), may succeed if made again (retryable), or will fail the
 // same way however often it is made (fatal).
 //
-// The classification looks at, in order: context cancellation, the smithy
-// API error code, a response cut short, the HTTP status, and otherwise
-// treats the error as a network or timeout error (retryable).
+// The classification looks at, in order: context cancellation, an HTTP
+// status of 429 (Too Many Requests), the smithy API error code, a response
+// cut short, the HTTP status, and otherwise treats the error as a network
+// or timeout error (retryable).
 package awserr
 
 import (
@@ -88,6 +89,13 @@ func Classify(err error) Class {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return Fatal
 	}
+	// 429 is throttling whatever the body says, also when the body could
+	// not be read.
+	var re *smithyhttp.ResponseError
+	isResponse := errors.As(err, &re)
+	if isResponse && re.HTTPStatusCode() == http.StatusTooManyRequests {
+		return Throttling
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		code := ae.ErrorCode()
@@ -103,14 +111,10 @@ func Classify(err error) Class {
 	if errors.As(err, &de) {
 		return Retryable
 	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		switch st := re.HTTPStatusCode(); {
-		case st == http.StatusTooManyRequests:
-			return Throttling
-		case st == 0 || st >= 500 || st == http.StatusRequestTimeout:
-			// Status 0: no response came back (timeout, connection cut
-			// or refused), which the SDK reports as a response error too.
+	if isResponse {
+		// Status 0: no response came back (timeout, connection cut or
+		// refused), which the SDK reports as a response error too.
+		if st := re.HTTPStatusCode(); st == 0 || st >= 500 || st == http.StatusRequestTimeout {
 			return Retryable
 		}
 		return Fatal
@@ -184,7 +188,10 @@ func RetryableEntryCode(code string) bool {
 }
 
 // ThrottlingEntryCode reports whether a failed PutRecords entry was
-// refused for the shard's rate.
+// refused for the shard's rate: ProvisionedThroughputExceededException.
+// KMSThrottlingException refuses it for the rate of the stream's KMS key,
+// which writing slower to the shard does not help; it is retryable
+// (RetryableEntryCode) but not shard throttling.
 func ThrottlingEntryCode(code string) bool {
-	return code == "ProvisionedThroughputExceededException" || code == "KMSThrottlingException"
+	return code == "ProvisionedThroughputExceededException"
 }
