@@ -28,6 +28,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
 
+	"github.com/kinesisgo/kinesis/internal/awserr"
+	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 )
 
@@ -99,6 +101,7 @@ type Producer struct {
 	log     *zap.Logger
 	metrics *metrics
 	start   time.Time
+	retry   backoff.Policy // delay before a shard's records are sent again
 
 	shards   atomic.Pointer[shardMap]
 	mu       sync.Mutex // guards unrouted, inflightPrev and inflightCur
@@ -163,6 +166,7 @@ func New(cfg Config) (*Producer, error) {
 		client:   cfg.Client,
 		log:      cfg.Logger,
 		start:    time.Now(),
+		retry:    backoff.Policy{Base: cfg.MinBackoff, Max: cfg.MaxBackoff},
 		wake:     make(chan struct{}, 1),
 		refresh:  make(chan struct{}, 1),
 		spaceCh:  make(chan struct{}),
@@ -253,7 +257,7 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 				p.mu.Unlock()
 				continue
 			}
-			if err := p.mapErr; err != nil && !retryableError(err) {
+			if err := p.mapErr; awserr.IsFatal(err) {
 				p.mu.Unlock()
 				p.release(int(r.epoch), 1, size)
 				return err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -627,16 +628,39 @@ func TestBucket(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	p := &Producer{cfg: Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}}
-	for failures := 1; failures < 70; failures++ {
-		ceiling := min(100*time.Millisecond<<min(failures-1, 20), time.Second)
-		for i := 0; i < 50; i++ {
-			if d := p.backoffDelay(failures); d < 0 || d > ceiling {
-				t.Fatalf("failures %d: delay %v over %v", failures, d, ceiling)
+// A shard whose records keep failing waits before each retry a random time
+// up to MinBackoff·2^(failures-1), capped at MaxBackoff (full jitter).
+func TestRetryBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const failing = 8
+		f := newFake(1)
+		var calls []time.Time
+		f.entryFault = func(call, entry int) string { // f.mu is held
+			calls = append(calls, time.Now())
+			if call < failing {
+				return "InternalFailure"
 			}
+			return ""
 		}
-	}
+		p := newProducer(t, f, Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, RecordTTL: time.Hour})
+		r, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
+		if err != nil || r.Attempts != failing+1 {
+			t.Fatalf("PutSync = %+v, %v; want success after %d attempts", r, err, failing+1)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		var waited time.Duration
+		for i := 1; i < len(calls); i++ {
+			ceiling := min(100*time.Millisecond<<(i-1), time.Second)
+			if gap := calls[i].Sub(calls[i-1]); gap < 0 || gap > ceiling {
+				t.Errorf("retry %d came %v after the failure, want at most %v", i, gap, ceiling)
+			}
+			waited += calls[i].Sub(calls[i-1])
+		}
+		if waited == 0 {
+			t.Error("no retry waited")
+		}
+	})
 }
 
 var httpResponse400 = http.Response{StatusCode: http.StatusBadRequest}

@@ -2,19 +2,14 @@ package kpl
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net/http"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.uber.org/zap"
 
+	"github.com/kinesisgo/kinesis/internal/awserr"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
@@ -140,8 +135,8 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 		retryable := false
 		if err != nil {
 			failure = fmt.Errorf("kpl: PutRecords: %w", err)
-			retryable = !p.aborting.Load() && retryableError(err)
-			if throttlingError(err) {
+			retryable = !p.aborting.Load() && awserr.IsRetryable(err)
+			if awserr.IsThrottling(err) {
 				p.metrics.throttled.Inc()
 				o.throttled = true
 			}
@@ -152,8 +147,8 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 		} else if res := results[i]; res.ErrorCode != nil {
 			code := aws.ToString(res.ErrorCode)
 			failure = &EntryError{Code: code, Message: aws.ToString(res.ErrorMessage)}
-			retryable = retryableCode(code)
-			if code == "ProvisionedThroughputExceededException" {
+			retryable = awserr.RetryableEntryCode(code)
+			if awserr.ThrottlingEntryCode(code) {
 				p.metrics.throttled.Inc()
 				o.throttled = true
 			}
@@ -224,7 +219,7 @@ func (p *Producer) settleShard(s *shard, o *shardOutcome, now int64) {
 	default:
 		s.failures++
 	}
-	s.retryAt = max(s.retryAt, now+int64(p.backoffDelay(s.failures)))
+	s.retryAt = max(s.retryAt, now+int64(p.retry.Delay(s.failures)))
 	if o.throttled {
 		s.drain = true
 	}
@@ -245,19 +240,6 @@ func (p *Producer) succeed(b *batch, shardID, seq string) {
 		}
 	}
 	p.releaseRecs(b.recs)
-}
-
-// backoffDelay is a random delay up to MinBackoff·2^(failures-1), capped
-// at MaxBackoff (full jitter).
-func (p *Producer) backoffDelay(failures int) time.Duration {
-	ceiling := p.cfg.MaxBackoff
-	if failures < 32 {
-		ceiling = min(p.cfg.MinBackoff<<(failures-1), p.cfg.MaxBackoff)
-	}
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling + 1)
 }
 
 // requeue puts failed records back at the front of their shard's queue,
@@ -332,69 +314,6 @@ func (p *Producer) route(recs []userRec) {
 		}
 		recs = again
 	}
-}
-
-// retryableCode reports whether a failed PutRecords entry is retried.
-func retryableCode(code string) bool {
-	switch code {
-	case "ProvisionedThroughputExceededException", "InternalFailure", "KMSThrottlingException", "ServiceUnavailable":
-		return true
-	}
-	return false
-}
-
-// retryableError reports whether a failed call is retried: throttling, 5xx,
-// expired credentials, timeouts and network errors are; validation, missing
-// stream, access denied and other client errors are not.
-func retryableError(err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
-			"Throttling", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded",
-			"KMSThrottlingException", "InternalFailure", "InternalFailureException", "ServiceUnavailable",
-			"ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException", "SlowDown",
-			// Credentials that expired (or a clock that drifted) while the
-			// call was made: the SDK refreshes them for the next attempt.
-			"ExpiredTokenException", "ExpiredToken", "RequestExpired":
-			return true
-		}
-	}
-	// A response cut short: the request may or may not have taken effect.
-	var de *smithy.DeserializationError
-	if errors.As(err, &de) {
-		return true
-	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		st := re.HTTPStatusCode()
-		// Status 0: no response came back (timeout, connection cut or
-		// refused), which the SDK reports as a response error too.
-		return st == 0 || st >= 500 || st == http.StatusTooManyRequests || st == http.StatusRequestTimeout
-	}
-	if ae != nil {
-		return ae.ErrorFault() == smithy.FaultServer
-	}
-	return true // network errors, timeouts
-}
-
-// throttlingError reports whether a failed call was refused for going too
-// fast, which slows the shards of the request like throttled entries do.
-func throttlingError(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
-			"Throttling", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded",
-			"KMSThrottlingException", "SlowDown":
-			return true
-		}
-	}
-	var re *smithyhttp.ResponseError
-	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusTooManyRequests
 }
 
 // Request buffers (the encoded aggregated records of one request) are

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap"
 
+	"github.com/kinesisgo/kinesis/internal/awserr"
+	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 )
 
@@ -40,11 +42,11 @@ func (p *Producer) refreshLoop() {
 				return
 			}
 			failures++
-			delay := min(p.cfg.MinBackoff<<min(failures-1, 20), maxRefreshBackoff)
+			delay := backoff.Policy{Base: p.cfg.MinBackoff, Max: maxRefreshBackoff}.Ceiling(failures)
 			p.log.Warn("listing shards failed; retrying", zap.Error(err), zap.Duration("after", delay))
 			p.metrics.shardMapErrors.Inc()
 			p.mapFailed(err)
-			if !p.sleep(delay) {
+			if backoff.Sleep(ctx, delay) != nil {
 				return
 			}
 			continue
@@ -60,7 +62,7 @@ func (p *Producer) refreshLoop() {
 			return
 		case <-p.refresh:
 		}
-		if !p.sleep(p.cfg.minRefreshInterval - time.Since(last)) {
+		if backoff.Sleep(ctx, p.cfg.minRefreshInterval-time.Since(last)) != nil {
 			return
 		}
 	}
@@ -73,26 +75,11 @@ func (p *Producer) mapFailed(err error) {
 	var failed []userRec
 	p.mu.Lock()
 	p.mapErr = err
-	if p.shards.Load() == nil && !retryableError(err) {
+	if p.shards.Load() == nil && awserr.IsFatal(err) {
 		failed, p.unrouted = p.unrouted, nil
 	}
 	p.mu.Unlock()
 	p.fail(failed, err, false)
-}
-
-// sleep waits for d or Close, reporting false on Close.
-func (p *Producer) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-p.stop:
-		return false
-	}
 }
 
 // listShards lists the stream's open shards (ShardFilter AT_LATEST), all
