@@ -41,9 +41,12 @@ type Config struct {
 	// worker are taken by whoever sees them still free at a third pass.
 	// Default 0: no cap.
 	MaxLeasesForWorker int
-	// MaxConcurrentRenewals bounds the lease table writes of one kind
-	// (renewals, takes, releases) in flight at once. Default 16.
-	MaxConcurrentRenewals int
+	// MaxConcurrentWrites bounds the lease table writes in flight at once,
+	// for each kind of write: renewals (of a renewal pass), takes (of a
+	// taker pass) and releases (of ReleaseAll) each run at most this many
+	// at a time. Checkpoints (Update) are made by the caller and not
+	// bounded here. Default 16.
+	MaxConcurrentWrites int
 	// OnAcquired is called after this worker took a lease. Optional.
 	// Callbacks run one at a time, in order, on a goroutine of Run (events
 	// arising while Run is not running wait for the next Run); they must
@@ -72,8 +75,8 @@ func (cfg Config) withDefaults() Config {
 	if cfg.TakeInterval == 0 {
 		cfg.TakeInterval = cfg.FailoverTime / 6
 	}
-	if cfg.MaxConcurrentRenewals == 0 {
-		cfg.MaxConcurrentRenewals = 16
+	if cfg.MaxConcurrentWrites == 0 {
+		cfg.MaxConcurrentWrites = 16
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -97,8 +100,8 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("lease: Config.TakeInterval %v must be positive", cfg.TakeInterval)
 	case cfg.MaxLeasesForWorker < 0:
 		return fmt.Errorf("lease: Config.MaxLeasesForWorker %d is negative", cfg.MaxLeasesForWorker)
-	case cfg.MaxConcurrentRenewals < 0:
-		return fmt.Errorf("lease: Config.MaxConcurrentRenewals %d is negative", cfg.MaxConcurrentRenewals)
+	case cfg.MaxConcurrentWrites < 0:
+		return fmt.Errorf("lease: Config.MaxConcurrentWrites %d is negative", cfg.MaxConcurrentWrites)
 	}
 	return nil
 }
@@ -494,7 +497,7 @@ func (c *Coordinator) ReleaseAll(ctx context.Context) error {
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
-		sem  = make(chan struct{}, c.cfg.MaxConcurrentRenewals)
+		sem  = make(chan struct{}, c.cfg.MaxConcurrentWrites)
 	)
 	for _, l := range c.Held() {
 		wg.Add(1)

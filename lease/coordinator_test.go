@@ -50,7 +50,7 @@ func TestConfigValidate(t *testing.T) {
 		{Store: s, WorkerID: "w", RenewInterval: 10 * time.Second},
 		{Store: s, WorkerID: "w", TakeInterval: -1},
 		{Store: s, WorkerID: "w", MaxLeasesForWorker: -1},
-		{Store: s, WorkerID: "w", MaxConcurrentRenewals: -1},
+		{Store: s, WorkerID: "w", MaxConcurrentWrites: -1},
 	}
 	for _, cfg := range bad {
 		if err := cfg.Validate(); err == nil {
@@ -61,7 +61,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	d := Config{Store: s, WorkerID: "w"}.withDefaults()
-	if d.FailoverTime != 10*time.Second || d.RenewInterval != d.FailoverTime/3 || d.TakeInterval != d.FailoverTime/6 || d.MaxConcurrentRenewals != 16 {
+	if d.FailoverTime != 10*time.Second || d.RenewInterval != d.FailoverTime/3 || d.TakeInterval != d.FailoverTime/6 || d.MaxConcurrentWrites != 16 {
 		t.Fatalf("defaults: %+v", d)
 	}
 }

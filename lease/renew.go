@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// renewPass renews every held lease once, MaxConcurrentRenewals at a time.
+// renewPass renews every held lease once, MaxConcurrentWrites at a time.
 func (c *Coordinator) renewPass(ctx context.Context) {
 	c.mu.Lock()
 	hs := make([]*heldLease, 0, len(c.held))
@@ -17,7 +17,7 @@ func (c *Coordinator) renewPass(ctx context.Context) {
 		hs = append(hs, h)
 	}
 	c.mu.Unlock()
-	forEach(ctx, hs, c.cfg.MaxConcurrentRenewals, func(h *heldLease) { c.renew(ctx, h) })
+	forEach(ctx, hs, c.cfg.MaxConcurrentWrites, func(h *heldLease) { c.renew(ctx, h) })
 }
 
 // forEach calls fn for each item on at most n goroutines, and returns when

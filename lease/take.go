@@ -127,7 +127,7 @@ func (c *Coordinator) dropMovedOn(ls []Lease) {
 
 // takeAll takes the given leases concurrently.
 func (c *Coordinator) takeAll(ctx context.Context, take []Lease, v view) {
-	forEach(ctx, take, c.cfg.MaxConcurrentRenewals, func(l Lease) {
+	forEach(ctx, take, c.cfg.MaxConcurrentWrites, func(l Lease) {
 		stolen := l.Owner != "" && l.Owner != v.me && slices.ContainsFunc(v.owned[l.Owner], func(o Lease) bool { return o.Key == l.Key })
 		c.take(ctx, l, stolen)
 	})
