@@ -22,14 +22,14 @@ const partitionKeyRoom = 256
 // maxBufferSizeRecords records and maxBufferSizeBytes bytes. client, logger
 // and reg may be nil (AWS config chain, no logs, no metrics); the metrics
 // carry a flow label so that several flows can share a registry.
-func ProducerConfig(fl config.Flow, client kpl.Client, logger *zap.Logger, reg prometheus.Registerer) kpl.Config {
+func ProducerConfig(fl config.Flow, client kpl.KinesisAPI, logger *zap.Logger, reg prometheus.Registerer) kpl.Config {
 	maxRecord := fl.MaxRecordSizeBytes + partitionKeyRoom
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"flow": fl.ID()}, reg)
 	}
 	return kpl.Config{
 		Stream:                fl.Stream,
-		Client:                client,
+		Kinesis:               client,
 		DisableAggregation:    !fl.Aggregation,
 		Compression:           fl.Compression,
 		CollectionMaxCount:    fl.MaxBufferSizeRecords,

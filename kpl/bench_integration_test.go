@@ -31,7 +31,7 @@ func BenchmarkProducerSink(b *testing.B) {
 			px := proxy.StartForTest(b, proxy.Config{Sink: true, NoLimits: true})
 			direct := testenv.KinesisClient(b)
 			stream := testenv.CreateStream(b, direct, 4)
-			p, err := kpl.New(kpl.Config{Stream: stream, Client: testenv.KinesisClientAt(b, px.URL()), RateLimit: 1_000_000})
+			p, err := kpl.New(kpl.Config{Stream: stream, Kinesis: testenv.KinesisClientAt(b, px.URL()), RateLimit: 1_000_000})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -99,7 +99,7 @@ func shardUtilisation(b *testing.B, rateLimit int, d time.Duration) {
 	direct := testenv.KinesisClient(b)
 	stream := testenv.CreateStream(b, direct, 1)
 	p, err := kpl.New(kpl.Config{
-		Stream: stream, Client: testenv.KinesisClientAt(b, px.URL()), RateLimit: rateLimit,
+		Stream: stream, Kinesis: testenv.KinesisClientAt(b, px.URL()), RateLimit: rateLimit,
 		// A buffer of a few seconds' worth: Put blocks rather than records
 		// waiting long enough to expire.
 		MaxBufferedBytes: 4 << 20,

@@ -37,7 +37,7 @@ func BenchmarkProducerFake(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			f := newFake(256)
 			f.discard = true
-			p, err := New(Config{Stream: "bench", Client: f})
+			p, err := New(Config{Stream: "bench", Kinesis: f})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -143,7 +143,7 @@ func TestChaosCloseWithDeadline(t *testing.T) {
 			time.Sleep(time.Millisecond)
 			return nil
 		}
-		p, err := New(Config{Stream: "s", Client: f, AggregationMaxSize: 300, CollectionMaxCount: 10,
+		p, err := New(Config{Stream: "s", Kinesis: f, AggregationMaxSize: 300, CollectionMaxCount: 10,
 			RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 			MaxConnections: 2})
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 func TestCloseErrorCountsFailedRecords(t *testing.T) {
 	f := newFake(1)
 	f.callFault = func(int) error { time.Sleep(100 * time.Millisecond); return nil } // ignores cancellation
-	p, err := New(Config{Stream: "s", Client: f, RecordMaxBufferedTime: time.Millisecond})
+	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestCloseErrorCountsFailedRecords(t *testing.T) {
 	// Records never sent are failed and counted.
 	f2 := newFake(1)
 	f2.gate = make(chan struct{}) // never opened
-	p2, err := New(Config{Stream: "s", Client: f2, RecordMaxBufferedTime: time.Hour})
+	p2, err := New(Config{Stream: "s", Kinesis: f2, RecordMaxBufferedTime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,10 @@ import (
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
-// Client is the part of the Kinesis API the producer calls. *kinesis.Client
-// implements it.
-type Client interface {
+// KinesisAPI is the part of the Kinesis client the producer calls: writing
+// records, and listing the stream's open shards to predict which shard each
+// record goes to. *kinesis.Client implements it.
+type KinesisAPI interface {
 	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
 	ListShards(ctx context.Context, in *kinesis.ListShardsInput, opts ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 }
@@ -45,10 +46,10 @@ type Config struct {
 	// Stream is the name of the stream to write to. Required.
 	Stream string
 
-	// Client makes the Kinesis calls. Default: a *kinesis.Client built from
+	// Kinesis is the Kinesis client. Default: a *kinesis.Client built from
 	// the standard AWS config chain, with the SDK's own retries turned off
 	// (the producer retries itself).
-	Client Client
+	Kinesis KinesisAPI
 
 	// DisableAggregation sends every user record as its own Kinesis record.
 	// Default false: user records predicted for the same shard are packed

@@ -72,7 +72,7 @@ func (s *oneShardStream) PutRecords(_ context.Context, in *kinesis.PutRecordsInp
 }
 
 func ExampleProducer_PutSync() {
-	p, err := kpl.New(kpl.Config{Stream: "events", Client: &oneShardStream{}})
+	p, err := kpl.New(kpl.Config{Stream: "events", Kinesis: &oneShardStream{}})
 	if err != nil {
 		log.Fatal(err)
 	}

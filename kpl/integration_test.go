@@ -157,9 +157,9 @@ func checkExactlyOnce(t *testing.T, users []readUser, n int, keyOf func(int) str
 	}
 }
 
-func newProducer(t *testing.T, client kpl.Client, stream string, cfg kpl.Config) *kpl.Producer {
+func newProducer(t *testing.T, client kpl.KinesisAPI, stream string, cfg kpl.Config) *kpl.Producer {
 	t.Helper()
-	cfg.Stream, cfg.Client = stream, client
+	cfg.Stream, cfg.Kinesis = stream, client
 	p, err := kpl.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -97,7 +97,7 @@ func (e *EntryError) Error() string {
 // concurrent use. Close it to stop its goroutines.
 type Producer struct {
 	cfg     Config
-	client  Client
+	client  KinesisAPI
 	log     *zap.Logger
 	metrics *metrics
 	start   time.Time
@@ -163,7 +163,7 @@ func New(cfg Config) (*Producer, error) {
 	cfg = cfg.withDefaults()
 	p := &Producer{
 		cfg:      cfg,
-		client:   cfg.Client,
+		client:   cfg.Kinesis,
 		log:      cfg.Logger,
 		start:    time.Now(),
 		retry:    backoff.Policy{Base: cfg.MinBackoff, Max: cfg.MaxBackoff},

@@ -76,7 +76,7 @@ func (r *results) wait(t *testing.T, d time.Duration) {
 func newProducer(t *testing.T, f *fakeKinesis, cfg Config) *Producer {
 	t.Helper()
 	cfg.Stream = "test"
-	cfg.Client = f
+	cfg.Kinesis = f
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -522,7 +522,7 @@ func TestBackpressure(t *testing.T) {
 func TestCloseFailsWhatCannotBeSent(t *testing.T) {
 	f := newFake(1)
 	f.gate = make(chan struct{}) // never opened
-	p, err := New(Config{Stream: "s", Client: f, RecordMaxBufferedTime: time.Millisecond})
+	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +548,7 @@ func TestCloseFailsWhatCannotBeSent(t *testing.T) {
 
 func TestCloseFlushes(t *testing.T) {
 	f := newFake(2)
-	p, err := New(Config{Stream: "s", Client: f, RecordMaxBufferedTime: time.Hour})
+	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -718,7 +718,7 @@ func TestMetricsRegistered(t *testing.T) {
 	}
 	// A second producer for the same stream on the same registry is refused
 	// while the first is open.
-	if _, err := New(Config{Stream: "test", Client: f, Metrics: reg}); err == nil {
+	if _, err := New(Config{Stream: "test", Kinesis: f, Metrics: reg}); err == nil {
 		t.Fatal("second producer registered the same metrics")
 	}
 }

@@ -105,7 +105,7 @@ written (the first few errors are listed).`,
 			}
 			o.Retryer = aws.NopRetryer{} // the producer retries itself
 		})
-		p, err := kpl.New(kpl.Config{Stream: stream, Client: producerClient, DisableAggregation: noAggregate, PreserveOrder: preserve})
+		p, err := kpl.New(kpl.Config{Stream: stream, Kinesis: producerClient, DisableAggregation: noAggregate, PreserveOrder: preserve})
 		if err != nil {
 			return err
 		}
