@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/kinesisgo/kinesis/internal/streamref"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
@@ -43,7 +44,7 @@ const (
 // Config configures a Producer. The zero value of every field but Stream
 // selects its default; the defaults are those of AWS's KPL where it has one.
 type Config struct {
-	// Stream is the name of the stream to write to. Required.
+	// Stream is the stream's name or ARN. Required.
 	Stream string
 
 	// Kinesis is the Kinesis client. Default: a *kinesis.Client built from
@@ -180,6 +181,9 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	if c.Stream == "" {
 		return errors.New("kpl: Config.Stream is required")
+	}
+	if _, err := streamref.Parse(c.Stream); err != nil {
+		return fmt.Errorf("kpl: Config.Stream: %w", err)
 	}
 	d := c.withDefaults()
 	switch {

@@ -22,7 +22,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer, p *Producer) (*metrics, error) {
-	labels := prometheus.Labels{"stream": p.cfg.Stream}
+	labels := prometheus.Labels{"stream": p.stream.ShortName()}
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "kinesis_kpl_" + name, Help: help, ConstLabels: labels})
 	}
@@ -70,7 +70,7 @@ func newMetrics(reg prometheus.Registerer, p *Producer) (*metrics, error) {
 			}
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
-				return nil, fmt.Errorf("kpl: metrics: another producer for stream %q is registered: %w", p.cfg.Stream, err)
+				return nil, fmt.Errorf("kpl: metrics: another producer for stream %q is registered: %w", p.stream.ShortName(), err)
 			}
 			return nil, fmt.Errorf("kpl: metrics: %w", err)
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/kinesisgo/kinesis/internal/awserr"
 	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/internal/streamref"
 )
 
 // Errors callers act on, matched with errors.Is.
@@ -97,6 +98,7 @@ func (e *EntryError) Error() string {
 // concurrent use. Close it to stop its goroutines.
 type Producer struct {
 	cfg     Config
+	stream  streamref.Ref
 	client  KinesisAPI
 	log     *zap.Logger
 	metrics *metrics
@@ -161,8 +163,10 @@ func New(cfg Config) (*Producer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	stream, _ := streamref.Parse(cfg.Stream) // Validate accepted it
 	p := &Producer{
 		cfg:      cfg,
+		stream:   stream,
 		client:   cfg.Kinesis,
 		log:      cfg.Logger,
 		start:    time.Now(),
@@ -176,7 +180,7 @@ func New(cfg Config) (*Producer, error) {
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}
-	p.log = p.log.With(zap.String("stream", cfg.Stream))
+	p.log = p.log.With(zap.String("stream", stream.ShortName()))
 	if p.client == nil {
 		awsCfg, err := config.LoadDefaultConfig(context.Background())
 		if err != nil {

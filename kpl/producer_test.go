@@ -143,8 +143,15 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = nil", c)
 		}
 	}
-	if err := (Config{Stream: "s"}).Validate(); err != nil {
-		t.Fatal(err)
+	for _, arn := range []string{"arn:aws:kinesis:us-east-1:123456789012:table/t", "arn:aws:s3:::bucket", "arn:aws:kinesis:us-east-1:123456789012:stream/"} {
+		if err := (Config{Stream: arn}).Validate(); err == nil || !strings.Contains(err.Error(), "Config.Stream") {
+			t.Errorf("Validate with Stream %q = %v, want an error naming Config.Stream", arn, err)
+		}
+	}
+	for _, stream := range []string{"s", "arn:aws:kinesis:us-east-1:123456789012:stream/s"} {
+		if err := (Config{Stream: stream}).Validate(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d := Config{Stream: "s"}.withDefaults()
 	if d.AggregationMaxSize != 51200 || d.CollectionMaxCount != 500 || d.CollectionMaxSize != 5<<20 ||
@@ -196,6 +203,72 @@ func TestListShardsPaginates(t *testing.T) {
 	for _, in := range f.listInputs[1:3] {
 		if in.NextToken == nil || in.StreamName != nil || in.ShardFilter != nil {
 			t.Fatalf("later page input %+v", in)
+		}
+	}
+}
+
+// putRecorder records the PutRecords inputs it passes on to the fake.
+type putRecorder struct {
+	*fakeKinesis
+	putsMu sync.Mutex
+	puts   []kinesis.PutRecordsInput
+}
+
+func (r *putRecorder) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	r.putsMu.Lock()
+	r.puts = append(r.puts, *in)
+	r.putsMu.Unlock()
+	return r.fakeKinesis.PutRecords(ctx, in, opts...)
+}
+
+// A producer given a stream ARN names the stream by StreamARN, and not by
+// StreamName, in every call.
+func TestStreamARN(t *testing.T) {
+	const arn = "arn:aws:kinesis:us-east-1:123456789012:stream/events"
+	f := &putRecorder{fakeKinesis: newFake(2)}
+	f.pageLen = 1
+	reg := prometheus.NewRegistry()
+	p, err := New(Config{Stream: arn, Kinesis: f, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	lists := f.listInputs
+	f.mu.Unlock()
+	if len(lists) < 2 {
+		t.Fatalf("%d ListShards calls, want 2 pages", len(lists))
+	}
+	if first := lists[0]; aws.ToString(first.StreamARN) != arn || first.StreamName != nil {
+		t.Fatalf("ListShards StreamARN %q, StreamName %q; want the ARN and no name", aws.ToString(first.StreamARN), aws.ToString(first.StreamName))
+	}
+	if next := lists[1]; next.StreamARN != nil || next.StreamName != nil || next.NextToken == nil {
+		t.Fatalf("ListShards next page %+v: want NextToken alone", next)
+	}
+	f.putsMu.Lock()
+	defer f.putsMu.Unlock()
+	if len(f.puts) == 0 {
+		t.Fatal("no PutRecords call")
+	}
+	for _, in := range f.puts {
+		if aws.ToString(in.StreamARN) != arn || in.StreamName != nil {
+			t.Fatalf("PutRecords StreamARN %q, StreamName %q; want the ARN and no name", aws.ToString(in.StreamARN), aws.ToString(in.StreamName))
+		}
+	}
+	// Metrics are labelled with the stream's name.
+	if got := testutil.ToFloat64(p.metrics.userRecords); got != 1 {
+		t.Fatalf("user records metric %v", got)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range families[0].GetMetric()[0].GetLabel() {
+		if l.GetName() == "stream" && l.GetValue() != "events" {
+			t.Fatalf("stream label %q, want the stream's name", l.GetValue())
 		}
 	}
 }

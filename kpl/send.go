@@ -43,7 +43,8 @@ func (p *Producer) send(req *request) {
 	}
 	ctx, cancel := context.WithTimeout(p.sendCtx, p.cfg.RequestTimeout)
 	out, err := p.client.PutRecords(ctx, &kinesis.PutRecordsInput{
-		StreamName: aws.String(p.cfg.Stream),
+		StreamName: p.stream.Name(),
+		StreamARN:  p.stream.ARN(),
 		Records:    entries,
 	})
 	cancel()

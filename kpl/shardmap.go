@@ -86,7 +86,8 @@ func (p *Producer) mapFailed(err error) {
 // pages.
 func (p *Producer) listShards(ctx context.Context) ([]types.Shard, error) {
 	in := &kinesis.ListShardsInput{
-		StreamName:  aws.String(p.cfg.Stream),
+		StreamName:  p.stream.Name(),
+		StreamARN:   p.stream.ARN(),
 		ShardFilter: &types.ShardFilter{Type: types.ShardFilterTypeAtLatest},
 	}
 	var shards []types.Shard
@@ -95,17 +96,17 @@ func (p *Producer) listShards(ctx context.Context) ([]types.Shard, error) {
 		out, err := p.client.ListShards(callCtx, in)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("kpl: ListShards %s: %w", p.cfg.Stream, err)
+			return nil, fmt.Errorf("kpl: ListShards %s: %w", p.stream, err)
 		}
 		shards = append(shards, out.Shards...)
 		if aws.ToString(out.NextToken) == "" {
 			break
 		}
-		// With NextToken, the stream name and filter must be left out.
+		// With NextToken, the stream and filter must be left out.
 		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
 	}
 	if len(shards) == 0 {
-		return nil, fmt.Errorf("kpl: ListShards %s: no open shards", p.cfg.Stream)
+		return nil, fmt.Errorf("kpl: ListShards %s: no open shards", p.stream)
 	}
 	return shards, nil
 }
