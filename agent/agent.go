@@ -74,9 +74,11 @@ type Config struct {
 	MaxPendingRecords int
 	// MaxPendingBytes bounds the bytes of those records. Default 32 MiB.
 	MaxPendingBytes int
-	// RetryBackoff is the wait before a record the sink gave up on is put
-	// again; it doubles with each failure of that record, up to 30s.
-	// Default 500ms.
+	// RetryBackoff is the longest wait before a record the sink gave up on
+	// is put again after its first failure. The wait is random between zero
+	// and a ceiling (full jitter, so that records failed together are not
+	// put again together); the ceiling starts at RetryBackoff and doubles
+	// with each failure of that record, up to 30s. Default 500ms.
 	RetryBackoff time.Duration
 	// CloseInactive is how long a file renamed away or deleted stays open
 	// after its last new byte. Default 5s.

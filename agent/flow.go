@@ -18,7 +18,17 @@ import (
 	"github.com/kinesisgo/kinesis/agent/offsets"
 	"github.com/kinesisgo/kinesis/agent/process"
 	"github.com/kinesisgo/kinesis/agent/tail"
+	"github.com/kinesisgo/kinesis/internal/backoff"
 )
+
+// maxRetryBackoff caps the ceiling of the wait before a record the sink
+// gave up on is put again (see Config.RetryBackoff).
+const maxRetryBackoff = 30 * time.Second
+
+// refusedBackoff is the wait before a record the sink refused to take
+// (Sink.Put returned an error) is offered again: random up to 10ms after
+// the first refusal, the ceiling doubling with each refusal up to 1s.
+var refusedBackoff = backoff.Policy{Base: 10 * time.Millisecond, Max: time.Second}
 
 // flow runs one config.Flow: tailer, splitting, processing and shipping.
 type flow struct {
@@ -57,7 +67,7 @@ type item struct {
 	rec       Record
 	gen       *tracker
 	seq       uint64
-	attempt   int
+	attempt   int // times the sink gave up on it
 	notBefore time.Time
 }
 
@@ -375,8 +385,7 @@ func (f *flow) partitionKey(data []byte) string {
 
 // put hands it to the sink, waiting while the sink refuses it.
 func (f *flow) put(ctx context.Context, sink Sink, it *item) error {
-	wait := 10 * time.Millisecond
-	for {
+	for refused := 1; ; refused++ {
 		err := sink.Put(ctx, it.rec, func(err error) { f.done(it, err) })
 		if err == nil {
 			return nil
@@ -395,13 +404,10 @@ func (f *flow) put(ctx context.Context, sink Sink, it *item) error {
 			return ctx.Err()
 		}
 		f.log.Debug("sink refused a record; waiting", zap.Error(err))
-		select {
-		case <-ctx.Done():
+		if err := backoff.Sleep(ctx, refusedBackoff.Delay(refused)); err != nil {
 			f.forget(it)
-			return ctx.Err()
-		case <-time.After(wait):
+			return err
 		}
-		wait = min(2*wait, time.Second)
 	}
 }
 
@@ -419,9 +425,9 @@ func (f *flow) forget(it *item) {
 func (f *flow) done(it *item, err error) {
 	f.mu.Lock()
 	if err != nil {
-		backoff := f.acfg.RetryBackoff << min(it.attempt, 6)
 		it.attempt++
-		it.notBefore = time.Now().Add(min(backoff, 30*time.Second))
+		p := backoff.Policy{Base: f.acfg.RetryBackoff, Max: maxRetryBackoff}
+		it.notBefore = time.Now().Add(p.Delay(it.attempt))
 		f.retries = append(f.retries, it)
 		f.mu.Unlock()
 		f.m.failed.Inc()
