@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"io"
 	"sort"
 	"strconv"
@@ -14,6 +13,9 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/awserr"
+	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/kinesisgo/kinesis/lease"
 	"github.com/spf13/cobra"
@@ -294,10 +296,9 @@ func shardLag(ctx context.Context, client *kinesis.Client, stream string, l leas
 			gin.Limit = aws.Int32(1)
 		}
 		out, err := client.GetRecords(ctx, gin)
-		var pte *kintypes.ProvisionedThroughputExceededException
-		if errors.As(err, &pte) {
+		if awserr.IsThrottling(err) {
 			throttled++
-			if err := sleep(ctx, backoff(throttled)); err != nil {
+			if err := backoff.Sleep(ctx, throttledBackoff.Delay(throttled)); err != nil {
 				return li, err
 			}
 			continue
@@ -322,7 +323,7 @@ func shardLag(ctx context.Context, client *kinesis.Client, stream string, l leas
 			break // at the tip
 		}
 		iter = out.NextShardIterator
-		if err := sleep(ctx, tailMinInterval/5); err != nil {
+		if err := backoff.Sleep(ctx, tailMinInterval/5); err != nil {
 			return li, err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/spf13/cobra"
+
+	"github.com/kinesisgo/kinesis/internal/backoff"
 )
 
 // waitTimeout bounds every wait for a stream to become ACTIVE or go away.
@@ -282,7 +284,7 @@ func waitActive(ctx context.Context, client *kinesis.Client, name string) (*kint
 		default:
 			return nil, err
 		}
-		if err := sleep(ctx, pollInterval); err != nil {
+		if err := backoff.Sleep(ctx, pollInterval); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return nil, fail(exitConflict, err, "stream %q is not ACTIVE after %v; check it with: kinesisctl stream describe %s", name, waitTimeout, name)
 			}
@@ -304,23 +306,11 @@ func waitGone(ctx context.Context, client *kinesis.Client, name string) error {
 		if err != nil {
 			return err
 		}
-		if err := sleep(ctx, pollInterval); err != nil {
+		if err := backoff.Sleep(ctx, pollInterval); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return fail(exitConflict, err, "stream %q still exists after %v; check it with: kinesisctl stream describe %s", name, waitTimeout, name)
 			}
 			return err
 		}
-	}
-}
-
-// sleep waits for d or until ctx ends, returning ctx's error in that case.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/kinesisgo/kinesis/internal/awserr"
+	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/spf13/cobra"
 )
@@ -27,6 +28,12 @@ const (
 	tailIdleInterval = time.Second            // after an empty read, with --follow
 	tailMaxBackoff   = 5 * time.Second        // after throttling
 )
+
+// throttledBackoff is the wait before reading a shard again after the n-th
+// consecutive throttled read: tailMinInterval plus a random wait up to a
+// ceiling that starts at twice tailMinInterval and doubles, capped at
+// tailMaxBackoff.
+var throttledBackoff = backoff.Policy{Base: 2 * tailMinInterval, Max: tailMaxBackoff, Min: tailMinInterval}
 
 // tailRecord is the JSON form of one user record (tail --json).
 type tailRecord struct {
@@ -239,20 +246,16 @@ func (t *tailer) readShard(ctx context.Context, id string, pos startPosition, wa
 	for {
 		out, err := t.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
 		if err != nil {
-			var (
-				expired *kintypes.ExpiredIteratorException
-				pte     *kintypes.ProvisionedThroughputExceededException
-				kmsThr  *kintypes.KMSThrottlingException
-			)
+			var expired *kintypes.ExpiredIteratorException
 			switch {
 			case errors.As(err, &expired):
 				if iter, err = t.iterator(ctx, id, pos, last); err != nil {
 					return o, err
 				}
 				continue
-			case errors.As(err, &pte), errors.As(err, &kmsThr):
+			case awserr.IsThrottling(err):
 				throttled++
-				if err := sleep(ctx, backoff(throttled)); err != nil {
+				if err := backoff.Sleep(ctx, throttledBackoff.Delay(throttled)); err != nil {
 					return o, err
 				}
 				continue
@@ -279,7 +282,7 @@ func (t *tailer) readShard(ctx context.Context, id string, pos startPosition, wa
 		if empty && t.follow {
 			wait = tailIdleInterval
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return o, err
 		}
 	}
@@ -301,14 +304,6 @@ func (t *tailer) iterator(ctx context.Context, id string, pos startPosition, las
 		return nil, fmt.Errorf("shard iterator for %s: %w", id, streamErr(t.stream, err))
 	}
 	return out.ShardIterator, nil
-}
-
-// backoff returns the wait before retry n (1, 2, ...) after throttling:
-// exponential with full jitter, capped.
-func backoff(n int) time.Duration {
-	d := tailMinInterval << min(n, 8)
-	d = min(d, tailMaxBackoff)
-	return time.Duration(rand.Int64N(int64(d))) + tailMinInterval
 }
 
 // print writes the user records of a batch, in order.
