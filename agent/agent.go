@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,11 @@ import (
 // never be sent (too large, bad partition key). The agent counts and drops
 // it instead of trying again.
 var ErrRecordRejected = errors.New("agent: record rejected by the sink")
+
+// ErrAlreadyRun is returned by Agent.Run when Run was called on the agent
+// before (or is running on it now): an agent runs once. Make a new one with
+// New to run the flows again; it resumes from the saved offsets.
+var ErrAlreadyRun = errors.New("agent: Run already called")
 
 // Record is one record for a stream.
 type Record struct {
@@ -146,6 +152,7 @@ type Agent struct {
 	cfg     Config
 	metrics *metrics
 	flows   []*flow
+	ran     atomic.Bool // Run was called
 }
 
 // New checks cfg and returns an agent ready to Run.
@@ -168,7 +175,13 @@ func New(cfg Config) (*Agent, error) {
 // Run tails and sends until ctx ends, then stops reading, waits up to
 // ShutdownTimeout for records in flight, saves offsets and closes the
 // sinks. It returns when everything it started has ended.
+//
+// Run may be called once: a second call, whether during the first or after
+// it, returns ErrAlreadyRun at once.
 func (a *Agent) Run(ctx context.Context) error {
+	if !a.ran.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
 	sinks := make([]Sink, len(a.flows))
 	var errs []error
 	for i, f := range a.flows {
