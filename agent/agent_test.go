@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/agent/config"
 	"github.com/kinesisgo/kinesis/agent/offsets"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -134,17 +136,6 @@ func (s *fakeSink) records() []string {
 	return out
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type running struct {
 	a      *Agent
 	cancel context.CancelFunc
@@ -252,9 +243,9 @@ func TestDeliversEverythingDespiteFailuresAndReorderedAcks(t *testing.T) {
 		NewSink: func(config.Flow) (Sink, error) { return sink, nil }, Metrics: reg, RetryBackoff: time.Millisecond,
 	})
 	appendLines(t, log, 2000, 1000)
-	waitFor(t, "3000 records", 20*time.Second, func() bool { return len(sink.records()) >= 3000 })
+	wait.For(t, 20*time.Second, "3000 records", func() bool { return len(sink.records()) >= 3000 })
 	fi, _ := os.Stat(log)
-	waitFor(t, "offset saved at end of file", 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, "offset saved at end of file", func() bool {
 		s, err := offsets.Open(cp)
 		if err != nil {
 			return false
@@ -310,13 +301,13 @@ func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
 	sink := newFakeSink(0)
 	newSink := func(config.Flow) (Sink, error) { return sink, nil }
 	r := startAgent(t, Config{Flows: []config.Flow{flowFor(log)}, Offsets: openStore(t, cp), NewSink: newSink})
-	waitFor(t, "500 records", 10*time.Second, func() bool { return len(sink.records()) >= 500 })
+	wait.For(t, 10*time.Second, "500 records", func() bool { return len(sink.records()) >= 500 })
 	r.stop(t)
 
 	appendLines(t, log, 500, 300)
 	sink2 := newFakeSink(0)
 	r2 := startAgent(t, Config{Flows: []config.Flow{flowFor(log)}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink2, nil }})
-	waitFor(t, "300 records", 10*time.Second, func() bool { return len(sink2.records()) >= 300 })
+	wait.For(t, 10*time.Second, "300 records", func() bool { return len(sink2.records()) >= 300 })
 	r2.stop(t)
 	got := sink2.records()
 	if len(got) != 300 {
@@ -341,7 +332,7 @@ func TestRestartAfterRotationWithMatchingPattern(t *testing.T) {
 	fl := flowFor(log + "*")
 	sink := newFakeSink(0)
 	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
-	waitFor(t, "500 records", 10*time.Second, func() bool { return len(sink.records()) >= 500 })
+	wait.For(t, 10*time.Second, "500 records", func() bool { return len(sink.records()) >= 500 })
 	r.stop(t)
 
 	appendLines(t, log, 500, 300)
@@ -351,7 +342,7 @@ func TestRestartAfterRotationWithMatchingPattern(t *testing.T) {
 	appendLines(t, log, 800, 200)
 	sink2 := newFakeSink(0)
 	r2 := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink2, nil }})
-	waitFor(t, "500 records", 10*time.Second, func() bool { return len(sink2.records()) >= 500 })
+	wait.For(t, 10*time.Second, "500 records", func() bool { return len(sink2.records()) >= 500 })
 	r2.stop(t)
 	got := sink2.records()
 	if len(got) != 500 {
@@ -379,7 +370,7 @@ func TestBackpressurePausesReading(t *testing.T) {
 		Flows: []config.Flow{flowFor(log)}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil },
 		MaxPendingRecords: 100,
 	})
-	waitFor(t, "100 puts", 5*time.Second, func() bool { sink.mu.Lock(); defer sink.mu.Unlock(); return sink.puts >= 100 })
+	wait.For(t, 5*time.Second, "100 puts", func() bool { sink.mu.Lock(); defer sink.mu.Unlock(); return sink.puts >= 100 })
 	time.Sleep(100 * time.Millisecond) // would the agent read on while the sink holds everything?
 	sink.mu.Lock()
 	puts := sink.puts
@@ -396,7 +387,7 @@ func TestBackpressurePausesReading(t *testing.T) {
 		t.Errorf("offset %d saved without acknowledgements", e[0].Offset)
 	}
 	sink.setHold(false)
-	waitFor(t, "30000 records", 60*time.Second, func() bool { return len(sink.records()) >= 30000 })
+	wait.For(t, 60*time.Second, "30000 records", func() bool { return len(sink.records()) >= 30000 })
 	r.stop(t)
 	checkEach(t, sink.records(), 30000)
 }
@@ -412,7 +403,7 @@ func TestPartialLineSentAfterBufferAge(t *testing.T) {
 	fl.MaxBufferAge = 300 * time.Millisecond
 	start := time.Now()
 	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, filepath.Join(dir, "cp.json")), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
-	waitFor(t, "2 records", 5*time.Second, func() bool { return len(sink.records()) >= 2 })
+	wait.For(t, 5*time.Second, "2 records", func() bool { return len(sink.records()) >= 2 })
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("partial line sent after %v, before the buffer age", d)
 	}
@@ -442,8 +433,8 @@ func TestProcessingAndUnparsedCounting(t *testing.T) {
 		if drop {
 			want = 2
 		}
-		waitFor(t, "records", 5*time.Second, func() bool { return len(sink.records()) >= want })
-		waitFor(t, "offset at end", 5*time.Second, func() bool {
+		wait.For(t, 5*time.Second, "records", func() bool { return len(sink.records()) >= want })
+		wait.For(t, 5*time.Second, "offset at end", func() bool {
 			e := openStore(t, cp).Get(fl.ID())
 			return len(e) == 1 && e[0].Offset == 38
 		})
@@ -479,6 +470,32 @@ func TestSinkErrorStopsRun(t *testing.T) {
 	}
 	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "no credentials") {
 		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestRunTwiceReturnsErrAlreadyRun(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLines(t, log, 0, 10)
+	sink := newFakeSink(0)
+	var sinks atomic.Int32
+	r := startAgent(t, Config{Flows: []config.Flow{flowFor(log)}, Offsets: openStore(t, filepath.Join(dir, "cp.json")),
+		NewSink: func(config.Flow) (Sink, error) { sinks.Add(1); return sink, nil }})
+	wait.For(t, 5*time.Second, "10 records", func() bool { return len(sink.records()) >= 10 })
+	if err := r.a.Run(context.Background()); !errors.Is(err, ErrAlreadyRun) {
+		t.Fatalf("Run while running = %v, want ErrAlreadyRun", err)
+	}
+	r.stop(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.a.Run(ctx); !errors.Is(err, ErrAlreadyRun) {
+		t.Fatalf("Run after Run = %v, want ErrAlreadyRun", err)
+	}
+	if n := sinks.Load(); n != 1 {
+		t.Errorf("NewSink called %d times, want 1: a refused Run must start nothing", n)
+	}
+	if got := len(sink.records()); got != 10 {
+		t.Errorf("%d records sent, want 10", got)
 	}
 }
 
@@ -525,7 +542,7 @@ func TestRejectedAndTruncatedRecordsAreCountedAndPassed(t *testing.T) {
 	fl.TruncatedRecordTerminator = "...\n"
 	cp := filepath.Join(dir, "cp.json")
 	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
-	waitFor(t, "offset at end", 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, "offset at end", func() bool {
 		e := openStore(t, cp).Get(fl.ID())
 		return len(e) == 1 && e[0].Offset == int64(len(content))
 	})
@@ -556,7 +573,7 @@ func TestMultiLineRecordsThroughTheAgent(t *testing.T) {
 	fl.Processing = []config.Option{{Name: config.OptSingleLine}}
 	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, filepath.Join(dir, "cp.json")), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
 	// The last record is complete only when no line follows for MaxBufferAge.
-	waitFor(t, "2 records", 5*time.Second, func() bool { return len(sink.records()) >= 2 })
+	wait.For(t, 5*time.Second, "2 records", func() bool { return len(sink.records()) >= 2 })
 	r.stop(t)
 	got := sink.records()
 	slices.Sort(got)
@@ -575,9 +592,9 @@ func TestEndOfFileOnlyAtTheFirstStart(t *testing.T) {
 	fl.InitialPosition = config.EndOfFile
 	sink := newFakeSink(0)
 	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
-	waitFor(t, "first save", 5*time.Second, func() bool { return openStore(t, cp).Has(fl.ID()) })
+	wait.For(t, 5*time.Second, "first save", func() bool { return openStore(t, cp).Has(fl.ID()) })
 	appendLines(t, old, 10, 1)
-	waitFor(t, "the new line", 5*time.Second, func() bool { return len(sink.records()) == 1 })
+	wait.For(t, 5*time.Second, "the new line", func() bool { return len(sink.records()) == 1 })
 	r.stop(t)
 	if got := sink.records(); got[0] != "line 000010\n" {
 		t.Fatalf("first start sent %q; want only the line written after it", got)
@@ -588,7 +605,7 @@ func TestEndOfFileOnlyAtTheFirstStart(t *testing.T) {
 	appendLines(t, old, 11, 2)
 	sink2 := newFakeSink(0)
 	r2 := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink2, nil }})
-	waitFor(t, "7 records", 5*time.Second, func() bool { return len(sink2.records()) >= 7 })
+	wait.For(t, 5*time.Second, "7 records", func() bool { return len(sink2.records()) >= 7 })
 	r2.stop(t)
 	got := sink2.records()
 	slices.Sort(got)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -112,22 +114,10 @@ func (c *collector) snapshot() ([]string, []Event) {
 	return append([]string(nil), c.lines...), append([]Event(nil), c.events...)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func (c *collector) waitLines(n int) []string {
 	c.t.Helper()
 	var got []string
-	waitFor(c.t, fmt.Sprintf("%d lines", n), 10*time.Second, func() bool {
+	wait.For(c.t, 10*time.Second, fmt.Sprintf("%d lines", n), func() bool {
 		got, _ = c.snapshot()
 		return len(got) >= n
 	})
@@ -136,7 +126,7 @@ func (c *collector) waitLines(n int) []string {
 
 func (c *collector) waitOpens(n int) {
 	c.t.Helper()
-	waitFor(c.t, fmt.Sprintf("%d files opened", n), 10*time.Second, func() bool {
+	wait.For(c.t, 10*time.Second, fmt.Sprintf("%d files opened", n), func() bool {
 		_, evs := c.snapshot()
 		opens := 0
 		for _, ev := range evs {
@@ -221,7 +211,7 @@ func TestRenameRotationWithRacingWrites(t *testing.T) {
 	}
 	checkAll(t, c.waitLines(w.n), w.n)
 	// The rotated files are closed once quiet.
-	waitFor(t, "rotated files closed", 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, "rotated files closed", func() bool {
 		_, evs := c.snapshot()
 		closes := 0
 		for _, ev := range evs {
@@ -305,7 +295,7 @@ func TestCopyTruncateWithRacingWrites(t *testing.T) {
 		}
 	}()
 	for r := 1; r <= 3; r++ {
-		waitFor(t, "file to grow", 5*time.Second, func() bool {
+		wait.For(t, 5*time.Second, "file to grow", func() bool {
 			fi, err := os.Stat(path)
 			return err == nil && fi.Size() > 20_000
 		})
@@ -337,7 +327,7 @@ func TestCopyTruncateFoundAfterTruncation(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.write(30)
-	waitFor(t, "reset", 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, "reset", func() bool {
 		_, evs := c.snapshot()
 		for _, ev := range evs {
 			if ev.Kind == Reset {
@@ -430,7 +420,7 @@ func TestStartAtEndAndResume(t *testing.T) {
 	wa.write(10)
 	wb.write(10)
 	c := startTail(t, Config{Pattern: a, StartAtEnd: true}, false)
-	waitFor(t, "open", 5*time.Second, func() bool { _, evs := c.snapshot(); return len(evs) > 0 })
+	wait.For(t, 5*time.Second, "open", func() bool { _, evs := c.snapshot(); return len(evs) > 0 })
 	wa.write(1)
 	got := c.waitLines(1)
 	if got[0] != line(10) {

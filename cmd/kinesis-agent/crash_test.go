@@ -18,6 +18,7 @@ import (
 	"github.com/kinesisgo/kinesis/agent/offsets"
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 // crashLine is line i of the crash test: 100 bytes with its newline.
@@ -126,7 +127,7 @@ func TestRotationsAndKillNineLoseNothing(t *testing.T) {
 	}()
 	// Kill while the agent is busy: some lines acknowledged, more in flight
 	// or acknowledged since the last save, the writer still writing.
-	waitFor(t, "agent to ship", 60*time.Second, func() bool {
+	wait.For(t, 60*time.Second, "agent to ship", func() bool {
 		r.poll(t.Context())
 		return r.total >= 6000 // after the first rotation
 	})

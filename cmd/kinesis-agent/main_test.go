@@ -24,6 +24,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/agent/offsets"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
@@ -177,17 +178,6 @@ func (p *process) stop(sig syscall.Signal) error {
 	}
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // reader reads every shard of a stream from its start, deaggregating.
 type reader struct {
 	t      *testing.T
@@ -314,7 +304,7 @@ func TestShipsReloadsAndStops(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no metrics address logged")
 	}
-	waitFor(t, "records_sent_total 50", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "records_sent_total 50", func() bool {
 		resp, err := http.Get("http://" + m[1] + "/metrics")
 		if err != nil {
 			return false
@@ -334,7 +324,7 @@ func TestShipsReloadsAndStops(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reload", 10*time.Second, func() bool { return strings.Count(p.log(), `"msg":"running"`) >= 2 })
+	wait.For(t, 10*time.Second, "reload", func() bool { return strings.Count(p.log(), `"msg":"running"`) >= 2 })
 	appendLines(t, logPath, numbered("second", 0, 20))
 	var want []string
 	for _, l := range numbered("second", 0, 20) {

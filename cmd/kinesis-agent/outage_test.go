@@ -15,6 +15,7 @@ import (
 	"github.com/kinesisgo/kinesis/agent/offsets"
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 	"github.com/kinesisgo/kinesis/kpl"
 )
 
@@ -79,7 +80,7 @@ func TestOutagePausesAndResumes(t *testing.T) {
 		}
 		return 0
 	}
-	waitFor(t, "records to expire and be put again", 20*time.Second, func() bool { return failures() >= 2000 })
+	wait.For(t, 20*time.Second, "records to expire and be put again", func() bool { return failures() >= 2000 })
 	cp, err := offsets.Open(file.CheckpointFile)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func TestOutagePausesAndResumes(t *testing.T) {
 	r := newReader(t, client, stream)
 	r.waitAll(lines, 60*time.Second)
 	fi, _ := os.Stat(logPath)
-	waitFor(t, "offset at the end", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "offset at the end", func() bool {
 		s, err := offsets.Open(file.CheckpointFile)
 		if err != nil {
 			return false
