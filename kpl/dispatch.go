@@ -222,35 +222,3 @@ func (p *Producer) startRequest(req *request, version uint64) {
 	p.wg.Add(1)
 	go p.send(req)
 }
-
-// Adaptive rate: the shard's buckets run at RateLimit % of its limits times
-// a factor that throttling cuts by rateCut and that grows back by rateStep
-// per second without throttling (additive increase, multiplicative
-// decrease). A producer alone on a shard settles just under the shard's
-// limit; producers sharing one split it.
-const (
-	rateCut     = 0.8
-	rateStep    = 0.05
-	rateMinimum = 0.05
-)
-
-// adaptRateLocked applies throttling reported by senders to s's buckets.
-// Only the dispatcher calls it. s.mu is held.
-func (p *Producer) adaptRateLocked(s *shard, now int64) {
-	switch {
-	case s.drain:
-		s.drain = false
-		s.rateFactor = max(s.rateFactor*rateCut, rateMinimum)
-		s.rateChanged = now
-		s.bytes.drain(now)
-		s.records.drain(now)
-	case s.rateFactor < 1 && now-s.rateChanged >= int64(time.Second):
-		s.rateFactor = min(s.rateFactor+rateStep, 1)
-		s.rateChanged = now
-	default:
-		return
-	}
-	base := float64(p.cfg.RateLimit) / 100 * s.rateFactor
-	s.bytes.setRate(base*ShardBytesPerSecond, now)
-	s.records.setRate(base*ShardRecordsPerSecond, now)
-}

@@ -1,30 +1,11 @@
 package kpl
 
 import (
-	"sort"
 	"sync"
-	"sync/atomic"
 
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
-
-// shardMap is the stream's open shards, sorted by starting hash key.
-type shardMap struct {
-	version uint64
-	shards  []*shard
-}
-
-// lookup returns the shard whose range holds k (or, should the ranges have
-// a gap, the nearest one below it: Kinesis routes by hash key anyway, and
-// the mismatch triggers a refresh).
-func (m *shardMap) lookup(k hashkey.Key) *shard {
-	i := sort.Search(len(m.shards), func(i int) bool { return m.shards[i].rng.Start.Cmp(k) > 0 }) - 1
-	if i < 0 {
-		i = 0
-	}
-	return m.shards[i]
-}
 
 // shard is the producer's state for one open shard: the records waiting to
 // be sent to it, in batches (one batch becomes one Kinesis record).
@@ -73,65 +54,6 @@ func (b *batch) wireSize() int {
 // aggregatedPartitionKey is the partition key of aggregated records; their
 // ExplicitHashKey (the first user record's hash key) routes them.
 const aggregatedPartitionKey = "a"
-
-const arenaChunk = 64 << 10
-
-// chunk is a block of memory holding copies of small records' data. Chunks
-// are reused once every record copied into one has completed: refs starts
-// at chunkHold while the chunk is a shard's current one; completed records
-// subtract themselves, and when the shard moves on it trades the hold for
-// the number of records it copied in. The chunk goes back to the pool when
-// refs reaches zero, which happens once.
-type chunk struct {
-	buf   []byte
-	refs  atomic.Int64
-	added int64 // records copied in; guarded by the owning shard's mu
-}
-
-const chunkHold = 1 << 40
-
-var chunkPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, 0, arenaChunk)} }}
-
-// release gives back n records' references.
-func (c *chunk) release(n int64) {
-	if c.refs.Add(-n) == 0 {
-		c.buf = c.buf[:0]
-		chunkPool.Put(c)
-	}
-}
-
-// dropChunkLocked lets go of s's current chunk. s.mu is held.
-func (s *shard) dropChunkLocked() {
-	if c := s.chunk; c != nil {
-		s.chunk = nil
-		c.release(chunkHold - c.added)
-	}
-}
-
-// copyData copies record data into the shard's current chunk (larger data
-// gets its own copy) and returns the copy and its chunk. s.mu is held.
-func (s *shard) copyData(d []byte) ([]byte, *chunk) {
-	n := len(d)
-	if n > arenaChunk/16 {
-		return cloneData(d), nil
-	}
-	c := s.chunk
-	if c == nil || cap(c.buf)-len(c.buf) < n {
-		s.dropChunkLocked()
-		c = chunkPool.Get().(*chunk)
-		c.buf, c.added = c.buf[:0], 0
-		c.refs.Store(chunkHold)
-		s.chunk = c
-	}
-	off := len(c.buf)
-	c.buf = append(c.buf, d...)
-	c.added++
-	return c.buf[off : off+n : off+n], c
-}
-
-func cloneData(d []byte) []byte {
-	return append(make([]byte, 0, len(d)), d...)
-}
 
 var batchPool = sync.Pool{New: func() any { return new(batch) }}
 
@@ -260,51 +182,6 @@ func (p *Producer) requeueLocked(s *shard, recs []userRec) {
 		s.sealed = append(s.sealed, rest...)
 		s.open = open
 	}
-}
-
-// bucket is a token bucket holding at most one second of its rate. A take
-// larger than the capacity succeeds from a full bucket and leaves a debt.
-type bucket struct {
-	rate, level float64
-	last        int64 // nanotime of the last refill
-	started     bool
-}
-
-func (b *bucket) refill(now int64) {
-	if !b.started {
-		b.level, b.last, b.started = b.rate, now, true
-		return
-	}
-	if dt := now - b.last; dt > 0 {
-		b.level = min(b.rate, b.level+float64(dt)*b.rate/1e9)
-		b.last = now
-	}
-}
-
-// ready reports whether n tokens may be taken now, and if not, the nanotime
-// at which they may.
-func (b *bucket) ready(n float64, now int64) (bool, int64) {
-	b.refill(now)
-	need := min(n, b.rate)
-	if b.level >= need {
-		return true, 0
-	}
-	return false, now + int64((need-b.level)/b.rate*1e9) + 1
-}
-
-func (b *bucket) take(n float64) { b.level -= n }
-
-// setRate changes the bucket's rate (and capacity) from now on.
-func (b *bucket) setRate(rate float64, now int64) {
-	b.refill(now)
-	b.rate = rate
-	b.level = min(b.level, rate)
-}
-
-// drain empties the bucket (keeping any debt).
-func (b *bucket) drain(now int64) {
-	b.refill(now)
-	b.level = min(b.level, 0)
 }
 
 // mergeByPut merges two record lists by Put time, keeping the order within
