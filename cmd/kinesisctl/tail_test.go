@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
@@ -206,11 +207,8 @@ func TestTailFollow(t *testing.T) {
 	}
 	mustRun(t, "split", stream, "0")
 	putPlain(t, client, stream, "k", "child-000")
-	for !strings.Contains(out.String(), "child-000") {
-		if time.Now().After(deadline) {
-			t.Fatalf("tail --follow did not print the child shard's record within 30s; stdout %q", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !wait.Until(time.Until(deadline), func() bool { return strings.Contains(out.String(), "child-000") }) {
+		t.Fatalf("tail --follow did not print the child shard's record within 30s; stdout %q", out.String())
 	}
 	cancel()
 	select {

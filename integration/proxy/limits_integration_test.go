@@ -15,6 +15,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 // decisionWindow is a clock for Config.Now that remembers the first and
@@ -452,16 +453,12 @@ func TestReshardRefreshesShardMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The proxy lists the shards again within its short post-resharding TTL.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		low, high := put("0"), put("340282366920938463463374607431768211455")
-		if low == "shardId-000000000001" && high == "shardId-000000000002" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the split: shards %s and %s, want the children", low, high)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var low, high string
+	if !wait.Until(10*time.Second, func() bool {
+		low, high = put("0"), put("340282366920938463463374607431768211455")
+		return low == "shardId-000000000001" && high == "shardId-000000000002"
+	}) {
+		t.Fatalf("after the split: shards %s and %s, want the children", low, high)
 	}
 }
 

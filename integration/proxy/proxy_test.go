@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 // kinesisNoRetry is a client for the proxy that makes every call once, so
@@ -126,13 +127,7 @@ func TestCloseEndsRequestsInProgress(t *testing.T) {
 		_, err := client.ListStreams(context.Background(), &kinesis.ListStreamsInput{})
 		errc <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Stats().Requests == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the request did not arrive")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "the request to arrive", func() bool { return p.Stats().Requests > 0 })
 	closed := make(chan error, 1)
 	go func() { closed <- p.Close() }()
 	select {
