@@ -5,26 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/kinesisgo/kinesis/internal/hashkey"
-	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 func TestMain(m *testing.M) {
@@ -89,123 +82,54 @@ func newProducer(t *testing.T, f *fakeKinesis, cfg Config) *Producer {
 	return p
 }
 
-func TestValidateRejectsBadRecords(t *testing.T) {
-	f := newFake(1)
-	p := newProducer(t, f, Config{MaxRecordSize: 1000, AggregationMaxSize: 500, MaxBufferedBytes: 1 << 20})
-	cases := map[string]Record{
-		"partition key is empty":         {Data: []byte("x")},
-		"partition key has 257":          {PartitionKey: strings.Repeat("é", 257), Data: []byte("x")},
-		"not valid UTF-8":                {PartitionKey: "a\xffb", Data: []byte("x")},
-		"more than the maximum record":   {PartitionKey: "k", Data: make([]byte, 1000)},
-		"explicit hash key: hashkey":     {PartitionKey: "k", ExplicitHashKey: "12a", Data: []byte("x")},
-		"explicit hash key: hashkey: no": {PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211456"},
-	}
-	for want, rec := range cases {
-		err := p.Put(context.Background(), rec, func(Result) { t.Error("callback called for a rejected record") })
-		if !errors.Is(err, ErrInvalidRecord) {
-			t.Errorf("%s: err = %v, want ErrInvalidRecord", want, err)
-			continue
-		}
-		if !strings.Contains(err.Error(), strings.Fields(strings.TrimSuffix(want, ": no"))[0]) {
-			t.Errorf("err %q does not say what is wrong (%s)", err, want)
-		}
-	}
-	if n := p.buffered(); n != 0 {
-		t.Fatalf("%d records buffered after rejections", n)
-	}
-	// The limits themselves are accepted: 256 characters, data up to the max.
-	for _, rec := range []Record{
-		{PartitionKey: strings.Repeat("é", 256), Data: []byte("x")},
-		{PartitionKey: "k", Data: make([]byte, 999)},
-		{PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211455", Data: nil},
-	} {
-		if _, err := p.PutSync(context.Background(), rec); err != nil {
-			t.Fatalf("valid record rejected: %v", err)
-		}
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	bad := []Config{
-		{},
-		{Stream: "s", CollectionMaxCount: 501},
-		{Stream: "s", CollectionMaxSize: 6 << 20},
-		{Stream: "s", AggregationMaxSize: 1 << 20},
-		{Stream: "s", MaxRecordSize: 11 << 20},
-		{Stream: "s", RateLimit: -1},
-		{Stream: "s", MinBackoff: time.Second, MaxBackoff: time.Millisecond},
-		{Stream: "s", Compression: aggregation.Compression(7)},
-		{Stream: "s", MaxBufferedBytes: 10},
-		{Stream: "s", RecordTTL: -1},
-	}
-	for _, c := range bad {
-		if err := c.Validate(); err == nil {
-			t.Errorf("Validate(%+v) = nil", c)
-		}
-	}
-	for _, arn := range []string{"arn:aws:kinesis:us-east-1:123456789012:table/t", "arn:aws:s3:::bucket", "arn:aws:kinesis:us-east-1:123456789012:stream/"} {
-		if err := (Config{Stream: arn}).Validate(); err == nil || !strings.Contains(err.Error(), "Config.Stream") {
-			t.Errorf("Validate with Stream %q = %v, want an error naming Config.Stream", arn, err)
-		}
-	}
-	for _, stream := range []string{"s", "arn:aws:kinesis:us-east-1:123456789012:stream/s"} {
-		if err := (Config{Stream: stream}).Validate(); err != nil {
+// putMany puts n records with keys from keyOf and returns the results.
+func putMany(t *testing.T, p *Producer, n int, keyOf func(i int) string) *results {
+	t.Helper()
+	res := newResults(n)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("rec-%06d", i)
+		if err := p.Put(context.Background(), Record{PartitionKey: keyOf(i), Data: []byte(id)}, res.callback(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	d := Config{Stream: "s"}.withDefaults()
-	if d.AggregationMaxSize != 51200 || d.CollectionMaxCount != 500 || d.CollectionMaxSize != 5<<20 ||
-		d.RecordMaxBufferedTime != 100*time.Millisecond || d.RecordTTL != 30*time.Second || d.RateLimit != 150 || d.MaxConnections != 24 {
-		t.Fatalf("defaults: %+v", d)
-	}
+	return res
 }
 
-func TestShardLookup(t *testing.T) {
-	f := newFake(4)
-	p := newProducer(t, f, Config{})
-	out, _ := f.ListShards(context.Background(), &kinesis.ListShardsInput{})
-	p.install(out.Shards)
-	m := p.shards.Load()
-	r := rand.New(rand.NewPCG(1, 1))
-	for i := 0; i < 2000; i++ {
-		k := hashkey.Key{Hi: r.Uint64(), Lo: r.Uint64()}
-		if i == 0 {
-			k = hashkey.Key{}
-		} else if i == 1 {
-			k = hashkey.Max
+// checkExactlyOnce checks that the fake holds every record id of n exactly
+// once, on the shard its key maps to.
+func checkExactlyOnce(t *testing.T, f *fakeKinesis, n int, keyOf func(i int) string) []userRecord {
+	t.Helper()
+	got := f.readBack()
+	seen := map[string]int{}
+	for _, u := range got {
+		seen[u.Data]++
+		var i int
+		fmt.Sscanf(u.Data, "rec-%d", &i)
+		if u.PartitionKey != keyOf(i) {
+			t.Fatalf("%s has key %q, want %q", u.Data, u.PartitionKey, keyOf(i))
 		}
-		s := m.lookup(k)
-		if !s.rng.Contains(k) || s.id != f.route(k) {
-			t.Fatalf("key %v: predicted %s %v, fake routes to %s", k, s.id, s.rng, f.route(k))
+		if want := f.route(hashkey.FromPartitionKey(u.PartitionKey)); want != u.ShardID {
+			t.Fatalf("%s on %s, its key maps to %s", u.Data, u.ShardID, want)
 		}
 	}
+	for i := 0; i < n; i++ {
+		if c := seen[fmt.Sprintf("rec-%06d", i)]; c != 1 {
+			t.Fatalf("rec-%06d stored %d times", i, c)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d user records stored, want %d", len(got), n)
+	}
+	return got
 }
 
-func TestListShardsPaginates(t *testing.T) {
-	f := newFake(5)
-	f.pageLen = 2
-	p := newProducer(t, f, Config{})
-	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(p.shards.Load().shards); n != 5 {
-		t.Fatalf("%d shards in the map, want 5", n)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.listInputs) < 3 {
-		t.Fatalf("%d ListShards calls, want 3 pages", len(f.listInputs))
-	}
-	first := f.listInputs[0]
-	if first.ShardFilter == nil || first.ShardFilter.Type != types.ShardFilterTypeAtLatest || aws.ToString(first.StreamName) != "test" {
-		t.Fatalf("first page input %+v", first)
-	}
-	for _, in := range f.listInputs[1:3] {
-		if in.NextToken == nil || in.StreamName != nil || in.ShardFilter != nil {
-			t.Fatalf("later page input %+v", in)
-		}
-	}
+func randomKey(i int) string { return fmt.Sprintf("key-%d", (i*7919)%1000) }
+
+func serverError() error {
+	return &smithy.GenericAPIError{Code: "InternalFailure", Message: "boom", Fault: smithy.FaultServer}
 }
+
+const maxKey = "340282366920938463463374607431768211455"
 
 // putRecorder records the PutRecords inputs it passes on to the fake.
 type putRecorder struct {
@@ -273,290 +197,78 @@ func TestStreamARN(t *testing.T) {
 	}
 }
 
-// putMany puts n records with keys from keyOf and returns the results.
-func putMany(t *testing.T, p *Producer, n int, keyOf func(i int) string) *results {
-	t.Helper()
-	res := newResults(n)
-	for i := 0; i < n; i++ {
-		id := fmt.Sprintf("rec-%06d", i)
-		if err := p.Put(context.Background(), Record{PartitionKey: keyOf(i), Data: []byte(id)}, res.callback(id)); err != nil {
-			t.Fatal(err)
+func TestValidateRejectsBadRecords(t *testing.T) {
+	f := newFake(1)
+	p := newProducer(t, f, Config{MaxRecordSize: 1000, AggregationMaxSize: 500, MaxBufferedBytes: 1 << 20})
+	cases := map[string]Record{
+		"partition key is empty":         {Data: []byte("x")},
+		"partition key has 257":          {PartitionKey: strings.Repeat("é", 257), Data: []byte("x")},
+		"not valid UTF-8":                {PartitionKey: "a\xffb", Data: []byte("x")},
+		"more than the maximum record":   {PartitionKey: "k", Data: make([]byte, 1000)},
+		"explicit hash key: hashkey":     {PartitionKey: "k", ExplicitHashKey: "12a", Data: []byte("x")},
+		"explicit hash key: hashkey: no": {PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211456"},
+	}
+	for want, rec := range cases {
+		err := p.Put(context.Background(), rec, func(Result) { t.Error("callback called for a rejected record") })
+		if !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("%s: err = %v, want ErrInvalidRecord", want, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), strings.Fields(strings.TrimSuffix(want, ": no"))[0]) {
+			t.Errorf("err %q does not say what is wrong (%s)", err, want)
 		}
 	}
-	return res
-}
-
-// checkExactlyOnce checks that the fake holds every record id of n exactly
-// once, on the shard its key maps to.
-func checkExactlyOnce(t *testing.T, f *fakeKinesis, n int, keyOf func(i int) string) []userRecord {
-	t.Helper()
-	got := f.readBack()
-	seen := map[string]int{}
-	for _, u := range got {
-		seen[u.Data]++
-		var i int
-		fmt.Sscanf(u.Data, "rec-%d", &i)
-		if u.PartitionKey != keyOf(i) {
-			t.Fatalf("%s has key %q, want %q", u.Data, u.PartitionKey, keyOf(i))
-		}
-		if want := f.route(hashkey.FromPartitionKey(u.PartitionKey)); want != u.ShardID {
-			t.Fatalf("%s on %s, its key maps to %s", u.Data, u.ShardID, want)
-		}
+	if n := p.buffered(); n != 0 {
+		t.Fatalf("%d records buffered after rejections", n)
 	}
-	for i := 0; i < n; i++ {
-		if c := seen[fmt.Sprintf("rec-%06d", i)]; c != 1 {
-			t.Fatalf("rec-%06d stored %d times", i, c)
-		}
-	}
-	if len(got) != n {
-		t.Fatalf("%d user records stored, want %d", len(got), n)
-	}
-	return got
-}
-
-func randomKey(i int) string { return fmt.Sprintf("key-%d", (i*7919)%1000) }
-
-func TestAggregatesPerShard(t *testing.T) {
-	f := newFake(3)
-	reg := prometheus.NewRegistry()
-	p := newProducer(t, f, Config{Metrics: reg, AggregationMaxSize: 4000})
-	const n = 3000
-	res := putMany(t, p, n, randomKey)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	res.wait(t, time.Second)
-	checkExactlyOnce(t, f, n, randomKey)
-	for id, r := range res.byID {
-		if r.Err != nil || r.ShardID == "" || r.SequenceNumber == "" || r.Attempts != 1 {
-			t.Fatalf("%s: %+v", id, r)
-		}
-	}
-	// Aggregated records: partition key "a", an explicit hash key in the
-	// shard's range, at most AggregationMaxSize bytes.
-	f.mu.Lock()
-	kinesisRecords := 0
-	for id, recs := range f.stored {
-		for _, r := range recs {
-			kinesisRecords++
-			if _, ok := aggregation.Decode(r.Data); !ok {
-				continue
-			}
-			if r.PartitionKey != "a" || len(r.Data) > 4000 {
-				t.Errorf("aggregated record with key %q, %d bytes", r.PartitionKey, len(r.Data))
-			}
-			if f.route(hashkey.MustParse(r.ExplicitHashKey)) != id {
-				t.Errorf("explicit hash key %s not in %s", r.ExplicitHashKey, id)
-			}
-		}
-	}
-	f.mu.Unlock()
-	if kinesisRecords*10 > n {
-		t.Fatalf("%d Kinesis records for %d user records: not aggregated", kinesisRecords, n)
-	}
-	if got := testutil.ToFloat64(p.metrics.userRecords); got != n {
-		t.Fatalf("user records metric %v, want %d", got, n)
-	}
-	if got := testutil.ToFloat64(p.metrics.kinesisRecords); int(got) != kinesisRecords {
-		t.Fatalf("kinesis records metric %v, want %d", got, kinesisRecords)
-	}
-}
-
-func TestSingleRecordSentRaw(t *testing.T) {
-	f := newFake(2)
-	p := newProducer(t, f, Config{})
-	r, err := p.PutSync(context.Background(), Record{PartitionKey: "only", ExplicitHashKey: "5", Data: []byte("alone")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Aggregated || r.ShardID != "shardId-000000000000" {
-		t.Fatalf("result %+v", r)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	got := f.stored["shardId-000000000000"]
-	if len(got) != 1 || string(got[0].Data) != "alone" || got[0].PartitionKey != "only" || got[0].ExplicitHashKey != "5" {
-		t.Fatalf("stored %+v", got)
-	}
-}
-
-func TestDisableAggregation(t *testing.T) {
-	f := newFake(2)
-	p := newProducer(t, f, Config{DisableAggregation: true})
-	res := putMany(t, p, 600, randomKey)
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	res.wait(t, time.Second)
-	checkExactlyOnce(t, f, 600, randomKey)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n := len(f.stored["shardId-000000000000"]) + len(f.stored["shardId-000000000001"]); n != 600 {
-		t.Fatalf("%d Kinesis records, want 600", n)
-	}
-	if f.putCalls < 2 {
-		t.Fatalf("%d PutRecords calls for 600 entries (max 500 each)", f.putCalls)
-	}
-}
-
-func TestRetriesFailedEntries(t *testing.T) {
-	f := newFake(2)
-	var mu sync.Mutex
-	r := rand.New(rand.NewPCG(5, 5))
-	f.entryFault = func(call, entry int) string {
-		mu.Lock()
-		defer mu.Unlock()
-		switch x := r.IntN(10); {
-		case x < 2:
-			return "ProvisionedThroughputExceededException"
-		case x < 4:
-			return "InternalFailure"
-		}
-		return ""
-	}
-	p := newProducer(t, f, Config{AggregationMaxSize: 300, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	const n = 2000
-	res := putMany(t, p, n, randomKey)
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	res.wait(t, time.Second)
-	checkExactlyOnce(t, f, n, randomKey)
-	retried := 0
-	for id, r := range res.byID {
-		if r.Err != nil {
-			t.Fatalf("%s failed: %v", id, r.Err)
-		}
-		if r.Attempts > 1 {
-			retried++
-		}
-	}
-	if retried == 0 || testutil.ToFloat64(p.metrics.retried) == 0 || testutil.ToFloat64(p.metrics.throttled) == 0 {
-		t.Fatalf("no retries seen: %d records with attempts > 1", retried)
-	}
-}
-
-func serverError() error {
-	return &smithy.GenericAPIError{Code: "InternalFailure", Message: "boom", Fault: smithy.FaultServer}
-}
-
-func TestRetriesFailedCalls(t *testing.T) {
-	f := newFake(2)
-	f.callFault = func(call int) error {
-		switch {
-		case call < 2:
-			return serverError()
-		case call < 4:
-			return errors.New("connection reset by peer")
-		}
-		return nil
-	}
-	p := newProducer(t, f, Config{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
-	res := putMany(t, p, 100, randomKey)
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	res.wait(t, time.Second)
-	checkExactlyOnce(t, f, 100, randomKey)
-}
-
-func TestNonRetryableFailsAtOnce(t *testing.T) {
-	for name, err := range map[string]error{
-		"not found":     &types.ResourceNotFoundException{Message: aws.String("no stream")},
-		"access denied": &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "no", Fault: smithy.FaultClient},
-		"http 400": &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &httpResponse400},
-			Err: errors.New("ValidationException")},
+	// The limits themselves are accepted: 256 characters, data up to the max.
+	for _, rec := range []Record{
+		{PartitionKey: strings.Repeat("é", 256), Data: []byte("x")},
+		{PartitionKey: "k", Data: make([]byte, 999)},
+		{PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211455", Data: nil},
 	} {
-		t.Run(name, func(t *testing.T) {
-			f := newFake(1)
-			f.callFault = func(int) error { return err }
-			p := newProducer(t, f, Config{})
-			r, got := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
-			if !errors.Is(got, err) || r.Attempts != 1 {
-				t.Fatalf("PutSync = %+v, %v; want %v after 1 attempt", r, got, err)
-			}
-		})
-	}
-	t.Run("entry error", func(t *testing.T) {
-		f := newFake(1)
-		f.entryFault = func(int, int) string { return "KMSAccessDeniedException" }
-		p := newProducer(t, f, Config{})
-		_, got := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
-		var ee *EntryError
-		if !errors.As(got, &ee) || ee.Code != "KMSAccessDeniedException" {
-			t.Fatalf("err = %v", got)
+		if _, err := p.PutSync(context.Background(), rec); err != nil {
+			t.Fatalf("valid record rejected: %v", err)
 		}
-	})
+	}
 }
 
-func TestRecordTTL(t *testing.T) {
+// Kinesis accepts an ExplicitHashKey only in canonical decimal form
+// (0|[1-9][0-9]{0,38}); any other spelling fails the whole PutRecords
+// request, and with it every other record in that request. Put must reject
+// such a key up front.
+func TestExplicitHashKeyMustBeCanonical(t *testing.T) {
 	f := newFake(1)
-	f.entryFault = func(int, int) string { return "ProvisionedThroughputExceededException" }
-	p := newProducer(t, f, Config{RecordTTL: 200 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
-	res := putMany(t, p, 50, randomKey)
-	res.wait(t, 5*time.Second)
-	for id, r := range res.byID {
-		var ee *EntryError
-		if !errors.Is(r.Err, ErrRecordExpired) || !errors.As(r.Err, &ee) || r.Attempts < 1 {
-			t.Fatalf("%s: %+v, want ErrRecordExpired wrapping the throttling error", id, r)
+	p := newProducer(t, f, Config{})
+	for _, ehk := range []string{"007", "00", "0123456789"} {
+		err := p.Put(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte("x")},
+			func(Result) { t.Errorf("callback called for rejected key %q", ehk) })
+		if !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("Put with ExplicitHashKey %q: err = %v, want ErrInvalidRecord", ehk, err)
 		}
 	}
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := testutil.ToFloat64(p.metrics.expired); got != 50 {
-		t.Fatalf("expired metric %v", got)
-	}
-	if p.buffered() != 0 {
-		t.Fatalf("%d still buffered", p.buffered())
+	for _, ehk := range []string{"0", "7", "340282366920938463463374607431768211455"} {
+		if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte("x")}); err != nil {
+			t.Errorf("Put with ExplicitHashKey %q: %v", ehk, err)
+		}
 	}
 }
 
-func TestRecordTTLWithoutShardMap(t *testing.T) {
+// Kinesis counts a partition key's length in UTF-16 code units (as Java
+// strings do), so a character outside the Basic Multilingual Plane counts
+// twice; a key over 256 units fails the whole request it travels in.
+func TestPartitionKeyLengthInUTF16Units(t *testing.T) {
 	f := newFake(1)
-	f.shards = nil // ListShards never gives a usable map
-	p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond})
-	_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
-	if !errors.Is(err, ErrRecordExpired) {
-		t.Fatalf("err = %v", err)
+	p := newProducer(t, f, Config{})
+	err := p.Put(context.Background(), Record{PartitionKey: strings.Repeat("😀", 129), Data: []byte("x")},
+		func(Result) { t.Error("callback called for a rejected key") })
+	if !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("Put with 129 astral characters (258 UTF-16 units): err = %v, want ErrInvalidRecord", err)
 	}
-}
-
-func TestPreserveOrder(t *testing.T) {
-	f := newFake(2)
-	var mu sync.Mutex
-	r := rand.New(rand.NewPCG(9, 9))
-	f.entryFault = func(call, entry int) string {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.IntN(100) < 10 {
-			return "InternalFailure"
+	for _, pk := range []string{strings.Repeat("😀", 128), strings.Repeat("é", 256), strings.Repeat("😀", 127) + "ab"} {
+		if _, err := p.PutSync(context.Background(), Record{PartitionKey: pk, Data: []byte("x")}); err != nil {
+			t.Errorf("key of %d runes rejected: %v", len([]rune(pk)), err)
 		}
-		return ""
-	}
-	p := newProducer(t, f, Config{PreserveOrder: true, AggregationMaxSize: 500, RecordMaxBufferedTime: time.Millisecond,
-		MinBackoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond})
-	const n = 3000
-	keyOf := func(i int) string { return fmt.Sprintf("k%d", i%20) }
-	res := putMany(t, p, n, keyOf)
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	res.wait(t, time.Second)
-	got := checkExactlyOnce(t, f, n, keyOf)
-	last := map[string]string{}
-	for _, u := range got { // per shard in sequence order
-		if prev, ok := last[u.PartitionKey]; ok && prev > u.Data {
-			t.Fatalf("key %s: %s written after %s", u.PartitionKey, u.Data, prev)
-		}
-		last[u.PartitionKey] = u.Data
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.maxInflight != 1 || f.entriesPerShardMax != 1 {
-		t.Fatalf("max in flight per shard %d, max entries per shard per request %d; want 1 and 1", f.maxInflight, f.entriesPerShardMax)
 	}
 }
 
@@ -592,6 +304,111 @@ func TestBackpressure(t *testing.T) {
 	res.wait(t, 5*time.Second)
 }
 
+// A callback may call Put (while there is room in the buffer) without
+// deadlocking the producer, whichever goroutine runs the callback: a sender
+// on success, the dispatcher on expiry.
+func TestCallbackMayPut(t *testing.T) {
+	f := newFake(2)
+	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond})
+	const depth = 50
+	done := make(chan error, 1)
+	var chain func(i int) func(Result)
+	chain = func(i int) func(Result) {
+		return func(r Result) {
+			if r.Err != nil || i == depth {
+				done <- r.Err
+				return
+			}
+			if err := p.Put(context.Background(), Record{PartitionKey: randomKey(i), Data: []byte("x")}, chain(i+1)); err != nil {
+				done <- err
+			}
+		}
+	}
+	if err := p.Put(context.Background(), Record{PartitionKey: "start", Data: []byte("x")}, chain(0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("chain of Puts from callbacks stalled")
+	}
+
+	// From the dispatcher: records that expire before a shard map exists.
+	f2 := newFake(1)
+	f2.listFault = func(int) error { return serverError() }
+	p2 := newProducer(t, f2, Config{RecordTTL: 20 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	got := make(chan error, 2)
+	err := p2.Put(context.Background(), Record{PartitionKey: "a", Data: []byte("x")}, func(r Result) {
+		got <- r.Err
+		if err := p2.Put(context.Background(), Record{PartitionKey: "b", Data: []byte("x")}, func(r Result) { got <- r.Err }); err != nil {
+			got <- err
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-got:
+			if !errors.Is(err, ErrRecordExpired) {
+				t.Fatalf("err = %v, want ErrRecordExpired", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("callback calling Put from the dispatcher stalled")
+		}
+	}
+}
+
+// A callback that puts one record for the one it completes does not
+// deadlock on a full buffer: a completed record's room is given back before
+// its callback runs.
+func TestCallbackMayPutWhenBufferFull(t *testing.T) {
+	f := newFake(1)
+	p := newProducer(t, f, Config{MaxBufferedRecords: 1, RecordMaxBufferedTime: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	const depth = 20
+	done := make(chan error, 1)
+	var chain func(i int) func(Result)
+	chain = func(i int) func(Result) {
+		return func(r Result) {
+			if r.Err != nil || i == depth {
+				done <- r.Err
+				return
+			}
+			if err := p.Put(ctx, Record{PartitionKey: randomKey(i), Data: []byte("x")}, chain(i+1)); err != nil {
+				done <- err
+			}
+		}
+	}
+	if err := p.Put(ctx, Record{PartitionKey: "start", Data: []byte("x")}, chain(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("chain of Puts from callbacks with a one-record buffer: %v", err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseFlushes(t *testing.T) {
+	f := newFake(2)
+	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := putMany(t, p, 100, randomKey)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, 100, randomKey)
+}
+
 func TestCloseFailsWhatCannotBeSent(t *testing.T) {
 	f := newFake(1)
 	f.gate = make(chan struct{}) // never opened
@@ -619,382 +436,237 @@ func TestCloseFailsWhatCannotBeSent(t *testing.T) {
 	}
 }
 
-func TestCloseFlushes(t *testing.T) {
-	f := newFake(2)
-	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Hour})
+// Close's error reports the records that Close failed, not those merely
+// outstanding at its deadline: a request that completes after the deadline
+// (the client not stopping at once) writes its records, and when that was
+// all, Close returns nil.
+func TestCloseErrorCountsFailedRecords(t *testing.T) {
+	f := newFake(1)
+	f.callFault = func(int) error { time.Sleep(100 * time.Millisecond); return nil } // ignores cancellation
+	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := putMany(t, p, 100, randomKey)
-	if err := p.Close(context.Background()); err != nil {
+	res := putMany(t, p, 10, randomKey)
+	for deadline := time.Now().Add(5 * time.Second); p.inflight.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no request in flight")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	closeErr := p.Close(ctx)
+	res.wait(t, time.Second)
+	for id, r := range res.byID {
+		if r.Err != nil {
+			t.Fatalf("%s: %v", id, r.Err)
+		}
+	}
+	if closeErr != nil {
+		t.Fatalf("Close = %v, though every record was written", closeErr)
+	}
+
+	// Records never sent are failed and counted.
+	f2 := newFake(1)
+	f2.gate = make(chan struct{}) // never opened
+	p2, err := New(Config{Stream: "s", Kinesis: f2, RecordMaxBufferedTime: time.Hour})
+	if err != nil {
 		t.Fatal(err)
 	}
-	res.wait(t, time.Second)
-	checkExactlyOnce(t, f, 100, randomKey)
-}
-
-func TestReshardRefreshesShardMap(t *testing.T) {
-	f := newFake(1)
-	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond})
-	res := putMany(t, p, 200, randomKey)
-	res.wait(t, 5*time.Second)
-	// Split: two children replace the shard.
-	f.setShards(evenShards(2, 1))
-	keyOf := func(i int) string { return randomKey(i + 200) }
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res := putMany(t, p, 200, keyOf)
-		res.wait(t, 5*time.Second)
-		m := p.shards.Load()
-		if len(m.shards) == 2 && m.shards[0].id == "shardId-000000000001" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("shard map not refreshed after the split")
-		}
-	}
-	// Now predictions match: aggregated records hold only their shard's keys.
-	before := f.readBack()
-	res = putMany(t, p, 500, keyOf)
-	res.wait(t, 5*time.Second)
-	after := f.readBack()
-	seen := map[string]bool{}
-	for _, u := range before {
-		seen[u.Data+u.Seq] = true
-	}
-	n := 0
-	for _, u := range after {
-		if seen[u.Data+u.Seq] {
-			continue
-		}
-		n++
-		if want := f.route(hashkey.FromPartitionKey(u.PartitionKey)); want != u.ShardID {
-			t.Fatalf("after refresh: %s on %s, key maps to %s", u.Data, u.ShardID, want)
-		}
-	}
-	if n != 500 {
-		t.Fatalf("%d new records, want 500", n)
+	res2 := putMany(t, p2, 7, randomKey)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel2()
+	closeErr = p2.Close(ctx2)
+	res2.wait(t, time.Second)
+	if !errors.Is(closeErr, context.DeadlineExceeded) || !strings.Contains(fmtErr(closeErr), "7 records") {
+		t.Fatalf("Close = %v, want 7 records failed on the deadline", closeErr)
 	}
 }
 
-func TestBucket(t *testing.T) {
-	b := bucket{rate: 1000}
-	if ok, _ := b.ready(1000, 0); !ok {
-		t.Fatal("full bucket refused its capacity")
+func fmtErr(err error) string {
+	if err == nil {
+		return ""
 	}
-	b.take(1000)
-	ok, at := b.ready(500, 0)
-	if ok || at < int64(500*time.Millisecond) || at > int64(501*time.Millisecond) {
-		t.Fatalf("empty bucket: ok %v, ready at %v", ok, time.Duration(at))
-	}
-	if ok, _ := b.ready(500, int64(500*time.Millisecond)); !ok {
-		t.Fatal("refilled bucket refused")
-	}
-	// More than the capacity: allowed from a full bucket, leaving a debt.
-	b2 := bucket{rate: 10}
-	if ok, _ := b2.ready(50, 0); !ok {
-		t.Fatal("oversized take refused from a full bucket")
-	}
-	b2.take(50)
-	if ok, _ := b2.ready(1, int64(time.Second)); ok {
-		t.Fatal("debt not kept")
-	}
+	return err.Error()
 }
 
-// A shard whose records keep failing waits before each retry a random time
-// up to MinBackoff·2^(failures-1), capped at MaxBackoff (full jitter).
-func TestRetryBackoff(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		const failing = 8
-		f := newFake(1)
-		var calls []time.Time
-		f.entryFault = func(call, entry int) string { // f.mu is held
-			calls = append(calls, time.Now())
-			if call < failing {
-				return "InternalFailure"
+// TestChaosEveryRecordOnce puts records from several goroutines while
+// entries and whole calls fail at random and the stream is resharded twice,
+// then checks that every callback ran once, that every record reported
+// written is stored where its result says (shard, sequence number,
+// sub-sequence number), and that nothing is stored twice or lost.
+func TestChaosEveryRecordOnce(t *testing.T) {
+	for _, order := range []bool{false, true} {
+		t.Run(fmt.Sprintf("PreserveOrder=%v", order), func(t *testing.T) {
+			f := newFake(2)
+			var mu sync.Mutex
+			r := rand.New(rand.NewPCG(9, uint64(len(fmt.Sprint(order)))))
+			f.entryFault = func(call, entry int) string {
+				mu.Lock()
+				defer mu.Unlock()
+				switch x := r.IntN(10); {
+				case x < 1:
+					return "ProvisionedThroughputExceededException"
+				case x < 2:
+					return "InternalFailure"
+				}
+				return ""
 			}
-			return ""
-		}
-		p := newProducer(t, f, Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, RecordTTL: time.Hour})
-		r, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
-		if err != nil || r.Attempts != failing+1 {
-			t.Fatalf("PutSync = %+v, %v; want success after %d attempts", r, err, failing+1)
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		var waited time.Duration
-		for i := 1; i < len(calls); i++ {
-			ceiling := min(100*time.Millisecond<<(i-1), time.Second)
-			if gap := calls[i].Sub(calls[i-1]); gap < 0 || gap > ceiling {
-				t.Errorf("retry %d came %v after the failure, want at most %v", i, gap, ceiling)
+			f.callFault = func(call int) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.IntN(20) == 0 {
+					return serverError()
+				}
+				return nil
 			}
-			waited += calls[i].Sub(calls[i-1])
-		}
-		if waited == 0 {
-			t.Error("no retry waited")
-		}
-	})
-}
-
-var httpResponse400 = http.Response{StatusCode: http.StatusBadRequest}
-
-func TestCompression(t *testing.T) {
-	for _, c := range []aggregation.Compression{aggregation.Gzip, aggregation.Zstd} {
-		t.Run(c.String(), func(t *testing.T) {
-			f := newFake(1)
-			p := newProducer(t, f, Config{Compression: c})
-			res := putMany(t, p, 500, randomKey)
-			if err := p.Flush(context.Background()); err != nil {
+			p := newProducer(t, f, Config{
+				PreserveOrder: order, AggregationMaxSize: 300, CollectionMaxCount: 10,
+				RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+				minRefreshInterval: time.Millisecond,
+			})
+			for deadline := time.Now().Add(5 * time.Second); p.shards.Load() == nil; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no shard map")
+				}
+			}
+			const workers, per = 4, 750
+			res := newResults(workers * per)
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range per {
+						n := w*per + i
+						id := fmt.Sprintf("rec-%06d", n)
+						if err := p.Put(context.Background(), Record{PartitionKey: randomKey(n), Data: []byte(id)}, res.callback(id)); err != nil {
+							t.Error(err)
+							return
+						}
+						switch {
+						case w == 0 && i == per/3:
+							f.setShards(evenShards(4, 2)) // split both
+						case w == 0 && i == 2*per/3:
+							f.setShards(evenShards(3, 6)) // and again
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := p.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
 			res.wait(t, time.Second)
-			checkExactlyOnce(t, f, 500, randomKey) // readBack decodes compressed records
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			compressed := 0
-			for _, r := range f.stored["shardId-000000000000"] {
-				if aggregation.IsContainer(r.Data) && r.Data[3] != aggregation.Magic()[3] {
-					compressed++
+			stored := map[string]userRecord{} // by shard/seq/sub
+			for _, u := range f.readBack() {
+				stored[fmt.Sprintf("%s/%s/%d", u.ShardID, u.Seq, u.Sub)] = u
+			}
+			for id, r := range res.byID {
+				if r.Err != nil {
+					t.Fatalf("%s failed: %v", id, r.Err)
+				}
+				u, ok := stored[fmt.Sprintf("%s/%s/%d", r.ShardID, r.SequenceNumber, r.SubSequenceNumber)]
+				if !ok || u.Data != id {
+					t.Fatalf("%s reported at %s %s/%d, where the stream holds %+v", id, r.ShardID, r.SequenceNumber, r.SubSequenceNumber, u)
 				}
 			}
-			if compressed == 0 {
-				t.Fatal("no compressed aggregated records written")
+			// Once each (records written before a reshard stay on the
+			// parent shards, so the shard is not checked against the
+			// current map).
+			count := map[string]int{}
+			for _, u := range stored {
+				count[u.Data]++
+			}
+			for i := range workers * per {
+				if c := count[fmt.Sprintf("rec-%06d", i)]; c != 1 {
+					t.Fatalf("rec-%06d stored %d times", i, c)
+				}
+			}
+			if len(stored) != workers*per {
+				t.Fatalf("%d user records stored, want %d", len(stored), workers*per)
+			}
+			// Records landing on other shards than predicted refresh the
+			// map, in the background.
+			for deadline := time.Now().Add(5 * time.Second); p.shards.Load().version < 2; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("shard map never refreshed after the reshards")
+				}
+			}
+			if err := p.Close(ctx); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
 }
 
-func TestMetricsRegistered(t *testing.T) {
-	f := newFake(1)
-	reg := prometheus.NewRegistry()
-	p := newProducer(t, f, Config{Metrics: reg})
-	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
-		t.Fatal(err)
-	}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, mf := range families {
-		names[mf.GetName()] = true
-	}
-	for _, want := range []string{
-		"kinesis_kpl_user_records_put_total", "kinesis_kpl_user_records_failed_total", "kinesis_kpl_user_records_retried_total",
-		"kinesis_kpl_user_records_expired_total", "kinesis_kpl_kinesis_records_put_total", "kinesis_kpl_requests_total",
-		"kinesis_kpl_bytes_put_total", "kinesis_kpl_throttled_entries_total", "kinesis_kpl_buffered_time_seconds",
-		"kinesis_kpl_inflight_requests", "kinesis_kpl_user_records_per_kinesis_record", "kinesis_kpl_buffered_records",
-	} {
-		if !names[want] {
-			t.Errorf("metric %s not registered", want)
+// TestChaosCloseWithDeadline closes the producer with a short deadline while
+// records are being retried: every callback runs exactly once, by the time
+// Close returns, and a record reported written is stored where its result
+// says.
+func TestChaosCloseWithDeadline(t *testing.T) {
+	for seed := range uint64(5) {
+		f := newFake(2)
+		var mu sync.Mutex
+		r := rand.New(rand.NewPCG(seed, 3))
+		f.entryFault = func(call, entry int) string {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.IntN(4) == 0 {
+				return "InternalFailure"
+			}
+			return ""
 		}
-	}
-	// A second producer for the same stream on the same registry is refused
-	// while the first is open.
-	if _, err := New(Config{Stream: "test", Kinesis: f, Metrics: reg}); err == nil {
-		t.Fatal("second producer registered the same metrics")
-	}
-}
-
-func TestPreserveOrderAcrossReshard(t *testing.T) {
-	f := newFake(1)
-	var mu sync.Mutex
-	r := rand.New(rand.NewPCG(3, 3))
-	f.entryFault = func(call, entry int) string {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.IntN(100) < 10 {
-			return "InternalFailure"
+		f.callFault = func(call int) error {
+			time.Sleep(time.Millisecond)
+			return nil
 		}
-		return ""
-	}
-	f.tracing = true
-	p := newProducer(t, f, Config{PreserveOrder: true, AggregationMaxSize: 400, RecordMaxBufferedTime: time.Millisecond,
-		MinBackoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond, minRefreshInterval: time.Millisecond})
-	const n = 4000
-	keyOf := func(i int) string { return fmt.Sprintf("k%d", i%30) }
-	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "first", Data: []byte("rec-")}); err != nil {
-		t.Fatal(err) // the first shard map is loaded
-	}
-	res := newResults(n)
-	for i := 0; i < n; i++ {
-		if i == n/4 {
-			f.setShards(evenShards(2, 1)) // split
-		}
-		if i == n/2 {
-			f.setShards(evenShards(4, 3)) // split both children
-		}
-		id := fmt.Sprintf("rec-%06d", i)
-		if err := p.Put(context.Background(), Record{PartitionKey: keyOf(i), Data: []byte(id)}, res.callback(id)); err != nil {
+		p, err := New(Config{Stream: "s", Kinesis: f, AggregationMaxSize: 300, CollectionMaxCount: 10,
+			RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+			MaxConnections: 2})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if i == n/4+100 || i == n/2+100 {
-			// Let the producer notice the reshard while records flow.
-			want := uint64(2)
-			if i > n/2 {
-				want = 3
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for m := p.shards.Load(); m == nil || m.version < want; m = p.shards.Load() {
-				if time.Now().After(deadline) {
-					p.mu.Lock()
-					state := fmt.Sprintf("inflight %d, prev %d, cur %d, buffered %d, refreshes %v", p.inflight.Load(), p.inflightPrev, p.inflightCur, p.buffered(), testutil.ToFloat64(p.metrics.shardMapRefreshes))
-					p.mu.Unlock()
-					for _, s := range m.shards {
-						s.mu.Lock()
-						state += fmt.Sprintf("; %s inflight %d sealed %d open %v retryAt %v", s.id, s.inflight, len(s.sealed), s.open != nil, time.Duration(s.retryAt-p.nanotime()))
-						s.mu.Unlock()
-					}
-					f.mu.Lock()
-					state += fmt.Sprintf("; fake calls %d list %d", f.putCalls, f.listCalls)
-					f.mu.Unlock()
-					t.Fatalf("shard map version %d after 5 s, want %d: %s", m.version, want, state)
+		const n = 2000
+		res := putMany(t, p, n, randomKey)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seed+1)*5*time.Millisecond)
+		closeErr := p.Close(ctx)
+		cancel()
+		res.mu.Lock()
+		got := len(res.byID)
+		res.mu.Unlock()
+		if got != n {
+			t.Fatalf("seed %d: %d of %d callbacks called when Close returned", seed, got, n)
+		}
+		stored := map[string]userRecord{}
+		for _, u := range f.readBack() {
+			stored[fmt.Sprintf("%s/%s/%d", u.ShardID, u.Seq, u.Sub)] = u
+		}
+		failed := 0
+		for id, r := range res.byID {
+			if r.Err != nil {
+				if !errors.Is(r.Err, ErrClosed) {
+					t.Fatalf("seed %d: %s: %v, want ErrClosed", seed, id, r.Err)
 				}
-				runtime.Gosched()
+				failed++
+				continue
+			}
+			if u := stored[fmt.Sprintf("%s/%s/%d", r.ShardID, r.SequenceNumber, r.SubSequenceNumber)]; u.Data != id {
+				t.Fatalf("seed %d: %s reported written at %s %s/%d, where the stream holds %+v", seed, id, r.ShardID, r.SequenceNumber, r.SubSequenceNumber, u)
 			}
 		}
-	}
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	res.wait(t, time.Second)
-	got := f.readBack()
-	if len(got) != n+1 {
-		t.Fatalf("%d records stored, want %d", len(got), n+1)
-	}
-	// The fake's sequence numbers grow across shards: in that order, each
-	// key's records must come in the order they were put.
-	sort.Slice(got, func(i, j int) bool {
-		if got[i].Seq != got[j].Seq {
-			return got[i].Seq < got[j].Seq
+		if (failed > 0) != (closeErr != nil) {
+			t.Fatalf("seed %d: %d records failed, Close = %v", seed, failed, closeErr)
 		}
-		return got[i].Sub < got[j].Sub
-	})
-	last := map[string]userRecord{}
-	for _, u := range got {
-		if prev, ok := last[u.PartitionKey]; ok && prev.Data > u.Data {
-			for _, l := range f.trace {
-				if strings.Contains(l, u.PartitionKey+"=") {
-					t.Log(l)
-				}
-			}
-			t.Fatalf("key %s: %+v (%+v) written after %+v (%+v)", u.PartitionKey, u, res.byID[u.Data], prev, res.byID[prev.Data])
-		}
-		last[u.PartitionKey] = u
-	}
-	if v := p.shards.Load().version; v != 3 {
-		t.Fatalf("shard map version %d, want 3: reshards not noticed", v)
-	}
-}
-
-func TestShardMapRetriedWithBackoff(t *testing.T) {
-	f := newFake(2)
-	f.listFault = func(call int) error {
-		if call < 3 {
-			return &smithy.GenericAPIError{Code: "LimitExceededException", Message: "slow down", Fault: smithy.FaultClient}
-		}
-		return nil
-	}
-	reg := prometheus.NewRegistry()
-	p := newProducer(t, f, Config{Metrics: reg, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
-	// Records put before any shard map wait for it, then go out.
-	res := putMany(t, p, 100, randomKey)
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	res.wait(t, time.Second)
-	checkExactlyOnce(t, f, 100, randomKey)
-	if got := testutil.ToFloat64(p.metrics.shardMapErrors); got != 3 {
-		t.Fatalf("shard map errors %v, want 3", got)
-	}
-}
-
-// TestDataIntactWhenMemoryIsReused puts enough data that the chunks records
-// are copied into are recycled many times, and checks every record's bytes.
-func TestDataIntactWhenMemoryIsReused(t *testing.T) {
-	f := newFake(3)
-	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond})
-	const rounds, per = 6, 5000
-	payload := func(i int) []byte {
-		b := make([]byte, 100)
-		copy(b, fmt.Sprintf("rec-%06d", i))
-		for j := 10; j < len(b); j++ {
-			b[j] = byte(i*31 + j)
-		}
-		return b
-	}
-	buf := make([]byte, 100) // reused by the caller between Puts
-	for round := 0; round < rounds; round++ {
-		for i := round * per; i < (round+1)*per; i++ {
-			copy(buf, payload(i))
-			if err := p.Put(context.Background(), Record{PartitionKey: randomKey(i), Data: buf}, nil); err != nil {
-				t.Fatal(err)
+		count := map[string]int{}
+		for _, u := range stored {
+			count[u.Data]++
+			if count[u.Data] > 1 {
+				t.Fatalf("seed %d: %s stored twice", seed, u.Data)
 			}
 		}
-		if err := p.Flush(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := f.readBack()
-	if len(got) != rounds*per {
-		t.Fatalf("%d records, want %d", len(got), rounds*per)
-	}
-	seen := map[int]bool{}
-	for _, u := range got {
-		var i int
-		if _, err := fmt.Sscanf(u.Data[:10], "rec-%06d", &i); err != nil || seen[i] {
-			t.Fatalf("bad or repeated record %q", u.Data[:10])
-		}
-		seen[i] = true
-		if u.Data != string(payload(i)) {
-			t.Fatalf("record %d corrupted", i)
-		}
+		t.Logf("seed %d: %d of %d failed by Close (%v)", seed, failed, n, closeErr)
 	}
 }
-
-// TestBackoffOfOneShardDoesNotDelayOthers checks that a record for a healthy
-// shard goes out at its linger deadline while another shard waits out a
-// long backoff.
-func TestBackoffOfOneShardDoesNotDelayOthers(t *testing.T) {
-	f := newFake(2)
-	f.failShard = "shardId-000000000000"
-	p := newProducer(t, f, Config{MinBackoff: time.Hour, MaxBackoff: time.Hour, RecordTTL: 2 * time.Hour})
-	m := func() *shardMap {
-		if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
-		return p.shards.Load()
-	}()
-	if err := p.Put(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: "0", Data: []byte("stuck")}, nil); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		f.mu.Lock()
-		failed := f.failed
-		f.mu.Unlock()
-		if failed > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the failing shard was never tried")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if s := m.shards[0]; s.id != f.failShard {
-		t.Fatalf("first shard %s", s.id)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if _, err := p.PutSync(ctx, Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("healthy")}); err != nil {
-		t.Fatalf("record for the healthy shard: %v", err)
-	}
-	// The stuck record fails at Close.
-	cctx, ccancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer ccancel()
-	if err := p.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v", err)
-	}
-}
-
-const maxKey = "340282366920938463463374607431768211455"

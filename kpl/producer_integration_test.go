@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,160 +211,58 @@ func TestIntegrationExactlyOnceThroughLimits(t *testing.T) {
 	}
 }
 
-// TestIntegrationPreserveOrderWithInternalFailures puts records of 50 keys
-// with PreserveOrder through a proxy failing 5 % of entries, and checks that
-// each key's records were written in the order they were put.
-func TestIntegrationPreserveOrderWithInternalFailures(t *testing.T) {
-	px := proxy.StartForTest(t, proxy.Config{Seed: 7, Kinesis: proxy.KinesisFaults{InternalFailure: 0.05}})
-	direct := testenv.KinesisClient(t)
-	stream := testenv.CreateStream(t, direct, 2)
-	p := newProducer(t, testenv.KinesisClientAt(t, px.URL()), stream, kpl.Config{
-		PreserveOrder: true, AggregationMaxSize: 2000, RecordMaxBufferedTime: 20 * time.Millisecond,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+// TestIntegrationNonCanonicalHashKeyRejectedAtPut: Kinesis refuses a whole
+// PutRecords request when one entry's ExplicitHashKey has leading zeros, so
+// Put must refuse such a record and the records sharing its request must
+// still be written.
+func TestIntegrationNonCanonicalHashKeyRejectedAtPut(t *testing.T) {
+	client, stream := testenv.NewStream(t, 1)
+	p := newProducer(t, client, stream, kpl.Config{DisableAggregation: true, RecordMaxBufferedTime: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	const n = 4000
-	keyOf := func(i int) string { return fmt.Sprintf("key-%02d", i%50) }
-	putAll(t, ctx, p, n, keyOf)
-	if px.Stats().Faults == 0 {
-		t.Fatal("no faults were injected")
-	}
-
-	users, shards := readAll(t, ctx, direct, stream)
-	checkExactlyOnce(t, users, n, keyOf, shards, true)
-	// users are in shard order already (sequence number, sub-sequence).
-	last := map[string]string{}
-	for _, u := range users {
-		id := recordID(u.Data)
-		if prev, ok := last[u.PartitionKey]; ok && prev > id {
-			t.Fatalf("key %s: %s written after %s", u.PartitionKey, id, prev)
-		}
-		last[u.PartitionKey] = id
-	}
-	t.Logf("proxy: %+v", px.Stats())
-}
-
-// TestIntegrationSplitDuringProduction splits the stream's only shard while
-// records are being put, and checks that none is lost.
-func TestIntegrationSplitDuringProduction(t *testing.T) {
-	px := proxy.StartForTest(t, proxy.Config{})
-	direct := testenv.KinesisClient(t)
-	stream := testenv.CreateStream(t, direct, 1)
-	p := newProducer(t, testenv.KinesisClientAt(t, px.URL()), stream, kpl.Config{RecordMaxBufferedTime: 20 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-
-	const n = 6000
-	keyOf := func(i int) string { return fmt.Sprintf("user-%d", i%500) }
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var firstErr atomic.Value
-	wg.Add(n)
-	split := make(chan error, 1)
-	for i := 0; i < n; i++ {
-		if i == n/3 {
-			go func() { split <- splitOnlyShard(ctx, direct, stream) }()
-		}
-		if i%200 == 0 {
-			time.Sleep(10 * time.Millisecond) // spread production over the split
-		}
-		err := p.Put(ctx, kpl.Record{PartitionKey: keyOf(i), Data: payload(i)}, func(r kpl.Result) {
-			defer wg.Done()
-			if r.Err != nil {
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, r.Err)
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := <-split; err != nil {
+	good := make(chan kpl.Result, 1)
+	if err := p.Put(ctx, kpl.Record{PartitionKey: "k", Data: []byte("good")}, func(r kpl.Result) { good <- r }); err != nil {
 		t.Fatal(err)
 	}
-	// Put some more once the children are open, then flush.
-	for i := 0; i < 10; i++ {
-		if _, err := p.PutSync(ctx, kpl.Record{PartitionKey: keyOf(i), Data: payload(n + i)}); err != nil {
-			t.Fatal(err)
-		}
+	bad := make(chan kpl.Result, 1)
+	err := p.Put(ctx, kpl.Record{PartitionKey: "k", ExplicitHashKey: "007", Data: []byte("bad")}, func(r kpl.Result) { bad <- r })
+	if !errors.Is(err, kpl.ErrInvalidRecord) {
+		t.Errorf("Put with ExplicitHashKey 007: err = %v, want ErrInvalidRecord", err)
 	}
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d records failed, first: %v", failed.Load(), firstErr.Load())
+	if r := <-good; r.Err != nil {
+		t.Fatalf("valid record sharing a request with the bad one failed: %v", r.Err)
 	}
-	users, shards := readAll(t, ctx, direct, stream)
-	if len(shards) != 3 {
-		t.Fatalf("%d shards after the split, want 3", len(shards))
-	}
-	checkExactlyOnce(t, users, n+10, func(i int) string { return keyOf(i % n) }, shards, false)
-	perShard := map[string]int{}
-	for _, u := range users {
-		perShard[u.ShardID]++
-	}
-	t.Logf("user records per shard: %v", perShard)
 }
 
-func splitOnlyShard(ctx context.Context, c *kinesis.Client, stream string) error {
-	out, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		return err
-	}
-	if len(out.Shards) != 1 {
-		return errors.New("want one shard")
-	}
-	sh := out.Shards[0]
-	rng, err := hashkey.ParseRange(aws.ToString(sh.HashKeyRange.StartingHashKey), aws.ToString(sh.HashKeyRange.EndingHashKey))
-	if err != nil {
-		return err
-	}
-	if _, err := c.SplitShard(ctx, &kinesis.SplitShardInput{
-		StreamName: aws.String(stream), ShardToSplit: sh.ShardId,
-		NewStartingHashKey: aws.String(hashkey.Mid(rng.Start, rng.End).String()),
-	}); err != nil {
-		return err
-	}
-	return testenv.WaitStreamActive(ctx, c, stream)
-}
-
-// TestIntegrationWholeRequestFaults puts records through a proxy answering
-// some requests with 500 and 503 and cutting some connections after the
-// request took effect: every record is written (at least once: a cut
-// connection hides a success, so the retry writes a duplicate).
-func TestIntegrationWholeRequestFaults(t *testing.T) {
-	px := proxy.StartForTest(t, proxy.Config{Seed: 11, Kinesis: proxy.KinesisFaults{
-		ServerError: 0.1, Unavailable: 0.1, CloseConnection: 0.05, Operations: []string{"PutRecords"},
-	}})
-	direct := testenv.KinesisClient(t)
-	stream := testenv.CreateStream(t, direct, 2)
-	p := newProducer(t, testenv.KinesisClientAt(t, px.URL()), stream, kpl.Config{
-		AggregationMaxSize: 1000, CollectionMaxCount: 10, RecordMaxBufferedTime: 10 * time.Millisecond,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+// TestIntegrationPartitionKeyCountedInUTF16Units: Kinesis refuses a whole
+// PutRecords request when one entry's partition key is over 256 UTF-16 code
+// units (256 characters outside the Basic Multilingual Plane are 512), so
+// Put must refuse such a key and the records sharing its request must still
+// be written.
+func TestIntegrationPartitionKeyCountedInUTF16Units(t *testing.T) {
+	client, stream := testenv.NewStream(t, 1)
+	p := newProducer(t, client, stream, kpl.Config{DisableAggregation: true, RecordMaxBufferedTime: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	const n = 3000
-	keyOf := func(i int) string { return fmt.Sprintf("user-%d", i%300) }
-	putAll(t, ctx, p, n, keyOf)
-	if px.Stats().Faults == 0 {
-		t.Fatal("no faults were injected")
-	}
-	users, _ := readAll(t, ctx, direct, stream)
-	count := map[string]int{}
-	for _, u := range users {
-		count[recordID(u.Data)]++
-	}
-	dups := 0
-	for i := 0; i < n; i++ {
-		switch c := count[fmt.Sprintf("rec-%08d", i)]; {
-		case c == 0:
-			t.Fatalf("rec-%08d lost", i)
-		case c > 1:
-			dups++
+	good := make(chan kpl.Result, 2)
+	for _, pk := range []string{"k", strings.Repeat("😀", 128)} {
+		if err := p.Put(ctx, kpl.Record{PartitionKey: pk, Data: []byte("good")}, func(r kpl.Result) { good <- r }); err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Logf("%d user records read for %d put (%d duplicated by cut connections); proxy: %+v", len(users), n, dups, px.Stats())
+	err := p.Put(ctx, kpl.Record{PartitionKey: strings.Repeat("😀", 256), Data: []byte("bad")}, func(kpl.Result) {})
+	if !errors.Is(err, kpl.ErrInvalidRecord) {
+		t.Errorf("Put with 256 astral characters: err = %v, want ErrInvalidRecord", err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if r := <-good; r.Err != nil {
+			t.Fatalf("valid record sharing a request with the bad one failed: %v", r.Err)
+		}
+	}
 }

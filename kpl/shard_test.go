@@ -1,11 +1,84 @@
 package kpl
 
 import (
+	"context"
 	"fmt"
-	"math"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
+
+func TestAggregatesPerShard(t *testing.T) {
+	f := newFake(3)
+	reg := prometheus.NewRegistry()
+	p := newProducer(t, f, Config{Metrics: reg, AggregationMaxSize: 4000})
+	const n = 3000
+	res := putMany(t, p, n, randomKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, n, randomKey)
+	for id, r := range res.byID {
+		if r.Err != nil || r.ShardID == "" || r.SequenceNumber == "" || r.Attempts != 1 {
+			t.Fatalf("%s: %+v", id, r)
+		}
+	}
+	// Aggregated records: partition key "a", an explicit hash key in the
+	// shard's range, at most AggregationMaxSize bytes.
+	f.mu.Lock()
+	kinesisRecords := 0
+	for id, recs := range f.stored {
+		for _, r := range recs {
+			kinesisRecords++
+			if _, ok := aggregation.Decode(r.Data); !ok {
+				continue
+			}
+			if r.PartitionKey != "a" || len(r.Data) > 4000 {
+				t.Errorf("aggregated record with key %q, %d bytes", r.PartitionKey, len(r.Data))
+			}
+			if f.route(hashkey.MustParse(r.ExplicitHashKey)) != id {
+				t.Errorf("explicit hash key %s not in %s", r.ExplicitHashKey, id)
+			}
+		}
+	}
+	f.mu.Unlock()
+	if kinesisRecords*10 > n {
+		t.Fatalf("%d Kinesis records for %d user records: not aggregated", kinesisRecords, n)
+	}
+	if got := testutil.ToFloat64(p.metrics.userRecords); got != n {
+		t.Fatalf("user records metric %v, want %d", got, n)
+	}
+	if got := testutil.ToFloat64(p.metrics.kinesisRecords); int(got) != kinesisRecords {
+		t.Fatalf("kinesis records metric %v, want %d", got, kinesisRecords)
+	}
+}
+
+func TestDisableAggregation(t *testing.T) {
+	f := newFake(2)
+	p := newProducer(t, f, Config{DisableAggregation: true})
+	res := putMany(t, p, 600, randomKey)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, 600, randomKey)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.stored["shardId-000000000000"]) + len(f.stored["shardId-000000000001"]); n != 600 {
+		t.Fatalf("%d Kinesis records, want 600", n)
+	}
+	if f.putCalls < 2 {
+		t.Fatalf("%d PutRecords calls for 600 entries (max 500 each)", f.putCalls)
+	}
+}
 
 func TestRequeueKeepsOrder(t *testing.T) {
 	p := &Producer{cfg: Config{AggregationMaxSize: 200}.withDefaults()}
@@ -89,35 +162,5 @@ func TestRequeueMergesByPutTimeWithPreserveOrder(t *testing.T) {
 	}
 	if len(got) != 20 {
 		t.Fatalf("%d records", len(got))
-	}
-}
-
-func TestAdaptiveRate(t *testing.T) {
-	p := &Producer{cfg: Config{RateLimit: 150}.withDefaults()}
-	s := &shard{rateFactor: 1}
-	s.bytes.rate, s.records.rate = 1.5*ShardBytesPerSecond, 1500
-	sec := int64(time.Second)
-	p.adaptRateLocked(s, 0)
-	if s.rateFactor != 1 || s.records.rate != 1500 {
-		t.Fatalf("changed without throttling: %v %v", s.rateFactor, s.records.rate)
-	}
-	// Throttled twice: cut twice, buckets emptied.
-	for i := 0; i < 2; i++ {
-		s.drain = true
-		p.adaptRateLocked(s, sec)
-	}
-	if want := 1500 * rateCut * rateCut; math.Abs(s.records.rate-want) > 1e-9 || s.records.level > 0 {
-		t.Fatalf("after throttling: rate %v (want %v), level %v", s.records.rate, want, s.records.level)
-	}
-	// Grows back by one step per second without throttling, up to RateLimit.
-	p.adaptRateLocked(s, sec+sec/2)
-	if want := 1500 * rateCut * rateCut; math.Abs(s.records.rate-want) > 1e-9 {
-		t.Fatalf("grew before a second passed: %v", s.records.rate)
-	}
-	for i := 2; i < 40; i++ {
-		p.adaptRateLocked(s, int64(i)*sec)
-	}
-	if s.rateFactor != 1 || s.records.rate != 1500 || math.Abs(s.bytes.rate-1.5*ShardBytesPerSecond) > 1e-6 {
-		t.Fatalf("not back to RateLimit: factor %v, rates %v %v", s.rateFactor, s.records.rate, s.bytes.rate)
 	}
 }

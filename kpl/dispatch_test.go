@@ -1,0 +1,72 @@
+package kpl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestRecordTTL(t *testing.T) {
+	f := newFake(1)
+	f.entryFault = func(int, int) string { return "ProvisionedThroughputExceededException" }
+	p := newProducer(t, f, Config{RecordTTL: 200 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	res := putMany(t, p, 50, randomKey)
+	res.wait(t, 5*time.Second)
+	for id, r := range res.byID {
+		var ee *EntryError
+		if !errors.Is(r.Err, ErrRecordExpired) || !errors.As(r.Err, &ee) || r.Attempts < 1 {
+			t.Fatalf("%s: %+v, want ErrRecordExpired wrapping the throttling error", id, r)
+		}
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(p.metrics.expired); got != 50 {
+		t.Fatalf("expired metric %v", got)
+	}
+	if p.buffered() != 0 {
+		t.Fatalf("%d still buffered", p.buffered())
+	}
+}
+
+func TestPreserveOrder(t *testing.T) {
+	f := newFake(2)
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(9, 9))
+	f.entryFault = func(call, entry int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.IntN(100) < 10 {
+			return "InternalFailure"
+		}
+		return ""
+	}
+	p := newProducer(t, f, Config{PreserveOrder: true, AggregationMaxSize: 500, RecordMaxBufferedTime: time.Millisecond,
+		MinBackoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond})
+	const n = 3000
+	keyOf := func(i int) string { return fmt.Sprintf("k%d", i%20) }
+	res := putMany(t, p, n, keyOf)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	got := checkExactlyOnce(t, f, n, keyOf)
+	last := map[string]string{}
+	for _, u := range got { // per shard in sequence order
+		if prev, ok := last[u.PartitionKey]; ok && prev > u.Data {
+			t.Fatalf("key %s: %s written after %s", u.PartitionKey, u.Data, prev)
+		}
+		last[u.PartitionKey] = u.Data
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.maxInflight != 1 || f.entriesPerShardMax != 1 {
+		t.Fatalf("max in flight per shard %d, max entries per shard per request %d; want 1 and 1", f.maxInflight, f.entriesPerShardMax)
+	}
+}

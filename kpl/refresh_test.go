@@ -1,0 +1,146 @@
+package kpl
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesisgo/kinesis/internal/hashkey"
+)
+
+func TestListShardsPaginates(t *testing.T) {
+	f := newFake(5)
+	f.pageLen = 2
+	p := newProducer(t, f, Config{})
+	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.shards.Load().shards); n != 5 {
+		t.Fatalf("%d shards in the map, want 5", n)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.listInputs) < 3 {
+		t.Fatalf("%d ListShards calls, want 3 pages", len(f.listInputs))
+	}
+	first := f.listInputs[0]
+	if first.ShardFilter == nil || first.ShardFilter.Type != types.ShardFilterTypeAtLatest || aws.ToString(first.StreamName) != "test" {
+		t.Fatalf("first page input %+v", first)
+	}
+	for _, in := range f.listInputs[1:3] {
+		if in.NextToken == nil || in.StreamName != nil || in.ShardFilter != nil {
+			t.Fatalf("later page input %+v", in)
+		}
+	}
+}
+
+func TestShardMapRetriedWithBackoff(t *testing.T) {
+	f := newFake(2)
+	f.listFault = func(call int) error {
+		if call < 3 {
+			return &smithy.GenericAPIError{Code: "LimitExceededException", Message: "slow down", Fault: smithy.FaultClient}
+		}
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	p := newProducer(t, f, Config{Metrics: reg, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	// Records put before any shard map wait for it, then go out.
+	res := putMany(t, p, 100, randomKey)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, time.Second)
+	checkExactlyOnce(t, f, 100, randomKey)
+	if got := testutil.ToFloat64(p.metrics.shardMapErrors); got != 3 {
+		t.Fatalf("shard map errors %v, want 3", got)
+	}
+}
+
+// Records put while the shard map cannot be loaded because of an error that
+// retrying will not fix (no such stream, access denied) fail at once with
+// that error, not RecordTTL later with a bare ErrRecordExpired.
+func TestShardMapNonRetryableErrorFailsRecords(t *testing.T) {
+	f := newFake(1)
+	f.listFault = func(int) error { return &types.ResourceNotFoundException{Message: aws.String("no stream")} }
+	p := newProducer(t, f, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := p.PutSync(ctx, Record{PartitionKey: "k", Data: []byte("d")})
+	var nf *types.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Fatalf("PutSync: err = %v, want the ResourceNotFoundException", err)
+	}
+}
+
+// Records that expire while the shard map cannot be loaded say why.
+func TestShardMapRetryableErrorExplainsExpiry(t *testing.T) {
+	f := newFake(1)
+	f.listFault = func(int) error { return serverError() }
+	p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
+	var ae interface{ ErrorCode() string }
+	if !errors.Is(err, ErrRecordExpired) || !errors.As(err, &ae) || ae.ErrorCode() != "InternalFailure" {
+		t.Fatalf("PutSync: err = %v, want ErrRecordExpired wrapping the ListShards error", err)
+	}
+}
+
+func TestRecordTTLWithoutShardMap(t *testing.T) {
+	f := newFake(1)
+	f.shards = nil // ListShards never gives a usable map
+	p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond})
+	_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
+	if !errors.Is(err, ErrRecordExpired) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestReshardRefreshesShardMap(t *testing.T) {
+	f := newFake(1)
+	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond})
+	res := putMany(t, p, 200, randomKey)
+	res.wait(t, 5*time.Second)
+	// Split: two children replace the shard.
+	f.setShards(evenShards(2, 1))
+	keyOf := func(i int) string { return randomKey(i + 200) }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res := putMany(t, p, 200, keyOf)
+		res.wait(t, 5*time.Second)
+		m := p.shards.Load()
+		if len(m.shards) == 2 && m.shards[0].id == "shardId-000000000001" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("shard map not refreshed after the split")
+		}
+	}
+	// Now predictions match: aggregated records hold only their shard's keys.
+	before := f.readBack()
+	res = putMany(t, p, 500, keyOf)
+	res.wait(t, 5*time.Second)
+	after := f.readBack()
+	seen := map[string]bool{}
+	for _, u := range before {
+		seen[u.Data+u.Seq] = true
+	}
+	n := 0
+	for _, u := range after {
+		if seen[u.Data+u.Seq] {
+			continue
+		}
+		n++
+		if want := f.route(hashkey.FromPartitionKey(u.PartitionKey)); want != u.ShardID {
+			t.Fatalf("after refresh: %s on %s, key maps to %s", u.Data, u.ShardID, want)
+		}
+	}
+	if n != 500 {
+		t.Fatalf("%d new records, want 500", n)
+	}
+}
