@@ -392,28 +392,6 @@ func TestBackpressurePausesReading(t *testing.T) {
 	checkEach(t, sink.records(), 30000)
 }
 
-func TestPartialLineSentAfterBufferAge(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	if err := os.WriteFile(log, []byte("complete\nno newline yet"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sink := newFakeSink(0)
-	fl := flowFor(log)
-	fl.MaxBufferAge = 300 * time.Millisecond
-	start := time.Now()
-	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, filepath.Join(dir, "cp.json")), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
-	wait.For(t, 5*time.Second, "2 records", func() bool { return len(sink.records()) >= 2 })
-	if d := time.Since(start); d < 300*time.Millisecond {
-		t.Errorf("partial line sent after %v, before the buffer age", d)
-	}
-	r.stop(t)
-	got := sink.records()
-	if got[0] != "complete\n" || got[1] != "no newline yet" {
-		t.Fatalf("%q", got)
-	}
-}
-
 func TestProcessingAndUnparsedCounting(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "data.csv")

@@ -132,7 +132,17 @@ func (f *flow) run(ctx context.Context, sink Sink) {
 		stopTail()
 		<-tailDone
 	}()
+	f.pump(ctx, sink, events)
+	stopTail()
+	<-tailDone
+	f.drain(sink)
+	f.logProgress()
+}
 
+// pump ships the records of the tailer's events, puts failed records again
+// once their backoff has passed and sends records held for MaxBufferAge,
+// until ctx ends.
+func (f *flow) pump(ctx context.Context, sink Sink, events <-chan tail.Event) {
 	tickEvery := min(max(f.cfg.MaxBufferAge/4, 10*time.Millisecond), 100*time.Millisecond)
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
@@ -162,10 +172,6 @@ func (f *flow) run(ctx context.Context, sink Sink) {
 			f.updateGauges()
 		}
 	}
-	stopTail()
-	<-tailDone
-	f.drain(sink)
-	f.logProgress()
 }
 
 // drain waits for in-flight records, putting failed ones again, until none
