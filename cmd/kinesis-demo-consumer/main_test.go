@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 // Two consumer processes share a stream: between them they write every
@@ -91,12 +92,9 @@ func TestTwoProcesses(t *testing.T) {
 		}
 		return seen
 	}
-	for len(read()) < n {
-		if ctx.Err() != nil {
-			b0, _ := os.ReadFile(filepath.Join(dir, "log0"))
-			t.Fatalf("consumed %d of %d records within a minute; worker log:\n%s", len(read()), n, b0)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !wait.Until(time.Minute, func() bool { return len(read()) >= n }) {
+		b0, _ := os.ReadFile(filepath.Join(dir, "log0"))
+		t.Fatalf("consumed %d of %d records within a minute; worker log:\n%s", len(read()), n, b0)
 	}
 	dups := 0
 	for _, c := range read() {
