@@ -7,32 +7,41 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
+// Records that cannot be written fail with ErrRecordExpired, wrapping the
+// last failure, RecordTTL after they were put.
 func TestRecordTTL(t *testing.T) {
-	f := newFake(1)
-	f.entryFault = func(int, int) string { return "ProvisionedThroughputExceededException" }
-	p := newProducer(t, f, Config{RecordTTL: 200 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
-	res := putMany(t, p, 50, randomKey)
-	res.wait(t, 5*time.Second)
-	for id, r := range res.byID {
-		var ee *EntryError
-		if !errors.Is(r.Err, ErrRecordExpired) || !errors.As(r.Err, &ee) || r.Attempts < 1 {
-			t.Fatalf("%s: %+v, want ErrRecordExpired wrapping the throttling error", id, r)
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(1)
+		f.entryFault = func(int, int) string { return "ProvisionedThroughputExceededException" }
+		p := newProducer(t, f, Config{RecordTTL: 200 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+		start := time.Now()
+		res := putMany(t, p, 50, randomKey)
+		res.wait(t, 5*time.Second)
+		if d := time.Since(start); d != 200*time.Millisecond {
+			t.Fatalf("records expired after %v, want RecordTTL (200ms)", d)
 		}
-	}
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := testutil.ToFloat64(p.metrics.expired); got != 50 {
-		t.Fatalf("expired metric %v", got)
-	}
-	if p.buffered() != 0 {
-		t.Fatalf("%d still buffered", p.buffered())
-	}
+		for id, r := range res.byID {
+			var ee *EntryError
+			if !errors.Is(r.Err, ErrRecordExpired) || !errors.As(r.Err, &ee) || r.Attempts < 1 {
+				t.Fatalf("%s: %+v, want ErrRecordExpired wrapping the throttling error", id, r)
+			}
+		}
+		if err := p.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(p.metrics.expired); got != 50 {
+			t.Fatalf("expired metric %v", got)
+		}
+		if p.buffered() != 0 {
+			t.Fatalf("%d still buffered", p.buffered())
+		}
+	})
 }
 
 func TestPreserveOrder(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -410,30 +412,32 @@ func TestCloseFlushes(t *testing.T) {
 }
 
 func TestCloseFailsWhatCannotBeSent(t *testing.T) {
-	f := newFake(1)
-	f.gate = make(chan struct{}) // never opened
-	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := putMany(t, p, 20, randomKey)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := p.Close(ctx); err == nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v", err)
-	}
-	res.wait(t, time.Second)
-	for id, r := range res.byID {
-		if !errors.Is(r.Err, ErrClosed) {
-			t.Fatalf("%s: %v, want ErrClosed", id, r.Err)
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(1)
+		f.gate = make(chan struct{}) // never opened
+		p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := p.Put(context.Background(), Record{PartitionKey: "k"}, nil); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Put after Close = %v", err)
-	}
-	if err2 := p.Close(context.Background()); err2 == nil {
-		t.Fatal("second Close lost the error")
-	}
+		res := putMany(t, p, 20, randomKey)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if err := p.Close(ctx); err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v", err)
+		}
+		res.wait(t, time.Second)
+		for id, r := range res.byID {
+			if !errors.Is(r.Err, ErrClosed) {
+				t.Fatalf("%s: %v, want ErrClosed", id, r.Err)
+			}
+		}
+		if err := p.Put(context.Background(), Record{PartitionKey: "k"}, nil); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Put after Close = %v", err)
+		}
+		if err2 := p.Close(context.Background()); err2 == nil {
+			t.Fatal("second Close lost the error")
+		}
+	})
 }
 
 // Close's error reports the records that Close failed, not those merely
@@ -441,46 +445,48 @@ func TestCloseFailsWhatCannotBeSent(t *testing.T) {
 // (the client not stopping at once) writes its records, and when that was
 // all, Close returns nil.
 func TestCloseErrorCountsFailedRecords(t *testing.T) {
-	f := newFake(1)
-	f.callFault = func(int) error { time.Sleep(100 * time.Millisecond); return nil } // ignores cancellation
-	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := putMany(t, p, 10, randomKey)
-	for deadline := time.Now().Add(5 * time.Second); p.inflight.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(1)
+		f.callFault = func(int) error { time.Sleep(100 * time.Millisecond); return nil } // ignores cancellation
+		p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := putMany(t, p, 10, randomKey)
+		time.Sleep(time.Millisecond) // RecordMaxBufferedTime
+		synctest.Wait()
+		if p.inflight.Load() == 0 {
 			t.Fatal("no request in flight")
 		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	closeErr := p.Close(ctx)
-	res.wait(t, time.Second)
-	for id, r := range res.byID {
-		if r.Err != nil {
-			t.Fatalf("%s: %v", id, r.Err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		closeErr := p.Close(ctx)
+		res.wait(t, time.Second)
+		for id, r := range res.byID {
+			if r.Err != nil {
+				t.Fatalf("%s: %v", id, r.Err)
+			}
 		}
-	}
-	if closeErr != nil {
-		t.Fatalf("Close = %v, though every record was written", closeErr)
-	}
+		if closeErr != nil {
+			t.Fatalf("Close = %v, though every record was written", closeErr)
+		}
 
-	// Records never sent are failed and counted.
-	f2 := newFake(1)
-	f2.gate = make(chan struct{}) // never opened
-	p2, err := New(Config{Stream: "s", Kinesis: f2, RecordMaxBufferedTime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res2 := putMany(t, p2, 7, randomKey)
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel2()
-	closeErr = p2.Close(ctx2)
-	res2.wait(t, time.Second)
-	if !errors.Is(closeErr, context.DeadlineExceeded) || !strings.Contains(fmtErr(closeErr), "7 records") {
-		t.Fatalf("Close = %v, want 7 records failed on the deadline", closeErr)
-	}
+		// Records never sent are failed and counted.
+		f2 := newFake(1)
+		f2.gate = make(chan struct{}) // never opened
+		p2, err := New(Config{Stream: "s", Kinesis: f2, RecordMaxBufferedTime: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res2 := putMany(t, p2, 7, randomKey)
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel2()
+		closeErr = p2.Close(ctx2)
+		res2.wait(t, time.Second)
+		if !errors.Is(closeErr, context.DeadlineExceeded) || !strings.Contains(fmtErr(closeErr), "7 records") {
+			t.Fatalf("Close = %v, want 7 records failed on the deadline", closeErr)
+		}
+	})
 }
 
 func fmtErr(err error) string {
@@ -525,11 +531,7 @@ func TestChaosEveryRecordOnce(t *testing.T) {
 				RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 				minRefreshInterval: time.Millisecond,
 			})
-			for deadline := time.Now().Add(5 * time.Second); p.shards.Load() == nil; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("no shard map")
-				}
-			}
+			wait.For(t, 5*time.Second, "a shard map", func() bool { return p.shards.Load() != nil })
 			const workers, per = 4, 750
 			res := newResults(workers * per)
 			var wg sync.WaitGroup
@@ -590,11 +592,7 @@ func TestChaosEveryRecordOnce(t *testing.T) {
 			}
 			// Records landing on other shards than predicted refresh the
 			// map, in the background.
-			for deadline := time.Now().Add(5 * time.Second); p.shards.Load().version < 2; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("shard map never refreshed after the reshards")
-				}
-			}
+			wait.For(t, 5*time.Second, "the shard map refreshed after the reshards", func() bool { return p.shards.Load().version >= 2 })
 			if err := p.Close(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 func TestListShardsPaginates(t *testing.T) {
@@ -41,26 +43,34 @@ func TestListShardsPaginates(t *testing.T) {
 	}
 }
 
+// A shard map that fails to load is retried after MinBackoff, doubling with
+// each failure; records put meanwhile wait for it, then go out.
 func TestShardMapRetriedWithBackoff(t *testing.T) {
-	f := newFake(2)
-	f.listFault = func(call int) error {
-		if call < 3 {
-			return &smithy.GenericAPIError{Code: "LimitExceededException", Message: "slow down", Fault: smithy.FaultClient}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(2)
+		f.listFault = func(call int) error {
+			if call < 3 {
+				return &smithy.GenericAPIError{Code: "LimitExceededException", Message: "slow down", Fault: smithy.FaultClient}
+			}
+			return nil
 		}
-		return nil
-	}
-	reg := prometheus.NewRegistry()
-	p := newProducer(t, f, Config{Metrics: reg, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
-	// Records put before any shard map wait for it, then go out.
-	res := putMany(t, p, 100, randomKey)
-	if err := p.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	res.wait(t, time.Second)
-	checkExactlyOnce(t, f, 100, randomKey)
-	if got := testutil.ToFloat64(p.metrics.shardMapErrors); got != 3 {
-		t.Fatalf("shard map errors %v, want 3", got)
-	}
+		reg := prometheus.NewRegistry()
+		p := newProducer(t, f, Config{Metrics: reg, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+		// Records put before any shard map wait for it, then go out.
+		start := time.Now()
+		res := putMany(t, p, 100, randomKey)
+		if err := p.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != (1+2+4)*time.Millisecond {
+			t.Fatalf("shard map loaded after %v, want 1+2+4 ms of backoff", d)
+		}
+		res.wait(t, time.Second)
+		checkExactlyOnce(t, f, 100, randomKey)
+		if got := testutil.ToFloat64(p.metrics.shardMapErrors); got != 3 {
+			t.Fatalf("shard map errors %v, want 3", got)
+		}
+	})
 }
 
 // Records put while the shard map cannot be loaded because of an error that
@@ -81,24 +91,36 @@ func TestShardMapNonRetryableErrorFailsRecords(t *testing.T) {
 
 // Records that expire while the shard map cannot be loaded say why.
 func TestShardMapRetryableErrorExplainsExpiry(t *testing.T) {
-	f := newFake(1)
-	f.listFault = func(int) error { return serverError() }
-	p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
-	_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
-	var ae interface{ ErrorCode() string }
-	if !errors.Is(err, ErrRecordExpired) || !errors.As(err, &ae) || ae.ErrorCode() != "InternalFailure" {
-		t.Fatalf("PutSync: err = %v, want ErrRecordExpired wrapping the ListShards error", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(1)
+		f.listFault = func(int) error { return serverError() }
+		p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+		start := time.Now()
+		_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
+		var ae interface{ ErrorCode() string }
+		if !errors.Is(err, ErrRecordExpired) || !errors.As(err, &ae) || ae.ErrorCode() != "InternalFailure" {
+			t.Fatalf("PutSync: err = %v, want ErrRecordExpired wrapping the ListShards error", err)
+		}
+		if d := time.Since(start); d != 100*time.Millisecond {
+			t.Fatalf("record expired after %v, want RecordTTL (100ms)", d)
+		}
+	})
 }
 
 func TestRecordTTLWithoutShardMap(t *testing.T) {
-	f := newFake(1)
-	f.shards = nil // ListShards never gives a usable map
-	p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond})
-	_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
-	if !errors.Is(err, ErrRecordExpired) {
-		t.Fatalf("err = %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(1)
+		f.shards = nil // ListShards never gives a usable map
+		p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond})
+		start := time.Now()
+		_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
+		if !errors.Is(err, ErrRecordExpired) {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d != 100*time.Millisecond {
+			t.Fatalf("record expired after %v, want RecordTTL (100ms)", d)
+		}
+	})
 }
 
 func TestReshardRefreshesShardMap(t *testing.T) {
@@ -109,18 +131,12 @@ func TestReshardRefreshesShardMap(t *testing.T) {
 	// Split: two children replace the shard.
 	f.setShards(evenShards(2, 1))
 	keyOf := func(i int) string { return randomKey(i + 200) }
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.For(t, 10*time.Second, "the shard map refreshed after the split", func() bool {
 		res := putMany(t, p, 200, keyOf)
 		res.wait(t, 5*time.Second)
 		m := p.shards.Load()
-		if len(m.shards) == 2 && m.shards[0].id == "shardId-000000000001" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("shard map not refreshed after the split")
-		}
-	}
+		return len(m.shards) == 2 && m.shards[0].id == "shardId-000000000001"
+	})
 	// Now predictions match: aggregated records hold only their shard's keys.
 	before := f.readBack()
 	res = putMany(t, p, 500, keyOf)

@@ -215,43 +215,44 @@ func TestRetryBackoff(t *testing.T) {
 // shard goes out at its linger deadline while another shard waits out a
 // long backoff.
 func TestBackoffOfOneShardDoesNotDelayOthers(t *testing.T) {
-	f := newFake(2)
-	f.failShard = "shardId-000000000000"
-	p := newProducer(t, f, Config{MinBackoff: time.Hour, MaxBackoff: time.Hour, RecordTTL: 2 * time.Hour})
-	m := func() *shardMap {
-		if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("x")}); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(2)
+		f.failShard = "shardId-000000000000"
+		p := newProducer(t, f, Config{MinBackoff: time.Hour, MaxBackoff: time.Hour, RecordTTL: 2 * time.Hour})
+		m := func() *shardMap {
+			if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+			return p.shards.Load()
+		}()
+		if err := p.Put(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: "0", Data: []byte("stuck")}, nil); err != nil {
 			t.Fatal(err)
 		}
-		return p.shards.Load()
-	}()
-	if err := p.Put(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: "0", Data: []byte("stuck")}, nil); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+		time.Sleep(DefaultRecordMaxBufferedTime) // the stuck record goes out, fails, and backs off
+		synctest.Wait()
 		f.mu.Lock()
 		failed := f.failed
 		f.mu.Unlock()
-		if failed > 0 {
-			break
+		if failed == 0 {
+			t.Fatal("the failing shard was not tried at its linger deadline")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the failing shard was never tried")
+		if s := m.shards[0]; s.id != f.failShard {
+			t.Fatalf("first shard %s", s.id)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	if s := m.shards[0]; s.id != f.failShard {
-		t.Fatalf("first shard %s", s.id)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if _, err := p.PutSync(ctx, Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("healthy")}); err != nil {
-		t.Fatalf("record for the healthy shard: %v", err)
-	}
-	// The stuck record fails at Close.
-	cctx, ccancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer ccancel()
-	if err := p.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v", err)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		start := time.Now()
+		if _, err := p.PutSync(ctx, Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("healthy")}); err != nil {
+			t.Fatalf("record for the healthy shard: %v", err)
+		}
+		if d := time.Since(start); d != DefaultRecordMaxBufferedTime {
+			t.Fatalf("record for the healthy shard written after %v, want RecordMaxBufferedTime (%v)", d, DefaultRecordMaxBufferedTime)
+		}
+		// The stuck record fails at Close.
+		cctx, ccancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer ccancel()
+		if err := p.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v", err)
+		}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 func TestShardLookup(t *testing.T) {
@@ -76,23 +76,20 @@ func TestPreserveOrderAcrossReshard(t *testing.T) {
 			if i > n/2 {
 				want = 3
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for m := p.shards.Load(); m == nil || m.version < want; m = p.shards.Load() {
-				if time.Now().After(deadline) {
-					p.mu.Lock()
-					state := fmt.Sprintf("inflight %d, prev %d, cur %d, buffered %d, refreshes %v", p.inflight.Load(), p.inflightPrev, p.inflightCur, p.buffered(), testutil.ToFloat64(p.metrics.shardMapRefreshes))
-					p.mu.Unlock()
-					for _, s := range m.shards {
-						s.mu.Lock()
-						state += fmt.Sprintf("; %s inflight %d sealed %d open %v retryAt %v", s.id, s.inflight, len(s.sealed), s.open != nil, time.Duration(s.retryAt-p.nanotime()))
-						s.mu.Unlock()
-					}
-					f.mu.Lock()
-					state += fmt.Sprintf("; fake calls %d list %d", f.putCalls, f.listCalls)
-					f.mu.Unlock()
-					t.Fatalf("shard map version %d after 5 s, want %d: %s", m.version, want, state)
+			if !wait.Until(5*time.Second, func() bool { return p.shards.Load().version >= want }) {
+				m := p.shards.Load()
+				p.mu.Lock()
+				state := fmt.Sprintf("inflight %d, prev %d, cur %d, buffered %d, refreshes %v", p.inflight.Load(), p.inflightPrev, p.inflightCur, p.buffered(), testutil.ToFloat64(p.metrics.shardMapRefreshes))
+				p.mu.Unlock()
+				for _, s := range m.shards {
+					s.mu.Lock()
+					state += fmt.Sprintf("; %s inflight %d sealed %d open %v retryAt %v", s.id, s.inflight, len(s.sealed), s.open != nil, time.Duration(s.retryAt-p.nanotime()))
+					s.mu.Unlock()
 				}
-				runtime.Gosched()
+				f.mu.Lock()
+				state += fmt.Sprintf("; fake calls %d list %d", f.putCalls, f.listCalls)
+				f.mu.Unlock()
+				t.Fatalf("shard map version %d after 5 s, want %d: %s", m.version, want, state)
 			}
 		}
 	}
