@@ -92,9 +92,11 @@ type Config struct {
 	// RecordTTL is how long a record may go unwritten, retries included,
 	// before it fails with ErrRecordExpired. Default 30 s.
 	RecordTTL time.Duration
-	// MinBackoff and MaxBackoff bound the delay before a retry: a random
-	// duration up to MinBackoff·2^(failures-1), at most MaxBackoff (full
-	// jitter). Defaults 100 ms and 5 s.
+	// MinBackoff and MaxBackoff bound the delay before a shard's records
+	// are sent again after a failed attempt: a random duration up to
+	// MinBackoff·2^(failures-1), at most MaxBackoff (full jitter). A failed
+	// ListShards call is retried after MinBackoff·2^(failures-1), at most
+	// 30 s. Defaults 100 ms and 5 s.
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 

@@ -5,6 +5,10 @@
 // what fails with backoff, and pushes back on callers when its buffer is
 // full.
 //
+// Config.Stream names the stream by name or by ARN; the producer calls
+// Kinesis through Config.Kinesis (by default a client from the standard AWS
+// config chain), making only the calls of KinesisAPI.
+//
 //	p, err := kpl.New(kpl.Config{Stream: "events"})
 //	...
 //	defer p.Close(ctx)
@@ -58,8 +62,8 @@ type Record struct {
 	// outside the Basic Multilingual Plane, such as an emoji, counts twice).
 	PartitionKey string
 	// ExplicitHashKey, if not empty, is the decimal hash key in
-	// [0, 2^128-1], without leading zeros, that decides the record's shard instead of the
-	// partition key's MD5 hash.
+	// [0, 2^128-1], without leading zeros, that decides the record's shard
+	// instead of the partition key's MD5 hash.
 	ExplicitHashKey string
 	// Data is the payload. Put copies it, so the caller may reuse it.
 	Data []byte
@@ -68,8 +72,8 @@ type Record struct {
 // Result is the outcome of one record, passed to its callback.
 type Result struct {
 	// Err is nil when the record was written, and the reason otherwise:
-	// ErrRecordExpired, ErrClosed, an *EntryError or the error of the
-	// PutRecords call (wrapped).
+	// ErrRecordExpired, ErrClosed, an *EntryError, or the error of the
+	// PutRecords or ListShards call (wrapped).
 	Err error
 	// ShardID and SequenceNumber say where the record was written. The
 	// user records of one aggregated record share them.
@@ -85,7 +89,10 @@ type Result struct {
 	Attempts int
 }
 
-// EntryError is a PutRecords entry's failure that is not retried.
+// EntryError is the failure of one PutRecords entry, with the ErrorCode and
+// ErrorMessage Kinesis returned. A record fails with it when the code is
+// not worth retrying; a record that expired while retrying wraps its last
+// one.
 type EntryError struct {
 	Code, Message string
 }
