@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/kinesisgo/kinesis/integration/testenv"
@@ -236,5 +241,78 @@ func TestTailOneLinePerRecord(t *testing.T) {
 	recs := decodeLines(t, mustRun(t, "tail", stream, "--json").stdout)
 	if len(recs) != 3 || *recs[0].Data != "ends with newline\n" || *recs[2].Data != "" {
 		t.Errorf("tail --json: %+v", recs)
+	}
+}
+
+// throttlingKinesis answers GetShardIterator, and GetRecords with the
+// given failures first, then one record, then an empty read at the tip.
+func throttlingKinesis(t *testing.T, failures ...func(http.ResponseWriter)) (*kinesis.Client, *atomic.Int32) {
+	t.Helper()
+	var reads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		switch op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "Kinesis_20131202."); op {
+		case "GetShardIterator":
+			fmt.Fprint(w, `{"ShardIterator":"it-0"}`)
+		case "GetRecords":
+			n := int(reads.Add(1)) - 1
+			switch {
+			case n < len(failures):
+				failures[n](w)
+			case n == len(failures):
+				fmt.Fprint(w, `{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k","SequenceNumber":"1"}],"NextShardIterator":"it-1","MillisBehindLatest":0}`)
+			default:
+				fmt.Fprint(w, `{"Records":[],"NextShardIterator":"it-2","MillisBehindLatest":0}`)
+			}
+		default:
+			t.Errorf("unexpected call %s", op)
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	client := kinesis.New(kinesis.Options{
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+	})
+	return client, &reads
+}
+
+func awsErrorReply(status int, code string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("X-Amzn-Errortype", code)
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"__type":%q,"message":"injected"}`, code)
+	}
+}
+
+// A throttled read is made again after a backoff, whichever way the
+// throttling comes; any other error ends the shard's reading at once.
+func TestTailReadShardBacksOffWhenThrottled(t *testing.T) {
+	t.Parallel()
+	client, reads := throttlingKinesis(t,
+		awsErrorReply(http.StatusBadRequest, "ProvisionedThroughputExceededException"),
+		awsErrorReply(http.StatusBadRequest, "KMSThrottlingException"),
+		func(w http.ResponseWriter) { w.WriteHeader(http.StatusTooManyRequests) }, // no body
+	)
+	var out strings.Builder
+	tl := &tailer{client: client, stream: "s", pos: startPosition{kind: kintypes.ShardIteratorTypeTrimHorizon}, out: bufio.NewWriter(&out)}
+	start := time.Now()
+	o, err := tl.readShard(context.Background(), "shardId-000000000000", tl.pos, false)
+	if err != nil {
+		t.Fatalf("readShard: %v", err)
+	}
+	if o.ended || out.String() != "hello\n" || reads.Load() != 5 {
+		t.Errorf("outcome %+v, printed %q after %d reads; want the record, at the tip after 5 reads", o, out.String(), reads.Load())
+	}
+	// Each backoff waits at least tailMinInterval, as does the read after
+	// the record.
+	if d := time.Since(start); d < 4*tailMinInterval {
+		t.Errorf("3 throttled reads and a record read in %v: no backoff", d)
+	}
+
+	client, reads = throttlingKinesis(t, awsErrorReply(http.StatusBadRequest, "AccessDeniedException"))
+	tl.client = client
+	if _, err := tl.readShard(context.Background(), "shardId-000000000000", tl.pos, false); err == nil || reads.Load() != 1 {
+		t.Errorf("AccessDenied: readShard = %v after %d reads, want the error at once", err, reads.Load())
 	}
 }
