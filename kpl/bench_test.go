@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kinesisgo/kinesis/kinesistest"
 )
 
 // cpuTime returns the CPU time (user plus system) the process has used.
@@ -20,10 +22,10 @@ func cpuTime(b *testing.B) time.Duration {
 
 // BenchmarkProducerFake measures the producer's own cost: user records/s
 // put by one goroutine, or by GOMAXPROCS goroutines for "-parallel" (plus
-// the producer's own goroutines), into an
-// in-process fake client that keeps nothing, on a
-// 256-shard stream (enough shards that the per-shard rate limit is not what
-// is measured: 100 B records at 1,000,000/s need about 100 shards).
+// the producer's own goroutines), into an in-memory stream (kinesistest)
+// of 256 shards that keeps nothing (enough shards that the per-shard rate
+// limit is not what is measured: 100 B records at 1,000,000/s need about 100
+// shards).
 func BenchmarkProducerFake(b *testing.B) {
 	for _, c := range []struct {
 		size     int
@@ -35,8 +37,7 @@ func BenchmarkProducerFake(b *testing.B) {
 			name += "-parallel"
 		}
 		b.Run(name, func(b *testing.B) {
-			f := newFake(256)
-			f.discard = true
+			f := newStreamOf(b, kinesistest.Config{StreamName: "bench", Shards: 256, Discard: true})
 			p, err := New(Config{Stream: "bench", Kinesis: f})
 			if err != nil {
 				b.Fatal(err)
@@ -92,7 +93,7 @@ func BenchmarkProducerFake(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 			// Records per CPU-second of the whole process (Put callers,
-			// dispatcher, senders, fake client, GC): the per-core figure.
+			// dispatcher, senders, in-memory stream, GC): the per-core figure.
 			b.ReportMetric(float64(b.N)/cpu.Seconds(), "records/cpu-s")
 		})
 	}

@@ -1,6 +1,7 @@
 package kpl
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -10,7 +11,7 @@ import (
 // TestDataIntactWhenMemoryIsReused puts enough data that the chunks records
 // are copied into are recycled many times, and checks every record's bytes.
 func TestDataIntactWhenMemoryIsReused(t *testing.T) {
-	f := newFake(3)
+	f := newStream(t, 3)
 	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond})
 	const rounds, per = 6, 5000
 	payload := func(i int) []byte {
@@ -33,18 +34,18 @@ func TestDataIntactWhenMemoryIsReused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := f.readBack()
+	got := f.UserRecords()
 	if len(got) != rounds*per {
 		t.Fatalf("%d records, want %d", len(got), rounds*per)
 	}
 	seen := map[int]bool{}
 	for _, u := range got {
 		var i int
-		if _, err := fmt.Sscanf(u.Data[:10], "rec-%06d", &i); err != nil || seen[i] {
+		if _, err := fmt.Sscanf(string(u.Data[:10]), "rec-%06d", &i); err != nil || seen[i] {
 			t.Fatalf("bad or repeated record %q", u.Data[:10])
 		}
 		seen[i] = true
-		if u.Data != string(payload(i)) {
+		if !bytes.Equal(u.Data, payload(i)) {
 			t.Fatalf("record %d corrupted", i)
 		}
 	}

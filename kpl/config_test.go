@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesisgo/kinesis/kinesistest"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
@@ -58,7 +59,7 @@ func TestRecordsOverFiveMiB(t *testing.T) {
 	if err := (Config{Stream: "s", CollectionMaxSize: MaxRequestSize + 1}).Validate(); err == nil {
 		t.Fatal("Validate accepted CollectionMaxSize above 5 MiB with the default MaxRecordSize")
 	}
-	f := newFake(1)
+	f := newStreamOf(t, kinesistest.Config{MaxRecordSize: size})
 	p := newProducer(t, f, Config{MaxRecordSize: size, MaxBufferedBytes: 4 * size})
 	res := newResults(2)
 	for _, id := range []string{"big-1", "big-2"} {
@@ -74,10 +75,7 @@ func TestRecordsOverFiveMiB(t *testing.T) {
 			t.Fatalf("%s: %v", id, r.Err)
 		}
 	}
-	f.mu.Lock()
-	calls := f.putCalls
-	f.mu.Unlock()
-	if calls != 2 {
+	if calls := f.Calls(kinesistest.OpPutRecords); calls != 2 {
 		t.Fatalf("%d PutRecords calls for two records over 5 MiB, want one each", calls)
 	}
 }

@@ -11,14 +11,17 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesisgo/kinesis/kinesistest"
 )
 
 // Records that cannot be written fail with ErrRecordExpired, wrapping the
 // last failure, RecordTTL after they were put.
 func TestRecordTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(1)
-		f.entryFault = func(int, int) string { return "ProvisionedThroughputExceededException" }
+		f := newStreamOf(t, kinesistest.Config{
+			EntryFault: func(kinesistest.PutEntry) string { return "ProvisionedThroughputExceededException" },
+		})
 		p := newProducer(t, f, Config{RecordTTL: 200 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 		start := time.Now()
 		res := putMany(t, p, 50, randomKey)
@@ -45,17 +48,16 @@ func TestRecordTTL(t *testing.T) {
 }
 
 func TestPreserveOrder(t *testing.T) {
-	f := newFake(2)
 	var mu sync.Mutex
 	r := rand.New(rand.NewPCG(9, 9))
-	f.entryFault = func(call, entry int) string {
+	f := newStreamOf(t, kinesistest.Config{Shards: 2, EntryFault: func(kinesistest.PutEntry) string {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.IntN(100) < 10 {
 			return "InternalFailure"
 		}
 		return ""
-	}
+	}})
 	p := newProducer(t, f, Config{PreserveOrder: true, AggregationMaxSize: 500, RecordMaxBufferedTime: time.Millisecond,
 		MinBackoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond})
 	const n = 3000
@@ -68,14 +70,12 @@ func TestPreserveOrder(t *testing.T) {
 	got := checkExactlyOnce(t, f, n, keyOf)
 	last := map[string]string{}
 	for _, u := range got { // per shard in sequence order
-		if prev, ok := last[u.PartitionKey]; ok && prev > u.Data {
+		if prev, ok := last[u.PartitionKey]; ok && prev > string(u.Data) {
 			t.Fatalf("key %s: %s written after %s", u.PartitionKey, u.Data, prev)
 		}
-		last[u.PartitionKey] = u.Data
+		last[u.PartitionKey] = string(u.Data)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.maxInflight != 1 || f.entriesPerShardMax != 1 {
-		t.Fatalf("max in flight per shard %d, max entries per shard per request %d; want 1 and 1", f.maxInflight, f.entriesPerShardMax)
+	if inflight, entries := f.MaxInFlight(), f.MaxEntriesPerShard(); inflight != 1 || entries != 1 {
+		t.Fatalf("max in flight per shard %d, max entries per shard per request %d; want 1 and 1", inflight, entries)
 	}
 }

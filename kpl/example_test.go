@@ -5,13 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
+	"github.com/kinesisgo/kinesis/kinesistest"
 	"github.com/kinesisgo/kinesis/kpl"
 )
 
@@ -41,38 +37,14 @@ func Example() {
 	}
 }
 
-// oneShardStream is a stand-in for Kinesis holding one shard, so that the
-// example runs without AWS.
-type oneShardStream struct {
-	mu      sync.Mutex
-	records int
-}
-
-func (s *oneShardStream) ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
-	return &kinesis.ListShardsOutput{Shards: []types.Shard{{
-		ShardId: aws.String("shardId-000000000000"),
-		HashKeyRange: &types.HashKeyRange{
-			StartingHashKey: aws.String("0"),
-			EndingHashKey:   aws.String("340282366920938463463374607431768211455"),
-		},
-	}}}, nil
-}
-
-func (s *oneShardStream) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := &kinesis.PutRecordsOutput{}
-	for range in.Records {
-		s.records++
-		out.Records = append(out.Records, types.PutRecordsResultEntry{
-			ShardId: aws.String("shardId-000000000000"), SequenceNumber: aws.String(fmt.Sprint(s.records)),
-		})
-	}
-	return out, nil
-}
-
 func ExampleProducer_PutSync() {
-	p, err := kpl.New(kpl.Config{Stream: "events", Kinesis: &oneShardStream{}})
+	// An in-memory stream of one shard, so that the example runs without
+	// AWS.
+	stream, err := kinesistest.New(kinesistest.Config{StreamName: "events"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := kpl.New(kpl.Config{Stream: "events", Kinesis: stream})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -85,6 +57,6 @@ func ExampleProducer_PutSync() {
 	err = p.Put(context.Background(), kpl.Record{PartitionKey: "", Data: []byte("x")}, nil)
 	fmt.Println(errors.Is(err, kpl.ErrInvalidRecord), err)
 	// Output:
-	// shardId-000000000000 1 <nil>
+	// shardId-000000000000 49000000000000000000000000000000000000010000000000000000 <nil>
 	// true kpl: invalid record: partition key is empty
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestMetricsRegistered(t *testing.T) {
-	f := newFake(1)
+	f := newStream(t, 1)
 	reg := prometheus.NewRegistry()
 	p := newProducer(t, f, Config{Metrics: reg})
 	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
@@ -34,7 +34,7 @@ func TestMetricsRegistered(t *testing.T) {
 	}
 	// A second producer for the same stream on the same registry is refused
 	// while the first is open.
-	if _, err := New(Config{Stream: "test", Kinesis: f, Metrics: reg}); err == nil {
+	if _, err := New(Config{Stream: testStream, Kinesis: f, Metrics: reg}); err == nil {
 		t.Fatal("second producer registered the same metrics")
 	}
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/kinesistest"
 )
 
 func TestMain(m *testing.M) {
@@ -68,9 +68,9 @@ func (r *results) wait(t *testing.T, d time.Duration) {
 	}
 }
 
-func newProducer(t *testing.T, f *fakeKinesis, cfg Config) *Producer {
+func newProducer(t *testing.T, f KinesisAPI, cfg Config) *Producer {
 	t.Helper()
-	cfg.Stream = "test"
+	cfg.Stream = testStream
 	cfg.Kinesis = f
 	p, err := New(cfg)
 	if err != nil {
@@ -97,20 +97,21 @@ func putMany(t *testing.T, p *Producer, n int, keyOf func(i int) string) *result
 	return res
 }
 
-// checkExactlyOnce checks that the fake holds every record id of n exactly
-// once, on the shard its key maps to.
-func checkExactlyOnce(t *testing.T, f *fakeKinesis, n int, keyOf func(i int) string) []userRecord {
+// checkExactlyOnce checks that the stream holds every record id of n
+// exactly once, on the shard its key maps to, and returns its user records,
+// shard by shard in sequence order.
+func checkExactlyOnce(t *testing.T, f *kinesistest.Stream, n int, keyOf func(i int) string) []kinesistest.UserRecord {
 	t.Helper()
-	got := f.readBack()
+	got := f.UserRecords()
 	seen := map[string]int{}
 	for _, u := range got {
-		seen[u.Data]++
+		seen[string(u.Data)]++
 		var i int
-		fmt.Sscanf(u.Data, "rec-%d", &i)
+		fmt.Sscanf(string(u.Data), "rec-%d", &i)
 		if u.PartitionKey != keyOf(i) {
 			t.Fatalf("%s has key %q, want %q", u.Data, u.PartitionKey, keyOf(i))
 		}
-		if want := f.route(hashkey.FromPartitionKey(u.PartitionKey)); want != u.ShardID {
+		if want := shardFor(t, f, u.PartitionKey, ""); want != u.ShardID {
 			t.Fatalf("%s on %s, its key maps to %s", u.Data, u.ShardID, want)
 		}
 	}
@@ -133,9 +134,9 @@ func serverError() error {
 
 const maxKey = "340282366920938463463374607431768211455"
 
-// putRecorder records the PutRecords inputs it passes on to the fake.
+// putRecorder records the PutRecords inputs it passes on to the stream.
 type putRecorder struct {
-	*fakeKinesis
+	*kinesistest.Stream
 	putsMu sync.Mutex
 	puts   []kinesis.PutRecordsInput
 }
@@ -144,15 +145,14 @@ func (r *putRecorder) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 	r.putsMu.Lock()
 	r.puts = append(r.puts, *in)
 	r.putsMu.Unlock()
-	return r.fakeKinesis.PutRecords(ctx, in, opts...)
+	return r.Stream.PutRecords(ctx, in, opts...)
 }
 
 // A producer given a stream ARN names the stream by StreamARN, and not by
 // StreamName, in every call.
 func TestStreamARN(t *testing.T) {
 	const arn = "arn:aws:kinesis:us-east-1:123456789012:stream/events"
-	f := &putRecorder{fakeKinesis: newFake(2)}
-	f.pageLen = 1
+	f := &putRecorder{Stream: newStreamOf(t, kinesistest.Config{StreamARN: arn, Shards: 2, ListShardsPageSize: 1})}
 	reg := prometheus.NewRegistry()
 	p, err := New(Config{Stream: arn, Kinesis: f, Metrics: reg})
 	if err != nil {
@@ -162,9 +162,7 @@ func TestStreamARN(t *testing.T) {
 	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	lists := f.listInputs
-	f.mu.Unlock()
+	lists := f.ListShardsInputs()
 	if len(lists) < 2 {
 		t.Fatalf("%d ListShards calls, want 2 pages", len(lists))
 	}
@@ -200,7 +198,7 @@ func TestStreamARN(t *testing.T) {
 }
 
 func TestValidateRejectsBadRecords(t *testing.T) {
-	f := newFake(1)
+	f := newStream(t, 1)
 	p := newProducer(t, f, Config{MaxRecordSize: 1000, AggregationMaxSize: 500, MaxBufferedBytes: 1 << 20})
 	cases := map[string]Record{
 		"partition key is empty":         {Data: []byte("x")},
@@ -240,7 +238,7 @@ func TestValidateRejectsBadRecords(t *testing.T) {
 // request, and with it every other record in that request. Put must reject
 // such a key up front.
 func TestExplicitHashKeyMustBeCanonical(t *testing.T) {
-	f := newFake(1)
+	f := newStream(t, 1)
 	p := newProducer(t, f, Config{})
 	for _, ehk := range []string{"007", "00", "0123456789"} {
 		err := p.Put(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte("x")},
@@ -260,7 +258,7 @@ func TestExplicitHashKeyMustBeCanonical(t *testing.T) {
 // strings do), so a character outside the Basic Multilingual Plane counts
 // twice; a key over 256 units fails the whole request it travels in.
 func TestPartitionKeyLengthInUTF16Units(t *testing.T) {
-	f := newFake(1)
+	f := newStream(t, 1)
 	p := newProducer(t, f, Config{})
 	err := p.Put(context.Background(), Record{PartitionKey: strings.Repeat("😀", 129), Data: []byte("x")},
 		func(Result) { t.Error("callback called for a rejected key") })
@@ -275,8 +273,8 @@ func TestPartitionKeyLengthInUTF16Units(t *testing.T) {
 }
 
 func TestBackpressure(t *testing.T) {
-	f := newFake(1)
-	f.gate = make(chan struct{})
+	f := newStream(t, 1)
+	release := f.Hold(kinesistest.OpPutRecords)
 	p := newProducer(t, f, Config{MaxBufferedRecords: 10, RecordMaxBufferedTime: time.Millisecond})
 	res := newResults(11)
 	for i := 0; i < 10; i++ {
@@ -299,7 +297,7 @@ func TestBackpressure(t *testing.T) {
 	go func() {
 		errc <- p.Put(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}, res.callback("last"))
 	}()
-	close(f.gate)
+	release()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +308,7 @@ func TestBackpressure(t *testing.T) {
 // deadlocking the producer, whichever goroutine runs the callback: a sender
 // on success, the dispatcher on expiry.
 func TestCallbackMayPut(t *testing.T) {
-	f := newFake(2)
+	f := newStream(t, 2)
 	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond})
 	const depth = 50
 	done := make(chan error, 1)
@@ -339,8 +337,7 @@ func TestCallbackMayPut(t *testing.T) {
 	}
 
 	// From the dispatcher: records that expire before a shard map exists.
-	f2 := newFake(1)
-	f2.listFault = func(int) error { return serverError() }
+	f2 := newStreamOf(t, kinesistest.Config{Fault: faultOn(kinesistest.OpListShards, func(int) error { return serverError() })})
 	p2 := newProducer(t, f2, Config{RecordTTL: 20 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
 	got := make(chan error, 2)
 	err := p2.Put(context.Background(), Record{PartitionKey: "a", Data: []byte("x")}, func(r Result) {
@@ -368,7 +365,7 @@ func TestCallbackMayPut(t *testing.T) {
 // deadlock on a full buffer: a completed record's room is given back before
 // its callback runs.
 func TestCallbackMayPutWhenBufferFull(t *testing.T) {
-	f := newFake(1)
+	f := newStream(t, 1)
 	p := newProducer(t, f, Config{MaxBufferedRecords: 1, RecordMaxBufferedTime: time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -398,7 +395,7 @@ func TestCallbackMayPutWhenBufferFull(t *testing.T) {
 }
 
 func TestCloseFlushes(t *testing.T) {
-	f := newFake(2)
+	f := newStreamOf(t, kinesistest.Config{StreamName: "s", Shards: 2})
 	p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -413,8 +410,8 @@ func TestCloseFlushes(t *testing.T) {
 
 func TestCloseFailsWhatCannotBeSent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(1)
-		f.gate = make(chan struct{}) // never opened
+		f := newStreamOf(t, kinesistest.Config{StreamName: "s"})
+		f.Hold(kinesistest.OpPutRecords) // never released
 		p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -446,8 +443,10 @@ func TestCloseFailsWhatCannotBeSent(t *testing.T) {
 // all, Close returns nil.
 func TestCloseErrorCountsFailedRecords(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(1)
-		f.callFault = func(int) error { time.Sleep(100 * time.Millisecond); return nil } // ignores cancellation
+		f := newStreamOf(t, kinesistest.Config{StreamName: "s", Fault: faultOn(kinesistest.OpPutRecords, func(int) error {
+			time.Sleep(100 * time.Millisecond) // ignores cancellation
+			return nil
+		})})
 		p, err := New(Config{Stream: "s", Kinesis: f, RecordMaxBufferedTime: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -472,8 +471,8 @@ func TestCloseErrorCountsFailedRecords(t *testing.T) {
 		}
 
 		// Records never sent are failed and counted.
-		f2 := newFake(1)
-		f2.gate = make(chan struct{}) // never opened
+		f2 := newStreamOf(t, kinesistest.Config{StreamName: "s"})
+		f2.Hold(kinesistest.OpPutRecords) // never released
 		p2, err := New(Config{Stream: "s", Kinesis: f2, RecordMaxBufferedTime: time.Hour})
 		if err != nil {
 			t.Fatal(err)
@@ -504,28 +503,30 @@ func fmtErr(err error) string {
 func TestChaosEveryRecordOnce(t *testing.T) {
 	for _, order := range []bool{false, true} {
 		t.Run(fmt.Sprintf("PreserveOrder=%v", order), func(t *testing.T) {
-			f := newFake(2)
 			var mu sync.Mutex
 			r := rand.New(rand.NewPCG(9, uint64(len(fmt.Sprint(order)))))
-			f.entryFault = func(call, entry int) string {
-				mu.Lock()
-				defer mu.Unlock()
-				switch x := r.IntN(10); {
-				case x < 1:
-					return "ProvisionedThroughputExceededException"
-				case x < 2:
-					return "InternalFailure"
-				}
-				return ""
-			}
-			f.callFault = func(call int) error {
-				mu.Lock()
-				defer mu.Unlock()
-				if r.IntN(20) == 0 {
-					return serverError()
-				}
-				return nil
-			}
+			f := newStreamOf(t, kinesistest.Config{
+				Shards: 2,
+				EntryFault: func(kinesistest.PutEntry) string {
+					mu.Lock()
+					defer mu.Unlock()
+					switch x := r.IntN(10); {
+					case x < 1:
+						return "ProvisionedThroughputExceededException"
+					case x < 2:
+						return "InternalFailure"
+					}
+					return ""
+				},
+				Fault: faultOn(kinesistest.OpPutRecords, func(int) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if r.IntN(20) == 0 {
+						return serverError()
+					}
+					return nil
+				}),
+			})
 			p := newProducer(t, f, Config{
 				PreserveOrder: order, AggregationMaxSize: 300, CollectionMaxCount: 10,
 				RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
@@ -547,10 +548,18 @@ func TestChaosEveryRecordOnce(t *testing.T) {
 							return
 						}
 						switch {
-						case w == 0 && i == per/3:
-							f.setShards(evenShards(4, 2)) // split both
-						case w == 0 && i == 2*per/3:
-							f.setShards(evenShards(3, 6)) // and again
+						case w == 0 && i == per/3: // split both: shards 2 to 5
+							for _, id := range []string{"shardId-000000000000", "shardId-000000000001"} {
+								if _, _, err := f.Split(id); err != nil {
+									t.Error(err)
+									return
+								}
+							}
+						case w == 0 && i == 2*per/3: // and again: 3 and 4 merge into 6
+							if _, err := f.Merge("shardId-000000000003", "shardId-000000000004"); err != nil {
+								t.Error(err)
+								return
+							}
 						}
 					}
 				}()
@@ -562,16 +571,16 @@ func TestChaosEveryRecordOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			res.wait(t, time.Second)
-			stored := map[string]userRecord{} // by shard/seq/sub
-			for _, u := range f.readBack() {
-				stored[fmt.Sprintf("%s/%s/%d", u.ShardID, u.Seq, u.Sub)] = u
+			stored := map[string]kinesistest.UserRecord{} // by shard/seq/sub
+			for _, u := range f.UserRecords() {
+				stored[fmt.Sprintf("%s/%s/%d", u.ShardID, u.SequenceNumber, u.SubSequenceNumber)] = u
 			}
 			for id, r := range res.byID {
 				if r.Err != nil {
 					t.Fatalf("%s failed: %v", id, r.Err)
 				}
 				u, ok := stored[fmt.Sprintf("%s/%s/%d", r.ShardID, r.SequenceNumber, r.SubSequenceNumber)]
-				if !ok || u.Data != id {
+				if !ok || string(u.Data) != id {
 					t.Fatalf("%s reported at %s %s/%d, where the stream holds %+v", id, r.ShardID, r.SequenceNumber, r.SubSequenceNumber, u)
 				}
 			}
@@ -580,7 +589,7 @@ func TestChaosEveryRecordOnce(t *testing.T) {
 			// current map).
 			count := map[string]int{}
 			for _, u := range stored {
-				count[u.Data]++
+				count[string(u.Data)]++
 			}
 			for i := range workers * per {
 				if c := count[fmt.Sprintf("rec-%06d", i)]; c != 1 {
@@ -606,21 +615,23 @@ func TestChaosEveryRecordOnce(t *testing.T) {
 // says.
 func TestChaosCloseWithDeadline(t *testing.T) {
 	for seed := range uint64(5) {
-		f := newFake(2)
 		var mu sync.Mutex
 		r := rand.New(rand.NewPCG(seed, 3))
-		f.entryFault = func(call, entry int) string {
-			mu.Lock()
-			defer mu.Unlock()
-			if r.IntN(4) == 0 {
-				return "InternalFailure"
-			}
-			return ""
-		}
-		f.callFault = func(call int) error {
-			time.Sleep(time.Millisecond)
-			return nil
-		}
+		f := newStreamOf(t, kinesistest.Config{
+			StreamName: "s", Shards: 2,
+			EntryFault: func(kinesistest.PutEntry) string {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.IntN(4) == 0 {
+					return "InternalFailure"
+				}
+				return ""
+			},
+			Fault: faultOn(kinesistest.OpPutRecords, func(int) error {
+				time.Sleep(time.Millisecond)
+				return nil
+			}),
+		})
 		p, err := New(Config{Stream: "s", Kinesis: f, AggregationMaxSize: 300, CollectionMaxCount: 10,
 			RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 			MaxConnections: 2})
@@ -638,9 +649,9 @@ func TestChaosCloseWithDeadline(t *testing.T) {
 		if got != n {
 			t.Fatalf("seed %d: %d of %d callbacks called when Close returned", seed, got, n)
 		}
-		stored := map[string]userRecord{}
-		for _, u := range f.readBack() {
-			stored[fmt.Sprintf("%s/%s/%d", u.ShardID, u.Seq, u.Sub)] = u
+		stored := map[string]kinesistest.UserRecord{}
+		for _, u := range f.UserRecords() {
+			stored[fmt.Sprintf("%s/%s/%d", u.ShardID, u.SequenceNumber, u.SubSequenceNumber)] = u
 		}
 		failed := 0
 		for id, r := range res.byID {
@@ -651,7 +662,7 @@ func TestChaosCloseWithDeadline(t *testing.T) {
 				failed++
 				continue
 			}
-			if u := stored[fmt.Sprintf("%s/%s/%d", r.ShardID, r.SequenceNumber, r.SubSequenceNumber)]; u.Data != id {
+			if u := stored[fmt.Sprintf("%s/%s/%d", r.ShardID, r.SequenceNumber, r.SubSequenceNumber)]; string(u.Data) != id {
 				t.Fatalf("seed %d: %s reported written at %s %s/%d, where the stream holds %+v", seed, id, r.ShardID, r.SequenceNumber, r.SubSequenceNumber, u)
 			}
 		}
@@ -660,8 +671,8 @@ func TestChaosCloseWithDeadline(t *testing.T) {
 		}
 		count := map[string]int{}
 		for _, u := range stored {
-			count[u.Data]++
-			if count[u.Data] > 1 {
+			count[string(u.Data)]++
+			if count[string(u.Data)] > 1 {
 				t.Fatalf("seed %d: %s stored twice", seed, u.Data)
 			}
 		}

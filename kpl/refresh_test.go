@@ -13,13 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/kinesistest"
 )
 
 func TestListShardsPaginates(t *testing.T) {
-	f := newFake(5)
-	f.pageLen = 2
+	f := newStreamOf(t, kinesistest.Config{Shards: 5, ListShardsPageSize: 2})
 	p := newProducer(t, f, Config{})
 	if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")}); err != nil {
 		t.Fatal(err)
@@ -27,16 +26,15 @@ func TestListShardsPaginates(t *testing.T) {
 	if n := len(p.shards.Load().shards); n != 5 {
 		t.Fatalf("%d shards in the map, want 5", n)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.listInputs) < 3 {
-		t.Fatalf("%d ListShards calls, want 3 pages", len(f.listInputs))
+	lists := f.ListShardsInputs()
+	if len(lists) < 3 {
+		t.Fatalf("%d ListShards calls, want 3 pages", len(lists))
 	}
-	first := f.listInputs[0]
-	if first.ShardFilter == nil || first.ShardFilter.Type != types.ShardFilterTypeAtLatest || aws.ToString(first.StreamName) != "test" {
+	first := lists[0]
+	if first.ShardFilter == nil || first.ShardFilter.Type != types.ShardFilterTypeAtLatest || aws.ToString(first.StreamName) != testStream {
 		t.Fatalf("first page input %+v", first)
 	}
-	for _, in := range f.listInputs[1:3] {
+	for _, in := range lists[1:3] {
 		if in.NextToken == nil || in.StreamName != nil || in.ShardFilter != nil {
 			t.Fatalf("later page input %+v", in)
 		}
@@ -47,13 +45,12 @@ func TestListShardsPaginates(t *testing.T) {
 // each failure; records put meanwhile wait for it, then go out.
 func TestShardMapRetriedWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(2)
-		f.listFault = func(call int) error {
+		f := newStreamOf(t, kinesistest.Config{Shards: 2, Fault: faultOn(kinesistest.OpListShards, func(call int) error {
 			if call < 3 {
 				return &smithy.GenericAPIError{Code: "LimitExceededException", Message: "slow down", Fault: smithy.FaultClient}
 			}
 			return nil
-		}
+		})})
 		reg := prometheus.NewRegistry()
 		p := newProducer(t, f, Config{Metrics: reg, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 		// Records put before any shard map wait for it, then go out.
@@ -77,8 +74,9 @@ func TestShardMapRetriedWithBackoff(t *testing.T) {
 // retrying will not fix (no such stream, access denied) fail at once with
 // that error, not RecordTTL later with a bare ErrRecordExpired.
 func TestShardMapNonRetryableErrorFailsRecords(t *testing.T) {
-	f := newFake(1)
-	f.listFault = func(int) error { return &types.ResourceNotFoundException{Message: aws.String("no stream")} }
+	f := newStreamOf(t, kinesistest.Config{Fault: faultOn(kinesistest.OpListShards, func(int) error {
+		return &types.ResourceNotFoundException{Message: aws.String("no stream")}
+	})})
 	p := newProducer(t, f, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -92,8 +90,7 @@ func TestShardMapNonRetryableErrorFailsRecords(t *testing.T) {
 // Records that expire while the shard map cannot be loaded say why.
 func TestShardMapRetryableErrorExplainsExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(1)
-		f.listFault = func(int) error { return serverError() }
+		f := newStreamOf(t, kinesistest.Config{Fault: faultOn(kinesistest.OpListShards, func(int) error { return serverError() })})
 		p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
 		start := time.Now()
 		_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
@@ -109,8 +106,8 @@ func TestShardMapRetryableErrorExplainsExpiry(t *testing.T) {
 
 func TestRecordTTLWithoutShardMap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(1)
-		f.shards = nil // ListShards never gives a usable map
+		// ListShards never gives a usable map.
+		f := newStreamOf(t, kinesistest.Config{Fault: faultOn(kinesistest.OpListShards, func(int) error { return kinesistest.LimitExceeded() })})
 		p := newProducer(t, f, Config{RecordTTL: 100 * time.Millisecond})
 		start := time.Now()
 		_, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
@@ -124,12 +121,14 @@ func TestRecordTTLWithoutShardMap(t *testing.T) {
 }
 
 func TestReshardRefreshesShardMap(t *testing.T) {
-	f := newFake(1)
+	f := newStream(t, 1)
 	p := newProducer(t, f, Config{RecordMaxBufferedTime: time.Millisecond, MinBackoff: time.Millisecond})
 	res := putMany(t, p, 200, randomKey)
 	res.wait(t, 5*time.Second)
 	// Split: two children replace the shard.
-	f.setShards(evenShards(2, 1))
+	if _, _, err := f.Split("shardId-000000000000"); err != nil {
+		t.Fatal(err)
+	}
 	keyOf := func(i int) string { return randomKey(i + 200) }
 	wait.For(t, 10*time.Second, "the shard map refreshed after the split", func() bool {
 		res := putMany(t, p, 200, keyOf)
@@ -138,21 +137,21 @@ func TestReshardRefreshesShardMap(t *testing.T) {
 		return len(m.shards) == 2 && m.shards[0].id == "shardId-000000000001"
 	})
 	// Now predictions match: aggregated records hold only their shard's keys.
-	before := f.readBack()
+	before := f.UserRecords()
 	res = putMany(t, p, 500, keyOf)
 	res.wait(t, 5*time.Second)
-	after := f.readBack()
+	after := f.UserRecords()
 	seen := map[string]bool{}
 	for _, u := range before {
-		seen[u.Data+u.Seq] = true
+		seen[string(u.Data)+u.SequenceNumber] = true
 	}
 	n := 0
 	for _, u := range after {
-		if seen[u.Data+u.Seq] {
+		if seen[string(u.Data)+u.SequenceNumber] {
 			continue
 		}
 		n++
-		if want := f.route(hashkey.FromPartitionKey(u.PartitionKey)); want != u.ShardID {
+		if want := shardFor(t, f, u.PartitionKey, ""); want != u.ShardID {
 			t.Fatalf("after refresh: %s on %s, key maps to %s", u.Data, u.ShardID, want)
 		}
 	}

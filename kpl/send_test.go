@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,11 +17,12 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/kinesisgo/kinesis/kinesistest"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 func TestSingleRecordSentRaw(t *testing.T) {
-	f := newFake(2)
+	f := newStream(t, 2)
 	p := newProducer(t, f, Config{})
 	r, err := p.PutSync(context.Background(), Record{PartitionKey: "only", ExplicitHashKey: "5", Data: []byte("alone")})
 	if err != nil {
@@ -29,9 +31,7 @@ func TestSingleRecordSentRaw(t *testing.T) {
 	if r.Aggregated || r.ShardID != "shardId-000000000000" {
 		t.Fatalf("result %+v", r)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	got := f.stored["shardId-000000000000"]
+	got := f.Records("shardId-000000000000")
 	if len(got) != 1 || string(got[0].Data) != "alone" || got[0].PartitionKey != "only" || got[0].ExplicitHashKey != "5" {
 		t.Fatalf("stored %+v", got)
 	}
@@ -40,18 +40,16 @@ func TestSingleRecordSentRaw(t *testing.T) {
 func TestCompression(t *testing.T) {
 	for _, c := range []aggregation.Compression{aggregation.Gzip, aggregation.Zstd} {
 		t.Run(c.String(), func(t *testing.T) {
-			f := newFake(1)
+			f := newStream(t, 1)
 			p := newProducer(t, f, Config{Compression: c})
 			res := putMany(t, p, 500, randomKey)
 			if err := p.Flush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			res.wait(t, time.Second)
-			checkExactlyOnce(t, f, 500, randomKey) // readBack decodes compressed records
-			f.mu.Lock()
-			defer f.mu.Unlock()
+			checkExactlyOnce(t, f, 500, randomKey) // UserRecords decodes compressed records
 			compressed := 0
-			for _, r := range f.stored["shardId-000000000000"] {
+			for _, r := range f.Records("shardId-000000000000") {
 				if aggregation.IsContainer(r.Data) && r.Data[3] != aggregation.Magic()[3] {
 					compressed++
 				}
@@ -64,10 +62,9 @@ func TestCompression(t *testing.T) {
 }
 
 func TestRetriesFailedEntries(t *testing.T) {
-	f := newFake(2)
 	var mu sync.Mutex
 	r := rand.New(rand.NewPCG(5, 5))
-	f.entryFault = func(call, entry int) string {
+	f := newStreamOf(t, kinesistest.Config{Shards: 2, EntryFault: func(kinesistest.PutEntry) string {
 		mu.Lock()
 		defer mu.Unlock()
 		switch x := r.IntN(10); {
@@ -77,7 +74,7 @@ func TestRetriesFailedEntries(t *testing.T) {
 			return "InternalFailure"
 		}
 		return ""
-	}
+	}})
 	p := newProducer(t, f, Config{AggregationMaxSize: 300, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	const n = 2000
 	res := putMany(t, p, n, randomKey)
@@ -101,8 +98,7 @@ func TestRetriesFailedEntries(t *testing.T) {
 }
 
 func TestRetriesFailedCalls(t *testing.T) {
-	f := newFake(2)
-	f.callFault = func(call int) error {
+	f := newStreamOf(t, kinesistest.Config{Shards: 2, Fault: faultOn(kinesistest.OpPutRecords, func(call int) error {
 		switch {
 		case call < 2:
 			return serverError()
@@ -110,7 +106,7 @@ func TestRetriesFailedCalls(t *testing.T) {
 			return errors.New("connection reset by peer")
 		}
 		return nil
-	}
+	})})
 	p := newProducer(t, f, Config{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
 	res := putMany(t, p, 100, randomKey)
 	if err := p.Flush(context.Background()); err != nil {
@@ -128,8 +124,7 @@ func TestNonRetryableFailsAtOnce(t *testing.T) {
 			Err: errors.New("ValidationException")},
 	} {
 		t.Run(name, func(t *testing.T) {
-			f := newFake(1)
-			f.callFault = func(int) error { return err }
+			f := newStreamOf(t, kinesistest.Config{Fault: faultOn(kinesistest.OpPutRecords, func(int) error { return err })})
 			p := newProducer(t, f, Config{})
 			r, got := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
 			if !errors.Is(got, err) || r.Attempts != 1 {
@@ -138,8 +133,7 @@ func TestNonRetryableFailsAtOnce(t *testing.T) {
 		})
 	}
 	t.Run("entry error", func(t *testing.T) {
-		f := newFake(1)
-		f.entryFault = func(int, int) string { return "KMSAccessDeniedException" }
+		f := newStreamOf(t, kinesistest.Config{EntryFault: func(kinesistest.PutEntry) string { return "KMSAccessDeniedException" }})
 		p := newProducer(t, f, Config{})
 		_, got := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
 		var ee *EntryError
@@ -155,13 +149,12 @@ var httpResponse400 = http.Response{StatusCode: http.StatusBadRequest}
 // throttled entries do, so the producer does not keep sending at RateLimit
 // into a stream that pushes back.
 func TestWholeCallThrottlingCutsRate(t *testing.T) {
-	f := newFake(1)
-	f.callFault = func(call int) error {
+	f := newStreamOf(t, kinesistest.Config{Fault: faultOn(kinesistest.OpPutRecords, func(call int) error {
 		if call < 3 {
 			return &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
 		}
 		return nil
-	}
+	})})
 	p := newProducer(t, f, Config{MinBackoff: 1, MaxBackoff: 2})
 	r, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
 	if err != nil || r.Attempts != 4 {
@@ -181,22 +174,24 @@ func TestWholeCallThrottlingCutsRate(t *testing.T) {
 func TestRetryBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const failing = 8
-		f := newFake(1)
+		var mu sync.Mutex
 		var calls []time.Time
-		f.entryFault = func(call, entry int) string { // f.mu is held
+		f := newStreamOf(t, kinesistest.Config{EntryFault: func(e kinesistest.PutEntry) string {
+			mu.Lock()
+			defer mu.Unlock()
 			calls = append(calls, time.Now())
-			if call < failing {
+			if e.Call < failing {
 				return "InternalFailure"
 			}
 			return ""
-		}
+		}})
 		p := newProducer(t, f, Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, RecordTTL: time.Hour})
 		r, err := p.PutSync(context.Background(), Record{PartitionKey: "k", Data: []byte("d")})
 		if err != nil || r.Attempts != failing+1 {
 			t.Fatalf("PutSync = %+v, %v; want success after %d attempts", r, err, failing+1)
 		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
 		var waited time.Duration
 		for i := 1; i < len(calls); i++ {
 			ceiling := min(100*time.Millisecond<<(i-1), time.Second)
@@ -216,8 +211,15 @@ func TestRetryBackoff(t *testing.T) {
 // long backoff.
 func TestBackoffOfOneShardDoesNotDelayOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake(2)
-		f.failShard = "shardId-000000000000"
+		const failShard = "shardId-000000000000"
+		var failed atomic.Int64 // entries failed on failShard
+		f := newStreamOf(t, kinesistest.Config{Shards: 2, EntryFault: func(e kinesistest.PutEntry) string {
+			if e.ShardID == failShard {
+				failed.Add(1)
+				return "InternalFailure"
+			}
+			return ""
+		}})
 		p := newProducer(t, f, Config{MinBackoff: time.Hour, MaxBackoff: time.Hour, RecordTTL: 2 * time.Hour})
 		m := func() *shardMap {
 			if _, err := p.PutSync(context.Background(), Record{PartitionKey: "k", ExplicitHashKey: maxKey, Data: []byte("x")}); err != nil {
@@ -230,13 +232,10 @@ func TestBackoffOfOneShardDoesNotDelayOthers(t *testing.T) {
 		}
 		time.Sleep(DefaultRecordMaxBufferedTime) // the stuck record goes out, fails, and backs off
 		synctest.Wait()
-		f.mu.Lock()
-		failed := f.failed
-		f.mu.Unlock()
-		if failed == 0 {
+		if failed.Load() == 0 {
 			t.Fatal("the failing shard was not tried at its linger deadline")
 		}
-		if s := m.shards[0]; s.id != f.failShard {
+		if s := m.shards[0]; s.id != failShard {
 			t.Fatalf("first shard %s", s.id)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

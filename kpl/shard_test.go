@@ -9,12 +9,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/kinesisgo/kinesis/internal/hashkey"
+	"github.com/kinesisgo/kinesis/kinesistest"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 func TestAggregatesPerShard(t *testing.T) {
-	f := newFake(3)
+	f := newStream(t, 3)
 	reg := prometheus.NewRegistry()
 	p := newProducer(t, f, Config{Metrics: reg, AggregationMaxSize: 4000})
 	const n = 3000
@@ -33,23 +33,19 @@ func TestAggregatesPerShard(t *testing.T) {
 	}
 	// Aggregated records: partition key "a", an explicit hash key in the
 	// shard's range, at most AggregationMaxSize bytes.
-	f.mu.Lock()
 	kinesisRecords := 0
-	for id, recs := range f.stored {
-		for _, r := range recs {
-			kinesisRecords++
-			if _, ok := aggregation.Decode(r.Data); !ok {
-				continue
-			}
-			if r.PartitionKey != "a" || len(r.Data) > 4000 {
-				t.Errorf("aggregated record with key %q, %d bytes", r.PartitionKey, len(r.Data))
-			}
-			if f.route(hashkey.MustParse(r.ExplicitHashKey)) != id {
-				t.Errorf("explicit hash key %s not in %s", r.ExplicitHashKey, id)
-			}
+	for _, r := range f.AllRecords() {
+		kinesisRecords++
+		if _, ok := aggregation.Decode(r.Data); !ok {
+			continue
+		}
+		if r.PartitionKey != "a" || len(r.Data) > 4000 {
+			t.Errorf("aggregated record with key %q, %d bytes", r.PartitionKey, len(r.Data))
+		}
+		if shardFor(t, f, "", r.ExplicitHashKey) != r.ShardID {
+			t.Errorf("explicit hash key %s not in %s", r.ExplicitHashKey, r.ShardID)
 		}
 	}
-	f.mu.Unlock()
 	if kinesisRecords*10 > n {
 		t.Fatalf("%d Kinesis records for %d user records: not aggregated", kinesisRecords, n)
 	}
@@ -62,7 +58,7 @@ func TestAggregatesPerShard(t *testing.T) {
 }
 
 func TestDisableAggregation(t *testing.T) {
-	f := newFake(2)
+	f := newStream(t, 2)
 	p := newProducer(t, f, Config{DisableAggregation: true})
 	res := putMany(t, p, 600, randomKey)
 	if err := p.Flush(context.Background()); err != nil {
@@ -70,13 +66,11 @@ func TestDisableAggregation(t *testing.T) {
 	}
 	res.wait(t, time.Second)
 	checkExactlyOnce(t, f, 600, randomKey)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n := len(f.stored["shardId-000000000000"]) + len(f.stored["shardId-000000000001"]); n != 600 {
+	if n := len(f.Records("shardId-000000000000")) + len(f.Records("shardId-000000000001")); n != 600 {
 		t.Fatalf("%d Kinesis records, want 600", n)
 	}
-	if f.putCalls < 2 {
-		t.Fatalf("%d PutRecords calls for 600 entries (max 500 each)", f.putCalls)
+	if calls := f.Calls(kinesistest.OpPutRecords); calls < 2 {
+		t.Fatalf("%d PutRecords calls for 600 entries (max 500 each)", calls)
 	}
 }
 

@@ -4,23 +4,29 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/kinesistest"
 )
 
 func TestShardLookup(t *testing.T) {
-	f := newFake(4)
+	f := newStream(t, 4)
 	p := newProducer(t, f, Config{})
-	out, _ := f.ListShards(context.Background(), &kinesis.ListShardsInput{})
+	out, err := f.ListShards(context.Background(), &kinesis.ListShardsInput{StreamName: aws.String(testStream)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.install(out.Shards)
 	m := p.shards.Load()
 	r := rand.New(rand.NewPCG(1, 1))
@@ -32,25 +38,25 @@ func TestShardLookup(t *testing.T) {
 			k = hashkey.Max
 		}
 		s := m.lookup(k)
-		if !s.rng.Contains(k) || s.id != f.route(k) {
-			t.Fatalf("key %v: predicted %s %v, fake routes to %s", k, s.id, s.rng, f.route(k))
+		if want := shardFor(t, f, "", k.String()); !s.rng.Contains(k) || s.id != want {
+			t.Fatalf("key %v: predicted %s %v, the stream routes to %s", k, s.id, s.rng, want)
 		}
 	}
 }
 
 func TestPreserveOrderAcrossReshard(t *testing.T) {
-	f := newFake(1)
 	var mu sync.Mutex
 	r := rand.New(rand.NewPCG(3, 3))
-	f.entryFault = func(call, entry int) string {
+	var failures []string // the entries failed, for the log
+	f := newStreamOf(t, kinesistest.Config{EntryFault: func(e kinesistest.PutEntry) string {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.IntN(100) < 10 {
+			failures = append(failures, fmt.Sprintf("call %d entry %d -> %s FAILED: %s", e.Call, e.Index, e.ShardID, describe(e.Data)))
 			return "InternalFailure"
 		}
 		return ""
-	}
-	f.tracing = true
+	}})
 	p := newProducer(t, f, Config{PreserveOrder: true, AggregationMaxSize: 400, RecordMaxBufferedTime: time.Millisecond,
 		MinBackoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond, minRefreshInterval: time.Millisecond})
 	const n = 4000
@@ -60,11 +66,17 @@ func TestPreserveOrderAcrossReshard(t *testing.T) {
 	}
 	res := newResults(n)
 	for i := 0; i < n; i++ {
-		if i == n/4 {
-			f.setShards(evenShards(2, 1)) // split
+		var split []string
+		switch i {
+		case n / 4:
+			split = []string{"shardId-000000000000"} // into 1 and 2
+		case n / 2:
+			split = []string{"shardId-000000000001", "shardId-000000000002"} // both children, into 3 to 6
 		}
-		if i == n/2 {
-			f.setShards(evenShards(4, 3)) // split both children
+		for _, id := range split {
+			if _, _, err := f.Split(id); err != nil {
+				t.Fatal(err)
+			}
 		}
 		id := fmt.Sprintf("rec-%06d", i)
 		if err := p.Put(context.Background(), Record{PartitionKey: keyOf(i), Data: []byte(id)}, res.callback(id)); err != nil {
@@ -86,9 +98,7 @@ func TestPreserveOrderAcrossReshard(t *testing.T) {
 					state += fmt.Sprintf("; %s inflight %d sealed %d open %v retryAt %v", s.id, s.inflight, len(s.sealed), s.open != nil, time.Duration(s.retryAt-p.nanotime()))
 					s.mu.Unlock()
 				}
-				f.mu.Lock()
-				state += fmt.Sprintf("; fake calls %d list %d", f.putCalls, f.listCalls)
-				f.mu.Unlock()
+				state += fmt.Sprintf("; stream calls %d list %d", f.Calls(kinesistest.OpPutRecords), f.Calls(kinesistest.OpListShards))
 				t.Fatalf("shard map version %d after 5 s, want %d: %s", m.version, want, state)
 			}
 		}
@@ -97,27 +107,34 @@ func TestPreserveOrderAcrossReshard(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.wait(t, time.Second)
-	got := f.readBack()
+	got := f.UserRecords()
 	if len(got) != n+1 {
 		t.Fatalf("%d records stored, want %d", len(got), n+1)
 	}
-	// The fake's sequence numbers grow across shards: in that order, each
-	// key's records must come in the order they were put.
+	// The stream's sequence numbers grow across shards: in that order,
+	// each key's records must come in the order they were put.
 	sort.Slice(got, func(i, j int) bool {
-		if got[i].Seq != got[j].Seq {
-			return got[i].Seq < got[j].Seq
+		if got[i].SequenceNumber != got[j].SequenceNumber {
+			return got[i].SequenceNumber < got[j].SequenceNumber
 		}
-		return got[i].Sub < got[j].Sub
+		return got[i].SubSequenceNumber < got[j].SubSequenceNumber
 	})
-	last := map[string]userRecord{}
+	last := map[string]kinesistest.UserRecord{}
 	for _, u := range got {
-		if prev, ok := last[u.PartitionKey]; ok && prev.Data > u.Data {
-			for _, l := range f.trace {
+		if prev, ok := last[u.PartitionKey]; ok && string(prev.Data) > string(u.Data) {
+			// The trace: failed entries, then the records written.
+			mu.Lock()
+			trace := slices.Clone(failures)
+			mu.Unlock()
+			for _, r := range f.AllRecords() {
+				trace = append(trace, fmt.Sprintf("%s seq %s: %s", r.ShardID, r.SequenceNumber, describe(r.Data)))
+			}
+			for _, l := range trace {
 				if strings.Contains(l, u.PartitionKey+"=") {
 					t.Log(l)
 				}
 			}
-			t.Fatalf("key %s: %+v (%+v) written after %+v (%+v)", u.PartitionKey, u, res.byID[u.Data], prev, res.byID[prev.Data])
+			t.Fatalf("key %s: %+v (%+v) written after %+v (%+v)", u.PartitionKey, u, res.byID[string(u.Data)], prev, res.byID[string(prev.Data)])
 		}
 		last[u.PartitionKey] = u
 	}
