@@ -97,7 +97,7 @@ func BenchmarkWorkerPerRecord(b *testing.B) {
 			w, err := New(Config{
 				Stream: "s", App: "bench", Kinesis: fk, LeaseStore: lease.NewMemoryStore(),
 				InitialPosition: checkpoint.TrimHorizon,
-				Lease:           lease.Config{TakeInterval: 10 * time.Millisecond},
+				Lease:           LeaseConfig{TakeInterval: 10 * time.Millisecond},
 				Processor: ProcessorFunc(func(ctx context.Context, bt *Batch) error {
 					if count.Add(int64(len(bt.Records))) == int64(total) {
 						close(done)

@@ -1,6 +1,7 @@
 package kcl
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/streamref"
 	"github.com/kinesisgo/kinesis/lease"
 )
 
@@ -57,18 +59,23 @@ func (a ErrorAction) String() string {
 }
 
 // Config configures a Worker. The zero value of every field but Stream, App
-// and one of Processor / NewProcessor is a usable default.
+// and one of Processor / NewProcessor is a usable default. Every setting is
+// either used or rejected by Validate: a setting that would have no effect
+// with the others (ProcessRetries without RetryThenSkip, say) is an error.
 type Config struct {
-	// Stream is the stream's name or ARN. Required.
+	// Stream is the stream's name or ARN
+	// (arn:PARTITION:kinesis:REGION:ACCOUNT:stream/NAME). Required.
 	Stream string
 	// App names the consumer application; several workers with the same App
 	// share the stream's shards. Required.
 	App string
 	// LeaseTable is the DynamoDB lease table. Default App. It is created
-	// (on-demand capacity) when missing.
+	// (on-demand capacity) when missing. Rejected with LeaseStore, which
+	// replaces the table.
 	LeaseTable string
-	// WorkerID identifies this worker in the lease table. Default
-	// hostname, process ID and a random suffix, unique per Worker.
+	// WorkerID identifies this worker in the lease table (the leases'
+	// owner). Default hostname, process ID and a random suffix, unique per
+	// Worker.
 	WorkerID string
 
 	// Processor receives the records of every shard the worker holds; it
@@ -81,23 +88,31 @@ type Config struct {
 
 	// InitialPosition is where reading starts in a shard that has no
 	// checkpoint and no leased ancestor: checkpoint.Latest, TrimHorizon or
-	// AtTimestamp. Default Latest. Descendants of
-	// leased shards always start at TRIM_HORIZON.
+	// AtTimestamp. Default Latest. Descendants of leased shards always start
+	// at TrimHorizon.
 	InitialPosition checkpoint.Position
-	// InitialTimestamp is the time for InitialPosition AtTimestamp
-	// (required then, unused otherwise).
+	// InitialTimestamp is the time for InitialPosition AtTimestamp:
+	// required then, rejected otherwise.
 	InitialTimestamp time.Time
 
 	// OnProcessError is what happens when ProcessRecords (or Initialize,
 	// or ShardEnded) returns an error. Default RetryForever.
 	OnProcessError ErrorAction
-	// ProcessRetries is how many times RetryThenSkip retries a batch before
-	// skipping it. Default 3.
+	// ProcessRetries is how many times RetryThenSkip retries a failing
+	// batch before skipping it: 1 + ProcessRetries attempts in all. Default
+	// 3 (0 means the default); NoRetries (-1) skips a batch after its first
+	// failure. Rejected with another OnProcessError.
 	ProcessRetries int
-	// ProcessBackoffBase is the first wait before retrying a failed
-	// processor call; it doubles on each failure, with jitter. Default 100ms.
+	// ProcessBackoffBase is the longest wait before the first retry of a
+	// failed processor call: each wait is random between zero and a ceiling
+	// (full jitter) that starts at ProcessBackoffBase and doubles with each
+	// consecutive failure up to ProcessBackoffMax. Default 100ms; at most
+	// ProcessBackoffMax. Rejected with OnProcessError StopShard, which does
+	// not retry.
 	ProcessBackoffBase time.Duration
-	// ProcessBackoffMax caps the wait between processor retries. Default 10s.
+	// ProcessBackoffMax caps the wait between processor retries. Default
+	// 10s; at least ProcessBackoffBase. Rejected with OnProcessError
+	// StopShard.
 	ProcessBackoffMax time.Duration
 
 	// ParentPollInterval is how often a shard whose parents are not done,
@@ -118,31 +133,76 @@ type Config struct {
 	AbortOnCancel bool
 	// ShutdownTimeout bounds the graceful shutdown that follows the
 	// cancellation of Run's context (Shutdown is bounded by its own
-	// context). Default 20s.
+	// context), and the LeaseLost call of a shard whose lease was lost.
+	// Default 20s.
 	ShutdownTimeout time.Duration
 
 	// Kinesis is the Kinesis client. Default: built from the standard AWS
-	// config chain.
+	// config chain, with the SDK's retries off (the worker retries with
+	// backoff itself).
 	Kinesis KinesisAPI
 	// DynamoDB is the DynamoDB client for the lease table. Default: built
-	// from the standard AWS config chain. Unused when LeaseStore is set.
+	// from the standard AWS config chain, with the SDK's retries off (the
+	// worker and the lease layer retry themselves). Rejected with
+	// LeaseStore.
 	DynamoDB DynamoDBAPI
 	// LeaseStore replaces the DynamoDB lease table (for tests, with
 	// lease.NewMemoryStore). Default: a DynamoDB store on LeaseTable.
 	LeaseStore lease.Store
 
-	// Lease configures lease coordination (FailoverTime and the passes).
-	// Its defaults are the lease package's (FailoverTime 10s). Its Store,
-	// WorkerID, callbacks, Logger and Metrics are set by the worker.
-	Lease lease.Config
+	// Lease configures lease coordination: how leases expire, are renewed
+	// and taken.
+	Lease LeaseConfig
 	// Retrieval configures GetRecords polling.
 	Retrieval RetrievalConfig
 
-	// Logger receives the worker's logs. Default none.
+	// Logger receives the worker's logs and the lease layer's. Default
+	// none.
 	Logger *zap.Logger
 	// Metrics registers the worker's metrics (kinesis_kcl_*) and the lease
 	// layer's (kinesis_lease_*). Default none.
 	Metrics prometheus.Registerer
+}
+
+// NoRetries is the Config.ProcessRetries that skips a failing batch after
+// its first attempt (with OnProcessError RetryThenSkip).
+const NoRetries = -1
+
+// LeaseConfig configures the worker's side of lease coordination (package
+// lease; see the "Lease table" section of docs/design.md). The worker
+// supplies the rest of a lease.Config itself: the store, its WorkerID, its
+// Logger and Metrics, and the callbacks that start and stop shards.
+type LeaseConfig struct {
+	// FailoverTime is how long a lease may go without its counter changing
+	// before other workers consider it expired and take it; it is also the
+	// longest this worker keeps a lease it failed to renew. Default 10s.
+	FailoverTime time.Duration
+	// RenewInterval is how often held leases are renewed. Must be below
+	// FailoverTime. Default FailoverTime/3.
+	RenewInterval time.Duration
+	// TakeInterval is how often the lease table is scanned to take unowned
+	// and expired leases and to balance with the other workers: a dead
+	// worker's leases are owned again within FailoverTime + TakeInterval.
+	// Each pass is one consistent scan of the table. Default
+	// FailoverTime/6.
+	TakeInterval time.Duration
+	// MaxLeasesForWorker caps the leases this worker holds. Default 0: no
+	// cap.
+	MaxLeasesForWorker int
+	// MaxConcurrentWrites bounds the lease table writes in flight at once
+	// for each kind of pass: the renewals of one renewal pass, the takes of
+	// one taker pass, the releases of a shutdown. Default 16.
+	MaxConcurrentWrites int
+}
+
+// leaseConfig is the lease.Config the worker's coordinator runs with.
+func (c Config) leaseConfig(store lease.Store) lease.Config {
+	return lease.Config{
+		Store: store, WorkerID: c.WorkerID,
+		FailoverTime: c.Lease.FailoverTime, RenewInterval: c.Lease.RenewInterval, TakeInterval: c.Lease.TakeInterval,
+		MaxLeasesForWorker: c.Lease.MaxLeasesForWorker, MaxConcurrentWrites: c.Lease.MaxConcurrentWrites,
+		Logger: c.Logger, Metrics: c.Metrics,
+	}
 }
 
 // RetrievalConfig configures how shards are read.
@@ -162,28 +222,36 @@ type RetrievalConfig struct {
 	// fetched while the current one is processed only when the current one
 	// holds fewer bytes of record data than this. Default 8 MiB.
 	PrefetchBytes int
-	// BackoffBase is the first wait after a failed Kinesis call
-	// (throttling, service or network errors); it doubles on each
-	// consecutive failure, with jitter. Default 200ms.
+	// BackoffBase is the longest wait after the first failure of a call the
+	// worker retries itself (GetRecords and GetShardIterator after
+	// throttling, service or network errors; the child leases and the
+	// SHARD_END checkpoint of a shard it ended): each wait is random
+	// between zero and a ceiling (full jitter) that starts at BackoffBase
+	// and doubles with each consecutive failure up to BackoffMax. A
+	// Kinesis read never retries sooner than CallInterval. Default 200ms;
+	// at most BackoffMax.
 	BackoffBase time.Duration
-	// BackoffMax caps the wait between retries of a failing Kinesis call.
-	// Default 5s.
+	// BackoffMax caps the wait between retries of a failing call. Default
+	// 5s; at least BackoffBase.
 	BackoffMax time.Duration
 }
 
 // Defaults.
 const (
-	DefaultMaxRecords         = 10000
-	DefaultIdleWait           = time.Second
-	DefaultCallInterval       = 200 * time.Millisecond
-	DefaultPrefetchBytes      = 8 << 20
-	DefaultBackoffBase        = 200 * time.Millisecond
-	DefaultBackoffMax         = 5 * time.Second
-	DefaultProcessRetries     = 3
-	DefaultProcessBackoffBase = 100 * time.Millisecond
-	DefaultProcessBackoffMax  = 10 * time.Second
-	DefaultParentPollInterval = 2 * time.Second
-	DefaultShutdownTimeout    = 20 * time.Second
+	DefaultMaxRecords          = 10000
+	DefaultIdleWait            = time.Second
+	DefaultCallInterval        = 200 * time.Millisecond
+	DefaultPrefetchBytes       = 8 << 20
+	DefaultBackoffBase         = 200 * time.Millisecond
+	DefaultBackoffMax          = 5 * time.Second
+	DefaultProcessRetries      = 3
+	DefaultProcessBackoffBase  = 100 * time.Millisecond
+	DefaultProcessBackoffMax   = 10 * time.Second
+	DefaultParentPollInterval  = 2 * time.Second
+	DefaultShardSyncInterval   = 60 * time.Second
+	DefaultShutdownTimeout     = 20 * time.Second
+	DefaultFailoverTime        = 10 * time.Second
+	DefaultMaxConcurrentWrites = 16
 )
 
 // ErrInvalidConfig is wrapped by every error Validate returns.
@@ -205,9 +273,19 @@ func (c *Config) Validate() error {
 		return invalid("one of Processor and NewProcessor is required")
 	case c.Processor != nil && c.NewProcessor != nil:
 		return invalid("set only one of Processor and NewProcessor")
+	case c.LeaseStore != nil && c.LeaseTable != "":
+		return invalid("LeaseTable %q is unused with LeaseStore, which replaces the lease table", c.LeaseTable)
+	case c.LeaseStore != nil && c.DynamoDB != nil:
+		return invalid("DynamoDB is unused with LeaseStore, which replaces the lease table")
+	}
+	if _, err := streamref.Parse(c.Stream); err != nil {
+		return invalid("Stream: %v", err)
 	}
 	switch c.InitialPosition {
 	case "", checkpoint.Latest, checkpoint.TrimHorizon:
+		if !c.InitialTimestamp.IsZero() {
+			return invalid("InitialTimestamp is only used with InitialPosition AT_TIMESTAMP")
+		}
 	case checkpoint.AtTimestamp:
 		if c.InitialTimestamp.IsZero() {
 			return invalid("InitialPosition AT_TIMESTAMP needs InitialTimestamp")
@@ -220,8 +298,13 @@ func (c *Config) Validate() error {
 	default:
 		return invalid("OnProcessError %v is unknown", c.OnProcessError)
 	}
-	if c.ProcessRetries < 0 {
-		return invalid("ProcessRetries %d is negative", c.ProcessRetries)
+	switch {
+	case c.ProcessRetries < NoRetries:
+		return invalid("ProcessRetries %d is negative (NoRetries, -1, skips without retrying)", c.ProcessRetries)
+	case c.ProcessRetries != 0 && c.OnProcessError != RetryThenSkip:
+		return invalid("ProcessRetries %d is only used with OnProcessError RetryThenSkip, not %v", c.ProcessRetries, c.OnProcessError)
+	case c.OnProcessError == StopShard && (c.ProcessBackoffBase != 0 || c.ProcessBackoffMax != 0):
+		return invalid("ProcessBackoffBase and ProcessBackoffMax are unused with OnProcessError StopShard, which does not retry")
 	}
 	for _, d := range []struct {
 		name string
@@ -229,12 +312,16 @@ func (c *Config) Validate() error {
 	}{
 		{"ProcessBackoffBase", c.ProcessBackoffBase}, {"ProcessBackoffMax", c.ProcessBackoffMax},
 		{"ParentPollInterval", c.ParentPollInterval}, {"ShardSyncInterval", c.ShardSyncInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
+		{"Lease.FailoverTime", c.Lease.FailoverTime}, {"Lease.RenewInterval", c.Lease.RenewInterval}, {"Lease.TakeInterval", c.Lease.TakeInterval},
 		{"Retrieval.IdleWait", c.Retrieval.IdleWait}, {"Retrieval.CallInterval", c.Retrieval.CallInterval},
 		{"Retrieval.BackoffBase", c.Retrieval.BackoffBase}, {"Retrieval.BackoffMax", c.Retrieval.BackoffMax},
 	} {
 		if d.v < 0 {
 			return invalid("%s %v is negative", d.name, d.v)
 		}
+	}
+	if err := c.Lease.validate(); err != nil {
+		return err
 	}
 	r := c.Retrieval
 	if r.MaxRecords < 0 || r.MaxRecords > 10000 {
@@ -246,23 +333,59 @@ func (c *Config) Validate() error {
 	if r.PrefetchBytes < 0 {
 		return invalid("Retrieval.PrefetchBytes %d is negative", r.PrefetchBytes)
 	}
-	if r.BackoffMax != 0 && r.BackoffBase > r.BackoffMax {
-		return invalid("Retrieval.BackoffBase %v exceeds Retrieval.BackoffMax %v", r.BackoffBase, r.BackoffMax)
+	if err := backoffOrder("Retrieval.BackoffBase", r.BackoffBase, DefaultBackoffBase, "Retrieval.BackoffMax", r.BackoffMax, DefaultBackoffMax); err != nil {
+		return err
 	}
-	if c.ProcessBackoffMax != 0 && c.ProcessBackoffBase > c.ProcessBackoffMax {
-		return invalid("ProcessBackoffBase %v exceeds ProcessBackoffMax %v", c.ProcessBackoffBase, c.ProcessBackoffMax)
+	return backoffOrder("ProcessBackoffBase", c.ProcessBackoffBase, DefaultProcessBackoffBase, "ProcessBackoffMax", c.ProcessBackoffMax, DefaultProcessBackoffMax)
+}
+
+// backoffOrder rejects a backoff base above its max, either of them given
+// or its default.
+func backoffOrder(baseName string, base, defBase time.Duration, maxName string, max, defMax time.Duration) error {
+	show := func(d, def time.Duration) string {
+		if d == 0 {
+			return fmt.Sprintf("%v (default)", def)
+		}
+		return d.String()
 	}
-	// The lease settings, with the fields the worker sets itself filled in.
-	lc := c.Lease
-	lc.Store, lc.WorkerID = lease.NewMemoryStore(), "validate"
-	if err := lc.Validate(); err != nil {
-		return invalid("Lease: %v", err)
+	b, m := cmp.Or(base, defBase), cmp.Or(max, defMax)
+	if b > m {
+		return invalid("%s %s exceeds %s %s", baseName, show(base, defBase), maxName, show(max, defMax))
 	}
 	return nil
 }
 
+// validate checks the lease settings, defaults applied, as the lease layer
+// would, naming the fields as Config spells them.
+func (l LeaseConfig) validate() error {
+	d := l.withDefaults()
+	switch {
+	case d.RenewInterval <= 0 || d.TakeInterval <= 0:
+		return invalid("Lease.FailoverTime %v is too short to derive Lease.RenewInterval and Lease.TakeInterval from", d.FailoverTime)
+	case d.RenewInterval >= d.FailoverTime:
+		return invalid("Lease.RenewInterval %v must be below Lease.FailoverTime %v", d.RenewInterval, d.FailoverTime)
+	case l.MaxLeasesForWorker < 0:
+		return invalid("Lease.MaxLeasesForWorker %d is negative", l.MaxLeasesForWorker)
+	case l.MaxConcurrentWrites < 0:
+		return invalid("Lease.MaxConcurrentWrites %d is negative", l.MaxConcurrentWrites)
+	}
+	return nil
+}
+
+// withDefaults returns l with every zero field set to its default, as the
+// lease package sets them.
+func (l LeaseConfig) withDefaults() LeaseConfig {
+	setDur(&l.FailoverTime, DefaultFailoverTime)
+	setDur(&l.RenewInterval, l.FailoverTime/3)
+	setDur(&l.TakeInterval, l.FailoverTime/6)
+	if l.MaxConcurrentWrites == 0 {
+		l.MaxConcurrentWrites = DefaultMaxConcurrentWrites
+	}
+	return l
+}
+
 // withDefaults returns c with every zero field set to its default (clients
-// excepted).
+// excepted). ProcessRetries stays NoRetries: see retries.
 func (c Config) withDefaults() Config {
 	if c.LeaseTable == "" {
 		c.LeaseTable = c.App
@@ -279,12 +402,22 @@ func (c Config) withDefaults() Config {
 	setDur(&c.ProcessBackoffBase, DefaultProcessBackoffBase)
 	setDur(&c.ProcessBackoffMax, DefaultProcessBackoffMax)
 	setDur(&c.ParentPollInterval, DefaultParentPollInterval)
+	setDur(&c.ShardSyncInterval, DefaultShardSyncInterval)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.Lease = c.Lease.withDefaults()
 	c.Retrieval = c.Retrieval.withDefaults()
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
 	return c
+}
+
+// retries is how many times RetryThenSkip retries a batch.
+func (c *Config) retries() int {
+	if c.ProcessRetries == NoRetries {
+		return 0
+	}
+	return c.ProcessRetries
 }
 
 func (r RetrievalConfig) withDefaults() RetrievalConfig {

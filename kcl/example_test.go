@@ -3,11 +3,11 @@ package kcl_test
 import (
 	"context"
 	"fmt"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"os"
 	"os/signal"
 	"time"
 
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/kcl"
 )
 

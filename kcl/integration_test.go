@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"maps"
 	"math/big"
 	"slices"
@@ -27,6 +26,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
 	"github.com/kinesisgo/kinesis/kcl"
@@ -214,7 +214,7 @@ func (e *env) config(id string) kcl.Config {
 		InitialPosition:    checkpoint.TrimHorizon,
 		Kinesis:            testenv.KinesisClientAt(e.t, e.kinURL),
 		DynamoDB:           testenv.DynamoDBClientAt(e.t, e.ddbURL),
-		Lease:              lease.Config{FailoverTime: e.failover, TakeInterval: e.failover / 5},
+		Lease:              kcl.LeaseConfig{FailoverTime: e.failover, TakeInterval: e.failover / 5},
 		Retrieval:          kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
 		ParentPollInterval: 500 * time.Millisecond,
 		ShardSyncInterval:  2 * time.Second,

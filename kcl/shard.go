@@ -214,7 +214,7 @@ func (s *shardWorker) deliver(ctx context.Context, proc RecordProcessor, b *Batc
 			s.log.Error("ProcessRecords failed; stopping the shard (its lease is kept until shutdown)", fields...)
 			return outcomeStopped, false
 		case RetryThenSkip:
-			if attempt > w.cfg.ProcessRetries {
+			if attempt > w.cfg.retries() {
 				w.met.skipped.Add(float64(len(b.Records)))
 				s.log.Error("ProcessRecords failed; skipping the batch after its retries", fields...)
 				b.Checkpointer.done(lastPos)

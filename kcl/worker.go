@@ -96,8 +96,7 @@ func New(cfg Config) (*Worker, error) {
 			return nil, err
 		}
 	}
-	lc := cfg.Lease
-	lc.Store, lc.WorkerID, lc.Logger, lc.Metrics = w.store, cfg.WorkerID, cfg.Logger, cfg.Metrics
+	lc := cfg.leaseConfig(w.store)
 	lc.OnAcquired, lc.OnLost = w.acquired, w.lost
 	if w.coord, err = lease.NewCoordinator(lc); err != nil {
 		return nil, fmt.Errorf("kcl: lease settings: %w", err)

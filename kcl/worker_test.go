@@ -131,7 +131,7 @@ func unitConfig(t *testing.T, fk *fakeKinesis, store lease.Store, proc RecordPro
 	return Config{
 		Stream: "stream", App: "app", Kinesis: fk, LeaseStore: store, Processor: proc,
 		InitialPosition:    checkpoint.TrimHorizon,
-		Lease:              lease.Config{FailoverTime: 900 * time.Millisecond, TakeInterval: 100 * time.Millisecond},
+		Lease:              LeaseConfig{FailoverTime: 900 * time.Millisecond, TakeInterval: 100 * time.Millisecond},
 		Retrieval:          RetrievalConfig{IdleWait: 20 * time.Millisecond},
 		ParentPollInterval: 50 * time.Millisecond,
 		ShardSyncInterval:  200 * time.Millisecond,
@@ -377,7 +377,12 @@ func TestWorkerProcessErrorPolicies(t *testing.T) {
 			cfg := unitConfig(t, fk, store, r)
 			cfg.Metrics = reg
 			cfg.OnProcessError = tc.action
-			cfg.ProcessRetries = 2
+			switch tc.action {
+			case RetryThenSkip:
+				cfg.ProcessRetries = 2
+			case StopShard: // no retries to space
+				cfg.ProcessBackoffBase, cfg.ProcessBackoffMax = 0, 0
+			}
 			_, stop := startWorker(t, cfg)
 			m := newMetrics(reg)
 			switch tc.action {
@@ -399,7 +404,7 @@ func TestWorkerProcessErrorPolicies(t *testing.T) {
 				}
 				mu.Lock()
 				if attempts != 3 {
-					t.Errorf("attempts = %d, want 1 + ProcessRetries (3)", attempts)
+					t.Errorf("attempts = %d, want 1 + ProcessRetries (2)", attempts)
 				}
 				mu.Unlock()
 			case StopShard:

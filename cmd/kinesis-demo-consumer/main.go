@@ -24,7 +24,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,9 +32,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kinesisgo/kinesis/kcl"
-	"github.com/kinesisgo/kinesis/lease"
 	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/kcl"
 )
 
 func main() {
@@ -88,7 +88,7 @@ func run() error {
 		WorkerID:        *workerID,
 		Processor:       p,
 		InitialPosition: pos,
-		Lease:           lease.Config{FailoverTime: *failover},
+		Lease:           kcl.LeaseConfig{FailoverTime: *failover},
 		Logger:          log,
 	})
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"os"
 	"os/signal"
 	"sync"
@@ -24,8 +23,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/kcl"
-	"github.com/kinesisgo/kinesis/lease"
 )
 
 func main() {
@@ -52,7 +51,7 @@ func run(stream, table, worker string, failover time.Duration, every int) error 
 	w, err := kcl.New(kcl.Config{
 		Stream: stream, App: "testconsumer", LeaseTable: table, WorkerID: worker,
 		InitialPosition: checkpoint.TrimHorizon,
-		Lease:           lease.Config{FailoverTime: failover},
+		Lease:           kcl.LeaseConfig{FailoverTime: failover},
 		Retrieval:       kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
 		Logger:          log,
 		Processor: kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
