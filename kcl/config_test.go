@@ -93,14 +93,15 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-func TestStreamARN(t *testing.T) {
-	r := parseStream("arn:aws:kinesis:us-east-1:123456789012:stream/events")
-	if r.name != "" || r.arn == "" || *r.arnOrNil() != r.arn || r.nameOrNil() != nil {
-		t.Fatalf("ARN parsed as %+v", r)
+// The clients the worker builds itself leave retrying to the worker and
+// the lease layer.
+func TestBuiltClientsDoNotRetry(t *testing.T) {
+	kc, dc := newClients(aws.Config{Region: "us-east-1"})
+	if _, ok := kc.Options().Retryer.(aws.NopRetryer); !ok {
+		t.Errorf("Kinesis client retryer = %T, want aws.NopRetryer", kc.Options().Retryer)
 	}
-	r = parseStream("events")
-	if r.name != "events" || r.arnOrNil() != nil {
-		t.Fatalf("name parsed as %+v", r)
+	if _, ok := dc.Options().Retryer.(aws.NopRetryer); !ok {
+		t.Errorf("DynamoDB client retryer = %T, want aws.NopRetryer", dc.Options().Retryer)
 	}
 }
 

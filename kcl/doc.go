@@ -55,7 +55,7 @@
 //	kinesis_kcl_process_errors_total                 counter, processor calls that failed
 //	kinesis_kcl_records_skipped_total                counter, by RetryThenSkip
 //	kinesis_kcl_leases_held                          gauge
-//	kinesis_kcl_get_records_errors_total{kind}       counter, kind: AWS error code, "network", "timeout", "other"
+//	kinesis_kcl_get_records_errors_total{kind}       counter, failed GetRecords and GetShardIterator calls; kind: AWS error code, "http_STATUS", "timeout", "network"
 //	kinesis_kcl_records_outside_shard_range_total    counter, aggregated user records routed to another shard's range
 //	kinesis_kcl_shards_ended_total                   counter
 //	kinesis_kcl_leases_lost_total                    counter

@@ -4,50 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/internal/awserr"
+	"github.com/kinesisgo/kinesis/internal/backoff"
+	"github.com/kinesisgo/kinesis/internal/streamref"
 )
-
-// streamRef names a stream by name or by ARN, as the Kinesis API accepts.
-type streamRef struct {
-	name, arn string
-}
-
-func parseStream(s string) streamRef {
-	if strings.HasPrefix(s, "arn:") {
-		return streamRef{arn: s}
-	}
-	return streamRef{name: s}
-}
-
-func (r streamRef) nameOrNil() *string {
-	if r.name == "" {
-		return nil
-	}
-	return aws.String(r.name)
-}
-
-func (r streamRef) arnOrNil() *string {
-	if r.arn == "" {
-		return nil
-	}
-	return aws.String(r.arn)
-}
-
-func (r streamRef) String() string {
-	if r.arn != "" {
-		return r.arn
-	}
-	return r.name
-}
 
 // startPosition is where a shard's reading begins.
 type startPosition struct {
@@ -78,12 +46,12 @@ type fetched struct {
 // record it read.
 type poller struct {
 	api     KinesisAPI
-	stream  streamRef
+	stream  streamref.Ref
 	shardID string
 	cfg     RetrievalConfig
+	retry   backoff.Policy
 	log     *zap.Logger
 	met     *metrics
-	sleep   func(ctx context.Context, d time.Duration) error
 
 	start    startPosition
 	iterator *string
@@ -100,24 +68,11 @@ type poller struct {
 	ack       chan struct{}
 }
 
-func newPoller(api KinesisAPI, stream streamRef, shardID string, start startPosition, cfg RetrievalConfig, log *zap.Logger, met *metrics) *poller {
+func newPoller(api KinesisAPI, stream streamref.Ref, shardID string, start startPosition, cfg RetrievalConfig, log *zap.Logger, met *metrics) *poller {
 	return &poller{
 		api: api, stream: stream, shardID: shardID, start: start, cfg: cfg, log: log, met: met,
-		sleep: sleepCtx, ack: make(chan struct{}, 1),
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+		retry: backoff.Policy{Base: cfg.BackoffBase, Max: cfg.BackoffMax},
+		ack:   make(chan struct{}, 1),
 	}
 }
 
@@ -176,25 +131,28 @@ func (p *poller) next(ctx context.Context) (fetched, error) {
 				continue
 			}
 		}
-		if err := p.sleep(ctx, time.Until(p.lastCall.Add(p.cfg.CallInterval))); err != nil {
+		if err := backoff.Sleep(ctx, time.Until(p.lastCall.Add(p.cfg.CallInterval))); err != nil {
 			return fetched{}, err
 		}
 		p.lastCall = time.Now()
 		out, err := p.api.GetRecords(ctx, &kinesis.GetRecordsInput{
 			ShardIterator: p.iterator,
 			Limit:         aws.Int32(int32(p.cfg.MaxRecords)),
-			StreamARN:     p.stream.arnOrNil(),
+			StreamARN:     p.stream.ARN(),
 		})
 		if err != nil {
 			if ctx.Err() != nil {
 				return fetched{}, ctx.Err()
 			}
-			kind := errorKind(err)
-			p.met.getRecordsErrors.WithLabelValues(kind).Inc()
+			p.met.getRecordsErrors.WithLabelValues(awserr.Kind(err)).Inc()
+			// Before the first record of a LATEST start, a new iterator
+			// would skip what was written since: the iterator is kept
+			// until Kinesis reports it expired.
+			keep := p.lastSeq == "" && p.start.kind == types.ShardIteratorTypeLatest
 			var expired *types.ExpiredIteratorException
 			if errors.As(err, &expired) {
 				// Renew from the last record read (or the start).
-				if p.lastSeq == "" && p.start.kind == types.ShardIteratorTypeLatest {
+				if keep {
 					p.log.Warn("shard iterator expired before the first record; renewing at LATEST, records written meanwhile are not read",
 						zap.String("shard", p.shardID))
 				} else {
@@ -203,13 +161,10 @@ func (p *poller) next(ctx context.Context) (fetched, error) {
 				p.iterator = nil
 				continue
 			}
-			// A fresh iterator from the last record read is the best
-			// recovery for errors about the iterator itself (and for
-			// unknown errors that repeat); but before the first record of
-			// a LATEST start, a fresh iterator would skip what was written
-			// since, so the iterator is kept until it expires.
-			keep := p.lastSeq == "" && p.start.kind == types.ShardIteratorTypeLatest
-			if !keep && (!retryableKind(kind) || (kind == "other" && p.failures >= 2)) {
+			// An error that repeating the call does not cure is about the
+			// iterator (or the stream): a fresh one from the last record
+			// read is the best recovery. Transient errors keep it.
+			if !keep && awserr.IsFatal(err) {
 				p.iterator = nil
 			}
 			if err := p.backoff(ctx, "GetRecords", err); err != nil {
@@ -226,7 +181,7 @@ func (p *poller) next(ctx context.Context) (fetched, error) {
 		p.met.millisBehind.WithLabelValues(p.shardID).Set(float64(behind))
 		end := out.NextShardIterator == nil
 		if len(out.Records) == 0 && !end {
-			if err := p.sleep(ctx, p.cfg.IdleWait); err != nil {
+			if err := backoff.Sleep(ctx, p.cfg.IdleWait); err != nil {
 				return fetched{}, err
 			}
 			continue
@@ -247,8 +202,8 @@ func (p *poller) next(ctx context.Context) (fetched, error) {
 func (p *poller) getIterator(ctx context.Context) error {
 	in := &kinesis.GetShardIteratorInput{
 		ShardId:    aws.String(p.shardID),
-		StreamName: p.stream.nameOrNil(),
-		StreamARN:  p.stream.arnOrNil(),
+		StreamName: p.stream.Name(),
+		StreamARN:  p.stream.ARN(),
 	}
 	switch {
 	case p.lastSeq != "":
@@ -265,7 +220,7 @@ func (p *poller) getIterator(ctx context.Context) error {
 	}
 	out, err := p.api.GetShardIterator(ctx, in)
 	if err != nil {
-		p.met.getRecordsErrors.WithLabelValues(errorKind(err)).Inc()
+		p.met.getRecordsErrors.WithLabelValues(awserr.Kind(err)).Inc()
 		return fmt.Errorf("get shard iterator for %s (%s): %w", p.shardID, in.ShardIteratorType, err)
 	}
 	if out.ShardIterator == nil {
@@ -275,65 +230,16 @@ func (p *poller) getIterator(ctx context.Context) error {
 	return nil
 }
 
-// backoff waits after the failures-th consecutive failure: exponential from
-// BackoffBase up to BackoffMax, with full jitter, never less than the call
-// interval.
+// backoff waits after the failures-th consecutive failure: full jitter
+// from BackoffBase up to BackoffMax, never less than the call interval.
 func (p *poller) backoff(ctx context.Context, call string, err error) error {
 	p.failures++
-	d := backoffDelay(p.failures, p.cfg.BackoffBase, p.cfg.BackoffMax)
-	if d < p.cfg.CallInterval {
-		d = p.cfg.CallInterval
-	}
+	d := max(p.retry.Delay(p.failures), p.cfg.CallInterval)
 	lvl := zap.DebugLevel
 	if p.failures >= 5 {
 		lvl = zap.WarnLevel
 	}
 	p.log.Log(lvl, "kinesis call failed; backing off", zap.String("call", call), zap.String("shard", p.shardID),
 		zap.Int("failures", p.failures), zap.Duration("wait", d), zap.Error(err))
-	return p.sleep(ctx, d)
-}
-
-// backoffDelay is a random wait in [0, min(max, base·2^(attempt-1))] with a
-// floor of base/2, so that a failure never retries at once.
-func backoffDelay(attempt int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-// errorKind names an error for the GetRecords error metric: the AWS error
-// code for the codes the worker knows, "other" for the rest.
-func errorKind(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch code := ae.ErrorCode(); code {
-		case "ProvisionedThroughputExceededException", "ExpiredIteratorException", "KMSThrottlingException",
-			"InternalFailure", "ServiceUnavailable", "ResourceNotFoundException", "InvalidArgumentException",
-			"AccessDeniedException", "LimitExceededException", "ThrottlingException", "ResourceInUseException":
-			return code
-		}
-		return "other"
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "timeout"
-	}
-	return "network"
-}
-
-// retryableKind tells whether an error kind is transient for the same
-// iterator (throttling, service faults, network); other errors get a fresh
-// iterator.
-func retryableKind(kind string) bool {
-	switch kind {
-	case "ProvisionedThroughputExceededException", "KMSThrottlingException", "InternalFailure",
-		"ServiceUnavailable", "LimitExceededException", "ThrottlingException", "timeout", "network", "other":
-		return true
-	}
-	return false
+	return backoff.Sleep(ctx, d)
 }

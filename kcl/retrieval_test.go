@@ -1,10 +1,16 @@
 package kcl
 
+// The poller's tests run in synctest bubbles: the fake Kinesis does no I/O,
+// so waits (call interval, idle wait, backoff) take no real time and are
+// measured exactly.
+
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +18,9 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/internal/awserr"
+	"github.com/kinesisgo/kinesis/internal/streamref"
 )
 
 func testMetrics(t *testing.T) *metrics {
@@ -24,11 +33,28 @@ func fastRetrieval() RetrievalConfig {
 		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, PrefetchBytes: 1 << 20}.withDefaults()
 }
 
+// streamNamed is a stream given by name.
+func streamNamed(t *testing.T, s string) streamref.Ref {
+	t.Helper()
+	r, err := streamref.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+const shard0 = "shardId-000000000000"
+
+// newTestPoller reads shard0 of fk with cfg from start.
+func newTestPoller(t *testing.T, fk *fakeKinesis, start types.ShardIteratorType, cfg RetrievalConfig, m *metrics) *poller {
+	return newPoller(fk, streamNamed(t, "s"), shard0, startPosition{kind: start}, cfg, zap.NewNop(), m)
+}
+
 // collect runs a poller until the shard ends (or the deadline) and returns
 // the sequence numbers delivered.
 func collect(t *testing.T, p *poller) ([]string, fetched) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	out := make(chan fetched)
 	done := make(chan struct{})
@@ -50,117 +76,160 @@ func collect(t *testing.T, p *poller) ([]string, fetched) {
 	return nil, last
 }
 
+// getRecordsTimes returns when GetRecords was called on shard0.
+func getRecordsTimes(fk *fakeKinesis) []time.Time {
+	fk.mu.Lock()
+	defer fk.mu.Unlock()
+	return append([]time.Time(nil), fk.calls[shard0]...)
+}
+
 func TestPollerReadsClosedShardToEnd(t *testing.T) {
-	fk := newFakeKinesis(1)
-	var want []string
-	for i := range 35 {
-		want = append(want, fk.putTo("shardId-000000000000", "k", []byte{byte(i)}))
-	}
-	a, b := fk.split("shardId-000000000000")
-	p := newPoller(fk, streamRef{name: "s"}, "shardId-000000000000", startPosition{kind: types.ShardIteratorTypeTrimHorizon}, fastRetrieval(), zap.NewNop(), testMetrics(t))
-	got, last := collect(t, p)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("read %v\nwant %v", got, want)
-	}
-	if len(last.children) != 2 || aws.ToString(last.children[0].ShardId) != a || aws.ToString(last.children[1].ShardId) != b {
-		t.Fatalf("children at shard end = %+v, want %s and %s", last.children, a, b)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fk := newFakeKinesis(1)
+		var want []string
+		for i := range 35 {
+			want = append(want, fk.putTo(shard0, "k", []byte{byte(i)}))
+		}
+		a, b := fk.split(shard0)
+		got, last := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, fastRetrieval(), testMetrics(t)))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("read %v\nwant %v", got, want)
+		}
+		if len(last.children) != 2 || aws.ToString(last.children[0].ShardId) != a || aws.ToString(last.children[1].ShardId) != b {
+			t.Fatalf("children at shard end = %+v, want %s and %s", last.children, a, b)
+		}
+	})
 }
 
 func TestPollerRenewsExpiredIteratorAfterLastRecord(t *testing.T) {
-	fk := newFakeKinesis(1)
-	var want []string
-	for i := range 25 {
-		want = append(want, fk.putTo("shardId-000000000000", "k", []byte{byte(i)}))
-	}
-	fk.split("shardId-000000000000")
-	var calls atomic.Int32
-	fk.getRecordsErr = func(string) error {
-		if calls.Add(1) == 2 { // after the first batch of 10
-			return &types.ExpiredIteratorException{Message: aws.String("expired")}
+	synctest.Test(t, func(t *testing.T) {
+		fk := newFakeKinesis(1)
+		var want []string
+		for i := range 25 {
+			want = append(want, fk.putTo(shard0, "k", []byte{byte(i)}))
 		}
-		return nil
-	}
-	m := testMetrics(t)
-	p := newPoller(fk, streamRef{name: "s"}, "shardId-000000000000", startPosition{kind: types.ShardIteratorTypeTrimHorizon}, fastRetrieval(), zap.NewNop(), m)
-	got, _ := collect(t, p)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("read %v\nwant %v", got, want)
-	}
-	if n := fk.iterCalls[types.ShardIteratorTypeAfterSequenceNumber]; n != 1 {
-		t.Fatalf("AFTER_SEQUENCE_NUMBER iterators = %d, want 1", n)
-	}
-	if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues("ExpiredIteratorException")); v != 1 {
-		t.Fatalf("expired-iterator errors counted = %v, want 1", v)
-	}
+		fk.split(shard0)
+		var calls atomic.Int32
+		fk.getRecordsErr = func(string) error {
+			if calls.Add(1) == 2 { // after the first batch of 10
+				return &types.ExpiredIteratorException{Message: aws.String("expired")}
+			}
+			return nil
+		}
+		m := testMetrics(t)
+		got, _ := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, fastRetrieval(), m))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("read %v\nwant %v", got, want)
+		}
+		if n := fk.iterCalls[types.ShardIteratorTypeAfterSequenceNumber]; n != 1 {
+			t.Fatalf("AFTER_SEQUENCE_NUMBER iterators = %d, want 1", n)
+		}
+		if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues("ExpiredIteratorException")); v != 1 {
+			t.Fatalf("expired-iterator errors counted = %v, want 1", v)
+		}
+	})
 }
 
+// Throttled reads are retried with the same iterator, no sooner than the
+// call interval (the backoff here is shorter).
 func TestPollerBacksOffOnThrottlingWithinCallRate(t *testing.T) {
-	fk := newFakeKinesis(1)
-	want := []string{fk.putTo("shardId-000000000000", "k", []byte("x"))}
-	fk.split("shardId-000000000000")
-	var calls atomic.Int32
-	fk.getRecordsErr = func(string) error {
-		if calls.Add(1) <= 3 {
-			return &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
+	synctest.Test(t, func(t *testing.T) {
+		fk := newFakeKinesis(1)
+		want := []string{fk.putTo(shard0, "k", []byte("x"))}
+		fk.split(shard0)
+		var calls atomic.Int32
+		fk.getRecordsErr = func(string) error {
+			if calls.Add(1) <= 3 {
+				return &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
+			}
+			return nil
 		}
-		return nil
-	}
-	cfg := fastRetrieval()
-	cfg.CallInterval = 20 * time.Millisecond
-	m := testMetrics(t)
-	p := newPoller(fk, streamRef{name: "s"}, "shardId-000000000000", startPosition{kind: types.ShardIteratorTypeTrimHorizon}, cfg, zap.NewNop(), m)
-	got, _ := collect(t, p)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("read %v, want %v", got, want)
-	}
-	if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues("ProvisionedThroughputExceededException")); v != 3 {
-		t.Fatalf("throttling errors counted = %v, want 3", v)
-	}
-	ts := fk.calls["shardId-000000000000"]
-	if len(ts) != 4 {
-		t.Fatalf("GetRecords calls = %d, want 4", len(ts))
-	}
-	for i := 1; i < len(ts); i++ {
-		if gap := ts[i].Sub(ts[i-1]); gap < cfg.CallInterval {
-			t.Errorf("calls %d and %d only %v apart, want >= %v", i-1, i, gap, cfg.CallInterval)
+		cfg := fastRetrieval()
+		cfg.CallInterval = DefaultCallInterval
+		m := testMetrics(t)
+		got, _ := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, cfg, m))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("read %v, want %v", got, want)
 		}
-	}
-	// The same iterator is reused after throttling: one iterator only.
-	if n := fk.iterCalls[types.ShardIteratorTypeTrimHorizon]; n != 1 {
-		t.Fatalf("iterators requested = %d, want 1", n)
-	}
+		if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues("ProvisionedThroughputExceededException")); v != 3 {
+			t.Fatalf("throttling errors counted = %v, want 3", v)
+		}
+		ts := getRecordsTimes(fk)
+		if len(ts) != 4 {
+			t.Fatalf("GetRecords calls = %d, want 4", len(ts))
+		}
+		for i := 1; i < len(ts); i++ {
+			if gap := ts[i].Sub(ts[i-1]); gap != cfg.CallInterval {
+				t.Errorf("calls %d and %d %v apart, want the call interval %v (the backoff is shorter)", i-1, i, gap, cfg.CallInterval)
+			}
+		}
+		// The same iterator is reused after throttling: one iterator only.
+		if n := fk.iterCalls[types.ShardIteratorTypeTrimHorizon]; n != 1 {
+			t.Fatalf("iterators requested = %d, want 1", n)
+		}
+	})
+}
+
+// Consecutive failures wait a random time below a ceiling that doubles from
+// BackoffBase up to BackoffMax, and never less than the call interval.
+func TestPollerBackoffBounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fk := newFakeKinesis(1)
+		fk.putTo(shard0, "k", []byte("x"))
+		fk.split(shard0)
+		const failures = 8
+		var calls atomic.Int32
+		fk.getRecordsErr = func(string) error {
+			if calls.Add(1) <= failures {
+				return &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected", Fault: smithy.FaultServer}
+			}
+			return nil
+		}
+		cfg := fastRetrieval()
+		cfg.CallInterval, cfg.BackoffBase, cfg.BackoffMax = DefaultCallInterval, 400*time.Millisecond, 1600*time.Millisecond
+		collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, cfg, testMetrics(t)))
+		ts := getRecordsTimes(fk)
+		if len(ts) != failures+1 {
+			t.Fatalf("GetRecords calls = %d, want %d", len(ts), failures+1)
+		}
+		for i := 1; i < len(ts); i++ {
+			ceiling := min(cfg.BackoffBase<<(i-1), cfg.BackoffMax)
+			if gap := ts[i].Sub(ts[i-1]); gap < cfg.CallInterval || gap > max(ceiling, cfg.CallInterval) {
+				t.Errorf("wait after failure %d = %v, want within [%v, %v]", i, gap, cfg.CallInterval, max(ceiling, cfg.CallInterval))
+			}
+		}
+	})
 }
 
 func TestPollerIdleWaitBetweenEmptyReads(t *testing.T) {
-	fk := newFakeKinesis(1)
-	cfg := fastRetrieval()
-	cfg.IdleWait = 30 * time.Millisecond
-	p := newPoller(fk, streamRef{name: "s"}, "shardId-000000000000", startPosition{kind: types.ShardIteratorTypeLatest}, cfg, zap.NewNop(), testMetrics(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan fetched)
-	done := make(chan struct{})
-	go func() { defer close(done); p.run(ctx, out) }()
-	waitFor(t, 5*time.Second, "three empty reads", func() bool {
-		fk.mu.Lock()
-		defer fk.mu.Unlock()
-		return len(fk.calls["shardId-000000000000"]) >= 3
-	})
-	seq := fk.putTo("shardId-000000000000", "k", []byte("late"))
-	f := <-out
-	cancel()
-	<-done
-	if len(f.records) != 1 || aws.ToString(f.records[0].SequenceNumber) != seq {
-		t.Fatalf("got %+v, want the one record written after LATEST", f.records)
-	}
-	fk.mu.Lock()
-	ts := fk.calls["shardId-000000000000"]
-	fk.mu.Unlock()
-	for i := 1; i < 3; i++ {
-		if gap := ts[i].Sub(ts[i-1]); gap < cfg.IdleWait {
-			t.Errorf("empty reads %d and %d only %v apart, want >= %v", i-1, i, gap, cfg.IdleWait)
+	synctest.Test(t, func(t *testing.T) {
+		fk := newFakeKinesis(1)
+		cfg := fastRetrieval()
+		cfg.CallInterval, cfg.IdleWait = DefaultCallInterval, DefaultIdleWait
+		p := newTestPoller(t, fk, types.ShardIteratorTypeLatest, cfg, testMetrics(t))
+		ctx, cancel := context.WithCancel(context.Background())
+		out := make(chan fetched)
+		done := make(chan struct{})
+		go func() { defer close(done); p.run(ctx, out) }()
+		time.Sleep(2*cfg.IdleWait + time.Millisecond)
+		synctest.Wait()
+		if n := len(getRecordsTimes(fk)); n != 3 {
+			t.Fatalf("empty reads within two idle waits = %d, want 3", n)
 		}
-	}
+		seq := fk.putTo(shard0, "k", []byte("late"))
+		f := <-out
+		cancel()
+		<-done
+		if len(f.records) != 1 || aws.ToString(f.records[0].SequenceNumber) != seq {
+			t.Fatalf("got %+v, want the one record written after LATEST", f.records)
+		}
+		ts := getRecordsTimes(fk)
+		for i := 1; i < len(ts); i++ {
+			if gap := ts[i].Sub(ts[i-1]); gap != cfg.IdleWait {
+				t.Errorf("empty reads %d and %d %v apart, want the idle wait %v", i-1, i, gap, cfg.IdleWait)
+			}
+		}
+	})
 }
 
 func TestPollerPrefetchBoundedByBytes(t *testing.T) {
@@ -170,53 +239,119 @@ func TestPollerPrefetchBoundedByBytes(t *testing.T) {
 		wantAhead     bool
 	}{{"small batches prefetch", 1 << 20, true}, {"large batch waits", 5, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			fk := newFakeKinesis(1)
-			for range 30 {
-				fk.putTo("shardId-000000000000", "k", []byte("0123456789"))
-			}
-			cfg := fastRetrieval()
-			cfg.PrefetchBytes = tc.prefetchBytes
-			p := newPoller(fk, streamRef{name: "s"}, "shardId-000000000000", startPosition{kind: types.ShardIteratorTypeTrimHorizon}, cfg, zap.NewNop(), testMetrics(t))
-			ctx, cancel := context.WithCancel(context.Background())
-			out := make(chan fetched)
-			done := make(chan struct{})
-			go func() { defer close(done); p.run(ctx, out) }()
-			defer func() { cancel(); <-done }()
-			calls := func() int {
-				fk.mu.Lock()
-				defer fk.mu.Unlock()
-				return len(fk.calls["shardId-000000000000"])
-			}
-			first := <-out // not done yet
-			if tc.wantAhead {
-				waitFor(t, 5*time.Second, "the next batch to be fetched ahead", func() bool { return calls() == 2 })
-				return
-			}
-			// Negative check: give the poller time it would use to fetch ahead.
-			time.Sleep(50 * time.Millisecond)
-			if n := calls(); n != 1 {
-				t.Fatalf("GetRecords calls while a large batch is processed = %d, want 1", n)
-			}
-			p.done(first.seqNo)
-			waitFor(t, 5*time.Second, "the next batch after the large one is done", func() bool { return calls() == 2 })
+			synctest.Test(t, func(t *testing.T) {
+				fk := newFakeKinesis(1)
+				for range 30 {
+					fk.putTo(shard0, "k", []byte("0123456789"))
+				}
+				cfg := fastRetrieval()
+				cfg.PrefetchBytes = tc.prefetchBytes
+				p := newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, cfg, testMetrics(t))
+				ctx, cancel := context.WithCancel(context.Background())
+				out := make(chan fetched)
+				done := make(chan struct{})
+				go func() { defer close(done); p.run(ctx, out) }()
+				defer func() { cancel(); <-done }()
+				first := <-out // not done yet
+				time.Sleep(time.Second)
+				synctest.Wait() // the poller waits with the next batch in hand, or for the first to be done
+				calls := len(getRecordsTimes(fk))
+				if tc.wantAhead {
+					if calls != 2 {
+						t.Fatalf("GetRecords calls while a small batch is processed = %d, want 2 (one fetched ahead)", calls)
+					}
+					return
+				}
+				if calls != 1 {
+					t.Fatalf("GetRecords calls while a large batch is processed = %d, want 1", calls)
+				}
+				p.done(first.seqNo)
+				time.Sleep(time.Second)
+				synctest.Wait()
+				if calls := len(getRecordsTimes(fk)); calls != 2 {
+					t.Fatalf("GetRecords calls after the large batch is done = %d, want 2", calls)
+				}
+			})
 		})
 	}
 }
 
-func TestBackoffDelayBounds(t *testing.T) {
-	base, max := 100*time.Millisecond, time.Second
-	for attempt := 1; attempt <= 10; attempt++ {
-		ceil := base << (attempt - 1)
-		if ceil > max {
-			ceil = max
-		}
-		for range 50 {
-			d := backoffDelay(attempt, base, max)
-			if d < ceil/2 || d > ceil {
-				t.Fatalf("attempt %d: delay %v outside [%v, %v]", attempt, d, ceil/2, ceil)
-			}
-		}
+// Errors that a repeated call does not cure get a fresh iterator from the
+// last record read; transient ones keep the iterator. Every failure counts
+// under its kind.
+func TestPollerIteratorAfterErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		fresh bool
+	}{
+		{"throttling", &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}, false},
+		{"service fault", &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected", Fault: smithy.FaultServer}, false},
+		{"network", errors.New("connection reset by peer"), false},
+		{"invalid argument", &types.InvalidArgumentException{Message: aws.String("bad iterator")}, true},
+		{"unknown client error", &smithy.GenericAPIError{Code: "SomethingUnexpected", Message: "odd"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fk := newFakeKinesis(1)
+				var want []string
+				for i := range 15 {
+					want = append(want, fk.putTo(shard0, "k", []byte{byte(i)}))
+				}
+				fk.split(shard0)
+				var calls atomic.Int32
+				fk.getRecordsErr = func(string) error {
+					if n := calls.Add(1); n >= 2 && n <= 3 { // after the first batch of 10
+						return tc.err
+					}
+					return nil
+				}
+				m := testMetrics(t)
+				got, _ := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, fastRetrieval(), m))
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("read %v\nwant %v", got, want)
+				}
+				if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues(awserr.Kind(tc.err))); v != 2 {
+					t.Errorf("errors counted under %q = %v, want 2", awserr.Kind(tc.err), v)
+				}
+				fresh := fk.iterCalls[types.ShardIteratorTypeAfterSequenceNumber]
+				if want := map[bool]int{false: 0, true: 2}[tc.fresh]; fresh != want {
+					t.Errorf("fresh AFTER_SEQUENCE_NUMBER iterators = %d, want %d", fresh, want)
+				}
+			})
+		})
 	}
+}
+
+// A poller that started at LATEST and has read no record yet cannot get
+// its position back from a new iterator: LATEST would skip whatever was
+// written since. It keeps its iterator through errors that do not
+// invalidate it, fatal ones included.
+func TestPollerKeepsLatestIteratorThroughErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fk := newFakeKinesis(1)
+		fk.putTo(shard0, "k", []byte("before the start"))
+		var calls atomic.Int32
+		var want []string
+		fk.getRecordsErr = func(string) error {
+			switch n := calls.Add(1); {
+			case n == 2: // after a first, empty read
+				want = append(want, fk.putTo(shard0, "k", []byte("after the start")))
+				fk.split(shard0)
+				fallthrough
+			case n >= 3 && n <= 4:
+				return &smithy.GenericAPIError{Code: "SomethingUnexpected", Message: "odd"}
+			}
+			return nil
+		}
+		got, _ := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeLatest, fastRetrieval(), testMetrics(t)))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("read %v, want %v", got, want)
+		}
+		if n := fk.iterCalls[types.ShardIteratorTypeLatest]; n != 1 {
+			t.Errorf("LATEST iterators = %d, want 1", n)
+		}
+	})
 }
 
 // waitFor polls cond every few milliseconds until it holds or the deadline
@@ -229,63 +364,5 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 			t.Fatalf("timed out after %v waiting for %s", within, what)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// Unknown API errors are retried with the same iterator once, then with a
-// fresh one from the last record read.
-func TestPollerFreshIteratorAfterRepeatedUnknownErrors(t *testing.T) {
-	fk := newFakeKinesis(1)
-	var want []string
-	for i := range 15 {
-		want = append(want, fk.putTo("shardId-000000000000", "k", []byte{byte(i)}))
-	}
-	fk.split("shardId-000000000000")
-	var calls atomic.Int32
-	fk.getRecordsErr = func(string) error {
-		if n := calls.Add(1); n >= 2 && n <= 4 { // after the first batch of 10
-			return &smithy.GenericAPIError{Code: "SomethingUnexpected", Message: "odd"}
-		}
-		return nil
-	}
-	m := testMetrics(t)
-	p := newPoller(fk, streamRef{name: "s"}, "shardId-000000000000", startPosition{kind: types.ShardIteratorTypeTrimHorizon}, fastRetrieval(), zap.NewNop(), m)
-	got, _ := collect(t, p)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("read %v\nwant %v", got, want)
-	}
-	if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues("other")); v != 3 {
-		t.Errorf("other errors counted = %v, want 3", v)
-	}
-	if n := fk.iterCalls[types.ShardIteratorTypeAfterSequenceNumber]; n == 0 {
-		t.Errorf("no fresh iterator after repeated failures")
-	}
-}
-
-// A poller that started at LATEST and has read no record yet cannot get
-// its position back from a new iterator: LATEST would skip whatever was
-// written since. It keeps its iterator through errors that do not
-// invalidate it.
-func TestPollerKeepsLatestIteratorThroughErrors(t *testing.T) {
-	fk := newFakeKinesis(1)
-	const shard = "shardId-000000000000"
-	fk.putTo(shard, "k", []byte("before the start"))
-	var calls atomic.Int32
-	var want []string
-	fk.getRecordsErr = func(string) error {
-		switch n := calls.Add(1); {
-		case n == 2: // after a first, empty read
-			want = append(want, fk.putTo(shard, "k", []byte("after the start")))
-			fk.split(shard)
-			fallthrough
-		case n >= 3 && n <= 4:
-			return &smithy.GenericAPIError{Code: "SomethingUnexpected", Message: "odd"}
-		}
-		return nil
-	}
-	p := newPoller(fk, streamRef{name: "s"}, shard, startPosition{kind: types.ShardIteratorTypeLatest}, fastRetrieval(), zap.NewNop(), testMetrics(t))
-	got, _ := collect(t, p)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("read %v, want %v", got, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/lease"
 )
@@ -259,7 +260,7 @@ func (s *shardWorker) retryCall(ctx context.Context, name string, fn func() erro
 // backoff waits before a processor retry; false when the shard is asked to
 // stop meanwhile.
 func (s *shardWorker) backoff(ctx context.Context, attempt int) bool {
-	t := time.NewTimer(backoffDelay(attempt, s.w.cfg.ProcessBackoffBase, s.w.cfg.ProcessBackoffMax))
+	t := time.NewTimer(s.w.processRetry.Delay(attempt))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -333,11 +334,7 @@ func (s *shardWorker) retryInfra(ctx context.Context, name string, fn func() err
 		}
 		s.w.met.checkpointFailure.Inc()
 		s.log.Warn(name+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
-		t := time.NewTimer(backoffDelay(attempt, s.w.cfg.Retrieval.BackoffBase, s.w.cfg.Retrieval.BackoffMax))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, s.w.infraRetry.Delay(attempt)) != nil {
 			return s.cancelOutcome(ctx), false
 		}
 	}

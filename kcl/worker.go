@@ -10,12 +10,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap"
 
+	"github.com/kinesisgo/kinesis/internal/backoff"
+	"github.com/kinesisgo/kinesis/internal/streamref"
 	"github.com/kinesisgo/kinesis/lease"
 )
 
@@ -35,7 +38,10 @@ type Worker struct {
 	store  lease.Store
 	coord  *lease.Coordinator
 	syncer *lease.ShardSyncer
-	stream streamRef
+	stream streamref.Ref
+	// processRetry spaces the retries of failed processor calls,
+	// infraRetry those of the worker's own lease table writes.
+	processRetry, infraRetry backoff.Policy
 
 	ran          atomic.Bool
 	done         chan struct{} // closed when Run returns
@@ -60,21 +66,26 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	var err error
+	stream, err := streamref.Parse(cfg.Stream)
+	if err != nil {
+		return nil, invalid("Stream: %v", err) // checked by Validate
+	}
 	met := newMetrics(cfg.Metrics)
 	w := &Worker{
-		cfg:         cfg,
-		log:         cfg.Logger.With(zap.String("worker", cfg.WorkerID)),
-		met:         met,
-		api:         cfg.Kinesis,
-		store:       cfg.LeaseStore,
-		stream:      parseStream(cfg.Stream),
-		done:        make(chan struct{}),
-		shutdownReq: make(chan struct{}),
-		shards:      make(map[string]*shardWorker),
-		restart:     make(map[string]lease.Lease),
-		ended:       make(map[string]bool),
-		endedCh:     make(chan struct{}),
+		cfg:          cfg,
+		log:          cfg.Logger.With(zap.String("worker", cfg.WorkerID)),
+		met:          met,
+		api:          cfg.Kinesis,
+		store:        cfg.LeaseStore,
+		stream:       stream,
+		processRetry: backoff.Policy{Base: cfg.ProcessBackoffBase, Max: cfg.ProcessBackoffMax},
+		infraRetry:   backoff.Policy{Base: cfg.Retrieval.BackoffBase, Max: cfg.Retrieval.BackoffMax},
+		done:         make(chan struct{}),
+		shutdownReq:  make(chan struct{}),
+		shards:       make(map[string]*shardWorker),
+		restart:      make(map[string]lease.Lease),
+		ended:        make(map[string]bool),
+		endedCh:      make(chan struct{}),
 	}
 	if w.api == nil || (w.store == nil && cfg.DynamoDB == nil) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -83,11 +94,12 @@ func New(cfg Config) (*Worker, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kcl: load AWS config: %w", err)
 		}
+		kc, dc := newClients(awsCfg)
 		if w.api == nil {
-			w.api = kinesis.NewFromConfig(awsCfg)
+			w.api = kc
 		}
 		if w.store == nil && cfg.DynamoDB == nil {
-			cfg.DynamoDB = dynamodb.NewFromConfig(awsCfg)
+			cfg.DynamoDB = dc
 		}
 	}
 	if w.store == nil {
@@ -102,7 +114,7 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("kcl: lease settings: %w", err)
 	}
 	sc := lease.ShardSyncConfig{
-		Store: w.store, Kinesis: w.api, Stream: w.stream.name, StreamARN: w.stream.arn,
+		Store: w.store, Kinesis: w.api, Stream: stream.String(),
 		InitialPosition: cfg.InitialPosition, InitialTimestamp: cfg.InitialTimestamp,
 		Interval: cfg.ShardSyncInterval, Logger: cfg.Logger, Metrics: cfg.Metrics,
 	}
@@ -110,6 +122,16 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("kcl: shard sync settings: %w", err)
 	}
 	return w, nil
+}
+
+// newClients builds the Kinesis and DynamoDB clients of a worker whose
+// Config leaves them nil. The SDK's own retries are off: the worker retries
+// failed Kinesis reads with backoff, the lease layer its lease table
+// writes, and both retrying would multiply the attempts.
+func newClients(awsCfg aws.Config) (*kinesis.Client, *dynamodb.Client) {
+	kc := kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} })
+	dc := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.Retryer = aws.NopRetryer{} })
+	return kc, dc
 }
 
 // WorkerID returns the ID this worker writes as owner in the lease table.
