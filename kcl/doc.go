@@ -59,5 +59,6 @@
 //	kinesis_kcl_records_outside_shard_range_total    counter, aggregated user records routed to another shard's range
 //	kinesis_kcl_shards_ended_total                   counter
 //	kinesis_kcl_leases_lost_total                    counter
-//	kinesis_kcl_checkpoint_errors_total              counter, failed lease writes of the worker itself (child leases, SHARD_END)
+//	kinesis_kcl_checkpoint_errors_total              counter, failed writes of the worker itself to a lease it holds (SHARD_END, child shard IDs)
+//	kinesis_kcl_child_lease_errors_total             counter, failed creations of a closed shard's child leases
 package kcl

@@ -9,18 +9,19 @@ import (
 // metrics are the worker's Prometheus metrics, registered on
 // Config.Metrics when it is set.
 type metrics struct {
-	millisBehind      *prometheus.GaugeVec
-	records           prometheus.Counter
-	bytes             prometheus.Counter
-	processTime       prometheus.Histogram
-	processErrors     prometheus.Counter
-	skipped           prometheus.Counter
-	shards            prometheus.Gauge
-	getRecordsErrors  *prometheus.CounterVec
-	outsideHashRange  prometheus.Counter
-	shardsEnded       prometheus.Counter
-	leasesLost        prometheus.Counter
-	checkpointFailure prometheus.Counter
+	millisBehind     *prometheus.GaugeVec
+	records          prometheus.Counter
+	bytes            prometheus.Counter
+	processTime      prometheus.Histogram
+	processErrors    prometheus.Counter
+	skipped          prometheus.Counter
+	shards           prometheus.Gauge
+	getRecordsErrors *prometheus.CounterVec
+	outsideHashRange prometheus.Counter
+	shardsEnded      prometheus.Counter
+	leasesLost       prometheus.Counter
+	checkpointErrors prometheus.Counter
+	childLeaseErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -72,9 +73,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kinesis_kcl_leases_lost_total",
 			Help: "Shards whose processing stopped because their lease was lost.",
 		}),
-		checkpointFailure: prometheus.NewCounter(prometheus.CounterOpts{
+		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_kcl_checkpoint_errors_total",
-			Help: "Checkpoints made by the worker itself (SHARD_END) that failed.",
+			Help: "Failed writes of the worker itself to a lease it holds: the SHARD_END checkpoint, the child shards recorded in a parent (each attempt).",
+		}),
+		childLeaseErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_kcl_child_lease_errors_total",
+			Help: "Failed attempts to create the leases of a closed shard's children.",
 		}),
 	}
 	if reg == nil {
@@ -91,6 +96,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.outsideHashRange = metricreg.Register(reg, m.outsideHashRange)
 	m.shardsEnded = metricreg.Register(reg, m.shardsEnded)
 	m.leasesLost = metricreg.Register(reg, m.leasesLost)
-	m.checkpointFailure = metricreg.Register(reg, m.checkpointFailure)
+	m.checkpointErrors = metricreg.Register(reg, m.checkpointErrors)
+	m.childLeaseErrors = metricreg.Register(reg, m.childLeaseErrors)
 	return m
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
@@ -288,12 +289,12 @@ func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Ch
 	for _, c := range children {
 		childIDs = append(childIDs, aws.ToString(c.ShardId))
 	}
-	if o, ok := s.retryInfra(ctx, "create child leases", func() error { return lease.CreateChildLeases(ctx, w.store, children) }); !ok {
+	if o, ok := s.retryInfra(ctx, "create child leases", w.met.childLeaseErrors, func() error { return lease.CreateChildLeases(ctx, w.store, children) }); !ok {
 		return o
 	}
 	// The parent names its children, as the Java KCL records them.
 	if len(childIDs) > 0 {
-		if o, ok := s.retryInfra(ctx, "record child shards", func() error {
+		if o, ok := s.retryInfra(ctx, "record child shards", w.met.checkpointErrors, func() error {
 			_, err := w.coord.Update(ctx, s.id, func(l *lease.Lease) error {
 				l.ChildShardIDs = childIDs
 				return nil
@@ -308,7 +309,7 @@ func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Ch
 	if o, ok := s.retryCall(ctx, "ShardEnded", func() error { return proc.ShardEnded(ctx, in) }); !ok {
 		return o
 	}
-	if o, ok := s.retryInfra(ctx, "checkpoint SHARD_END", func() error { return cp.CheckpointAt(ctx, string(checkpoint.ShardEnd), 0) }); !ok {
+	if o, ok := s.retryInfra(ctx, "checkpoint SHARD_END", w.met.checkpointErrors, func() error { return cp.CheckpointAt(ctx, string(checkpoint.ShardEnd), 0) }); !ok {
 		return o
 	}
 	w.met.shardsEnded.Inc()
@@ -318,8 +319,9 @@ func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Ch
 }
 
 // retryInfra retries a call to the lease table with backoff until it
-// succeeds, the lease is lost, or the shard is stopped.
-func (s *shardWorker) retryInfra(ctx context.Context, name string, fn func() error) (outcome, bool) {
+// succeeds, the lease is lost, or the shard is stopped; failures count in
+// failed.
+func (s *shardWorker) retryInfra(ctx context.Context, name string, failed prometheus.Counter, fn func() error) (outcome, bool) {
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -332,7 +334,7 @@ func (s *shardWorker) retryInfra(ctx context.Context, name string, fn func() err
 			s.leaseLost()
 			return outcomeLost, false
 		}
-		s.w.met.checkpointFailure.Inc()
+		failed.Inc()
 		s.log.Warn(name+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
 		if backoff.Sleep(ctx, s.w.infraRetry.Delay(attempt)) != nil {
 			return s.cancelOutcome(ctx), false
