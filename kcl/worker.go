@@ -156,20 +156,28 @@ func (w *Worker) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer close(w.done)
-	if err := w.store.EnsureTable(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
+	// Startup (the lease table, the first shard sync) ends early on
+	// Shutdown as well as when ctx ends.
+	startCtx, endStart := context.WithCancel(ctx)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		select {
+		case <-w.shutdownReq:
+			endStart()
+		case <-startCtx.Done():
 		}
-		return fmt.Errorf("kcl: lease table: %w", err)
-	}
-	// Create the leases before the first taker pass, so that the worker
-	// starts on the shards at once.
-	if err := w.syncer.Sync(ctx); err != nil && ctx.Err() == nil {
-		var nf *kintypes.ResourceNotFoundException
-		if errors.As(err, &nf) {
-			return fmt.Errorf("kcl: stream %s: %w", w.stream, err)
-		}
-		w.log.Warn("initial shard sync failed; retrying in the background", zap.Error(err))
+	}()
+	err := w.start(startCtx)
+	stopped := startCtx.Err() != nil
+	endStart()
+	<-watching
+	switch {
+	case err != nil:
+		return err
+	case stopped:
+		w.log.Info("worker stopped during startup")
+		return nil
 	}
 
 	// The shards and the lease layer run on contexts of their own, so
@@ -212,14 +220,38 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// start makes sure the lease table exists and creates the leases of the
+// stream's shards, so that the first taker pass finds them. It fails when
+// the table cannot be created or the stream does not exist; it returns nil
+// when ctx ends first. The lease layer retries the calls that fail with a
+// retryable error.
+func (w *Worker) start(ctx context.Context) error {
+	if err := w.store.EnsureTable(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("kcl: lease table: %w", err)
+	}
+	if err := w.syncer.Sync(ctx); err != nil && ctx.Err() == nil {
+		var nf *kintypes.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return fmt.Errorf("kcl: stream %s: %w", w.stream, err)
+		}
+		w.log.Warn("initial shard sync failed; retrying in the background", zap.Error(err))
+	}
+	return nil
+}
+
 // Shutdown stops the worker gracefully: it takes no more leases, lets each
 // shard finish its current batch, calls ShutdownRequested with a live
 // checkpointer, releases the leases in the lease table so that other
-// workers take them at their next pass, and waits for Run to return. When
-// ctx ends first, the shards still running are stopped without
-// ShutdownRequested (their leases expire after FailoverTime) and Shutdown
-// returns ctx's error once Run has returned. Shutdown of a worker that is
-// not running returns nil.
+// workers take them at their next pass, and waits for Run to return. A
+// worker still starting (creating the lease table, syncing the shards)
+// stops at once. When ctx ends first, the shards still running are stopped
+// without ShutdownRequested (their leases expire after FailoverTime) and
+// Shutdown returns ctx's error by ctx's deadline; Run returns once the
+// calls it has in flight return. Shutdown of a worker that is not running
+// returns nil.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	if !w.ran.Load() {
 		return nil
@@ -228,7 +260,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		w.shutdownCtx = ctx
 		close(w.shutdownReq)
 	})
-	<-w.done
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+	}
 	return ctx.Err()
 }
 

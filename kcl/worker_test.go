@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -986,5 +988,103 @@ func TestWorkerShutdownWhileChildrenWaitAndParentBacksOff(t *testing.T) {
 	}
 	if r.hasEvent("init "+a+" TRIM_HORIZON/0") || r.hasEvent("init "+b+" TRIM_HORIZON/0") {
 		t.Errorf("a child was initialized before its parent ended")
+	}
+}
+
+// blockingStore is a memory lease table whose EnsureTable runs ensure.
+type blockingStore struct {
+	*lease.MemoryStore
+	ensure func(ctx context.Context) error
+}
+
+func (s *blockingStore) EnsureTable(ctx context.Context) error {
+	if s.ensure != nil {
+		return s.ensure(ctx)
+	}
+	return s.MemoryStore.EnsureTable(ctx)
+}
+
+// blockingKinesis is a fake stream whose ListShards runs list first.
+type blockingKinesis struct {
+	*fakeKinesis
+	list func(ctx context.Context) error
+}
+
+func (k *blockingKinesis) ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	if k.list != nil {
+		if err := k.list(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return k.fakeKinesis.ListShards(ctx, in, optFns...)
+}
+
+// Shutdown during startup (the lease table being created, the first shard
+// sync) stops the worker at once, and returns by its context's deadline
+// even when a call in flight ignores its context; Run returns when that
+// call does.
+func TestShutdownDuringStartup(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		blockTable, blockList bool
+		ignoresCtx            bool
+	}{
+		{"creating the lease table", true, false, false},
+		{"first shard sync", false, true, false},
+		{"a call that ignores its context", true, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				unblock := make(chan struct{})
+				block := func(ctx context.Context) error {
+					if tc.ignoresCtx {
+						<-unblock
+						return errors.New("too late")
+					}
+					<-ctx.Done()
+					return ctx.Err()
+				}
+				store := &blockingStore{MemoryStore: lease.NewMemoryStore()}
+				kin := &blockingKinesis{fakeKinesis: newFakeKinesis(1)}
+				if tc.blockTable {
+					store.ensure = block
+				}
+				if tc.blockList {
+					kin.list = block
+				}
+				w, err := New(Config{Stream: "s", App: "a", Kinesis: kin, LeaseStore: store, Processor: &recorder{}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				runErr := make(chan error, 1)
+				go func() { runErr <- w.Run(context.Background()) }()
+				synctest.Wait() // Run is blocked in the call
+
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				start := time.Now()
+				err = w.Shutdown(ctx)
+				took := time.Since(start)
+				if tc.ignoresCtx {
+					if !errors.Is(err, context.DeadlineExceeded) || took != 5*time.Second {
+						t.Errorf("Shutdown = %v after %v, want its deadline's error after 5s", err, took)
+					}
+					select {
+					case err := <-runErr:
+						t.Fatalf("Run returned (%v) while its call was in flight", err)
+					default:
+					}
+					close(unblock)
+				} else if err != nil || took != 0 {
+					t.Errorf("Shutdown = %v after %v, want nil at once", err, took)
+				}
+				if err := <-runErr; err != nil {
+					t.Errorf("Run = %v, want nil after a shutdown", err)
+				}
+				if ls, _ := store.List(context.Background()); slices.ContainsFunc(ls, func(l lease.Lease) bool { return l.Owner != "" }) {
+					t.Errorf("leases taken by a worker shut down during startup: %+v", ls)
+				}
+			})
+		})
 	}
 }
