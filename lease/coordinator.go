@@ -12,9 +12,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/internal/backoff"
 )
 
-// Config configures a Coordinator.
+// Config configures a Coordinator. The zero value of every field but Store
+// and WorkerID selects its default.
 type Config struct {
 	// Store is the lease table. Required.
 	Store Store
@@ -115,20 +118,27 @@ func (cfg Config) Validate() error {
 // a lease whose counter has not changed for FailoverTime is expired (no
 // clock sync needed), an unowned one is free at once, and a held lease the
 // scan shows with another owner is reported lost at once. From the scan it
-// computes the same balancing plan as every other worker (see balance.go):
+// computes the same balancing plan as every other worker:
 // each live worker gets floor(M/N) or ceil(M/N) of the M unfinished leases,
 // the extra ones going to those that hold the most already; it takes its
 // part (free leases first, then the surplus of workers above their target,
 // several per pass) and leaves the rest to the others. When a lease it saw
 // owned will expire before the next pass, the pass is brought forward, so
 // a dead worker's leases are owned again within FailoverTime + TakeInterval.
-// Leases checkpointed at SHARD_END are neither counted nor taken.
+// Leases checkpointed at SHARD_END are neither counted nor taken. The
+// protocol is described in docs/design.md ("Lease protocol").
+//
+// A renewal, take, release or checkpoint that fails with a retryable error
+// is retried a few times with backoff; a failed renewal is made again at
+// the next pass, and a take at the next taker pass. A failed scan is made
+// again at the next taker pass: nothing was written, and the expiry of the
+// leases it would have seen is judged from the scans before and after.
 type Coordinator struct {
 	cfg     Config
 	log     *zap.Logger
 	metrics *coordinatorMetrics
 	now     func() time.Time
-	backoff func(try int) time.Duration
+	retry   backoff.Policy // between attempts of a failed lease table call
 
 	running atomic.Bool
 	takeNow chan struct{} // a pending request for an immediate taker pass
@@ -145,18 +155,26 @@ type Coordinator struct {
 // to it (renewals, checkpoints, release), so each write is conditioned on
 // the counter the previous one produced.
 type heldLease struct {
-	mu          sync.Mutex
-	lease       Lease     // as last written or read; guarded by mu
-	lastRenewed time.Time // guarded by mu
-	gone        bool      // no longer held; guarded by mu
+	mu    sync.Mutex
+	lease Lease // as last written or read; guarded by mu
+	// lastRenewed is when the last write of ours known to have taken
+	// effect was made (the start of its call): others see the lease
+	// expire no earlier than FailoverTime after it. Guarded by mu.
+	lastRenewed time.Time
+	// unknownSince is the start of the first write since lastRenewed that
+	// failed without telling whether it took effect (a timeout, a cut
+	// connection); zero when none. Guarded by mu.
+	unknownSince time.Time
+	gone         bool // no longer held; guarded by mu
 
 	// view is a copy of lease for readers that must not wait behind a
 	// write in flight; nil once gone.
 	view atomic.Pointer[Lease]
 }
 
-func newHeldLease(l Lease, now time.Time) *heldLease {
-	h := &heldLease{lastRenewed: now}
+// newHeldLease returns a lease taken by a call started at start.
+func newHeldLease(l Lease, start time.Time) *heldLease {
+	h := &heldLease{lastRenewed: start}
 	h.set(l)
 	return h
 }
@@ -166,6 +184,34 @@ func (h *heldLease) set(l Lease) {
 	h.lease = l
 	v := l.Clone()
 	h.view.Store(&v)
+}
+
+// written records a write of ours that took effect, made by a call started
+// at start. h.mu is held.
+func (h *heldLease) written(l Lease, start time.Time) {
+	h.set(l)
+	h.lastRenewed = start
+	h.unknownSince = time.Time{}
+}
+
+// failed records a write that failed, made by a call started at start: a
+// failed condition took no effect; any other failure may have. h.mu is
+// held.
+func (h *heldLease) failed(err error, start time.Time) {
+	if !errors.Is(err, ErrConflict) && h.unknownSince.IsZero() {
+		h.unknownSince = start
+	}
+}
+
+// adopt records the lease as read after a failed condition, when the table
+// still names this worker: the counter moved through a write of ours whose
+// reply was lost, made no earlier than unknownSince. h.mu is held.
+func (h *heldLease) adopt(l Lease) {
+	h.set(l)
+	if h.unknownSince.After(h.lastRenewed) {
+		h.lastRenewed = h.unknownSince
+	}
+	h.unknownSince = time.Time{}
 }
 
 // drop marks the lease no longer held. h.mu is held.
@@ -195,7 +241,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		log:     cfg.Logger.With(zap.String("worker", cfg.WorkerID)),
 		metrics: newCoordinatorMetrics(cfg.Metrics),
 		now:     time.Now,
-		backoff: defaultBackoff,
+		retry:   storeBackoff,
 		takeNow: make(chan struct{}, 1),
 		held:    make(map[string]*heldLease),
 		seen:    make(map[string]observation),
@@ -331,7 +377,9 @@ func (c *Coordinator) heldLease(key string) *heldLease {
 // the lease moved on (then OnLost is called too). A failed condition is
 // re-read first: if the table still names this worker as owner (the counter
 // moved through a write of ours whose reply was lost), fn is applied again
-// to the lease as read and the write retried once.
+// to the lease as read and the write retried. A retryable failure of the
+// write or the re-read is retried with backoff, a few times in all; a
+// fatal one is returned at once.
 func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) error) (Lease, error) {
 	h := c.heldLease(key)
 	if h == nil {
@@ -342,35 +390,39 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 	if h.gone {
 		return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
 	}
-	for try := 0; ; try++ {
+	for try := 1; ; try++ {
 		next := h.lease.Clone()
 		if err := fn(&next); err != nil {
 			return Lease{}, err
 		}
 		next.Key, next.Owner, next.Counter = h.lease.Key, h.lease.Owner, h.lease.Counter
+		start := c.now()
 		stored, err := c.cfg.Store.Checkpoint(ctx, next)
 		if err == nil {
-			h.set(stored)
-			h.lastRenewed = c.now()
+			h.written(stored, start)
 			return stored.Clone(), nil
 		}
+		h.failed(err, start)
 		c.countStoreError("checkpoint", err)
 		if !errors.Is(err, ErrConflict) {
-			if try+1 < renewAttempts && ctx.Err() == nil && sleep(ctx, c.backoff(try)) {
+			if try < storeAttempts && retryable(err) && ctx.Err() == nil && backoff.Sleep(ctx, c.retry.Delay(try)) == nil {
 				continue // if it took effect, the retry fails its condition and the re-read adopts it
 			}
 			return Lease{}, fmt.Errorf("update lease %q: %w", key, err)
 		}
-		ours, err := c.recheck(ctx, h)
-		if err != nil {
-			return Lease{}, fmt.Errorf("update lease %q: condition failed, and re-reading failed: %w", key, err)
+		ours, rerr := c.recheck(ctx, h)
+		if rerr != nil {
+			if try < storeAttempts && retryable(rerr) && ctx.Err() == nil && backoff.Sleep(ctx, c.retry.Delay(try)) == nil {
+				continue // the write fails its condition again, and is re-read again
+			}
+			return Lease{}, fmt.Errorf("update lease %q: condition failed, and re-reading failed: %w", key, rerr)
 		}
 		if !ours {
 			c.loseLocked(h, "checkpoint condition failed and another owner or none is recorded")
 			return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
 		}
-		if try+1 >= renewAttempts {
-			return Lease{}, fmt.Errorf("update lease %q: condition failed %d times, each time on a write of ours: %w", key, renewAttempts, err)
+		if try >= storeAttempts {
+			return Lease{}, fmt.Errorf("update lease %q: condition failed %d times, each time on a write of ours: %w", key, storeAttempts, err)
 		}
 	}
 }
@@ -381,12 +433,11 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 // when the lease has another owner, none, or is gone, and an error when it
 // could not tell. h.mu is held.
 func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
-	cur, err := c.cfg.Store.Get(ctx, h.lease.Key)
+	cur, err := c.get(ctx, h.lease.Key)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
-		c.countStoreError("get", err)
 		return false, err
 	}
 	if cur.Owner != c.cfg.WorkerID {
@@ -394,8 +445,22 @@ func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
 	}
 	c.log.Info("lease counter moved by a write of ours; adopting it",
 		zap.String("lease", cur.Key), zap.Int64("held_counter", h.lease.Counter), zap.Int64("counter", cur.Counter))
-	h.set(cur)
+	h.adopt(cur)
 	return true, nil
+}
+
+// get reads a lease after a failed condition, retrying a read that failed
+// with a retryable error.
+func (c *Coordinator) get(ctx context.Context, key string) (Lease, error) {
+	var l Lease
+	err := withRetry(ctx, c.retry, func() (err error) {
+		l, err = c.cfg.Store.Get(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
+			c.countStoreError("get", err)
+		}
+		return err
+	})
+	return l, err
 }
 
 // loseLocked drops a held lease and reports it lost. h.mu is held.
@@ -455,37 +520,40 @@ func (c *Coordinator) Release(ctx context.Context, key string) error {
 // re-read: unowned with a higher counter means an earlier attempt of ours
 // took effect (its reply was lost); still ours means the counter moved
 // through another write of ours, and the release is retried; otherwise the
-// lease was lost (ErrConflict). Other errors are retried a few times.
-// h.mu is held.
+// lease was lost (ErrConflict). Retryable errors are retried with backoff a
+// few times; a fatal one is returned at once. h.mu is held.
 func (c *Coordinator) releaseHeld(ctx context.Context, h *heldLease) error {
-	var err error
-	for try := 0; try < renewAttempts+1; try++ {
-		if _, err = c.cfg.Store.Release(ctx, h.lease); err == nil {
+	for try := 1; ; try++ {
+		start := c.now()
+		_, err := c.cfg.Store.Release(ctx, h.lease)
+		if err == nil {
 			return nil
 		}
+		h.failed(err, start)
 		c.countStoreError("release", err)
 		if errors.Is(err, ErrConflict) {
-			cur, gerr := c.cfg.Store.Get(ctx, h.lease.Key)
+			cur, gerr := c.get(ctx, h.lease.Key)
 			switch {
 			case errors.Is(gerr, ErrNotFound):
 				return err
 			case gerr != nil:
-				c.countStoreError("get", gerr)
-				err = gerr
+				err = gerr // cannot tell: retry the release if the read may pass
 			case cur.Owner == "" && cur.Counter > h.lease.Counter:
 				return nil
 			case cur.Owner != c.cfg.WorkerID:
 				return err
 			default:
-				h.set(cur)
-				continue
+				h.adopt(cur) // the counter moved through a write of ours: release on it
+				if try < storeAttempts {
+					continue
+				}
+				return err
 			}
 		}
-		if !sleep(ctx, c.backoff(try)) {
-			break
+		if try >= storeAttempts || !retryable(err) || backoff.Sleep(ctx, c.retry.Delay(try)) != nil {
+			return err
 		}
 	}
-	return err
 }
 
 // ReleaseAll stops taking (as StopTaking) and releases every held lease,

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/kinesisgo/kinesis/internal/backoff"
 )
 
 func newTestCoordinator(t *testing.T, store Store, clk *fakeClock, id string, mod func(*Config)) *Coordinator {
@@ -28,7 +30,7 @@ func newTestCoordinator(t *testing.T, store Store, clk *fakeClock, id string, mo
 	if clk != nil {
 		c.now = clk.Now
 	}
-	c.backoff = func(int) time.Duration { return 0 }
+	c.retry = backoff.Policy{}
 	return c
 }
 
@@ -234,9 +236,9 @@ func TestRenewalStopsAfterFailoverTime(t *testing.T) {
 	if n := testutil.ToFloat64(c.metrics.lost); n != 1 {
 		t.Fatalf("lost metric %v", n)
 	}
-	// Three passes of renewAttempts tries, then one try past FailoverTime.
-	if n := testutil.ToFloat64(c.metrics.storeErrors.WithLabelValues("renew", "other")); n != 3*renewAttempts+1 {
-		t.Fatalf("renew errors metric %v, want %d", n, 3*renewAttempts+1)
+	// Three passes of storeAttempts tries, then one try past FailoverTime.
+	if n := testutil.ToFloat64(c.metrics.storeErrors.WithLabelValues("renew", "network")); n != 3*storeAttempts+1 {
+		t.Fatalf("renew errors metric %v, want %d", n, 3*storeAttempts+1)
 	}
 }
 

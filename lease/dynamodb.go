@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kinesisgo/kinesis/internal/metricreg"
 	"maps"
 	"slices"
 	"strconv"
@@ -16,9 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 )
 
 // DynamoDBAPI is the part of the DynamoDB client the store calls.
+// *dynamodb.Client implements it.
 type DynamoDBAPI interface {
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
@@ -31,7 +33,9 @@ type DynamoDBAPI interface {
 
 // DynamoDBConfig configures a DynamoDBStore.
 type DynamoDBConfig struct {
-	// Client calls DynamoDB. Required.
+	// Client is the DynamoDB client. Required. The store makes each call
+	// once; the SDK's own retries may be turned off (the coordinator and
+	// the shard syncer retry).
 	Client DynamoDBAPI
 	// Table is the lease table's name. Required.
 	Table string
@@ -62,8 +66,9 @@ func (cfg DynamoDBConfig) Validate() error {
 }
 
 // DynamoDBStore is the Store of a DynamoDB lease table, in the Java KCL
-// 2.x schema (docs/design.md, "Lease table"). Updates are UpdateItem calls that set only the
-// attributes they change, so attributes unknown to this package survive.
+// 2.x schema (docs/design.md, "Lease table"). Updates are conditional
+// UpdateItem calls that set only the attributes they change, so attributes
+// unknown to this package survive.
 type DynamoDBStore struct {
 	cfg       DynamoDBConfig
 	log       *zap.Logger
@@ -92,10 +97,21 @@ func NewDynamoDBStore(cfg DynamoDBConfig) (*DynamoDBStore, error) {
 }
 
 // EnsureTable creates the table if it does not exist (hash key leaseKey)
-// and waits until it is ACTIVE. An existing table with another key schema
-// is an error.
+// and waits until it is ACTIVE, until ctx ends. An existing table with
+// another key schema is an error. Unlike the other methods, it retries its
+// own calls that fail with a retryable error (throttling, a transient
+// fault), a few times each with backoff: it runs once, at start-up, with
+// no pass after it to retry it.
 func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
-	out, err := s.cfg.Client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
+	describe := func() (*dynamodb.DescribeTableOutput, error) {
+		var out *dynamodb.DescribeTableOutput
+		err := withRetry(ctx, storeBackoff, func() (err error) {
+			out, err = s.cfg.Client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
+			return err
+		})
+		return out, err
+	}
+	out, err := describe()
 	var nf *types.ResourceNotFoundException
 	switch {
 	case errors.As(err, &nf):
@@ -111,9 +127,12 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 				ReadCapacityUnits: aws.Int64(s.cfg.ReadCapacity), WriteCapacityUnits: aws.Int64(s.cfg.WriteCapacity),
 			}
 		}
-		_, err := s.cfg.Client.CreateTable(ctx, in)
+		err := withRetry(ctx, storeBackoff, func() error {
+			_, err := s.cfg.Client.CreateTable(ctx, in)
+			return err
+		})
 		var inUse *types.ResourceInUseException
-		if err != nil && !errors.As(err, &inUse) {
+		if err != nil && !errors.As(err, &inUse) { // in use: created by another worker, or by a retried call of ours
 			return fmt.Errorf("create lease table %s: %w", s.cfg.Table, err)
 		}
 	case err != nil:
@@ -130,7 +149,7 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		out, err := s.cfg.Client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
+		out, err := describe()
 		if err != nil && !errors.As(err, &nf) {
 			return fmt.Errorf("wait for lease table %s: %w", s.cfg.Table, err)
 		}

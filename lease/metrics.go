@@ -2,10 +2,11 @@ package lease
 
 import (
 	"errors"
-	"github.com/kinesisgo/kinesis/internal/metricreg"
 
-	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kinesisgo/kinesis/internal/awserr"
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 )
 
 // coordinatorMetrics are the coordinator's Prometheus collectors. With a nil
@@ -44,7 +45,7 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kinesis_lease_store_errors_total", Help: "Failed lease table calls, by operation and kind (conflict, not_found, throttled, malformed, other).",
+			Name: "kinesis_lease_store_errors_total", Help: "Failed lease table calls, by operation and kind: conflict, not_found, malformed, throttled, or else the AWS error code, http_STATUS, timeout, canceled or network.",
 		}, []string{"op", "kind"}),
 		takerPasses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_lease_taker_passes_total", Help: "Taker passes (table scans) run.",
@@ -67,7 +68,10 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 	return m
 }
 
-// errorKind classifies a store error for the storeErrors metric.
+// errorKind names a store error for the storeErrors metric: the lease
+// kinds (a failed condition, a missing lease, a malformed item), throttling
+// as awserr classifies it, and otherwise awserr.Kind (the AWS error code,
+// "http_STATUS", "timeout", "canceled" or "network"): a small, bounded set.
 func errorKind(err error) string {
 	switch {
 	case errors.Is(err, ErrConflict):
@@ -76,21 +80,9 @@ func errorKind(err error) string {
 		return "not_found"
 	case errors.Is(err, ErrMalformed):
 		return "malformed"
-	case isThrottle(err):
+	case awserr.IsThrottling(err):
 		return "throttled"
 	default:
-		return "other"
+		return awserr.Kind(err)
 	}
-}
-
-func isThrottle(err error) bool {
-	var api smithy.APIError
-	if !errors.As(err, &api) {
-		return false
-	}
-	switch api.ErrorCode() {
-	case "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded":
-		return true
-	}
-	return false
 }

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/internal/backoff"
 )
 
 // renewPass renews every held lease once, MaxConcurrentWrites at a time.
@@ -47,13 +48,12 @@ func forEach[T any](ctx context.Context, items []T, n int, fn func(T)) {
 	wg.Wait()
 }
 
-// renewAttempts is how many times one renewal pass tries a lease whose
-// renewal failed with an error that may be transient.
-const renewAttempts = 3
-
 // renew renews one held lease. A failed condition is re-read before the
-// lease is declared lost; other failures are retried a few times with a
-// short backoff, and then at the next pass; a lease that could not be
+// lease is declared lost: when the table still names this worker and an
+// earlier attempt failed without telling whether it took effect (its reply
+// was lost), that attempt renewed the lease. A retryable failure is retried
+// within the pass (storeAttempts tries with backoff), and then at the next
+// pass; a fatal one waits for the next pass. A lease that could not be
 // renewed for FailoverTime is dropped, since others may have taken it
 // meanwhile.
 //
@@ -69,59 +69,43 @@ func (c *Coordinator) renew(ctx context.Context, h *heldLease) {
 	if h.gone {
 		return
 	}
-	for try := 0; ; try++ {
+	for try := 1; ; try++ {
 		start := c.now()
 		callCtx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval) // never past the next pass
 		stored, err := c.cfg.Store.Renew(callCtx, h.lease)
 		cancel()
 		c.metrics.renewLatency.Observe(c.now().Sub(start).Seconds())
 		if err == nil {
-			h.set(stored)
-			h.lastRenewed = c.now()
+			h.written(stored, start)
 			return
 		}
+		h.failed(err, start)
 		if ctx.Err() != nil {
 			return
 		}
 		c.countStoreError("renew", err)
 		if errors.Is(err, ErrConflict) {
+			unknown := !h.unknownSince.IsZero() // an earlier attempt may have renewed it
 			ours, rerr := c.recheck(ctx, h)
 			switch {
 			case rerr == nil && !ours:
 				c.loseLocked(h, "renewal condition failed and another owner or none is recorded")
 				return
-			case rerr == nil && try+1 < renewAttempts:
-				continue // adopted the counter of our own earlier write: renew on it
+			case rerr == nil && unknown:
+				return // that attempt renewed it: the counter others watch moved
+			case rerr == nil && try < storeAttempts:
+				continue // the counter moved by another write of ours: renew on it
 			case rerr != nil:
-				err = rerr // cannot tell
+				err = rerr // cannot tell: retry the renewal if the read may pass
 			}
 		}
 		if c.now().Sub(h.lastRenewed) >= c.cfg.FailoverTime {
 			c.loseLocked(h, "not renewed within FailoverTime")
 			return
 		}
-		if try+1 >= renewAttempts || errors.Is(err, ErrConflict) || !sleep(ctx, c.backoff(try)) {
+		if try >= storeAttempts || !retryable(err) || backoff.Sleep(ctx, c.retry.Delay(try)) != nil {
 			c.log.Warn("lease renewal failed; will retry at the next pass", zap.String("lease", h.lease.Key), zap.Error(err))
 			return
 		}
 	}
 }
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// defaultBackoff is the pause before retry number try+1 of a call that
-// failed with a possibly transient error: 50 ms, 100 ms, 200 ms, ...
-func defaultBackoff(try int) time.Duration { return 50 * time.Millisecond << min(try, 5) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,10 +15,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/internal/metricreg"
+	"github.com/kinesisgo/kinesis/internal/streamref"
 )
 
-// KinesisAPI is the part of the Kinesis client the shard syncer calls.
+// KinesisAPI is the part of the Kinesis client the shard syncer calls:
+// listing the stream's shards. *kinesis.Client implements it.
 type KinesisAPI interface {
 	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 }
@@ -26,19 +30,22 @@ type KinesisAPI interface {
 type ShardSyncConfig struct {
 	// Store is the lease table. Required.
 	Store Store
-	// Kinesis lists the stream's shards. Required.
+	// Kinesis is the Kinesis client, with which the stream's shards are
+	// listed. Required.
 	Kinesis KinesisAPI
-	// Stream is the stream's name. Required unless StreamARN is set.
+	// Stream is the stream's name or ARN. Required.
 	Stream string
 	// StreamARN is the stream's ARN; used instead of Stream when set.
+	//
+	// Deprecated: set Stream to the ARN.
 	StreamARN string
-	// InitialPosition is where processing starts in shards that have no
+	// InitialPosition is where processing starts in a shard that has no
 	// leased ancestor: checkpoint.Latest, TrimHorizon or AtTimestamp.
 	// Descendants of leased shards always start at TrimHorizon. Default
 	// Latest.
 	InitialPosition checkpoint.Position
-	// InitialTimestamp goes with InitialPosition AtTimestamp (required
-	// then, ignored otherwise).
+	// InitialTimestamp is the time for InitialPosition AtTimestamp
+	// (required then, unused otherwise).
 	InitialTimestamp time.Time
 	// Interval is how often Run syncs. Default 60s.
 	Interval time.Duration
@@ -71,7 +78,9 @@ func (cfg ShardSyncConfig) Validate() error {
 	case cfg.Kinesis == nil:
 		return errors.New("lease: ShardSyncConfig.Kinesis is required")
 	case cfg.Stream == "" && cfg.StreamARN == "":
-		return errors.New("lease: ShardSyncConfig.Stream or StreamARN is required")
+		return errors.New("lease: ShardSyncConfig.Stream is required")
+	case cfg.StreamARN != "" && !strings.HasPrefix(cfg.StreamARN, "arn:"):
+		return fmt.Errorf("lease: ShardSyncConfig.StreamARN %q is not an ARN", cfg.StreamARN)
 	case !cfg.InitialPosition.IsStart():
 		return fmt.Errorf("lease: ShardSyncConfig.InitialPosition %q is not %s, %s or %s", cfg.InitialPosition, checkpoint.Latest, checkpoint.TrimHorizon, checkpoint.AtTimestamp)
 	case cfg.InitialPosition == checkpoint.AtTimestamp && cfg.InitialTimestamp.IsZero():
@@ -79,17 +88,30 @@ func (cfg ShardSyncConfig) Validate() error {
 	case cfg.Interval < 0:
 		return fmt.Errorf("lease: ShardSyncConfig.Interval %v is negative", cfg.Interval)
 	}
+	if _, err := cfg.stream(); err != nil {
+		return fmt.Errorf("lease: ShardSyncConfig.Stream: %w", err)
+	}
 	return nil
 }
 
+// stream returns the stream to list: StreamARN when set, else Stream.
+func (cfg ShardSyncConfig) stream() (streamref.Ref, error) {
+	if cfg.StreamARN != "" {
+		return streamref.Parse(cfg.StreamARN)
+	}
+	return streamref.Parse(cfg.Stream)
+}
+
 // ShardSyncer keeps the lease table in line with the stream's shards: it
-// creates the leases of shards that have none (docs/design.md, "Shard lineage"), and deletes
-// finished leases once their children have started and they have no parent
-// lease left. Several workers may sync the same table at once: creates and
-// deletes are conditional.
+// creates the leases of shards that have none, and deletes finished leases
+// once their children have started and they have no parent lease left
+// (docs/design.md, "Shard lineage"). Several workers may sync the same
+// table at once: creates and deletes are conditional.
 type ShardSyncer struct {
 	cfg     ShardSyncConfig
+	stream  streamref.Ref
 	log     *zap.Logger
+	retry   backoff.Policy // between attempts of a failed call
 	created prometheus.Counter
 	deleted prometheus.Counter
 }
@@ -100,9 +122,12 @@ func NewShardSyncer(cfg ShardSyncConfig) (*ShardSyncer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	stream, _ := cfg.stream() // checked by Validate
 	s := &ShardSyncer{
-		cfg: cfg,
-		log: cfg.Logger,
+		cfg:    cfg,
+		stream: stream,
+		log:    cfg.Logger,
+		retry:  storeBackoff,
 		created: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_lease_created_total", Help: "Leases created for shards that had none.",
 		}),
@@ -118,7 +143,8 @@ func NewShardSyncer(cfg ShardSyncConfig) (*ShardSyncer, error) {
 }
 
 // Run syncs at once and then every Interval until ctx ends; it returns nil
-// then. Failed syncs are logged and retried at the next interval.
+// then. A sync that failed (after the retries of each call within it) is
+// logged and made again at the next interval.
 func (s *ShardSyncer) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
@@ -138,8 +164,16 @@ func (s *ShardSyncer) Run(ctx context.Context) error {
 // the initial position, and, once the table has leases, also without a
 // filter, so that the lineage of leased shards is complete), creates the
 // missing leases and deletes the finished ones that are no longer needed.
+// Each call that fails with a retryable error (throttling, a transient
+// fault) is retried a few times with backoff; a sync that fails stops
+// there, and the next one carries on (creates and deletes are conditional,
+// so making them again is harmless).
 func (s *ShardSyncer) Sync(ctx context.Context) error {
-	leases, err := s.cfg.Store.List(ctx)
+	var leases []Lease
+	err := withRetry(ctx, s.retry, func() (err error) {
+		leases, err = s.cfg.Store.List(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("shard sync: %w", err)
 	}
@@ -183,13 +217,17 @@ func (s *ShardSyncer) Sync(ctx context.Context) error {
 		case !selected[id]:
 			continue // outside the initial position, and no leased ancestor
 		}
-		created, err := s.cfg.Store.Create(ctx, l)
+		var created Lease
+		err := withRetry(ctx, s.retry, func() (err error) {
+			created, err = s.cfg.Store.Create(ctx, l)
+			return err
+		})
 		switch {
 		case err == nil:
 			s.created.Inc()
 			s.log.Info("lease created", zap.String("lease", id), zap.String("checkpoint", l.Checkpoint))
 			leased[id] = created
-		case errors.Is(err, ErrExists):
+		case errors.Is(err, ErrExists): // created by another syncer, or by a retried call of ours
 			leased[id] = l
 		default:
 			return fmt.Errorf("shard sync: %w", err)
@@ -238,8 +276,8 @@ func (s *ShardSyncer) cleanup(ctx context.Context, leased map[string]Lease, g *s
 		if !ready {
 			continue
 		}
-		if err := s.cfg.Store.Delete(ctx, l); err != nil {
-			if !errors.Is(err, ErrConflict) {
+		if err := withRetry(ctx, s.retry, func() error { return s.cfg.Store.Delete(ctx, l) }); err != nil {
+			if !errors.Is(err, ErrConflict) { // changed or deleted meanwhile (by another syncer, or a retried call of ours)
 				errs = append(errs, err)
 			}
 			continue
@@ -254,7 +292,8 @@ func (s *ShardSyncer) cleanup(ctx context.Context, leased map[string]Lease, g *s
 // CreateChildLeases creates the leases of a closed shard's children, as
 // GetRecords reported them, at once (checkpoint TRIM_HORIZON), so they can
 // be taken without waiting for the next sync. Leases that exist already
-// are left alone.
+// are left alone. It makes each call once (the caller retries it: leases
+// it created already are left alone then).
 func CreateChildLeases(ctx context.Context, store Store, children []kintypes.ChildShard) error {
 	for _, c := range children {
 		if aws.ToString(c.ShardId) == "" {
@@ -274,7 +313,7 @@ func CreateChildLeases(ctx context.Context, store Store, children []kintypes.Chi
 
 // ParentsDone reports whether every parent of l is done: its lease is
 // checkpointed at SHARD_END or no longer exists. A child shard must not be
-// processed before.
+// processed before. It makes each call once.
 func ParentsDone(ctx context.Context, store Store, l Lease) (bool, error) {
 	for _, p := range l.ParentShardIDs {
 		pl, err := store.Get(ctx, p)
@@ -305,17 +344,17 @@ func leaseForShard(sh kintypes.Shard, start checkpoint.Position) Lease {
 }
 
 // listShards lists every shard filter selects (every shard when filter is
-// nil), page by page.
+// nil), page by page; a page that fails with a retryable error is asked
+// for again.
 func (s *ShardSyncer) listShards(ctx context.Context, filter *kintypes.ShardFilter) ([]kintypes.Shard, error) {
-	in := &kinesis.ListShardsInput{ShardFilter: filter}
-	if s.cfg.StreamARN != "" {
-		in.StreamARN = aws.String(s.cfg.StreamARN)
-	} else {
-		in.StreamName = aws.String(s.cfg.Stream)
-	}
+	in := &kinesis.ListShardsInput{ShardFilter: filter, StreamName: s.stream.Name(), StreamARN: s.stream.ARN()}
 	var shards []kintypes.Shard
 	for {
-		out, err := s.cfg.Kinesis.ListShards(ctx, in)
+		var out *kinesis.ListShardsOutput
+		err := withRetry(ctx, s.retry, func() (err error) {
+			out, err = s.cfg.Kinesis.ListShards(ctx, in)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("list shards: %w", err)
 		}

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesisgo/kinesis/internal/backoff"
 )
 
 // fakeKinesis serves ListShards from a fixed shard list, two per page,
@@ -127,6 +129,7 @@ func newSyncer(t *testing.T, store Store, k KinesisAPI, pos string, ts time.Time
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.retry = backoff.Policy{}
 	return s
 }
 
@@ -349,6 +352,8 @@ func TestShardSyncConfigValidate(t *testing.T) {
 		{Store: s, Kinesis: k, Stream: "s", InitialPosition: "EARLIEST"},
 		{Store: s, Kinesis: k, Stream: "s", InitialPosition: checkpoint.AtTimestamp},
 		{Store: s, Kinesis: k, Stream: "s", Interval: -1},
+		{Store: s, Kinesis: k, Stream: "arn:aws:kinesis:us-east-1:123456789012:table/s"},
+		{Store: s, Kinesis: k, StreamARN: "s"},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil", cfg)

@@ -133,26 +133,39 @@ func (c *Coordinator) takeAll(ctx context.Context, take []Lease, v view) {
 	})
 }
 
-// take takes one lease and, on success, holds it and reports it.
+// take takes one lease and, on success, holds it and reports it. A
+// retryable failure is retried within the pass. A take whose reply was lost
+// fails its retry's condition; the next pass finds the lease owned by this
+// worker in the table and holds it then.
 func (c *Coordinator) take(ctx context.Context, l Lease, stolen bool) {
-	stored, err := c.cfg.Store.Take(ctx, l, c.cfg.WorkerID)
-	if err != nil {
-		if ctx.Err() != nil {
-			return
+	var (
+		stored Lease
+		start  time.Time // of the call that took it
+	)
+	err := withRetry(ctx, c.retry, func() error {
+		var err error
+		start = c.now()
+		stored, err = c.cfg.Store.Take(ctx, l, c.cfg.WorkerID)
+		if err != nil && ctx.Err() == nil {
+			c.countStoreError("take", err)
 		}
-		c.countStoreError("take", err)
-		if !errors.Is(err, ErrConflict) {
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, ErrConflict) {
 			c.log.Warn("taking lease failed", zap.String("lease", l.Key), zap.Error(err))
 		}
 		return
 	}
-	h := newHeldLease(stored, c.now())
+	h := newHeldLease(stored, start)
 	c.mu.Lock()
 	if c.noTaking { // a graceful shutdown began meanwhile: hand it back at once
 		c.mu.Unlock()
-		if _, err := c.cfg.Store.Release(ctx, stored); err != nil {
-			c.countStoreError("release", err)
+		h.mu.Lock()
+		if err := c.releaseHeld(ctx, h); err != nil && ctx.Err() == nil {
+			c.log.Warn("handing back a lease taken during shutdown failed; it expires after FailoverTime", zap.String("lease", l.Key), zap.Error(err))
 		}
+		h.mu.Unlock()
 		return
 	}
 	c.held[l.Key] = h
