@@ -354,14 +354,21 @@ func (w *Worker) startLocked(l lease.Lease) {
 }
 
 // lost is the coordinator's OnLost: it stops the shard, and drops a start
-// deferred until the shard's previous processing ends (the lease lost is
-// the one that start was for: events arrive in order).
+// deferred until the shard's previous processing ends. The coordinator may
+// report the loss of a holding after it reported the next holding of the
+// same lease acquired (the lease dropped, released by its thief and taken
+// again before the loss was queued): a loss stops only the processing of
+// that holding or an earlier one, and drops only a deferred start of that
+// holding or an earlier one. Counters only grow, so a later holding has a
+// higher counter than every state of an earlier one.
 func (w *Worker) lost(l lease.Lease) {
 	w.mu.Lock()
 	s := w.shards[l.Key]
-	delete(w.restart, l.Key)
+	if next, ok := w.restart[l.Key]; ok && next.Counter <= l.Counter {
+		delete(w.restart, l.Key)
+	}
 	w.mu.Unlock()
-	if s != nil {
+	if s != nil && s.lease.Counter <= l.Counter {
 		s.leaseLost()
 	}
 }

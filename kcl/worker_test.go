@@ -1088,3 +1088,33 @@ func TestShutdownDuringStartup(t *testing.T) {
 		})
 	}
 }
+
+// The loss of a holding reported after the next holding of the same lease
+// was acquired stops the earlier processing only: the start deferred for
+// the next holding stays, and a processing of the next holding goes on.
+func TestLateLossOfEarlierHolding(t *testing.T) {
+	const key = "shardId-000000000000"
+	var stopped []int64
+	shard := func(counter int64) *shardWorker {
+		return &shardWorker{lease: lease.Lease{Key: key, Counter: counter}, cancel: func(error) { stopped = append(stopped, counter) }}
+	}
+	w := &Worker{runCtx: context.Background(), shards: map[string]*shardWorker{}, restart: map[string]lease.Lease{}}
+
+	w.shards[key] = shard(5)                      // processing the first holding
+	w.acquired(lease.Lease{Key: key, Counter: 9}) // the next one: deferred until that ends
+	w.lost(lease.Lease{Key: key, Counter: 7})     // the first holding's loss, reported late
+	if _, ok := w.restart[key]; !ok || !slices.Equal(stopped, []int64{5}) {
+		t.Fatalf("after a late loss: deferred start kept %v, stopped %v; want kept, [5]", ok, stopped)
+	}
+	w.lost(lease.Lease{Key: key, Counter: 10}) // the next holding lost too
+	if _, ok := w.restart[key]; ok {
+		t.Fatalf("deferred start kept after its own holding was lost")
+	}
+
+	stopped = nil
+	w.shards[key] = shard(9)                  // processing the next holding
+	w.lost(lease.Lease{Key: key, Counter: 7}) // a late loss of the first
+	if len(stopped) != 0 {
+		t.Fatalf("a late loss of an earlier holding stopped the processing of the next: %v", stopped)
+	}
+}
