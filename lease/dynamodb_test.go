@@ -1,9 +1,11 @@
-package lease
+package lease_test
 
 import (
 	"context"
 	"errors"
-	"github.com/kinesisgo/kinesis/checkpoint"
+	"maps"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,21 +14,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/lease"
+	"github.com/kinesisgo/kinesis/lease/leasetest"
 )
 
 // newDynamoDBStore returns a store on a new table of the test endpoint,
 // created by EnsureTable.
-func newDynamoDBStore(t *testing.T, client DynamoDBAPI, reg prometheus.Registerer) (*DynamoDBStore, string) {
+func newDynamoDBStore(t *testing.T, client lease.DynamoDBAPI, reg prometheus.Registerer) (*lease.DynamoDBStore, string) {
 	t.Helper()
 	_, table := testenv.NewTableName(t)
 	if client == nil {
 		client = testenv.DynamoDBClient(t)
 	}
-	s, err := NewDynamoDBStore(DynamoDBConfig{Client: client, Table: table, Metrics: reg})
+	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +49,27 @@ func newDynamoDBStore(t *testing.T, client DynamoDBAPI, reg prometheus.Registere
 
 func TestDynamoDBStoreConformance(t *testing.T) {
 	testenv.Require(t)
-	testStoreConformance(t, func(t *testing.T) Store {
+	leasetest.TestStore(t, func(t *testing.T) lease.Store {
 		s, _ := newDynamoDBStore(t, nil, nil)
-		s.scanLimit = 7 // List reads several pages
+		lease.SetScanLimit(s, 7) // List reads several pages
 		return s
 	})
+}
+
+// counterValue returns the value of the counter name registered in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s registered", name)
+	return 0
 }
 
 func TestDynamoDBStoreSkipsMalformedItems(t *testing.T) {
@@ -68,7 +90,7 @@ func TestDynamoDBStoreSkipsMalformedItems(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Create(ctx, Lease{Key: "good", Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
+	if _, err := s.Create(ctx, lease.Lease{Key: "good", Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 		t.Fatal(err)
 	}
 	ls, err := s.List(ctx)
@@ -78,16 +100,16 @@ func TestDynamoDBStoreSkipsMalformedItems(t *testing.T) {
 	if len(ls) != 1 || ls[0].Key != "good" {
 		t.Fatalf("List returned %+v, want only the well-formed lease", ls)
 	}
-	if n := testutil.ToFloat64(s.malformed); n != 3 {
+	if n := counterValue(t, reg, "kinesis_lease_malformed_items_total"); n != 3 {
 		t.Fatalf("malformed items counted: %v, want 3", n)
 	}
-	if _, err := s.Get(ctx, "string-counter"); !errors.Is(err, ErrMalformed) {
+	if _, err := s.Get(ctx, "string-counter"); !errors.Is(err, lease.ErrMalformed) {
 		t.Fatalf("Get of a malformed item: %v, want ErrMalformed", err)
 	}
 }
 
 func TestDynamoDBConfigValidate(t *testing.T) {
-	for _, cfg := range []DynamoDBConfig{
+	for _, cfg := range []lease.DynamoDBConfig{
 		{Table: "t"},
 		{Client: &dynamodb.Client{}},
 		{Client: &dynamodb.Client{}, Table: "t", ReadCapacity: 5},
@@ -99,9 +121,10 @@ func TestDynamoDBConfigValidate(t *testing.T) {
 	}
 }
 
-// TestDynamoDBStoreConformanceThrottled runs the conformance tests through
-// the fault proxy with DynamoDB throttling on: the SDK's retries absorb it
-// and the contract holds.
+// TestDynamoDBStoreConformanceThrottled runs the conformance suite through
+// the fault proxy with DynamoDB throttling on: the store makes each call
+// once, so the SDK's retries absorb the throttling here, and the contract
+// holds.
 func TestDynamoDBStoreConformanceThrottled(t *testing.T) {
 	testenv.Require(t)
 	p := proxy.StartForTest(t, proxy.Config{DynamoDB: proxy.DynamoDBFaults{Throttling: 0.2, ProvisionedThroughputExceeded: 0.1}})
@@ -113,15 +136,17 @@ func TestDynamoDBStoreConformanceThrottled(t *testing.T) {
 			so.RateLimiter = ratelimit.None
 		})
 	})
-	testStoreConformance(t, func(t *testing.T) Store {
+	t.Cleanup(func() { // after the suite's parallel subtests
+		if st := p.Stats(); st.Faults == 0 {
+			t.Errorf("the proxy injected no fault (stats %+v): the test proved nothing", st)
+		} else {
+			t.Logf("proxy: %d requests, %d throttled by injected faults", st.Requests, st.Faults)
+		}
+	})
+	leasetest.TestStore(t, func(t *testing.T) lease.Store {
 		s, _ := newDynamoDBStore(t, client, nil)
 		return s
 	})
-	if st := p.Stats(); st.Faults == 0 {
-		t.Fatalf("the proxy injected no fault (stats %+v): the test proved nothing", st)
-	} else {
-		t.Logf("proxy: %d requests, %d throttled by injected faults", st.Requests, st.Faults)
-	}
 }
 
 // TestEnsureTable: on-demand by default, provisioned when asked, waits
@@ -146,7 +171,7 @@ func TestEnsureTable(t *testing.T) {
 	}
 
 	_, provisioned := testenv.NewTableName(t)
-	s, err := NewDynamoDBStore(DynamoDBConfig{Client: client, Table: provisioned, ReadCapacity: 7, WriteCapacity: 3})
+	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: provisioned, ReadCapacity: 7, WriteCapacity: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +192,78 @@ func TestEnsureTable(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s, _ = NewDynamoDBStore(DynamoDBConfig{Client: client, Table: other})
+	s, _ = lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: other})
 	if err := s.EnsureTable(ctx); err == nil {
 		t.Fatal("EnsureTable accepted a table keyed on another attribute")
+	}
+}
+
+// TestJavaKCLItem: a lease item as the Java KCL 2.x writes it, with an
+// attribute this package does not know, is taken, renewed and checkpointed;
+// every other attribute is left as it was.
+func TestJavaKCLItem(t *testing.T) {
+	testenv.Require(t)
+	ctx := context.Background()
+	_, client, table := newTable(t, 0)
+	item := map[string]types.AttributeValue{
+		"leaseKey":                     &types.AttributeValueMemberS{Value: "shardId-000000000007"},
+		"leaseOwner":                   &types.AttributeValueMemberS{Value: "java-host-1:4f0e2c"},
+		"leaseCounter":                 &types.AttributeValueMemberN{Value: "1234"},
+		"checkpoint":                   &types.AttributeValueMemberS{Value: "49590338271490256608559692538361571095921575989136588801"},
+		"checkpointSubSequenceNumber":  &types.AttributeValueMemberN{Value: "0"},
+		"ownerSwitchesSinceCheckpoint": &types.AttributeValueMemberN{Value: "3"},
+		"parentShardId":                &types.AttributeValueMemberSS{Value: []string{"shardId-000000000001", "shardId-000000000002"}},
+		"startingHashKey":              &types.AttributeValueMemberS{Value: "170141183460469231731687303715884105728"},
+		"endingHashKey":                &types.AttributeValueMemberS{Value: "340282366920938463463374607431768211455"},
+		"throughputKBps":               &types.AttributeValueMemberN{Value: "17.25"},
+		"leaseMigrationNote":           &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"from": &types.AttributeValueMemberS{Value: "kcl-java-2.6"}}},
+	}
+	if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, table, "go-worker")
+	var held lease.Lease
+	wait.For(t, itFailover+5*time.Second, "the Java worker's expired lease taken", func() bool {
+		var ok bool
+		held, ok = w.c.Lease("shardId-000000000007")
+		return ok
+	})
+	if held.OwnerSwitchesSinceCheckpoint != 4 || held.Checkpoint != "49590338271490256608559692538361571095921575989136588801" {
+		t.Fatalf("taken lease read as %+v", held)
+	}
+	wait.For(t, 5*time.Second, "a renewal", func() bool {
+		l, _ := w.c.Lease(held.Key)
+		return l.Counter > held.Counter
+	})
+	const next = "49590338271490256608559692538361571095921575989136599999"
+	if _, err := w.c.Update(ctx, held.Key, func(l *lease.Lease) error {
+		l.Checkpoint, l.CheckpointSubSequence, l.OwnerSwitchesSinceCheckpoint = next, 5, 0
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{"leaseKey": item["leaseKey"]}, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := map[string]bool{"leaseOwner": true, "leaseCounter": true, "checkpoint": true, "checkpointSubSequenceNumber": true, "ownerSwitchesSinceCheckpoint": true}
+	for _, k := range slices.Sorted(maps.Keys(item)) {
+		if changed[k] {
+			continue
+		}
+		if !reflect.DeepEqual(out.Item[k], item[k]) {
+			t.Errorf("attribute %s: %#v, was %#v", k, out.Item[k], item[k])
+		}
+	}
+	if len(out.Item) != len(item) {
+		t.Errorf("item has %d attributes, had %d: %v", len(out.Item), len(item), slices.Sorted(maps.Keys(out.Item)))
+	}
+	str := func(k string) string { return out.Item[k].(*types.AttributeValueMemberS).Value }
+	num := func(k string) string { return out.Item[k].(*types.AttributeValueMemberN).Value }
+	if str("leaseOwner") != "go-worker" || str("checkpoint") != next || num("checkpointSubSequenceNumber") != "5" || num("ownerSwitchesSinceCheckpoint") != "0" {
+		t.Errorf("written attributes: %v", out.Item)
+	}
+	if c := num("leaseCounter"); c <= "1235" && len(c) == 4 {
+		t.Errorf("leaseCounter %s did not move past take and renewal", c)
 	}
 }

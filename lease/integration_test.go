@@ -3,9 +3,7 @@ package lease_test
 import (
 	"context"
 	"fmt"
-	"maps"
 	"reflect"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -143,76 +141,6 @@ func TestCoordinatorsOnDynamoDB(t *testing.T) {
 	}
 	if n := len(ws["w1"].c.Held()); n != 0 {
 		t.Fatalf("w1 still holds %d leases", n)
-	}
-}
-
-// TestJavaKCLItem: a lease item as the Java KCL 2.x writes it, with an
-// attribute this package does not know, is taken, renewed and checkpointed;
-// every other attribute is left as it was.
-func TestJavaKCLItem(t *testing.T) {
-	testenv.Require(t)
-	ctx := context.Background()
-	_, client, table := newTable(t, 0)
-	item := map[string]types.AttributeValue{
-		"leaseKey":                     &types.AttributeValueMemberS{Value: "shardId-000000000007"},
-		"leaseOwner":                   &types.AttributeValueMemberS{Value: "java-host-1:4f0e2c"},
-		"leaseCounter":                 &types.AttributeValueMemberN{Value: "1234"},
-		"checkpoint":                   &types.AttributeValueMemberS{Value: "49590338271490256608559692538361571095921575989136588801"},
-		"checkpointSubSequenceNumber":  &types.AttributeValueMemberN{Value: "0"},
-		"ownerSwitchesSinceCheckpoint": &types.AttributeValueMemberN{Value: "3"},
-		"parentShardId":                &types.AttributeValueMemberSS{Value: []string{"shardId-000000000001", "shardId-000000000002"}},
-		"startingHashKey":              &types.AttributeValueMemberS{Value: "170141183460469231731687303715884105728"},
-		"endingHashKey":                &types.AttributeValueMemberS{Value: "340282366920938463463374607431768211455"},
-		"throughputKBps":               &types.AttributeValueMemberN{Value: "17.25"},
-		"leaseMigrationNote":           &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"from": &types.AttributeValueMemberS{Value: "kcl-java-2.6"}}},
-	}
-	if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item}); err != nil {
-		t.Fatal(err)
-	}
-	w := startWorker(t, table, "go-worker")
-	var held lease.Lease
-	waitFor(t, itFailover+5*time.Second, "the Java worker's expired lease taken", func() bool {
-		var ok bool
-		held, ok = w.c.Lease("shardId-000000000007")
-		return ok
-	})
-	if held.OwnerSwitchesSinceCheckpoint != 4 || held.Checkpoint != "49590338271490256608559692538361571095921575989136588801" {
-		t.Fatalf("taken lease read as %+v", held)
-	}
-	waitFor(t, 5*time.Second, "a renewal", func() bool {
-		l, _ := w.c.Lease(held.Key)
-		return l.Counter > held.Counter
-	})
-	const next = "49590338271490256608559692538361571095921575989136599999"
-	if _, err := w.c.Update(ctx, held.Key, func(l *lease.Lease) error {
-		l.Checkpoint, l.CheckpointSubSequence, l.OwnerSwitchesSinceCheckpoint = next, 5, 0
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	out, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{"leaseKey": item["leaseKey"]}, ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := map[string]bool{"leaseOwner": true, "leaseCounter": true, "checkpoint": true, "checkpointSubSequenceNumber": true, "ownerSwitchesSinceCheckpoint": true}
-	for _, k := range slices.Sorted(maps.Keys(item)) {
-		if changed[k] {
-			continue
-		}
-		if !reflect.DeepEqual(out.Item[k], item[k]) {
-			t.Errorf("attribute %s: %#v, was %#v", k, out.Item[k], item[k])
-		}
-	}
-	if len(out.Item) != len(item) {
-		t.Errorf("item has %d attributes, had %d: %v", len(out.Item), len(item), slices.Sorted(maps.Keys(out.Item)))
-	}
-	str := func(k string) string { return out.Item[k].(*types.AttributeValueMemberS).Value }
-	num := func(k string) string { return out.Item[k].(*types.AttributeValueMemberN).Value }
-	if str("leaseOwner") != "go-worker" || str("checkpoint") != next || num("checkpointSubSequenceNumber") != "5" || num("ownerSwitchesSinceCheckpoint") != "0" {
-		t.Errorf("written attributes: %v", out.Item)
-	}
-	if c := num("leaseCounter"); c <= "1235" && len(c) == 4 {
-		t.Errorf("leaseCounter %s did not move past take and renewal", c)
 	}
 }
 
