@@ -122,7 +122,7 @@ func TestCheckpointFencedAfterLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = cp.Checkpoint(ctx, "20", 0)
-	if !errors.Is(err, lease.ErrLeaseLost) || !errors.Is(err, lease.ErrLeaseLost) {
+	if !errors.Is(err, lease.ErrLeaseLost) {
 		t.Fatalf("checkpoint after the lease moved: %v, want lease.ErrLeaseLost", err)
 	}
 	if err := cp.PrepareCheckpoint(ctx, "20", 0); !errors.Is(err, lease.ErrLeaseLost) {

@@ -29,6 +29,7 @@ import (
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 	"github.com/kinesisgo/kinesis/kcl"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/kinesisgo/kinesis/lease"
@@ -314,7 +315,7 @@ func (e *env) owners() map[string]int {
 func (e *env) waitBalanced(want ...int) {
 	e.t.Helper()
 	slices.Sort(want)
-	waitFor(e.t, 30*time.Second, fmt.Sprintf("leases balanced as %v", want), func() bool {
+	wait.For(e.t, 30*time.Second, fmt.Sprintf("leases balanced as %v", want), func() bool {
 		byOwner := map[string][]string{}
 		for _, l := range e.leases() {
 			if !l.Finished() {
@@ -348,17 +349,6 @@ func (e *env) waitBalanced(want ...int) {
 	})
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestIntegrationThreeWorkersFourShards(t *testing.T) {
 	e := newEnv(t, 4)
 	for i := range 3 {
@@ -367,7 +357,7 @@ func TestIntegrationThreeWorkersFourShards(t *testing.T) {
 	e.waitBalanced(1, 1, 2)
 	p := &producer{client: e.kinesis, stream: e.stream}
 	p.put(t, 200, 25) // 5,000 records, 200 keys
-	waitFor(t, 90*time.Second, "5,000 records", func() bool { return e.collector.distinct() >= p.total() })
+	wait.For(t, 90*time.Second, "5,000 records", func() bool { return e.collector.distinct() >= p.total() })
 	got := e.collector.snapshot()
 	if dups := checkKeyOrder(t, got, p.count); len(dups) > 0 {
 		t.Errorf("%d duplicates without failures, first %+v", len(dups), dups[0])
@@ -406,7 +396,7 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 	e.waitBalanced(1, 1, 2)
 	p := &producer{client: testenv.KinesisClientAt(t, px.URL()), stream: e.stream}
 	p.put(t, 100, 10)
-	waitFor(t, 60*time.Second, "the first 1,000 records", func() bool { return e.collector.distinct() >= p.total() })
+	wait.For(t, 60*time.Second, "the first 1,000 records", func() bool { return e.collector.distinct() >= p.total() })
 
 	// Crash worker-0 while records flow.
 	var flow sync.WaitGroup
@@ -414,7 +404,7 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 	base := p.total()
 	second := &producer{client: p.client, stream: e.stream, count: maps.Clone(p.count)}
 	go func() { defer flow.Done(); second.put(t, 100, 10) }()
-	waitFor(t, 60*time.Second, "records flowing", func() bool { return e.collector.distinct() >= base+200 })
+	wait.For(t, 60*time.Second, "records flowing", func() bool { return e.collector.distinct() >= base+200 })
 	dead := cfgs[0].WorkerID
 	ws[0].stop(t) // AbortOnCancel: no hand-off, as a crash
 	crashed := time.Now()
@@ -427,7 +417,7 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 	if len(deadCheckpoints) == 0 {
 		t.Fatalf("the crashed worker held no lease")
 	}
-	waitFor(t, 30*time.Second, "survivors owning the dead worker's shards", func() bool {
+	wait.For(t, 30*time.Second, "survivors owning the dead worker's shards", func() bool {
 		ls, ok := e.readLeases()
 		if !ok {
 			return false
@@ -456,7 +446,7 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 		// can see the new owner before the taker has the answer.
 		var takenAt time.Time
 		var taker *callLog
-		waitFor(t, 10*time.Second, "the survivor's write taking "+key, func() bool {
+		wait.For(t, 10*time.Second, "the survivor's write taking "+key, func() bool {
 			for i, l := range tables {
 				if cfgs[i].WorkerID == dead {
 					continue
@@ -480,7 +470,7 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 		t.Errorf("take-over took %v (plus %v waiting on the lease table), want within FailoverTime + one taker pass (+0.5s) = %v", takeover, waited, bound)
 	}
 	flow.Wait()
-	waitFor(t, 90*time.Second, "every record", func() bool { return e.collector.distinct() >= second.total() })
+	wait.For(t, 90*time.Second, "every record", func() bool { return e.collector.distinct() >= second.total() })
 
 	st := px.Stats()
 	t.Logf("proxy: %d requests, %d throttled, %d faults injected", st.Requests, st.Throttled, st.Faults)
@@ -530,7 +520,7 @@ func TestIntegrationSplitAndMergeMidStream(t *testing.T) {
 	e.waitBalanced(2, 2)
 	p := &producer{client: e.kinesis, stream: e.stream}
 	p.put(t, 60, 5)
-	waitFor(t, 60*time.Second, "records before resharding", func() bool { return e.collector.distinct() >= 150 })
+	wait.For(t, 60*time.Second, "records before resharding", func() bool { return e.collector.distinct() >= 150 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -563,11 +553,11 @@ func TestIntegrationSplitAndMergeMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.put(t, 60, 5)
-	waitFor(t, 90*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
+	wait.For(t, 90*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
 	dups := checkKeyOrder(t, e.collector.snapshot(), p.count)
 	t.Logf("%d duplicates (leases may move as children appear)", len(dups))
 	parents := []string{*ss[0].ShardId, *ss[2].ShardId, *ss[3].ShardId}
-	waitFor(t, 30*time.Second, "parents at SHARD_END (or cleaned up)", func() bool {
+	wait.For(t, 30*time.Second, "parents at SHARD_END (or cleaned up)", func() bool {
 		ls, ok := e.readLeases()
 		if !ok {
 			return false
@@ -634,7 +624,7 @@ func TestIntegrationRestartInsideAggregatedRecord(t *testing.T) {
 	}
 
 	e.start(e.config("second"))
-	waitFor(t, 30*time.Second, "the rest of the aggregated record", func() bool { return e.collector.distinct() >= 3 })
+	wait.For(t, 30*time.Second, "the rest of the aggregated record", func() bool { return e.collector.distinct() >= 3 })
 	var got []string
 	for _, d := range e.collector.snapshot() {
 		got = append(got, d.id()+"="+d.data)
@@ -682,7 +672,7 @@ func TestIntegrationGracefulShutdownHandsOverWithin2s(t *testing.T) {
 			return len(seen) == 2
 		}
 	}
-	waitFor(t, 30*time.Second, "worker-b processing its own shards", shardsDone(func(s string) bool { return !aShards[s] }))
+	wait.For(t, 30*time.Second, "worker-b processing its own shards", shardsDone(func(s string) bool { return !aShards[s] }))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -690,7 +680,7 @@ func TestIntegrationGracefulShutdownHandsOverWithin2s(t *testing.T) {
 		t.Fatal(err)
 	}
 	released := time.Now()
-	waitFor(t, 10*time.Second, "worker-b owning worker-a's shards", func() bool {
+	wait.For(t, 10*time.Second, "worker-b owning worker-a's shards", func() bool {
 		ls, ok := e.readLeases()
 		if !ok {
 			return false
@@ -703,7 +693,7 @@ func TestIntegrationGracefulShutdownHandsOverWithin2s(t *testing.T) {
 		return true
 	})
 	owned := time.Since(released)
-	waitFor(t, 10*time.Second, "worker-b processing worker-a's shards", shardsDone(func(s string) bool { return aShards[s] }))
+	wait.For(t, 10*time.Second, "worker-b processing worker-a's shards", shardsDone(func(s string) bool { return aShards[s] }))
 	processed := time.Since(released)
 	// The 2s are the worker's: noticing the released leases (one taker
 	// pass, TakeInterval 1s), taking them and starting to read. The time
@@ -726,7 +716,7 @@ func TestIntegrationGracefulShutdownHandsOverWithin2s(t *testing.T) {
 	if handOver > 2*time.Second {
 		t.Errorf("hand-over took %v (plus %v waiting on the emulators), want within 2s", handOver, emulators)
 	}
-	waitFor(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
+	wait.For(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
 	if dups := checkKeyOrder(t, e.collector.snapshot(), p.count); len(dups) > 0 {
 		t.Errorf("%d records processed twice", len(dups))
 	}
@@ -924,7 +914,7 @@ func TestIntegrationStreamByARN(t *testing.T) {
 	e.start(cfg)
 	p := &producer{client: e.kinesis, stream: e.stream}
 	p.put(t, 20, 2)
-	waitFor(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
+	wait.For(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
 	checkKeyOrder(t, e.collector.snapshot(), p.count)
 }
 

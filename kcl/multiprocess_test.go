@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 // consumerProcess is one testconsumer process.
@@ -90,7 +92,7 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	e.waitBalancedInTable(1, 1, 2)
 	p := &producer{client: e.kinesis, stream: e.stream, pause: 100 * time.Millisecond}
 	p.put(t, 100, 5)
-	waitFor(t, 60*time.Second, "the first 500 records", func() bool { return distinct() >= p.total() })
+	wait.For(t, 60*time.Second, "the first 500 records", func() bool { return distinct() >= p.total() })
 
 	// kill -9 the process holding two leases, while records flow.
 	var victim string
@@ -106,7 +108,7 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	flow.Add(1)
 	base := p.total()
 	go func() { defer flow.Done(); p.put(t, 100, 20) }() // about 2s of records
-	waitFor(t, 60*time.Second, "records flowing", func() bool { return distinct() >= base+200 })
+	wait.For(t, 60*time.Second, "records flowing", func() bool { return distinct() >= base+200 })
 	if err := procs[victim].cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 			checkpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatUint(l.CheckpointSubSequence, 10)
 		}
 	}
-	waitFor(t, 30*time.Second, "the survivors to own the killed process's shards", func() bool {
+	wait.For(t, 30*time.Second, "the survivors to own the killed process's shards", func() bool {
 		ls, ok := e.readLeases()
 		if !ok {
 			return false
@@ -132,7 +134,7 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	})
 	t.Logf("shards of the killed process (%s, checkpoints %v) owned again %v after the kill", victim, checkpoints, time.Since(killed))
 	flow.Wait()
-	waitFor(t, 60*time.Second, "every record", func() bool { return distinct() >= p.total() })
+	wait.For(t, 60*time.Second, "every record", func() bool { return distinct() >= p.total() })
 
 	// Per process the records of a key come in order; every record came;
 	// repeats are from the killed process's shards, after its checkpoint.
@@ -193,7 +195,7 @@ func (e *env) waitBalancedInTable(want ...int) {
 	}
 	var since time.Time
 	stable := e.failover/3 + 500*time.Millisecond // RenewInterval, and some
-	waitFor(e.t, 30*time.Second, fmt.Sprintf("leases balanced as %v for %v", want, stable), func() bool {
+	wait.For(e.t, 30*time.Second, fmt.Sprintf("leases balanced as %v for %v", want, stable), func() bool {
 		if !balanced() {
 			since = time.Time{}
 			return false

@@ -353,16 +353,3 @@ func TestPollerKeepsLatestIteratorThroughErrors(t *testing.T) {
 		}
 	})
 }
-
-// waitFor polls cond every few milliseconds until it holds or the deadline
-// passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

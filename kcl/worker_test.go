@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/wait"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/kinesisgo/kinesis/lease"
 )
@@ -119,7 +120,7 @@ func (r *recorder) distinct() int {
 // waitBalanced waits until the workers hold want leases each.
 func waitBalanced(t *testing.T, want []int, ws ...*Worker) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("leases balanced %v", want), func() bool {
+	wait.For(t, 10*time.Second, fmt.Sprintf("leases balanced %v", want), func() bool {
 		var got []int
 		for _, w := range ws {
 			got = append(got, len(w.coord.Held()))
@@ -211,7 +212,7 @@ func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 	m := newMetrics(reg) // the collectors the workers registered
 	// A shard whose lease was stolen leaves the gauge when its goroutine
 	// has stopped, a moment after the coordinator let the lease go.
-	waitFor(t, 10*time.Second, "kinesis_kcl_leases_held at 4 (two workers with two each)", func() bool {
+	wait.For(t, 10*time.Second, "kinesis_kcl_leases_held at 4 (two workers with two each)", func() bool {
 		return testutil.ToFloat64(m.shards) == 4
 	})
 	want := map[string][]string{}
@@ -220,7 +221,7 @@ func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 		_, seq := fk.put(k, []byte(fmt.Sprint(i)))
 		want[k] = append(want[k], seq+"/0")
 	}
-	waitFor(t, 10*time.Second, "400 records", func() bool { return r.distinct() >= 400 })
+	wait.For(t, 10*time.Second, "400 records", func() bool { return r.distinct() >= 400 })
 	if n := testutil.CollectAndCount(m.millisBehind); n != 4 {
 		t.Errorf("kinesis_kcl_millis_behind_latest has %d shards, want 4", n)
 	}
@@ -265,11 +266,11 @@ func TestWorkerSplitAndMergeKeepParentBeforeChild(t *testing.T) {
 	w2, _ := startWorker(t, unitConfig(t, fk, store, r))
 	waitBalanced(t, []int{2, 2}, w1, w2)
 	put(100)
-	waitFor(t, 10*time.Second, "first records", func() bool { return r.distinct() >= 100 })
+	wait.For(t, 10*time.Second, "first records", func() bool { return r.distinct() >= 100 })
 	a, b := fk.split("shardId-000000000000")
 	c := fk.merge("shardId-000000000002", "shardId-000000000003")
 	put(100)
-	waitFor(t, 15*time.Second, "all 200 records", func() bool { return r.distinct() >= 200 })
+	wait.For(t, 15*time.Second, "all 200 records", func() bool { return r.distinct() >= 200 })
 	got, events := r.snapshot()
 	// Leases may move between the workers as children appear (a steal
 	// duplicates at most the batch in flight), so duplicates are allowed;
@@ -296,7 +297,7 @@ func TestWorkerSplitAndMergeKeepParentBeforeChild(t *testing.T) {
 	if l, err := store.Get(context.Background(), "shardId-000000000002"); err == nil && !slices.Equal(l.ChildShardIDs, []string{c}) {
 		t.Errorf("merged parent's childShardIds = %v, want [%s]", l.ChildShardIDs, c)
 	}
-	waitFor(t, 5*time.Second, "parents at SHARD_END", func() bool {
+	wait.For(t, 5*time.Second, "parents at SHARD_END", func() bool {
 		for _, p := range []string{"shardId-000000000000", "shardId-000000000002", "shardId-000000000003"} {
 			l, err := store.Get(context.Background(), p)
 			if err == nil && l.Checkpoint != string(checkpoint.ShardEnd) {
@@ -331,7 +332,7 @@ func TestWorkerResumesInsideAggregatedRecord(t *testing.T) {
 	}
 	r := &recorder{}
 	startWorker(t, unitConfig(t, fk, store, r))
-	waitFor(t, 10*time.Second, "the records after the checkpoint", func() bool { return r.count() >= 3 })
+	wait.For(t, 10*time.Second, "the records after the checkpoint", func() bool { return r.count() >= 3 })
 	got, events := r.snapshot()
 	var ids []string
 	for _, rec := range got {
@@ -349,6 +350,8 @@ func TestWorkerResumesInsideAggregatedRecord(t *testing.T) {
 	}
 }
 
+// The error policies run in a synctest bubble: backoffs take no time, and
+// the negative check of StopShard waits a minute of the bubble's clock.
 func TestWorkerProcessErrorPolicies(t *testing.T) {
 	for _, tc := range []struct {
 		action   ErrorAction
@@ -357,75 +360,77 @@ func TestWorkerProcessErrorPolicies(t *testing.T) {
 		{RetryForever, 5}, {RetryThenSkip, 100}, {StopShard, 100},
 	} {
 		t.Run(tc.action.String(), func(t *testing.T) {
-			leakCheck(t)
-			fk := newFakeKinesis(1)
-			const shard = "shardId-000000000000"
-			first := fk.putTo(shard, "k", []byte("poison"))
-			store := lease.NewMemoryStore()
-			var mu sync.Mutex
-			attempts := 0
-			r := &recorder{fail: func(_ context.Context, b *Batch) error {
-				mu.Lock()
-				defer mu.Unlock()
-				if b.Records[0].SequenceNumber == first {
-					attempts++
-					if attempts <= tc.failures {
-						return errors.New("processing failed")
+			synctest.Test(t, func(t *testing.T) {
+				fk := newFakeKinesis(1)
+				const shard = "shardId-000000000000"
+				first := fk.putTo(shard, "k", []byte("poison"))
+				store := lease.NewMemoryStore()
+				var mu sync.Mutex
+				attempts := 0
+				r := &recorder{fail: func(_ context.Context, b *Batch) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if b.Records[0].SequenceNumber == first {
+						attempts++
+						if attempts <= tc.failures {
+							return errors.New("processing failed")
+						}
+					}
+					return nil
+				}}
+				reg := prometheus.NewRegistry()
+				cfg := unitConfig(t, fk, store, r)
+				cfg.Metrics = reg
+				cfg.OnProcessError = tc.action
+				switch tc.action {
+				case RetryThenSkip:
+					cfg.ProcessRetries = 2
+				case StopShard: // no retries to space
+					cfg.ProcessBackoffBase, cfg.ProcessBackoffMax = 0, 0
+				}
+				_, stop := startWorker(t, cfg)
+				m := newMetrics(reg)
+				switch tc.action {
+				case RetryForever:
+					wait.For(t, 10*time.Second, "the poison record to succeed", func() bool { return r.count() == 1 })
+					if got := testutil.ToFloat64(m.processErrors); got != 5 {
+						t.Errorf("process errors = %v, want 5", got)
+					}
+				case RetryThenSkip:
+					wait.For(t, 10*time.Second, "the first failure", func() bool { return testutil.ToFloat64(m.processErrors) >= 1 })
+					second := fk.putTo(shard, "k", []byte("good"))
+					wait.For(t, 10*time.Second, "the next record", func() bool { return r.count() == 1 })
+					got, _ := r.snapshot()
+					if got[0].SequenceNumber != second {
+						t.Errorf("processed %s, want %s", got[0].SequenceNumber, second)
+					}
+					if v := testutil.ToFloat64(m.skipped); v != 1 {
+						t.Errorf("skipped = %v, want 1", v)
+					}
+					mu.Lock()
+					if attempts != 3 {
+						t.Errorf("attempts = %d, want 1 + ProcessRetries (2)", attempts)
+					}
+					mu.Unlock()
+				case StopShard:
+					wait.For(t, 10*time.Second, "the first failure", func() bool { return testutil.ToFloat64(m.processErrors) >= 1 })
+					fk.putTo(shard, "k", []byte("good"))
+					// Negative check: the shard stays stopped (a minute of the
+					// bubble's time; other policies retry within milliseconds).
+					time.Sleep(time.Minute)
+					mu.Lock()
+					n := attempts
+					mu.Unlock()
+					if n != 1 || r.count() != 0 {
+						t.Errorf("attempts = %d, processed = %d after StopShard; want 1 and 0", n, r.count())
+					}
+					stop()
+					l, _ := store.Get(context.Background(), shard)
+					if l.Owner != "" {
+						t.Errorf("stopped shard's lease still owned by %q after shutdown", l.Owner)
 					}
 				}
-				return nil
-			}}
-			reg := prometheus.NewRegistry()
-			cfg := unitConfig(t, fk, store, r)
-			cfg.Metrics = reg
-			cfg.OnProcessError = tc.action
-			switch tc.action {
-			case RetryThenSkip:
-				cfg.ProcessRetries = 2
-			case StopShard: // no retries to space
-				cfg.ProcessBackoffBase, cfg.ProcessBackoffMax = 0, 0
-			}
-			_, stop := startWorker(t, cfg)
-			m := newMetrics(reg)
-			switch tc.action {
-			case RetryForever:
-				waitFor(t, 10*time.Second, "the poison record to succeed", func() bool { return r.count() == 1 })
-				if got := testutil.ToFloat64(m.processErrors); got != 5 {
-					t.Errorf("process errors = %v, want 5", got)
-				}
-			case RetryThenSkip:
-				waitFor(t, 10*time.Second, "the first failure", func() bool { return testutil.ToFloat64(m.processErrors) >= 1 })
-				second := fk.putTo(shard, "k", []byte("good"))
-				waitFor(t, 10*time.Second, "the next record", func() bool { return r.count() == 1 })
-				got, _ := r.snapshot()
-				if got[0].SequenceNumber != second {
-					t.Errorf("processed %s, want %s", got[0].SequenceNumber, second)
-				}
-				if v := testutil.ToFloat64(m.skipped); v != 1 {
-					t.Errorf("skipped = %v, want 1", v)
-				}
-				mu.Lock()
-				if attempts != 3 {
-					t.Errorf("attempts = %d, want 1 + ProcessRetries (2)", attempts)
-				}
-				mu.Unlock()
-			case StopShard:
-				waitFor(t, 10*time.Second, "the first failure", func() bool { return testutil.ToFloat64(m.processErrors) >= 1 })
-				fk.putTo(shard, "k", []byte("good"))
-				// Negative check: the shard stays stopped.
-				time.Sleep(200 * time.Millisecond)
-				mu.Lock()
-				n := attempts
-				mu.Unlock()
-				if n != 1 || r.count() != 0 {
-					t.Errorf("attempts = %d, processed = %d after StopShard; want 1 and 0", n, r.count())
-				}
-				stop()
-				l, _ := store.Get(context.Background(), shard)
-				if l.Owner != "" {
-					t.Errorf("stopped shard's lease still owned by %q after shutdown", l.Owner)
-				}
-			}
+			})
 		})
 	}
 }
@@ -460,7 +465,7 @@ func TestWorkerLeaseLostStopsShard(t *testing.T) {
 		return out.checkpointErr
 	}
 	w, _ := startWorker(t, unitConfig(t, fk, store, r))
-	waitFor(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
+	wait.For(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
 	fk.putTo(shard, "k", []byte("two"))
 	<-inFlight
 	// Another worker steals the lease while the batch is processed.
@@ -478,8 +483,8 @@ func TestWorkerLeaseLostStopsShard(t *testing.T) {
 	if !errors.Is(out.checkpointErr, lease.ErrLeaseLost) {
 		t.Errorf("checkpoint after the lease was lost = %v, want ErrLeaseLost", out.checkpointErr)
 	}
-	waitFor(t, 10*time.Second, "LeaseLost", func() bool { return r.hasEvent("lost " + shard) })
-	waitFor(t, 5*time.Second, "the shard goroutine to end", func() bool {
+	wait.For(t, 10*time.Second, "LeaseLost", func() bool { return r.hasEvent("lost " + shard) })
+	wait.For(t, 5*time.Second, "the shard goroutine to end", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.shards) == 0
@@ -499,7 +504,7 @@ func TestWorkerGracefulShutdownHandsOver(t *testing.T) {
 	store := lease.NewMemoryStore()
 	r1 := &recorder{noCheckpoint: true, shutdownCheckpoint: true}
 	w1, _ := startWorker(t, unitConfig(t, fk, store, r1))
-	waitFor(t, 10*time.Second, "20 records", func() bool { return r1.count() == 20 })
+	wait.For(t, 10*time.Second, "20 records", func() bool { return r1.count() == 20 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := w1.Shutdown(ctx); err != nil {
@@ -522,7 +527,7 @@ func TestWorkerGracefulShutdownHandsOver(t *testing.T) {
 	r2 := &recorder{}
 	startWorker(t, unitConfig(t, fk, store, r2))
 	_, seq := fk.put("late", []byte("y"))
-	waitFor(t, 10*time.Second, "the late record", func() bool { return r2.count() >= 1 })
+	wait.For(t, 10*time.Second, "the late record", func() bool { return r2.count() >= 1 })
 	got, _ := r2.snapshot()
 	if len(got) != 1 || got[0].SequenceNumber != seq {
 		t.Errorf("second worker got %d records (first %v), want only the late one", len(got), got[0].SequenceNumber)
@@ -541,7 +546,7 @@ func TestWorkerAbortLeavesLeasesOwned(t *testing.T) {
 	cfg := unitConfig(t, fk, store, r)
 	cfg.AbortOnCancel = true
 	w, stop := startWorker(t, cfg)
-	waitFor(t, 10*time.Second, "the record", func() bool { return r.count() == 1 })
+	wait.For(t, 10*time.Second, "the record", func() bool { return r.count() == 1 })
 	stop()
 	_, events := r.snapshot()
 	for _, e := range events {
@@ -596,18 +601,18 @@ func TestWorkerRetakesLostLease(t *testing.T) {
 	store := lease.NewMemoryStore()
 	r := &recorder{}
 	startWorker(t, unitConfig(t, fk, store, r))
-	waitFor(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
+	wait.For(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
 	l, _ := store.Get(context.Background(), shard)
 	stolen, err := store.Take(context.Background(), l, "thief")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "LeaseLost", func() bool { return r.hasEvent("lost " + shard) })
+	wait.For(t, 10*time.Second, "LeaseLost", func() bool { return r.hasEvent("lost " + shard) })
 	if _, err := store.Release(context.Background(), stolen); err != nil {
 		t.Fatal(err)
 	}
 	seq := fk.putTo(shard, "k", []byte("two"))
-	waitFor(t, 10*time.Second, "the record written after the lease came back", func() bool { return r.count() == 2 })
+	wait.For(t, 10*time.Second, "the record written after the lease came back", func() bool { return r.count() == 2 })
 	got, events := r.snapshot()
 	if got[1].SequenceNumber != seq {
 		t.Errorf("second record %s, want %s", got[1].SequenceNumber, seq)
@@ -635,7 +640,7 @@ func TestWorkerNewProcessorPerShard(t *testing.T) {
 		return r
 	}
 	startWorker(t, cfg)
-	waitFor(t, 10*time.Second, "30 records", func() bool {
+	wait.For(t, 10*time.Second, "30 records", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0
@@ -664,7 +669,7 @@ func TestWorkerStartsAtTimestamp(t *testing.T) {
 	fk := newFakeKinesis(1)
 	const shard = "shardId-000000000000"
 	fk.putTo(shard, "k", []byte("old"))
-	waitFor(t, time.Second, "the clock to move", func() bool {
+	wait.For(t, time.Second, "the clock to move", func() bool {
 		fk.mu.Lock()
 		defer fk.mu.Unlock()
 		return time.Since(*fk.shards[shard].records[0].ApproximateArrivalTimestamp) > time.Millisecond
@@ -675,7 +680,7 @@ func TestWorkerStartsAtTimestamp(t *testing.T) {
 	cfg := unitConfig(t, fk, lease.NewMemoryStore(), r)
 	cfg.InitialPosition, cfg.InitialTimestamp = checkpoint.AtTimestamp, from
 	startWorker(t, cfg)
-	waitFor(t, 10*time.Second, "a record", func() bool { return r.count() >= 1 })
+	wait.For(t, 10*time.Second, "a record", func() bool { return r.count() >= 1 })
 	got, _ := r.snapshot()
 	if len(got) != 1 || got[0].SequenceNumber != seq {
 		t.Fatalf("got %d records (first %s), want only %s written after the timestamp", len(got), got[0].SequenceNumber, seq)
@@ -684,9 +689,13 @@ func TestWorkerStartsAtTimestamp(t *testing.T) {
 
 // A graceful shutdown while a batch keeps failing: ShutdownRequested's
 // checkpoint covers the batches that succeeded, not the failing one, and
-// ShutdownTimeout bounds a ShutdownRequested that would block.
+// ShutdownTimeout bounds a ShutdownRequested that would block: in a
+// synctest bubble, exactly.
 func TestWorkerShutdownWhileBatchFails(t *testing.T) {
-	leakCheck(t)
+	synctest.Test(t, testWorkerShutdownWhileBatchFails)
+}
+
+func testWorkerShutdownWhileBatchFails(t *testing.T) {
 	fk := newFakeKinesis(1)
 	const shard = "shardId-000000000000"
 	good := fk.putTo(shard, "k", []byte("good"))
@@ -717,9 +726,9 @@ func TestWorkerShutdownWhileBatchFails(t *testing.T) {
 	cfg.Metrics = reg
 	_, stop := startWorker(t, cfg)
 	m := newMetrics(reg)
-	waitFor(t, 10*time.Second, "the good record", func() bool { return testutil.ToFloat64(m.records) == 1 })
+	wait.For(t, 10*time.Second, "the good record", func() bool { return testutil.ToFloat64(m.records) == 1 })
 	fk.putTo(shard, "k", []byte("bad"))
-	waitFor(t, 10*time.Second, "the bad batch failing", func() bool { return testutil.ToFloat64(m.processErrors) >= 2 })
+	wait.For(t, 10*time.Second, "the bad batch failing", func() bool { return testutil.ToFloat64(m.processErrors) >= 2 })
 	stop()
 	<-done
 	if cpErr != nil {
@@ -728,7 +737,7 @@ func TestWorkerShutdownWhileBatchFails(t *testing.T) {
 	// At the ShutdownTimeout the context ends either by its own deadline or
 	// by the worker stopping the shards that are still running, whichever
 	// fires first: both are the timeout.
-	if shutdownErr == nil || blockedUntil > 5*time.Second {
+	if shutdownErr == nil || blockedUntil != cfg.ShutdownTimeout {
 		t.Errorf("ShutdownRequested's context ended with %v after %v; want the 300ms ShutdownTimeout", shutdownErr, blockedUntil)
 	}
 	l, _ := store.Get(context.Background(), shard)
@@ -781,11 +790,11 @@ func TestWorkerChildStartsOnParentEndNotice(t *testing.T) {
 	cfg.ParentPollInterval = time.Hour // only the notice can wake the children
 	cfg.Retrieval.MaxRecords = 5       // several batches for the parent
 	w, _ := startWorker(t, cfg)
-	waitFor(t, 10*time.Second, "the children's leases held while the parent is processed", func() bool {
+	wait.For(t, 10*time.Second, "the children's leases held while the parent is processed", func() bool {
 		return slices.Equal(w.Shards(), []string{parent, a, b})
 	})
 	close(release)
-	waitFor(t, 10*time.Second, "the child's record", func() bool { return r.count() == 21 })
+	wait.For(t, 10*time.Second, "the child's record", func() bool { return r.count() == 21 })
 	got, events := r.snapshot()
 	if got[20].SequenceNumber != seqA {
 		t.Errorf("last record %s, want the child's %s after the parent's 20", got[20].SequenceNumber, seqA)
@@ -805,10 +814,10 @@ func TestWorkerDoesNotReadFinishedShard(t *testing.T) {
 	cfg := unitConfig(t, fk, store, r)
 	cfg.InitialPosition = checkpoint.Latest
 	w, _ := startWorker(t, cfg)
-	waitFor(t, 10*time.Second, "the shard started", func() bool { return r.hasEvent("init " + shard + " LATEST/0") })
+	wait.For(t, 10*time.Second, "the shard started", func() bool { return r.hasEvent("init " + shard + " LATEST/0") })
 	// As if the coordinator handed over a lease at SHARD_END.
 	w.acquired(lease.Lease{Key: "shardId-000000000099", Owner: w.WorkerID(), Checkpoint: string(checkpoint.ShardEnd)})
-	waitFor(t, 5*time.Second, "the finished shard to be dropped", func() bool { return !slices.Contains(w.Shards(), "shardId-000000000099") })
+	wait.For(t, 5*time.Second, "the finished shard to be dropped", func() bool { return !slices.Contains(w.Shards(), "shardId-000000000099") })
 	if !w.hasEnded("shardId-000000000099") {
 		t.Errorf("finished shard not noted as ended")
 	}
@@ -849,7 +858,7 @@ func TestWorkerStaleCheckpointAfterLeaseRetaken(t *testing.T) {
 		return err
 	}
 	w, _ := startWorker(t, unitConfig(t, fk, store, r))
-	waitFor(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
+	wait.For(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
 	fk.putTo(shard, "k", []byte("two"))
 	<-inFlight
 	l, err := store.Get(context.Background(), shard)
@@ -860,17 +869,17 @@ func TestWorkerStaleCheckpointAfterLeaseRetaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the loss noticed", func() bool { _, ok := w.coord.Lease(shard); return !ok })
+	wait.For(t, 10*time.Second, "the loss noticed", func() bool { _, ok := w.coord.Lease(shard); return !ok })
 	if _, err := store.Release(context.Background(), stolen); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the lease taken again", func() bool { _, ok := w.coord.Lease(shard); return ok })
+	wait.For(t, 10*time.Second, "the lease taken again", func() bool { _, ok := w.coord.Lease(shard); return ok })
 	close(retaken)
 	if err := <-res; !errors.Is(err, lease.ErrLeaseLost) {
 		t.Fatalf("checkpoint of the lost holding after the lease was taken again = %v, want ErrLeaseLost", err)
 	}
 	fk.putTo(shard, "k", []byte("three"))
-	waitFor(t, 10*time.Second, "the new holding processing and checkpointing", func() bool {
+	wait.For(t, 10*time.Second, "the new holding processing and checkpointing", func() bool {
 		l, _ := store.Get(context.Background(), shard)
 		recs, _ := r.snapshot()
 		return len(recs) >= 3 && string(recs[len(recs)-1].Data) == "three" && l.Checkpoint == recs[len(recs)-1].SequenceNumber
@@ -907,7 +916,7 @@ func TestWorkerNoRestartAfterRetakenLeaseLostAgain(t *testing.T) {
 	var unblockOnce sync.Once
 	release := func() { unblockOnce.Do(func() { close(unblock) }) }
 	t.Cleanup(release) // before the worker stops, also when the test fails
-	waitFor(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
+	wait.For(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
 	fk.putTo(shard, "k", []byte("two"))
 	<-inFlight
 	steal := func() lease.Lease {
@@ -920,14 +929,14 @@ func TestWorkerNoRestartAfterRetakenLeaseLostAgain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the loss noticed", func() bool { _, ok := w.coord.Lease(shard); return !ok })
+		wait.For(t, 10*time.Second, "the loss noticed", func() bool { _, ok := w.coord.Lease(shard); return !ok })
 		return stolen
 	}
 	stolen := steal()
 	if _, err := store.Release(context.Background(), stolen); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the lease taken again, its start deferred", func() bool {
+	wait.For(t, 10*time.Second, "the lease taken again, its start deferred", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		_, ok := w.restart[shard]
@@ -935,14 +944,14 @@ func TestWorkerNoRestartAfterRetakenLeaseLostAgain(t *testing.T) {
 	})
 	w.coord.StopTaking() // the thief keeps it from now on
 	steal()
-	waitFor(t, 5*time.Second, "the deferred start dropped with the second loss", func() bool {
+	wait.For(t, 5*time.Second, "the deferred start dropped with the second loss", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		_, ok := w.restart[shard]
 		return !ok
 	})
 	release()
-	waitFor(t, 10*time.Second, "the first processing to end", func() bool { return r.hasEvent("lost " + shard) })
+	wait.For(t, 10*time.Second, "the first processing to end", func() bool { return r.hasEvent("lost " + shard) })
 	w.mu.Lock()
 	running := len(w.shards)
 	w.mu.Unlock()
@@ -970,8 +979,8 @@ func TestWorkerShutdownWhileChildrenWaitAndParentBacksOff(t *testing.T) {
 	cfg := unitConfig(t, fk, store, r)
 	cfg.ProcessBackoffBase, cfg.ProcessBackoffMax = time.Hour, time.Hour
 	w, _ := startWorker(t, cfg)
-	waitFor(t, 10*time.Second, "all three leases held", func() bool { return slices.Equal(w.Shards(), []string{parent, a, b}) })
-	waitFor(t, 10*time.Second, "the parent's batch failing", func() bool { return r.hasEvent("init " + parent + " TRIM_HORIZON/0") })
+	wait.For(t, 10*time.Second, "all three leases held", func() bool { return slices.Equal(w.Shards(), []string{parent, a, b}) })
+	wait.For(t, 10*time.Second, "the parent's batch failing", func() bool { return r.hasEvent("init " + parent + " TRIM_HORIZON/0") })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := w.Shutdown(ctx); err != nil {
