@@ -3,17 +3,19 @@ package lease
 import (
 	"context"
 	"errors"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"reflect"
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.uber.org/goleak"
 
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/internal/backoff"
 )
 
@@ -55,7 +57,7 @@ func (f *fakeKinesis) ListShards(_ context.Context, in *kinesis.ListShardsInput,
 		default:
 			filter = &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeFromTimestamp, Timestamp: aws.Time(time.Unix(100, 0))}
 		}
-	} else if aws.ToString(in.StreamName) != "s" {
+	} else if aws.ToString(in.StreamName) != "s" && aws.ToString(in.StreamARN) != testStreamARN {
 		return nil, errors.New("ResourceNotFoundException")
 	}
 	var sel []fakeShard
@@ -97,6 +99,9 @@ func (f *fakeKinesis) ListShards(_ context.Context, in *kinesis.ListShardsInput,
 	}
 	return out, nil
 }
+
+// testStreamARN is the ARN of the fake stream "s".
+const testStreamARN = "arn:aws:kinesis:us-east-1:123456789012:stream/s"
 
 // A stream where shard 0 was split into 1 and 2 (closed at t=200), 1 and 3
 // merged into 4 (closed at t=300), and 3 is an original shard.
@@ -359,4 +364,43 @@ func TestShardSyncConfigValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = nil", cfg)
 		}
 	}
+}
+
+// TestShardSyncerRun: Run syncs at once and then every Interval, and
+// returns nil when its context ends. The stream is given by its ARN.
+func TestShardSyncerRun(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	synctest.Test(t, func(t *testing.T) {
+		k := lineageStream()
+		s, err := NewShardSyncer(ShardSyncConfig{Store: NewMemoryStore(), Kinesis: k, Stream: testStreamARN, Interval: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := func() int {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			return k.calls
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		// The first sync lists the open shards (one page); the next ones,
+		// with leases in the table, every shard too (three pages more).
+		for i, want := range []int{1, 5, 9} {
+			synctest.Wait()
+			if got := calls(); got != want {
+				t.Fatalf("after %v: %d ListShards calls, want %d", time.Duration(i)*time.Minute, got, want)
+			}
+			time.Sleep(time.Minute - time.Nanosecond)
+			synctest.Wait()
+			if got := calls(); got != want {
+				t.Fatalf("a sync before Interval passed: %d ListShards calls, want %d", got, want)
+			}
+			time.Sleep(time.Nanosecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

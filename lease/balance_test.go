@@ -3,97 +3,12 @@ package lease
 import (
 	"context"
 	"fmt"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"slices"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
 )
-
-// fakeClock is a settable clock for coordinators stepped by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// countingStore counts calls and ownership changes.
-type countingStore struct {
-	Store
-	mu                    sync.Mutex
-	moves                 int // successful takes that changed the owner
-	lists, listed, gets   int
-	renews, takes, writes int
-}
-
-func (s *countingStore) List(ctx context.Context) ([]Lease, error) {
-	ls, err := s.Store.List(ctx)
-	s.mu.Lock()
-	s.lists++
-	s.listed += len(ls)
-	s.mu.Unlock()
-	return ls, err
-}
-
-func (s *countingStore) Get(ctx context.Context, key string) (Lease, error) {
-	s.mu.Lock()
-	s.gets++
-	s.mu.Unlock()
-	return s.Store.Get(ctx, key)
-}
-
-func (s *countingStore) Renew(ctx context.Context, l Lease) (Lease, error) {
-	s.mu.Lock()
-	s.renews++
-	s.writes++
-	s.mu.Unlock()
-	return s.Store.Renew(ctx, l)
-}
-
-func (s *countingStore) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
-	r, err := s.Store.Take(ctx, l, owner)
-	s.mu.Lock()
-	s.takes++
-	s.writes++
-	if err == nil && l.Owner != owner {
-		s.moves++
-	}
-	s.mu.Unlock()
-	return r, err
-}
-
-func (s *countingStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
-	s.mu.Lock()
-	s.writes++
-	s.mu.Unlock()
-	return s.Store.Checkpoint(ctx, l)
-}
-
-func (s *countingStore) Release(ctx context.Context, l Lease) (Lease, error) {
-	s.mu.Lock()
-	s.writes++
-	s.mu.Unlock()
-	return s.Store.Release(ctx, l)
-}
-
-func (s *countingStore) Moves() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.moves
-}
 
 const (
 	simFailover = 10 * time.Second
