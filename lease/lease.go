@@ -1,16 +1,53 @@
 // Package lease coordinates which worker processes which shard of a Kinesis
 // stream, through a DynamoDB lease table whose schema is compatible with the
-// Java KCL 2.x: a table written by one can be taken over by the other.
+// Java KCL 2.x: a table written by one can be taken over by the other. Package
+// kcl builds its workers on it; most applications use kcl and never this
+// package directly.
 //
 // A Lease is one item of the table (one shard). A Store reads and writes the
 // table; every write is conditional on the lease counter the writer last saw
 // and increments it, so the counter is a fencing token. DynamoDBStore is the
 // real store and MemoryStore an in-memory one with the same semantics, for
-// tests. A Coordinator runs one worker's side of the protocol: it renews the
-// leases the worker holds, takes unowned and expired leases, steals to
-// balance the load, and releases leases on a graceful shutdown. A ShardSyncer
-// creates the leases of shards that have none, following the lineage rules
-// of the stream, and deletes finished leases.
+// tests; package lease/leasetest checks any Store against the contract. A
+// Coordinator runs one worker's side of the protocol: it renews the leases
+// the worker holds, takes unowned and expired leases, steals to balance the
+// load, and releases leases on a graceful shutdown. A ShardSyncer creates
+// the leases of shards that have none, following the lineage rules of the
+// stream, and deletes finished leases. The table, the protocol and the
+// lineage rules are described in docs/design.md ("Lease table", "Lease
+// protocol", "Shard lineage").
+//
+// The names are those of packages kcl and kpl: ShardSyncConfig.Stream is the
+// stream's name or ARN; ShardSyncConfig.Kinesis and DynamoDBConfig.Client
+// are the Kinesis and DynamoDB clients, and KinesisAPI and DynamoDBAPI the
+// interfaces naming the calls made with them; start positions are
+// checkpoint.Position values (checkpoint.TrimHorizon, Latest, AtTimestamp,
+// and ShardEnd for a finished shard), written to Lease.Checkpoint by name; a
+// sub-sequence number is a uint64.
+//
+// Retries: a Store makes each call once, so that it can be used with the
+// SDK's own retries turned off (DynamoDBStore.EnsureTable, made once at
+// start-up, retries its own calls). The coordinator and the shard syncer retry
+// a call that failed with a retryable error (throttling, a transient fault,
+// a timeout) a few times within the pass, with full-jitter backoff, and
+// otherwise at their next pass; an error that another attempt would meet
+// again (access denied, a missing table, a failed condition) is not
+// retried within the pass.
+//
+// Metrics (Config.Metrics, ShardSyncConfig.Metrics, DynamoDBConfig.Metrics):
+//
+//	kinesis_lease_held                         gauge, leases this worker holds
+//	kinesis_lease_taken_total                  counter, unowned or expired leases taken
+//	kinesis_lease_stolen_total                 counter, leases taken from a live worker to balance
+//	kinesis_lease_lost_total                   counter
+//	kinesis_lease_released_total               counter
+//	kinesis_lease_renew_seconds                histogram, per renewal call
+//	kinesis_lease_store_errors_total{op,kind}  counter; kind: conflict, not_found, malformed, throttled, or the AWS error code, "http_STATUS", "timeout", "canceled", "network"
+//	kinesis_lease_taker_passes_total           counter
+//	kinesis_lease_table_leases                 gauge, unfinished leases seen at the last taker pass
+//	kinesis_lease_created_total                counter, leases the shard syncer created
+//	kinesis_lease_deleted_total                counter, finished leases the shard syncer deleted
+//	kinesis_lease_malformed_items_total        counter, items DynamoDBStore skipped
 package lease
 
 import (
@@ -57,8 +94,6 @@ var (
 	// ErrMalformed: a lease item lacks a required attribute or has one of
 	// the wrong type.
 	ErrMalformed = errors.New("lease: malformed item")
-	// ErrStopped: the coordinator is not running.
-	ErrStopped = errors.New("lease: coordinator stopped")
 )
 
 // Lease is one item of the lease table: the lease on one shard.
@@ -79,8 +114,8 @@ type Lease struct {
 	// LATEST, AT_TIMESTAMP, SHARD_END). CheckpointSequence returns it
 	// typed.
 	Checkpoint string
-	// CheckpointSubSequence is the sub-sequence number (the index of a user
-	// record inside an aggregated record) of the checkpoint.
+	// CheckpointSubSequence is the sub-sequence number of the checkpoint:
+	// the place of a user record inside a KPL aggregated record.
 	CheckpointSubSequence uint64
 	// PendingCheckpoint is a checkpoint prepared but not yet committed;
 	// empty when none.
@@ -100,8 +135,9 @@ type Lease struct {
 	// decimal strings.
 	StartingHashKey string
 	EndingHashKey   string
-	// Extra holds the attributes this package does not know, exactly as
-	// read. Stores keep them on every write.
+	// Extra holds the attributes this package does not know (those of a
+	// newer Java KCL, for one), exactly as read. Stores keep them on every
+	// write.
 	Extra map[string]types.AttributeValue
 }
 
@@ -133,6 +169,3 @@ func (l Lease) PendingSequence() (checkpoint.SequenceNumber, bool) {
 	}
 	return checkpoint.SequenceNumber{Sequence: l.PendingCheckpoint, SubSequence: l.PendingCheckpointSubSequence}, true
 }
-
-// checkpointIs reports whether the lease's checkpoint is the position p.
-func (l Lease) checkpointIs(p checkpoint.Position) bool { return l.Checkpoint == string(p) }

@@ -7,16 +7,21 @@ import "context"
 // Owner), increments the counter, and returns the lease as stored after the
 // write. A failed condition is reported as ErrConflict, also when the lease
 // no longer exists. Attributes a store does not manage (Lease.Extra) are
-// kept on every update.
+// kept on every update. Leases passed in and returned are the caller's: a
+// store keeps no reference to their slices and maps. The methods are safe
+// for concurrent use. A store makes each call once: the coordinator and the
+// shard syncer retry what failed.
 //
-// DynamoDBStore and MemoryStore implement it with the same semantics; the
-// conformance tests run against both.
+// DynamoDBStore and MemoryStore implement it with the same semantics;
+// package lease/leasetest checks an implementation against this contract,
+// and both pass it.
 type Store interface {
 	// EnsureTable creates the lease table if it does not exist and waits
 	// until it is ready.
 	EnsureTable(ctx context.Context) error
 	// List returns every well-formed lease of the table, read
-	// consistently. Malformed items are logged, counted and skipped.
+	// consistently, ordered by key. Malformed items are logged, counted
+	// and skipped.
 	List(ctx context.Context) ([]Lease, error)
 	// Get returns one lease, read consistently, or ErrNotFound.
 	Get(ctx context.Context, key string) (Lease, error)
@@ -34,7 +39,9 @@ type Store interface {
 	// Checkpoint writes the progress fields of l (Checkpoint,
 	// CheckpointSubSequence, PendingCheckpoint,
 	// PendingCheckpointSubSequence, OwnerSwitchesSinceCheckpoint,
-	// ChildShardIDs), if Counter and Owner are as in l.
+	// ChildShardIDs), if Counter and Owner are as in l. An empty
+	// PendingCheckpoint also removes the Java KCL's pendingCheckpointState
+	// attribute (kept in Extra), which goes with it.
 	Checkpoint(ctx context.Context, l Lease) (Lease, error)
 	// Delete removes the lease, if Counter is as in l.
 	Delete(ctx context.Context, l Lease) error
