@@ -19,7 +19,8 @@
 //     shard's last checkpoint are delivered again.
 //   - Records of a shard arrive in order, and for each partition key the
 //     records of a parent shard are processed before those of its children
-//     (a child starts once every parent is checkpointed at SHARD_END).
+//     (a child starts once every parent is checkpointed at SHARD_END; see
+//     "Shard lineage" in docs/design.md).
 //   - A failing ProcessRecords is never skipped silently: see
 //     Config.OnProcessError.
 //   - Checkpoints are fenced by the lease: once another worker holds it,
@@ -38,12 +39,29 @@
 //	})
 //	err = w.Run(ctx) // until ctx ends; graceful hand-off on the way out
 //
+// The names are those of packages kpl and lease: Config.Stream is the
+// stream's name or ARN; Config.Kinesis and Config.DynamoDB are the clients
+// (built from the standard AWS config chain when nil), and KinesisAPI and
+// DynamoDBAPI the interfaces naming the calls the worker makes with them;
+// start positions are checkpoint.Position values (checkpoint.TrimHorizon,
+// Latest, AtTimestamp, and ShardEnd for a finished shard); a sub-sequence
+// number, the place of a user record inside a KPL aggregated record, is a
+// uint64.
+//
+// Checkpoints: Batch.Checkpoint(ctx), inside ProcessRecords, records the
+// batch at hand as processed. Checkpointer.CheckpointProcessed(ctx) records
+// the batches ProcessRecords has already returned nil for, and not the one
+// at hand: it is the call for ShutdownRequested and ShardEnded, and for a
+// processor that checkpoints every n-th batch. Checkpointer.CheckpointAt
+// records up to a given record. Progress is kept across restarts only as
+// far as it was checkpointed.
+//
 // Stopping: cancelling Run's context (or calling Shutdown) is a graceful
 // shutdown: the worker takes no more leases, lets each shard finish its
 // batch, calls ShutdownRequested so that the processor can checkpoint, and
 // releases the leases in the table so that other workers take them at
 // their next taker pass. With Config.AbortOnCancel, cancelling stops at
-// once and leaves the leases to expire after the FailoverTime, as a crash
+// once and leaves the leases to expire after Lease.FailoverTime, as a crash
 // would.
 //
 // Metrics (Config.Metrics), next to the lease layer's kinesis_lease_*:
