@@ -3,7 +3,6 @@ package kcl
 import (
 	"context"
 	"fmt"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/kinesisgo/kinesis/lease"
