@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,10 +34,6 @@ type ShardSyncConfig struct {
 	Kinesis KinesisAPI
 	// Stream is the stream's name or ARN. Required.
 	Stream string
-	// StreamARN is the stream's ARN; used instead of Stream when set.
-	//
-	// Deprecated: set Stream to the ARN.
-	StreamARN string
 	// InitialPosition is where processing starts in a shard that has no
 	// leased ancestor: checkpoint.Latest, TrimHorizon or AtTimestamp.
 	// Descendants of leased shards always start at TrimHorizon. Default
@@ -77,10 +72,8 @@ func (cfg ShardSyncConfig) Validate() error {
 		return errors.New("lease: ShardSyncConfig.Store is required")
 	case cfg.Kinesis == nil:
 		return errors.New("lease: ShardSyncConfig.Kinesis is required")
-	case cfg.Stream == "" && cfg.StreamARN == "":
+	case cfg.Stream == "":
 		return errors.New("lease: ShardSyncConfig.Stream is required")
-	case cfg.StreamARN != "" && !strings.HasPrefix(cfg.StreamARN, "arn:"):
-		return fmt.Errorf("lease: ShardSyncConfig.StreamARN %q is not an ARN", cfg.StreamARN)
 	case !cfg.InitialPosition.IsStart():
 		return fmt.Errorf("lease: ShardSyncConfig.InitialPosition %q is not %s, %s or %s", cfg.InitialPosition, checkpoint.Latest, checkpoint.TrimHorizon, checkpoint.AtTimestamp)
 	case cfg.InitialPosition == checkpoint.AtTimestamp && cfg.InitialTimestamp.IsZero():
@@ -88,18 +81,10 @@ func (cfg ShardSyncConfig) Validate() error {
 	case cfg.Interval < 0:
 		return fmt.Errorf("lease: ShardSyncConfig.Interval %v is negative", cfg.Interval)
 	}
-	if _, err := cfg.stream(); err != nil {
+	if _, err := streamref.Parse(cfg.Stream); err != nil {
 		return fmt.Errorf("lease: ShardSyncConfig.Stream: %w", err)
 	}
 	return nil
-}
-
-// stream returns the stream to list: StreamARN when set, else Stream.
-func (cfg ShardSyncConfig) stream() (streamref.Ref, error) {
-	if cfg.StreamARN != "" {
-		return streamref.Parse(cfg.StreamARN)
-	}
-	return streamref.Parse(cfg.Stream)
 }
 
 // ShardSyncer keeps the lease table in line with the stream's shards: it
@@ -122,7 +107,7 @@ func NewShardSyncer(cfg ShardSyncConfig) (*ShardSyncer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	stream, _ := cfg.stream() // checked by Validate
+	stream, _ := streamref.Parse(cfg.Stream) // checked by Validate
 	s := &ShardSyncer{
 		cfg:    cfg,
 		stream: stream,

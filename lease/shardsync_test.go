@@ -358,7 +358,6 @@ func TestShardSyncConfigValidate(t *testing.T) {
 		{Store: s, Kinesis: k, Stream: "s", InitialPosition: checkpoint.AtTimestamp},
 		{Store: s, Kinesis: k, Stream: "s", Interval: -1},
 		{Store: s, Kinesis: k, Stream: "arn:aws:kinesis:us-east-1:123456789012:table/s"},
-		{Store: s, Kinesis: k, StreamARN: "s"},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil", cfg)
