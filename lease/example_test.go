@@ -3,12 +3,12 @@ package lease_test
 import (
 	"context"
 	"fmt"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/lease"
 )
 

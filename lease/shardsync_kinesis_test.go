@@ -2,7 +2,6 @@ package lease_test
 
 import (
 	"context"
-	"github.com/kinesisgo/kinesis/checkpoint"
 	"reflect"
 	"slices"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/integration/testenv"
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/lease"
