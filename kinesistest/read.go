@@ -131,14 +131,41 @@ func (sh *shard) firstAtOrAfter(t time.Time) int {
 	return pos
 }
 
-// recordAt returns the record at position i as GetRecords returns it.
-func (sh *shard) recordAt(i int) types.Record {
-	if i < sh.synthN {
-		return types.Record{
-			SequenceNumber: aws.String(seqString(sh.counterAt(i), sh.num)), PartitionKey: aws.String("synthetic"),
-			Data: sh.synthData, ApproximateArrivalTimestamp: aws.Time(sh.synthAt),
-		}
+// readRecords fills recs with the records from position pos on as
+// GetRecords returns them.
+func (sh *shard) readRecords(recs []types.Record, pos int) {
+	synth := min(len(recs), max(0, sh.synthN-pos))
+	if synth > 0 {
+		sh.synthRecords(recs[:synth], pos)
 	}
+	for i := synth; i < len(recs); i++ {
+		recs[i] = sh.recordAt(pos + i)
+	}
+}
+
+// synthRecords fills recs with the synthetic records from position pos
+// on. They share one partition key, data and arrival time, and their
+// sequence numbers are cut from one string, so that a read allocates the
+// same few objects whatever the number of records it returns.
+func (sh *shard) synthRecords(recs []types.Record, pos int) {
+	var b strings.Builder
+	b.Grow(len(recs) * seqLen)
+	var buf [seqLen]byte
+	for i := range recs {
+		b.Write(appendSeq(buf[:0], sh.counterAt(pos+i), sh.num))
+	}
+	all := b.String()
+	seqs := make([]string, len(recs))
+	pk, at := aws.String(syntheticKey), aws.Time(sh.synthAt)
+	for i := range recs {
+		seqs[i] = all[i*seqLen : (i+1)*seqLen]
+		recs[i] = types.Record{SequenceNumber: &seqs[i], PartitionKey: pk, Data: sh.synthData, ApproximateArrivalTimestamp: at}
+	}
+}
+
+// recordAt returns the stored record at position i (at or after
+// sh.synthN) as GetRecords returns it.
+func (sh *shard) recordAt(i int) types.Record {
 	r := &sh.records[i-sh.synthN]
 	return types.Record{
 		SequenceNumber: aws.String(r.seqStr), PartitionKey: aws.String(r.pk),
@@ -248,9 +275,7 @@ func (s *Stream) getRecords(ctx context.Context, in *kinesis.GetRecordsInput) (*
 		n++
 	}
 	out := &kinesis.GetRecordsOutput{Records: make([]types.Record, n), MillisBehindLatest: aws.Int64(0)}
-	for i := range n {
-		out.Records[i] = sh.recordAt(pos + i)
-	}
+	sh.readRecords(out.Records, pos)
 	if end := pos + n; end < sh.len() {
 		out.MillisBehindLatest = aws.Int64(max(0, now.Sub(sh.arrivalAt(end)).Milliseconds()))
 	}

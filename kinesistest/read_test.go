@@ -334,3 +334,46 @@ func TestSynthetic(t *testing.T) {
 		t.Fatalf("Records reports %d, want only the stored one", n)
 	}
 }
+
+// A read of synthetic records allocates a few objects whatever its size,
+// and gives each record its own sequence number.
+func TestSyntheticReadAllocations(t *testing.T) {
+	s := newStream(t, Config{})
+	if err := s.Synthetic(id(0), 1_000_000, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	it := iterator(t, s, kinesis.GetShardIteratorInput{ShardId: aws.String(id(0)), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	var out *kinesis.GetRecordsOutput
+	read := func(limit int32) float64 {
+		return testing.AllocsPerRun(10, func() {
+			var err error
+			if out, err = s.GetRecords(context.Background(), &kinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(limit)}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// The slack covers the stream's log of call times, which grows now and
+	// then, and the race detector's allocations.
+	if few, many := read(10), read(10000); many > few+100 {
+		t.Errorf("GetRecords allocates %v objects for 10 synthetic records, %v for 10,000: want about as many", few, many)
+	}
+	if len(out.Records) != 10000 {
+		t.Fatalf("read %d records, want 10000", len(out.Records))
+	}
+	seqs := make([]string, len(out.Records))
+	for i, r := range out.Records {
+		seqs[i] = aws.ToString(r.SequenceNumber)
+	}
+	if !slices.IsSorted(seqs) || len(slices.Compact(slices.Clone(seqs))) != len(seqs) {
+		t.Fatalf("sequence numbers not increasing: %s ... %s", seqs[0], seqs[len(seqs)-1])
+	}
+	// The last one is the one an iterator after the one before finds.
+	next, err := s.GetRecords(context.Background(), &kinesis.GetRecordsInput{Limit: aws.Int32(1), ShardIterator: iterator(t, s,
+		kinesis.GetShardIteratorInput{ShardId: aws.String(id(0)), ShardIteratorType: types.ShardIteratorTypeAfterSequenceNumber, StartingSequenceNumber: aws.String(seqs[9998])})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(next.Records[0].SequenceNumber); got != seqs[9999] {
+		t.Fatalf("record after %s = %s, want %s", seqs[9998], got, seqs[9999])
+	}
+}

@@ -306,19 +306,24 @@ func (s *Stream) checkStream(name, arn *string) error {
 const seqLen = 56
 
 func seqString(counter uint64, shardNum int) string {
-	b := make([]byte, 0, seqLen)
+	var b [seqLen]byte
+	return string(appendSeq(b[:0], counter, shardNum))
+}
+
+// appendSeq appends the sequence number of a counter and shard number.
+func appendSeq(b []byte, counter uint64, shardNum int) []byte {
 	b = append(b, "49"...)
 	b = appendPadded(b, counter, 38)
-	b = appendPadded(b, uint64(shardNum), 16)
-	return string(b)
+	return appendPadded(b, uint64(shardNum), 16)
 }
+
+// zeros pads the parts of sequence numbers.
+const zeros = "00000000000000000000000000000000000000"
 
 func appendPadded(b []byte, v uint64, width int) []byte {
 	var digits [20]byte
 	d := strconv.AppendUint(digits[:0], v, 10)
-	for range width - len(d) {
-		b = append(b, '0')
-	}
+	b = append(b, zeros[:width-len(d)]...)
 	return append(b, d...)
 }
 
@@ -548,12 +553,18 @@ func (s *Stream) Expire(shardID string) error {
 	return nil
 }
 
+// syntheticKey is the partition key of synthetic records.
+const syntheticKey = "synthetic"
+
 // Synthetic makes an open shard that holds no records yet hold n records
 // of data, made up on each read instead of stored: a read of a million
-// records holds no memory. They come before any record written later, have
-// partition key "synthetic" and arrive at the time of the call; the data
-// slice is shared by every record read and must not be modified.
-// Records and UserRecords do not report them.
+// records holds no memory, and a GetRecords call allocates a few objects
+// whatever the number of records it returns. They come before any record
+// written later, have partition key "synthetic" and arrive at the time of
+// the call. Every synthetic record read shares the data slice, and those
+// of one GetRecords call share their PartitionKey and
+// ApproximateArrivalTimestamp too: none of them may be modified. Records
+// and UserRecords do not report them.
 func (s *Stream) Synthetic(shardID string, n int, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
