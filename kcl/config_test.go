@@ -24,6 +24,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/kinesistest"
 	"github.com/kinesisgo/kinesis/lease"
 )
 
@@ -129,6 +130,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 	}{
 		{"Stream", func(t *testing.T, r *rig) {
 			const arn = "arn:aws:kinesis:us-east-1:123456789012:stream/events"
+			r.setStream(kinesistest.Config{StreamARN: arn})
 			cfg := r.config()
 			cfg.Stream = arn
 			r.run(cfg)
@@ -177,7 +179,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			}
 		}},
 		{"Processor", func(t *testing.T, r *rig) {
-			r.fk.putTo(shard0, "k", []byte("x"))
+			putTo(t, r.fk, shard0, "k", []byte("x"))
 			cfg := r.config()
 			cfg.InitialPosition = checkpoint.TrimHorizon
 			p := &recorder{}
@@ -186,7 +188,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			wait.For(t, time.Minute, "the record at the processor", func() bool { return p.count() == 1 })
 		}},
 		{"NewProcessor", func(t *testing.T, r *rig) {
-			r.fk.putTo(shard0, "k", []byte("x"))
+			putTo(t, r.fk, shard0, "k", []byte("x"))
 			var mu sync.Mutex
 			made := map[string]*recorder{}
 			cfg := r.config()
@@ -206,7 +208,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			})
 		}},
 		{"InitialPosition", func(t *testing.T, r *rig) {
-			r.fk.putTo(shard0, "k", []byte("written before the start"))
+			putTo(t, r.fk, shard0, "k", []byte("written before the start"))
 			cfg := r.config()
 			cfg.InitialPosition = checkpoint.TrimHorizon
 			r.run(cfg)
@@ -216,11 +218,11 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			}
 		}},
 		{"InitialTimestamp", func(t *testing.T, r *rig) {
-			r.fk.putTo(shard0, "k", []byte("before"))
+			putTo(t, r.fk, shard0, "k", []byte("before"))
 			time.Sleep(time.Second)
 			at := time.Now()
 			time.Sleep(time.Second)
-			after := r.fk.putTo(shard0, "k", []byte("after"))
+			after := putTo(t, r.fk, shard0, "k", []byte("after"))
 			cfg := r.config()
 			cfg.InitialPosition, cfg.InitialTimestamp = checkpoint.AtTimestamp, at
 			r.run(cfg)
@@ -233,7 +235,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			}
 		}},
 		{"OnProcessError", func(t *testing.T, r *rig) {
-			r.fk.putTo(shard0, "k", []byte("poison"))
+			putTo(t, r.fk, shard0, "k", []byte("poison"))
 			cfg := r.config()
 			cfg.InitialPosition, cfg.OnProcessError = checkpoint.TrimHorizon, StopShard
 			attempts := r.failingProcessor(&cfg, 1000)
@@ -247,7 +249,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			for _, tc := range []struct {
 				retries, attempts int
 			}{{1, 2}, {NoRetries, 1}} {
-				r.fk.putTo(shard0, "k", []byte("poison"))
+				putTo(t, r.fk, shard0, "k", []byte("poison"))
 				cfg := r.config()
 				cfg.InitialPosition, cfg.OnProcessError, cfg.ProcessRetries = checkpoint.TrimHorizon, RetryThenSkip, tc.retries
 				reg := prometheus.NewRegistry()
@@ -268,7 +270,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 		{"ProcessBackoffBase", func(t *testing.T, r *rig) {
 			// Waits below 1ms, 2ms, 4ms: from the default 100ms they would
 			// exceed that almost surely.
-			r.fk.putTo(shard0, "k", []byte("poison"))
+			putTo(t, r.fk, shard0, "k", []byte("poison"))
 			cfg := r.config()
 			cfg.InitialPosition, cfg.ProcessBackoffBase = checkpoint.TrimHorizon, time.Millisecond
 			attempts := r.failingProcessor(&cfg, 3)
@@ -279,7 +281,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 		{"ProcessBackoffMax", func(t *testing.T, r *rig) {
 			// Ten waits, none above 150ms: with the default 10s, the
 			// ceiling would pass 150ms from the second on.
-			r.fk.putTo(shard0, "k", []byte("poison"))
+			putTo(t, r.fk, shard0, "k", []byte("poison"))
 			cfg := r.config()
 			cfg.InitialPosition, cfg.ProcessBackoffMax = checkpoint.TrimHorizon, 150*time.Millisecond
 			attempts := r.failingProcessor(&cfg, 10)
@@ -289,20 +291,17 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 		}},
 		{"ParentPollInterval", func(t *testing.T, r *rig) {
 			// The parent is held by a worker of another process: its
-			// child polls the lease table for it.
-			r.fk.mu.Lock()
-			parent := r.fk.shards[shard0]
-			parent.closed = true
-			child := r.fk.addShard("shardId-000000000001", []string{shard0}, parent.start, parent.end)
-			parent.children = []string{child.id}
-			r.fk.mu.Unlock()
+			// child polls the lease table for it. (The child's other
+			// parent has no lease: it needs no waiting for.)
+			r.setStream(kinesistest.Config{Shards: 2})
+			child := merge(t, r.fk, shard0, "shardId-000000000001")
 			if _, err := r.store.Create(context.Background(), lease.Lease{Key: shard0, Owner: "elsewhere", Counter: 1, Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 				t.Fatal(err)
 			}
 			cfg := r.config()
 			cfg.ParentPollInterval = 500 * time.Millisecond
 			w, _ := r.run(cfg)
-			wait.For(t, time.Minute, "the child's lease", func() bool { return slices.Equal(w.Shards(), []string{child.id}) })
+			wait.For(t, time.Minute, "the child's lease", func() bool { return slices.Equal(w.Shards(), []string{child}) })
 			from := time.Now()
 			time.Sleep(3 * time.Second) // within FailoverTime: the parent's lease stays with its owner
 			checkEvery(t, r.store.times("get", shard0, from), 500*time.Millisecond)
@@ -354,7 +353,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 		}},
 		{"Kinesis", func(t *testing.T, r *rig) {
 			r.run(r.config())
-			r.waitIterators(t, 1) // r.config's Kinesis is the spy
+			r.waitIterators(t, 1) // the spy sees the calls to r.config's Kinesis
 		}},
 		{"DynamoDB", func(t *testing.T, r *rig) {
 			ddb := &denyingDynamoDB{}
@@ -406,8 +405,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			checkEvery(t, r.store.times("list", "", from), 500*time.Millisecond)
 		}},
 		{"Lease.MaxLeasesForWorker", func(t *testing.T, r *rig) {
-			r.fk = newFakeKinesis(4)
-			r.kin.fakeKinesis = r.fk
+			r.setStream(kinesistest.Config{Shards: 4})
 			cfg := r.config()
 			cfg.Lease.MaxLeasesForWorker = 1
 			w, _ := r.run(cfg)
@@ -418,8 +416,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			}
 		}},
 		{"Lease.MaxConcurrentWrites", func(t *testing.T, r *rig) {
-			r.fk = newFakeKinesis(6)
-			r.kin.fakeKinesis = r.fk
+			r.setStream(kinesistest.Config{Shards: 6})
 			r.store.renewTakes = 100 * time.Millisecond
 			cfg := r.config()
 			cfg.Lease.MaxConcurrentWrites = 2
@@ -435,7 +432,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 		}},
 		{"Retrieval.MaxRecords", func(t *testing.T, r *rig) {
 			for range 20 {
-				r.fk.putTo(shard0, "k", []byte("x"))
+				putTo(t, r.fk, shard0, "k", []byte("x"))
 			}
 			cfg := r.config()
 			cfg.InitialPosition, cfg.Retrieval.MaxRecords = checkpoint.TrimHorizon, 7
@@ -455,7 +452,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 		}},
 		{"Retrieval.CallInterval", func(t *testing.T, r *rig) {
 			for range 50 {
-				r.fk.putTo(shard0, "k", []byte("x"))
+				putTo(t, r.fk, shard0, "k", []byte("x"))
 			}
 			cfg := r.config()
 			cfg.InitialPosition, cfg.Retrieval.MaxRecords, cfg.Retrieval.CallInterval = checkpoint.TrimHorizon, 10, 700*time.Millisecond
@@ -465,7 +462,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 		}},
 		{"Retrieval.PrefetchBytes", func(t *testing.T, r *rig) {
 			for range 20 {
-				r.fk.putTo(shard0, "k", []byte("0123456789"))
+				putTo(t, r.fk, shard0, "k", []byte("0123456789"))
 			}
 			release := make(chan struct{})
 			cfg := r.config()
@@ -620,19 +617,32 @@ func gapsOf(ts []time.Time) []time.Duration {
 }
 
 // rig is what a worker under test in a synctest bubble runs on: a one-shard
-// fake stream behind a spy, a memory lease table behind a spy, and a
-// recorder as processor.
+// in-memory stream whose calls a spy records, a memory lease table behind a
+// spy, and a recorder as processor.
 type rig struct {
 	t     *testing.T
-	fk    *fakeKinesis
+	fk    *kinesistest.Stream
 	kin   *spyKinesis
 	store *spyStore
 	rec   *recorder
 }
 
 func newRig(t *testing.T) *rig {
-	fk := newFakeKinesis(1)
-	return &rig{t: t, fk: fk, kin: &spyKinesis{fakeKinesis: fk}, store: &spyStore{MemoryStore: lease.NewMemoryStore()}, rec: &recorder{}}
+	r := &rig{t: t, kin: &spyKinesis{}, store: &spyStore{MemoryStore: lease.NewMemoryStore()}, rec: &recorder{}}
+	r.setStream(kinesistest.Config{})
+	return r
+}
+
+// setStream gives the rig the stream of cfg (named "stream", the name in
+// r.config, unless cfg names it), its calls recorded by the spy. It is
+// called before the worker runs.
+func (r *rig) setStream(cfg kinesistest.Config) {
+	r.t.Helper()
+	if cfg.StreamName == "" && cfg.StreamARN == "" {
+		cfg.StreamName = "stream"
+	}
+	cfg.Fault = r.kin.fault
+	r.fk = newStreamOf(r.t, cfg)
 }
 
 // reset gives the rig a fresh stream and lease table.
@@ -642,7 +652,7 @@ func (r *rig) reset() {
 
 // config is the least configuration: every other field at its default.
 func (r *rig) config() Config {
-	return Config{Stream: "stream", App: "app", Kinesis: r.kin, LeaseStore: r.store, Processor: r.rec}
+	return Config{Stream: "stream", App: "app", Kinesis: r.fk, LeaseStore: r.store, Processor: r.rec}
 }
 
 // run starts a worker; stop cancels its Run (a graceful shutdown unless
@@ -721,28 +731,23 @@ func (r *rig) failingProcessor(cfg *Config, failures int) func() []time.Time {
 	}
 }
 
-// failReads fails the first n GetRecords calls with a service fault, which
+// failReads fails the next n GetRecords calls with a service fault, which
 // keeps the iterator.
 func (r *rig) failReads(n int) {
-	var mu sync.Mutex
-	calls := 0
-	r.fk.getRecordsErr = func(string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if calls++; calls <= n {
-			return &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected", Fault: smithy.FaultServer}
-		}
-		return nil
-	}
+	r.kin.mu.Lock()
+	defer r.kin.mu.Unlock()
+	r.kin.failReads = n
 }
 
-// spyKinesis records the calls made to a fake stream.
+// spyKinesis records the calls made to the rig's stream: its fault is the
+// stream's Config.Fault.
 type spyKinesis struct {
-	*fakeKinesis
 	mu        sync.Mutex
 	lists     []timed[kinesis.ListShardsInput]
 	iterators []kinesis.GetShardIteratorInput
 	reads     []timed[kinesis.GetRecordsInput]
+	// failReads is the number of GetRecords calls still to fail.
+	failReads int
 }
 
 type timed[T any] struct {
@@ -750,25 +755,22 @@ type timed[T any] struct {
 	in T
 }
 
-func (s *spyKinesis) ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+func (s *spyKinesis) fault(_ context.Context, c kinesistest.Call) error {
 	s.mu.Lock()
-	s.lists = append(s.lists, timed[kinesis.ListShardsInput]{time.Now(), *in})
-	s.mu.Unlock()
-	return s.fakeKinesis.ListShards(ctx, in, optFns...)
-}
-
-func (s *spyKinesis) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
-	s.mu.Lock()
-	s.iterators = append(s.iterators, *in)
-	s.mu.Unlock()
-	return s.fakeKinesis.GetShardIterator(ctx, in, optFns...)
-}
-
-func (s *spyKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
-	s.mu.Lock()
-	s.reads = append(s.reads, timed[kinesis.GetRecordsInput]{time.Now(), *in})
-	s.mu.Unlock()
-	return s.fakeKinesis.GetRecords(ctx, in, optFns...)
+	defer s.mu.Unlock()
+	switch in := c.Input.(type) {
+	case *kinesis.ListShardsInput:
+		s.lists = append(s.lists, timed[kinesis.ListShardsInput]{time.Now(), *in})
+	case *kinesis.GetShardIteratorInput:
+		s.iterators = append(s.iterators, *in)
+	case *kinesis.GetRecordsInput:
+		s.reads = append(s.reads, timed[kinesis.GetRecordsInput]{time.Now(), *in})
+		if s.failReads > 0 {
+			s.failReads--
+			return &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected", Fault: smithy.FaultServer}
+		}
+	}
+	return nil
 }
 
 func (s *spyKinesis) firstIterator() kinesis.GetShardIteratorInput {

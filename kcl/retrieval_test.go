@@ -1,14 +1,13 @@
 package kcl
 
-// The poller's tests run in synctest bubbles: the fake Kinesis does no I/O,
-// so waits (call interval, idle wait, backoff) take no real time and are
+// The poller's tests run in synctest bubbles: the in-memory stream does no
+// I/O, so waits (call interval, idle wait, backoff) take no real time and are
 // measured exactly.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/internal/awserr"
 	"github.com/kinesisgo/kinesis/internal/streamref"
+	"github.com/kinesisgo/kinesis/kinesistest"
 )
 
 func testMetrics(t *testing.T) *metrics {
@@ -45,8 +45,9 @@ func streamNamed(t *testing.T, s string) streamref.Ref {
 
 const shard0 = "shardId-000000000000"
 
-// newTestPoller reads shard0 of fk with cfg from start.
-func newTestPoller(t *testing.T, fk *fakeKinesis, start types.ShardIteratorType, cfg RetrievalConfig, m *metrics) *poller {
+// newTestPoller reads shard0 of fk (a stream named "s") with cfg from
+// start.
+func newTestPoller(t *testing.T, fk *kinesistest.Stream, start types.ShardIteratorType, cfg RetrievalConfig, m *metrics) *poller {
 	return newPoller(fk, streamNamed(t, "s"), shard0, startPosition{kind: start}, cfg, zap.NewNop(), m)
 }
 
@@ -76,21 +77,14 @@ func collect(t *testing.T, p *poller) ([]string, fetched) {
 	return nil, last
 }
 
-// getRecordsTimes returns when GetRecords was called on shard0.
-func getRecordsTimes(fk *fakeKinesis) []time.Time {
-	fk.mu.Lock()
-	defer fk.mu.Unlock()
-	return append([]time.Time(nil), fk.calls[shard0]...)
-}
-
 func TestPollerReadsClosedShardToEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fk := newFakeKinesis(1)
+		fk := newStream(t, "s", 1)
 		var want []string
 		for i := range 35 {
-			want = append(want, fk.putTo(shard0, "k", []byte{byte(i)}))
+			want = append(want, putTo(t, fk, shard0, "k", []byte{byte(i)}))
 		}
-		a, b := fk.split(shard0)
+		a, b := split(t, fk, shard0)
 		got, last := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, fastRetrieval(), testMetrics(t)))
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("read %v\nwant %v", got, want)
@@ -103,25 +97,23 @@ func TestPollerReadsClosedShardToEnd(t *testing.T) {
 
 func TestPollerRenewsExpiredIteratorAfterLastRecord(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fk := newFakeKinesis(1)
-		var want []string
-		for i := range 25 {
-			want = append(want, fk.putTo(shard0, "k", []byte{byte(i)}))
-		}
-		fk.split(shard0)
-		var calls atomic.Int32
-		fk.getRecordsErr = func(string) error {
-			if calls.Add(1) == 2 { // after the first batch of 10
+		fk := newStreamOf(t, kinesistest.Config{StreamName: "s", Fault: onGetRecords(func(n int) error {
+			if n == 1 { // after the first batch of 10
 				return &types.ExpiredIteratorException{Message: aws.String("expired")}
 			}
 			return nil
+		})})
+		var want []string
+		for i := range 25 {
+			want = append(want, putTo(t, fk, shard0, "k", []byte{byte(i)}))
 		}
+		split(t, fk, shard0)
 		m := testMetrics(t)
 		got, _ := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, fastRetrieval(), m))
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("read %v\nwant %v", got, want)
 		}
-		if n := fk.iterCalls[types.ShardIteratorTypeAfterSequenceNumber]; n != 1 {
+		if n := fk.IteratorCalls(types.ShardIteratorTypeAfterSequenceNumber); n != 1 {
 			t.Fatalf("AFTER_SEQUENCE_NUMBER iterators = %d, want 1", n)
 		}
 		if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues("ExpiredIteratorException")); v != 1 {
@@ -134,16 +126,14 @@ func TestPollerRenewsExpiredIteratorAfterLastRecord(t *testing.T) {
 // call interval (the backoff here is shorter).
 func TestPollerBacksOffOnThrottlingWithinCallRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fk := newFakeKinesis(1)
-		want := []string{fk.putTo(shard0, "k", []byte("x"))}
-		fk.split(shard0)
-		var calls atomic.Int32
-		fk.getRecordsErr = func(string) error {
-			if calls.Add(1) <= 3 {
+		fk := newStreamOf(t, kinesistest.Config{StreamName: "s", Fault: onGetRecords(func(n int) error {
+			if n < 3 {
 				return &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
 			}
 			return nil
-		}
+		})})
+		want := []string{putTo(t, fk, shard0, "k", []byte("x"))}
+		split(t, fk, shard0)
 		cfg := fastRetrieval()
 		cfg.CallInterval = DefaultCallInterval
 		m := testMetrics(t)
@@ -154,7 +144,7 @@ func TestPollerBacksOffOnThrottlingWithinCallRate(t *testing.T) {
 		if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues("ProvisionedThroughputExceededException")); v != 3 {
 			t.Fatalf("throttling errors counted = %v, want 3", v)
 		}
-		ts := getRecordsTimes(fk)
+		ts := fk.GetRecordsTimes(shard0)
 		if len(ts) != 4 {
 			t.Fatalf("GetRecords calls = %d, want 4", len(ts))
 		}
@@ -164,7 +154,7 @@ func TestPollerBacksOffOnThrottlingWithinCallRate(t *testing.T) {
 			}
 		}
 		// The same iterator is reused after throttling: one iterator only.
-		if n := fk.iterCalls[types.ShardIteratorTypeTrimHorizon]; n != 1 {
+		if n := fk.IteratorCalls(types.ShardIteratorTypeTrimHorizon); n != 1 {
 			t.Fatalf("iterators requested = %d, want 1", n)
 		}
 	})
@@ -174,21 +164,19 @@ func TestPollerBacksOffOnThrottlingWithinCallRate(t *testing.T) {
 // BackoffBase up to BackoffMax, and never less than the call interval.
 func TestPollerBackoffBounds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fk := newFakeKinesis(1)
-		fk.putTo(shard0, "k", []byte("x"))
-		fk.split(shard0)
 		const failures = 8
-		var calls atomic.Int32
-		fk.getRecordsErr = func(string) error {
-			if calls.Add(1) <= failures {
+		fk := newStreamOf(t, kinesistest.Config{StreamName: "s", Fault: onGetRecords(func(n int) error {
+			if n < failures {
 				return &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected", Fault: smithy.FaultServer}
 			}
 			return nil
-		}
+		})})
+		putTo(t, fk, shard0, "k", []byte("x"))
+		split(t, fk, shard0)
 		cfg := fastRetrieval()
 		cfg.CallInterval, cfg.BackoffBase, cfg.BackoffMax = DefaultCallInterval, 400*time.Millisecond, 1600*time.Millisecond
 		collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, cfg, testMetrics(t)))
-		ts := getRecordsTimes(fk)
+		ts := fk.GetRecordsTimes(shard0)
 		if len(ts) != failures+1 {
 			t.Fatalf("GetRecords calls = %d, want %d", len(ts), failures+1)
 		}
@@ -203,7 +191,7 @@ func TestPollerBackoffBounds(t *testing.T) {
 
 func TestPollerIdleWaitBetweenEmptyReads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fk := newFakeKinesis(1)
+		fk := newStream(t, "s", 1)
 		cfg := fastRetrieval()
 		cfg.CallInterval, cfg.IdleWait = DefaultCallInterval, DefaultIdleWait
 		p := newTestPoller(t, fk, types.ShardIteratorTypeLatest, cfg, testMetrics(t))
@@ -213,17 +201,17 @@ func TestPollerIdleWaitBetweenEmptyReads(t *testing.T) {
 		go func() { defer close(done); p.run(ctx, out) }()
 		time.Sleep(2*cfg.IdleWait + time.Millisecond)
 		synctest.Wait()
-		if n := len(getRecordsTimes(fk)); n != 3 {
+		if n := len(fk.GetRecordsTimes(shard0)); n != 3 {
 			t.Fatalf("empty reads within two idle waits = %d, want 3", n)
 		}
-		seq := fk.putTo(shard0, "k", []byte("late"))
+		seq := putTo(t, fk, shard0, "k", []byte("late"))
 		f := <-out
 		cancel()
 		<-done
 		if len(f.records) != 1 || aws.ToString(f.records[0].SequenceNumber) != seq {
 			t.Fatalf("got %+v, want the one record written after LATEST", f.records)
 		}
-		ts := getRecordsTimes(fk)
+		ts := fk.GetRecordsTimes(shard0)
 		for i := 1; i < len(ts); i++ {
 			if gap := ts[i].Sub(ts[i-1]); gap != cfg.IdleWait {
 				t.Errorf("empty reads %d and %d %v apart, want the idle wait %v", i-1, i, gap, cfg.IdleWait)
@@ -240,9 +228,9 @@ func TestPollerPrefetchBoundedByBytes(t *testing.T) {
 	}{{"small batches prefetch", 1 << 20, true}, {"large batch waits", 5, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				fk := newFakeKinesis(1)
+				fk := newStream(t, "s", 1)
 				for range 30 {
-					fk.putTo(shard0, "k", []byte("0123456789"))
+					putTo(t, fk, shard0, "k", []byte("0123456789"))
 				}
 				cfg := fastRetrieval()
 				cfg.PrefetchBytes = tc.prefetchBytes
@@ -255,7 +243,7 @@ func TestPollerPrefetchBoundedByBytes(t *testing.T) {
 				first := <-out // not done yet
 				time.Sleep(time.Second)
 				synctest.Wait() // the poller waits with the next batch in hand, or for the first to be done
-				calls := len(getRecordsTimes(fk))
+				calls := len(fk.GetRecordsTimes(shard0))
 				if tc.wantAhead {
 					if calls != 2 {
 						t.Fatalf("GetRecords calls while a small batch is processed = %d, want 2 (one fetched ahead)", calls)
@@ -268,7 +256,7 @@ func TestPollerPrefetchBoundedByBytes(t *testing.T) {
 				p.done(first.seqNo)
 				time.Sleep(time.Second)
 				synctest.Wait()
-				if calls := len(getRecordsTimes(fk)); calls != 2 {
+				if calls := len(fk.GetRecordsTimes(shard0)); calls != 2 {
 					t.Fatalf("GetRecords calls after the large batch is done = %d, want 2", calls)
 				}
 			})
@@ -293,19 +281,17 @@ func TestPollerIteratorAfterErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				fk := newFakeKinesis(1)
-				var want []string
-				for i := range 15 {
-					want = append(want, fk.putTo(shard0, "k", []byte{byte(i)}))
-				}
-				fk.split(shard0)
-				var calls atomic.Int32
-				fk.getRecordsErr = func(string) error {
-					if n := calls.Add(1); n >= 2 && n <= 3 { // after the first batch of 10
+				fk := newStreamOf(t, kinesistest.Config{StreamName: "s", Fault: onGetRecords(func(n int) error {
+					if n == 1 || n == 2 { // after the first batch of 10
 						return tc.err
 					}
 					return nil
+				})})
+				var want []string
+				for i := range 15 {
+					want = append(want, putTo(t, fk, shard0, "k", []byte{byte(i)}))
 				}
+				split(t, fk, shard0)
 				m := testMetrics(t)
 				got, _ := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeTrimHorizon, fastRetrieval(), m))
 				if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -314,7 +300,7 @@ func TestPollerIteratorAfterErrors(t *testing.T) {
 				if v := testutil.ToFloat64(m.getRecordsErrors.WithLabelValues(awserr.Kind(tc.err))); v != 2 {
 					t.Errorf("errors counted under %q = %v, want 2", awserr.Kind(tc.err), v)
 				}
-				fresh := fk.iterCalls[types.ShardIteratorTypeAfterSequenceNumber]
+				fresh := fk.IteratorCalls(types.ShardIteratorTypeAfterSequenceNumber)
 				if want := map[bool]int{false: 0, true: 2}[tc.fresh]; fresh != want {
 					t.Errorf("fresh AFTER_SEQUENCE_NUMBER iterators = %d, want %d", fresh, want)
 				}
@@ -329,26 +315,31 @@ func TestPollerIteratorAfterErrors(t *testing.T) {
 // invalidate it, fatal ones included.
 func TestPollerKeepsLatestIteratorThroughErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fk := newFakeKinesis(1)
-		fk.putTo(shard0, "k", []byte("before the start"))
-		var calls atomic.Int32
+		var fk *kinesistest.Stream // the fault writes and splits
 		var want []string
-		fk.getRecordsErr = func(string) error {
-			switch n := calls.Add(1); {
-			case n == 2: // after a first, empty read
-				want = append(want, fk.putTo(shard0, "k", []byte("after the start")))
-				fk.split(shard0)
+		fk = newStreamOf(t, kinesistest.Config{StreamName: "s", Fault: onGetRecords(func(n int) error {
+			switch {
+			case n == 1: // after a first, empty read
+				seq, err := fk.PutTo(shard0, "k", []byte("after the start"))
+				if err != nil {
+					t.Error(err)
+				}
+				want = append(want, seq)
+				if _, _, err := fk.Split(shard0); err != nil {
+					t.Error(err)
+				}
 				fallthrough
-			case n >= 3 && n <= 4:
+			case n >= 2 && n <= 3:
 				return &smithy.GenericAPIError{Code: "SomethingUnexpected", Message: "odd"}
 			}
 			return nil
-		}
+		})})
+		putTo(t, fk, shard0, "k", []byte("before the start"))
 		got, _ := collect(t, newTestPoller(t, fk, types.ShardIteratorTypeLatest, fastRetrieval(), testMetrics(t)))
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("read %v, want %v", got, want)
 		}
-		if n := fk.iterCalls[types.ShardIteratorTypeLatest]; n != 1 {
+		if n := fk.IteratorCalls(types.ShardIteratorTypeLatest); n != 1 {
 			t.Errorf("LATEST iterators = %d, want 1", n)
 		}
 	})

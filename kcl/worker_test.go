@@ -11,7 +11,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/kinesistest"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/kinesisgo/kinesis/lease"
 )
@@ -130,9 +133,12 @@ func waitBalanced(t *testing.T, want []int, ws ...*Worker) {
 	})
 }
 
-func unitConfig(t *testing.T, fk *fakeKinesis, store lease.Store, proc RecordProcessor) Config {
+// testStream is the stream that unitConfig's workers read.
+const testStream = "stream"
+
+func unitConfig(t *testing.T, fk *kinesistest.Stream, store lease.Store, proc RecordProcessor) Config {
 	return Config{
-		Stream: "stream", App: "app", Kinesis: fk, LeaseStore: store, Processor: proc,
+		Stream: testStream, App: "app", Kinesis: fk, LeaseStore: store, Processor: proc,
 		InitialPosition:    checkpoint.TrimHorizon,
 		Lease:              LeaseConfig{FailoverTime: 900 * time.Millisecond, TakeInterval: 100 * time.Millisecond},
 		Retrieval:          RetrievalConfig{IdleWait: 20 * time.Millisecond},
@@ -196,7 +202,7 @@ func keyOrder(t *testing.T, got []Record, want map[string][]string) (dups int) {
 
 func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(4)
+	fk := newStream(t, testStream, 4)
 	store := lease.NewMemoryStore()
 	r := &recorder{}
 	reg := prometheus.NewRegistry()
@@ -218,7 +224,7 @@ func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 	want := map[string][]string{}
 	for i := range 400 {
 		k := fmt.Sprintf("key-%d", i%37)
-		_, seq := fk.put(k, []byte(fmt.Sprint(i)))
+		_, seq := put(t, fk, k, []byte(fmt.Sprint(i)))
 		want[k] = append(want[k], seq+"/0")
 	}
 	wait.For(t, 10*time.Second, "400 records", func() bool { return r.distinct() >= 400 })
@@ -251,12 +257,12 @@ func TestWorkerProcessesEveryRecordInKeyOrder(t *testing.T) {
 
 func TestWorkerSplitAndMergeKeepParentBeforeChild(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(4)
+	fk := newStream(t, testStream, 4)
 	want := map[string][]string{}
-	put := func(n int) {
+	write := func(n int) {
 		for i := range n {
 			k := fmt.Sprintf("key-%d", i%23)
-			_, seq := fk.put(k, []byte("x"))
+			_, seq := put(t, fk, k, []byte("x"))
 			want[k] = append(want[k], seq+"/0")
 		}
 	}
@@ -265,11 +271,11 @@ func TestWorkerSplitAndMergeKeepParentBeforeChild(t *testing.T) {
 	w1, _ := startWorker(t, unitConfig(t, fk, store, r))
 	w2, _ := startWorker(t, unitConfig(t, fk, store, r))
 	waitBalanced(t, []int{2, 2}, w1, w2)
-	put(100)
+	write(100)
 	wait.For(t, 10*time.Second, "first records", func() bool { return r.distinct() >= 100 })
-	a, b := fk.split("shardId-000000000000")
-	c := fk.merge("shardId-000000000002", "shardId-000000000003")
-	put(100)
+	a, b := split(t, fk, "shardId-000000000000")
+	c := merge(t, fk, "shardId-000000000002", "shardId-000000000003")
+	write(100)
 	wait.For(t, 15*time.Second, "all 200 records", func() bool { return r.distinct() >= 200 })
 	got, events := r.snapshot()
 	// Leases may move between the workers as children appear (a steal
@@ -309,21 +315,21 @@ func TestWorkerSplitAndMergeKeepParentBeforeChild(t *testing.T) {
 }
 
 // aggregate writes one KPL aggregated record of n user records to a shard.
-func aggregate(fk *fakeKinesis, shardID string, n int) string {
+func aggregate(t *testing.T, fk *kinesistest.Stream, shardID string, n int) string {
 	var e aggregation.Encoder
 	for i := range n {
 		e.Add(aggregation.Record{PartitionKey: fmt.Sprintf("user-%d", i), Data: []byte(fmt.Sprintf("payload-%d", i))})
 	}
-	return fk.putTo(shardID, "a", e.Encode())
+	return putTo(t, fk, shardID, "a", e.Encode())
 }
 
 func TestWorkerResumesInsideAggregatedRecord(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const shard = "shardId-000000000000"
-	seqPlain := fk.putTo(shard, "p", []byte("plain"))
-	seqAgg := aggregate(fk, shard, 5)
-	seqAfter := fk.putTo(shard, "q", []byte("after"))
+	seqPlain := putTo(t, fk, shard, "p", []byte("plain"))
+	seqAgg := aggregate(t, fk, shard, 5)
+	seqAfter := putTo(t, fk, shard, "q", []byte("after"))
 	store := lease.NewMemoryStore()
 	// A previous owner processed the plain record and the aggregated one up
 	// to sub-record 2, then died without releasing.
@@ -361,9 +367,9 @@ func TestWorkerProcessErrorPolicies(t *testing.T) {
 	} {
 		t.Run(tc.action.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				fk := newFakeKinesis(1)
+				fk := newStream(t, testStream, 1)
 				const shard = "shardId-000000000000"
-				first := fk.putTo(shard, "k", []byte("poison"))
+				first := putTo(t, fk, shard, "k", []byte("poison"))
 				store := lease.NewMemoryStore()
 				var mu sync.Mutex
 				attempts := 0
@@ -398,7 +404,7 @@ func TestWorkerProcessErrorPolicies(t *testing.T) {
 					}
 				case RetryThenSkip:
 					wait.For(t, 10*time.Second, "the first failure", func() bool { return testutil.ToFloat64(m.processErrors) >= 1 })
-					second := fk.putTo(shard, "k", []byte("good"))
+					second := putTo(t, fk, shard, "k", []byte("good"))
 					wait.For(t, 10*time.Second, "the next record", func() bool { return r.count() == 1 })
 					got, _ := r.snapshot()
 					if got[0].SequenceNumber != second {
@@ -414,7 +420,7 @@ func TestWorkerProcessErrorPolicies(t *testing.T) {
 					mu.Unlock()
 				case StopShard:
 					wait.For(t, 10*time.Second, "the first failure", func() bool { return testutil.ToFloat64(m.processErrors) >= 1 })
-					fk.putTo(shard, "k", []byte("good"))
+					putTo(t, fk, shard, "k", []byte("good"))
 					// Negative check: the shard stays stopped (a minute of the
 					// bubble's time; other policies retry within milliseconds).
 					time.Sleep(time.Minute)
@@ -437,9 +443,9 @@ func TestWorkerProcessErrorPolicies(t *testing.T) {
 
 func TestWorkerLeaseLostStopsShard(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const shard = "shardId-000000000000"
-	fk.putTo(shard, "k", []byte("one"))
+	putTo(t, fk, shard, "k", []byte("one"))
 	store := lease.NewMemoryStore()
 	type result struct {
 		cancelled     bool
@@ -466,7 +472,7 @@ func TestWorkerLeaseLostStopsShard(t *testing.T) {
 	}
 	w, _ := startWorker(t, unitConfig(t, fk, store, r))
 	wait.For(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
-	fk.putTo(shard, "k", []byte("two"))
+	putTo(t, fk, shard, "k", []byte("two"))
 	<-inFlight
 	// Another worker steals the lease while the batch is processed.
 	l, err := store.Get(context.Background(), shard)
@@ -497,9 +503,9 @@ func TestWorkerLeaseLostStopsShard(t *testing.T) {
 
 func TestWorkerGracefulShutdownHandsOver(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(2)
+	fk := newStream(t, testStream, 2)
 	for i := range 20 {
-		fk.put(fmt.Sprint(i), []byte("x"))
+		put(t, fk, fmt.Sprint(i), []byte("x"))
 	}
 	store := lease.NewMemoryStore()
 	r1 := &recorder{noCheckpoint: true, shutdownCheckpoint: true}
@@ -526,7 +532,7 @@ func TestWorkerGracefulShutdownHandsOver(t *testing.T) {
 	// A second worker continues after the checkpoints: nothing is redelivered.
 	r2 := &recorder{}
 	startWorker(t, unitConfig(t, fk, store, r2))
-	_, seq := fk.put("late", []byte("y"))
+	_, seq := put(t, fk, "late", []byte("y"))
 	wait.For(t, 10*time.Second, "the late record", func() bool { return r2.count() >= 1 })
 	got, _ := r2.snapshot()
 	if len(got) != 1 || got[0].SequenceNumber != seq {
@@ -539,8 +545,8 @@ func TestWorkerGracefulShutdownHandsOver(t *testing.T) {
 
 func TestWorkerAbortLeavesLeasesOwned(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
-	fk.put("k", []byte("x"))
+	fk := newStream(t, testStream, 1)
+	put(t, fk, "k", []byte("x"))
 	store := lease.NewMemoryStore()
 	r := &recorder{}
 	cfg := unitConfig(t, fk, store, r)
@@ -565,8 +571,8 @@ func TestWorkerAbortLeavesLeasesOwned(t *testing.T) {
 
 func TestCheckpointerRejectsBadCheckpoints(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
-	s1 := fk.putTo("shardId-000000000000", "k", []byte("x"))
+	fk := newStream(t, testStream, 1)
+	s1 := putTo(t, fk, "shardId-000000000000", "k", []byte("x"))
 	store := lease.NewMemoryStore()
 	errc := make(chan [2]error, 1)
 	r := &recorder{fail: func(_ context.Context, b *Batch) error {
@@ -595,9 +601,9 @@ func TestCheckpointerRejectsBadCheckpoints(t *testing.T) {
 
 func TestWorkerRetakesLostLease(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const shard = "shardId-000000000000"
-	fk.putTo(shard, "k", []byte("one"))
+	putTo(t, fk, shard, "k", []byte("one"))
 	store := lease.NewMemoryStore()
 	r := &recorder{}
 	startWorker(t, unitConfig(t, fk, store, r))
@@ -611,7 +617,7 @@ func TestWorkerRetakesLostLease(t *testing.T) {
 	if _, err := store.Release(context.Background(), stolen); err != nil {
 		t.Fatal(err)
 	}
-	seq := fk.putTo(shard, "k", []byte("two"))
+	seq := putTo(t, fk, shard, "k", []byte("two"))
 	wait.For(t, 10*time.Second, "the record written after the lease came back", func() bool { return r.count() == 2 })
 	got, events := r.snapshot()
 	if got[1].SequenceNumber != seq {
@@ -624,9 +630,9 @@ func TestWorkerRetakesLostLease(t *testing.T) {
 
 func TestWorkerNewProcessorPerShard(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(3)
+	fk := newStream(t, testStream, 3)
 	for i := range 30 {
-		fk.put(fmt.Sprint(i), []byte("x"))
+		put(t, fk, fmt.Sprint(i), []byte("x"))
 	}
 	var mu sync.Mutex
 	made := map[string]*recorder{}
@@ -666,16 +672,14 @@ func TestWorkerNewProcessorPerShard(t *testing.T) {
 
 func TestWorkerStartsAtTimestamp(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const shard = "shardId-000000000000"
-	fk.putTo(shard, "k", []byte("old"))
+	putTo(t, fk, shard, "k", []byte("old"))
 	wait.For(t, time.Second, "the clock to move", func() bool {
-		fk.mu.Lock()
-		defer fk.mu.Unlock()
-		return time.Since(*fk.shards[shard].records[0].ApproximateArrivalTimestamp) > time.Millisecond
+		return time.Since(fk.Records(shard)[0].ArrivalTime) > time.Millisecond
 	})
 	from := time.Now()
-	seq := fk.putTo(shard, "k", []byte("new"))
+	seq := putTo(t, fk, shard, "k", []byte("new"))
 	r := &recorder{}
 	cfg := unitConfig(t, fk, lease.NewMemoryStore(), r)
 	cfg.InitialPosition, cfg.InitialTimestamp = checkpoint.AtTimestamp, from
@@ -696,9 +700,9 @@ func TestWorkerShutdownWhileBatchFails(t *testing.T) {
 }
 
 func testWorkerShutdownWhileBatchFails(t *testing.T) {
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const shard = "shardId-000000000000"
-	good := fk.putTo(shard, "k", []byte("good"))
+	good := putTo(t, fk, shard, "k", []byte("good"))
 	store := lease.NewMemoryStore()
 	var shutdownErr, cpErr error
 	var blockedUntil time.Duration
@@ -727,7 +731,7 @@ func testWorkerShutdownWhileBatchFails(t *testing.T) {
 	_, stop := startWorker(t, cfg)
 	m := newMetrics(reg)
 	wait.For(t, 10*time.Second, "the good record", func() bool { return testutil.ToFloat64(m.records) == 1 })
-	fk.putTo(shard, "k", []byte("bad"))
+	putTo(t, fk, shard, "k", []byte("bad"))
 	wait.For(t, 10*time.Second, "the bad batch failing", func() bool { return testutil.ToFloat64(m.processErrors) >= 2 })
 	stop()
 	<-done
@@ -765,17 +769,51 @@ func (p *funcProcessor) ShutdownRequested(ctx context.Context, in *ShutdownReque
 	return p.shutdown(ctx, in)
 }
 
+// leaseChildren creates the leases of a closed shard's children in store,
+// as a shard sync that lists them creates them (checkpoint TRIM_HORIZON,
+// the child's parents and hash key range). The shard sync of a worker
+// that starts at TRIM_HORIZON lists the shards open at the trim horizon
+// (ShardFilter AT_TRIM_HORIZON), not their children: those are leased
+// when their parent ends, unless the table has them already.
+func leaseChildren(t *testing.T, fk *kinesistest.Stream, store lease.Store, parent string) {
+	t.Helper()
+	out, err := fk.ListShards(context.Background(), &kinesis.ListShardsInput{StreamName: aws.String(fk.Name())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var children []types.ChildShard
+	for _, sh := range out.Shards {
+		var parents []string
+		for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+			if p != nil {
+				parents = append(parents, *p)
+			}
+		}
+		if slices.Contains(parents, parent) {
+			children = append(children, types.ChildShard{ShardId: sh.ShardId, ParentShards: parents, HashKeyRange: sh.HashKeyRange})
+		}
+	}
+	if len(children) == 0 {
+		t.Fatalf("shard %s has no children", parent)
+	}
+	if err := lease.CreateChildLeases(context.Background(), store, children); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Children whose leases exist before their parent ends start on an
 // in-process notice when the parent ends, not at the next parent poll.
 func TestWorkerChildStartsOnParentEndNotice(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const parent = "shardId-000000000000"
 	for i := range 20 {
-		fk.putTo(parent, fmt.Sprint(i), []byte("before"))
+		putTo(t, fk, parent, fmt.Sprint(i), []byte("before"))
 	}
-	a, b := fk.split(parent)
-	seqA := fk.putTo(a, "k", []byte("child"))
+	a, b := split(t, fk, parent)
+	seqA := putTo(t, fk, a, "k", []byte("child"))
+	store := lease.NewMemoryStore()
+	leaseChildren(t, fk, store, parent)
 	release := make(chan struct{})
 	r := &recorder{fail: func(ctx context.Context, b *Batch) error {
 		if b.ShardID == parent {
@@ -786,7 +824,7 @@ func TestWorkerChildStartsOnParentEndNotice(t *testing.T) {
 		}
 		return nil
 	}}
-	cfg := unitConfig(t, fk, lease.NewMemoryStore(), r)
+	cfg := unitConfig(t, fk, store, r)
 	cfg.ParentPollInterval = time.Hour // only the notice can wake the children
 	cfg.Retrieval.MaxRecords = 5       // several batches for the parent
 	w, _ := startWorker(t, cfg)
@@ -806,9 +844,9 @@ func TestWorkerChildStartsOnParentEndNotice(t *testing.T) {
 
 func TestWorkerDoesNotReadFinishedShard(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const shard = "shardId-000000000000"
-	fk.putTo(shard, "k", []byte("done long ago"))
+	putTo(t, fk, shard, "k", []byte("done long ago"))
 	store := lease.NewMemoryStore()
 	r := &recorder{}
 	cfg := unitConfig(t, fk, store, r)
@@ -833,9 +871,9 @@ func TestWorkerDoesNotReadFinishedShard(t *testing.T) {
 // going backwards.
 func TestWorkerStaleCheckpointAfterLeaseRetaken(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const shard = "shardId-000000000000"
-	fk.putTo(shard, "k", []byte("one"))
+	putTo(t, fk, shard, "k", []byte("one"))
 	store := lease.NewMemoryStore()
 	inFlight := make(chan struct{})
 	retaken := make(chan struct{})
@@ -859,7 +897,7 @@ func TestWorkerStaleCheckpointAfterLeaseRetaken(t *testing.T) {
 	}
 	w, _ := startWorker(t, unitConfig(t, fk, store, r))
 	wait.For(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
-	fk.putTo(shard, "k", []byte("two"))
+	putTo(t, fk, shard, "k", []byte("two"))
 	<-inFlight
 	l, err := store.Get(context.Background(), shard)
 	if err != nil {
@@ -878,7 +916,7 @@ func TestWorkerStaleCheckpointAfterLeaseRetaken(t *testing.T) {
 	if err := <-res; !errors.Is(err, lease.ErrLeaseLost) {
 		t.Fatalf("checkpoint of the lost holding after the lease was taken again = %v, want ErrLeaseLost", err)
 	}
-	fk.putTo(shard, "k", []byte("three"))
+	putTo(t, fk, shard, "k", []byte("three"))
 	wait.For(t, 10*time.Second, "the new holding processing and checkpointing", func() bool {
 		l, _ := store.Get(context.Background(), shard)
 		recs, _ := r.snapshot()
@@ -892,9 +930,9 @@ func TestWorkerStaleCheckpointAfterLeaseRetaken(t *testing.T) {
 // whose lease another worker holds.
 func TestWorkerNoRestartAfterRetakenLeaseLostAgain(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const shard = "shardId-000000000000"
-	fk.putTo(shard, "k", []byte("one"))
+	putTo(t, fk, shard, "k", []byte("one"))
 	store := lease.NewMemoryStore()
 	inFlight := make(chan struct{})
 	unblock := make(chan struct{})
@@ -917,7 +955,7 @@ func TestWorkerNoRestartAfterRetakenLeaseLostAgain(t *testing.T) {
 	release := func() { unblockOnce.Do(func() { close(unblock) }) }
 	t.Cleanup(release) // before the worker stops, also when the test fails
 	wait.For(t, 10*time.Second, "the first record", func() bool { return r.count() == 1 })
-	fk.putTo(shard, "k", []byte("two"))
+	putTo(t, fk, shard, "k", []byte("two"))
 	<-inFlight
 	steal := func() lease.Lease {
 		t.Helper()
@@ -965,10 +1003,10 @@ func TestWorkerNoRestartAfterRetakenLeaseLostAgain(t *testing.T) {
 // released, the children were never initialized.
 func TestWorkerShutdownWhileChildrenWaitAndParentBacksOff(t *testing.T) {
 	leakCheck(t)
-	fk := newFakeKinesis(1)
+	fk := newStream(t, testStream, 1)
 	const parent = "shardId-000000000000"
-	fk.putTo(parent, "k", []byte("x"))
-	a, b := fk.split(parent)
+	putTo(t, fk, parent, "k", []byte("x"))
+	a, b := split(t, fk, parent)
 	r := &recorder{fail: func(ctx context.Context, bt *Batch) error {
 		if bt.ShardID == parent {
 			return errors.New("downstream unavailable")
@@ -976,6 +1014,7 @@ func TestWorkerShutdownWhileChildrenWaitAndParentBacksOff(t *testing.T) {
 		return nil
 	}}
 	store := lease.NewMemoryStore()
+	leaseChildren(t, fk, store, parent)
 	cfg := unitConfig(t, fk, store, r)
 	cfg.ProcessBackoffBase, cfg.ProcessBackoffMax = time.Hour, time.Hour
 	w, _ := startWorker(t, cfg)
@@ -1013,21 +1052,6 @@ func (s *blockingStore) EnsureTable(ctx context.Context) error {
 	return s.MemoryStore.EnsureTable(ctx)
 }
 
-// blockingKinesis is a fake stream whose ListShards runs list first.
-type blockingKinesis struct {
-	*fakeKinesis
-	list func(ctx context.Context) error
-}
-
-func (k *blockingKinesis) ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
-	if k.list != nil {
-		if err := k.list(ctx); err != nil {
-			return nil, err
-		}
-	}
-	return k.fakeKinesis.ListShards(ctx, in, optFns...)
-}
-
 // Shutdown during startup (the lease table being created, the first shard
 // sync) stops the worker at once, and returns by its context's deadline
 // even when a call in flight ignores its context; Run returns when that
@@ -1054,13 +1078,15 @@ func TestShutdownDuringStartup(t *testing.T) {
 					return ctx.Err()
 				}
 				store := &blockingStore{MemoryStore: lease.NewMemoryStore()}
-				kin := &blockingKinesis{fakeKinesis: newFakeKinesis(1)}
 				if tc.blockTable {
 					store.ensure = block
 				}
-				if tc.blockList {
-					kin.list = block
-				}
+				kin := newStreamOf(t, kinesistest.Config{StreamName: "s", Fault: func(ctx context.Context, c kinesistest.Call) error {
+					if tc.blockList && c.Op == kinesistest.OpListShards {
+						return block(ctx)
+					}
+					return nil
+				}})
 				w, err := New(Config{Stream: "s", App: "a", Kinesis: kin, LeaseStore: store, Processor: &recorder{}})
 				if err != nil {
 					t.Fatal(err)
