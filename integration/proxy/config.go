@@ -68,7 +68,26 @@ type Config struct {
 	// and records whose hash key falls in no known open shard, refresh it
 	// sooner. Default DefaultShardMapTTL (5s).
 	ShardMapTTL time.Duration
-	// Now is the clock of the token buckets. Default time.Now.
+	// ShardLifecycle makes the proxy model what the emulator leaves out of
+	// shards' lifetimes, as the Kinesis API reference describes them. The
+	// proxy answers ListShards itself, from the upstream's full list and the
+	// creation and closing time of each shard it records on Now, with AWS's
+	// ShardFilter types, ExclusiveStartShardId, MaxResults (default and
+	// largest page 1,000) and NextToken (valid for 300s). A closed shard
+	// ages out once it closed at least Retention ago, or at once with
+	// Proxy.ExpireShard: no ListShards filter lists it, and GetShardIterator,
+	// GetRecords (with an iterator handed out through the proxy) and
+	// SubscribeToShard for it answer ResourceNotFoundException. Default
+	// false: ListShards is forwarded, and shards never age out.
+	ShardLifecycle bool
+	// Retention is the retention period ShardLifecycle simulates. Default
+	// (zero) DefaultRetention, 24h; Kinesis allows 24h to 8,760h, the proxy
+	// any positive duration. The stream's own RetentionPeriodHours is not
+	// read.
+	Retention time.Duration
+	// Now is the clock of the token buckets and of ShardLifecycle (the
+	// shards' creation and closing times, Retention, NextToken expiry).
+	// Default time.Now.
 	Now func() time.Time
 	// Logger receives the proxy's logs. Default nil: no logging.
 	Logger *zap.Logger
@@ -186,6 +205,9 @@ func (c Config) Validate() error {
 		if v < 0 {
 			return fmt.Errorf("proxy: Limits.%s is %d, want >= 0", name, v)
 		}
+	}
+	if c.Retention < 0 {
+		return fmt.Errorf("proxy: Retention is %v, want > 0 (or 0 for the default)", c.Retention)
 	}
 	if c.ShardMapTTL < 0 {
 		return fmt.Errorf("proxy: ShardMapTTL is %v, want >= 0", c.ShardMapTTL)

@@ -303,6 +303,21 @@ func (p *Proxy) putRecord(ctx context.Context, h http.Header, body []byte) respo
 }
 
 func (p *Proxy) getShardIterator(ctx context.Context, h http.Header, body []byte) response {
+	if p.cfg.ShardLifecycle {
+		var in struct {
+			streamRef
+			ShardId string
+		}
+		if json.Unmarshal(body, &in) == nil && in.ShardId != "" && checkStream(in.streamRef) == nil {
+			gone, err := p.agedOut(ctx, h, in.streamRef, in.ShardId, true)
+			if err != nil {
+				return upstreamAnswer(err) // such as ResourceNotFoundException for the stream
+			}
+			if gone {
+				return shardGone(in.ShardId, in.name())
+			}
+		}
+	}
 	resp, err := p.forward(ctx, kinesisService, h, body)
 	if err != nil {
 		return errorResponse(kinesisService, upstreamFailure(err))
@@ -329,6 +344,11 @@ func (p *Proxy) getRecords(ctx context.Context, h http.Header, body []byte) resp
 		return p.bad(badRequest(codeSerialization, "GetRecords: %v", err))
 	}
 	it, known := p.iters.get(in.ShardIterator)
+	if known && p.cfg.ShardLifecycle {
+		if gone, _ := p.agedOut(ctx, h, streamRef{Name: it.stream}, it.shard, false); gone {
+			return shardGone(it.shard, it.stream)
+		}
+	}
 	limited := known && !p.cfg.NoLimits
 	if limited && !p.limits.readCall(it.shardKey) {
 		p.stats.throttled.Add(1)

@@ -28,6 +28,7 @@ type Proxy struct {
 	upstream map[service]*url.URL
 	limits   *limiter
 	shards   *shardMaps
+	lives    *lifecycles // under Config.ShardLifecycle
 	iters    *iterators
 	sink     *sink
 	stats    counters
@@ -63,6 +64,9 @@ func Start(cfg Config) (*Proxy, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -90,6 +94,7 @@ func Start(cfg Config) (*Proxy, error) {
 	tr.MaxIdleConnsPerHost = 64
 	p.client = &http.Client{Transport: tr}
 	p.shards = newShardMaps(p, cfg.ShardMapTTL)
+	p.lives = newLifecycles(p)
 	if cfg.Sink {
 		p.sink = newSink()
 	}
@@ -189,6 +194,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(append(b, '\n'))
 		return
 	}
+	if p.cfg.ShardLifecycle && r.URL.Path == "/expire-shard" {
+		p.serveExpireShard(w, r)
+		return
+	}
 	p.stats.requests.Add(1)
 	s, op, aerr := route(r)
 	if aerr != nil {
@@ -234,6 +243,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s == kinesisService && op == "SubscribeToShard" {
+		if p.cfg.ShardLifecycle {
+			var in struct{ ConsumerARN, ShardId string }
+			if json.Unmarshal(body, &in) == nil && in.ShardId != "" {
+				ref := consumerStream(in.ConsumerARN)
+				if gone, err := p.agedOut(r.Context(), r.Header, ref, in.ShardId, true); err == nil && gone {
+					writeResponse(w, shardGone(in.ShardId, ref.name()), false)
+					return
+				}
+			}
+		}
 		p.forwardStream(w, r, s, body)
 		return
 	}
@@ -298,6 +317,10 @@ func (p *Proxy) handle(ctx context.Context, s service, op string, h http.Header,
 			return p.getShardIterator(ctx, h, body)
 		case "GetRecords":
 			return p.getRecords(ctx, h, body)
+		case "ListShards":
+			if p.cfg.ShardLifecycle {
+				return p.listShards(ctx, h, body)
+			}
 		}
 	}
 	resp, err := p.forward(ctx, s, h, body)
@@ -306,6 +329,10 @@ func (p *Proxy) handle(ctx context.Context, s service, op string, h http.Header,
 	}
 	if s == kinesisService && (kinesisReshardOps[op] || op == "DeleteStream") && resp.status == http.StatusOK {
 		p.shards.resharded(h, body)
+	}
+	if s == kinesisService && p.cfg.ShardLifecycle && resp.status == http.StatusOK &&
+		(kinesisReshardOps[op] || op == "CreateStream" || op == "DeleteStream") {
+		p.lives.passed(op, h, body)
 	}
 	return resp
 }
