@@ -6,7 +6,9 @@
 //
 // It prints AWS_ENDPOINT_URL=<its URL> on standard output once it listens,
 // serves GET /stats (JSON counters), and prints the counters when it ends
-// on SIGINT or SIGTERM. Run it with -h for every flag.
+// on SIGINT or SIGTERM. With -shard-lifecycle it answers ListShards with
+// AWS's filters and ages closed shards out after -retention, or at once on
+// POST /expire-shard?stream=NAME&shard=ID. Run it with -h for every flag.
 package main
 
 import (
@@ -77,6 +79,11 @@ One listener serves both services (routing on X-Amz-Target); use its URL as
 AWS_ENDPOINT_URL. It prints AWS_ENDPOINT_URL=<url> once listening, serves
 GET /stats, and prints its counters on SIGINT or SIGTERM.
 
+With -shard-lifecycle, ListShards follows AWS's ShardFilter types and
+pagination, and a closed shard ages out -retention after it closed, or at
+once on POST /expire-shard?stream=NAME&shard=ID (204 when done; 404 for an
+unknown stream or shard, 409 for an open shard).
+
 Probabilities are in [0, 1]; durations are Go durations such as 50ms.
 
 Flags:
@@ -102,6 +109,8 @@ func parseFlags(args []string, stderr io.Writer) (proxy.Config, bool, error) {
 	fs.IntVar(&cfg.Limits.ReadBytesPerSecond, "read-bytes", proxy.DefaultReadBytesPerSecond, "per-shard GetRecords limit in bytes/s")
 	fs.IntVar(&cfg.Limits.ReadCallsPerSecond, "read-calls", proxy.DefaultReadCallsPerSecond, "per-shard GetRecords limit in calls/s")
 	fs.DurationVar(&cfg.ShardMapTTL, "shard-map-ttl", proxy.DefaultShardMapTTL, "how long a stream's shard list is cached")
+	fs.BoolVar(&cfg.ShardLifecycle, "shard-lifecycle", false, "answer ListShards with AWS's filters and pagination, and age closed shards out after -retention (or on POST /expire-shard)")
+	fs.DurationVar(&cfg.Retention, "retention", proxy.DefaultRetention, "retention period simulated by -shard-lifecycle")
 
 	k := &cfg.Kinesis
 	fs.Float64Var(&k.InternalFailure, "kinesis-internal-failure", 0, "probability that a PutRecords entry fails with InternalFailure")

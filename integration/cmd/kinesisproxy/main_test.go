@@ -22,7 +22,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Fatalf("-h: exit %d", code)
 	}
 	for _, name := range []string{"listen", "kinesis", "dynamodb", "sink", "no-limits", "control-plane-limits", "seed", "write-bytes", "write-records",
-		"read-bytes", "read-calls", "shard-map-ttl", "kinesis-internal-failure", "kinesis-500", "kinesis-503",
+		"read-bytes", "read-calls", "shard-map-ttl", "shard-lifecycle", "retention", "kinesis-internal-failure", "kinesis-500", "kinesis-503",
 		"kinesis-limit-exceeded", "kinesis-close", "kinesis-latency", "kinesis-jitter", "kinesis-ops",
 		"dynamodb-throughput", "dynamodb-throttling", "dynamodb-500", "dynamodb-503", "dynamodb-close",
 		"dynamodb-latency", "dynamodb-jitter", "dynamodb-ops", "v"} {
@@ -34,11 +34,12 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 
 func TestParseFlags(t *testing.T) {
 	cfg, verbose, err := parseFlags([]string{"-kinesis", "http://127.0.0.1:1", "-sink", "-seed", "9",
-		"-kinesis-internal-failure", "0.1", "-kinesis-ops", "PutRecords, GetRecords", "-dynamodb-latency", "50ms", "-v"}, io.Discard)
+		"-kinesis-internal-failure", "0.1", "-kinesis-ops", "PutRecords, GetRecords", "-dynamodb-latency", "50ms", "-v",
+		"-shard-lifecycle", "-retention", "48h"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.Sink || cfg.Seed != 9 || cfg.Kinesis.InternalFailure != 0.1 || !verbose ||
+	if !cfg.Sink || cfg.Seed != 9 || cfg.Kinesis.InternalFailure != 0.1 || !verbose || !cfg.ShardLifecycle || cfg.Retention != 48*time.Hour ||
 		strings.Join(cfg.Kinesis.Operations, ",") != "PutRecords,GetRecords" || cfg.DynamoDB.Latency != 50*time.Millisecond {
 		t.Errorf("parsed %+v", cfg)
 	}
@@ -48,6 +49,7 @@ func TestParseFlags(t *testing.T) {
 		{"-kinesis", "http://x", "-dynamodb-ops", "PutRecords"},
 		{"-kinesis", "http://x", "extra"},
 		{"-kinesis", "http://x", "-bogus"},
+		{"-kinesis", "http://x", "-retention", "-1h"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(context.Background(), args, io.Discard, &stderr); code != 2 || stderr.Len() == 0 {
@@ -63,7 +65,7 @@ func TestRunServesAndPrintsStats(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		code := run(ctx, []string{"-kinesis", ep.Kinesis, "-dynamodb", ep.DynamoDB, "-sink"}, pw, io.Discard)
+		code := run(ctx, []string{"-kinesis", ep.Kinesis, "-dynamodb", ep.DynamoDB, "-sink", "-shard-lifecycle"}, pw, io.Discard)
 		pw.Close()
 		done <- code
 	}()
@@ -82,6 +84,14 @@ func TestRunServesAndPrintsStats(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /stats: HTTP %d", resp.StatusCode)
+	}
+	resp, err = http.Post(url+"/expire-shard?stream=none&shard=shardId-000000000000", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("POST /expire-shard for an unknown stream: HTTP %d, want 404", resp.StatusCode)
 	}
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("{}"))
 	req.Header.Set("X-Amz-Target", "Kinesis_20131202.NoSuchOperation")
@@ -102,7 +112,7 @@ func TestRunServesAndPrintsStats(t *testing.T) {
 		t.Fatalf("stats on exit %q: %v", rest.String(), err)
 	}
 	if s.Requests != 1 || s.BadRequests != 1 {
-		t.Errorf("stats on exit: %+v, want the 1 bad request (GET /stats is not counted)", s)
+		t.Errorf("stats on exit: %+v, want the 1 bad request (GET /stats and POST /expire-shard are not counted)", s)
 	}
 	select {
 	case code := <-done:
