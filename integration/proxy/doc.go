@@ -40,6 +40,23 @@
 //     still under the write limits unless NoLimits is set, so that
 //     benchmarks measure the client rather than the emulator. Everything else
 //     is forwarded.
+//   - Optionally (Config.ShardLifecycle), shard lifetimes as the Kinesis API
+//     reference describes them, where kinesis-mock lists every shard for
+//     ShardFilter AT_TRIM_HORIZON and never ages a shard out. The proxy answers
+//     ListShards itself, from the emulator's full list and the creation and
+//     closing time of each shard, which it records on Config.Now: a
+//     stream's original shards date from its creation (CreateStream through
+//     the proxy, else DescribeStreamSummary), a shard closes when the
+//     SplitShard, MergeShards or UpdateShardCount call that closes it passed
+//     through (else when the proxy first sees it closed), and a child is
+//     created when its parents close. AT_TRIM_HORIZON, AT_LATEST,
+//     AT_TIMESTAMP, FROM_TIMESTAMP, FROM_TRIM_HORIZON and AFTER_SHARD_ID,
+//     ExclusiveStartShardId, MaxResults and NextToken follow AWS's rules. A
+//     closed shard ages out once it closed Config.Retention ago (default
+//     24h) or when Proxy.ExpireShard (or POST /expire-shard?stream=&shard=)
+//     says so: no filter lists it, the trim horizon moves past it, and
+//     GetShardIterator, GetRecords and SubscribeToShard for it answer
+//     ResourceNotFoundException.
 //
 // Stats counts requests, Kinesis records, user records (KPL aggregated
 // records are deaggregated for the count) and bytes; GET /stats serves the
