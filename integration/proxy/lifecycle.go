@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -136,6 +137,23 @@ func (l *lifecycles) refresh(ctx context.Context, s *streamLife) error {
 	upstream, err := l.listAll(ctx, s.header, s.ref)
 	if err != nil {
 		return err
+	}
+	listed := make(map[string]bool, len(upstream))
+	for _, u := range upstream {
+		listed[u.id] = true
+		// A known shard listed open after it closed, or with other parents,
+		// is a shard of a new stream of the same name, created and deleted
+		// without the proxy seeing it: start the lifecycle again.
+		if sh := s.shards[u.id]; sh != nil && ((!sh.open() && !u.closed) || !slices.Equal(sh.parents, u.parents)) {
+			s.created, s.reshardAll = time.Time{}, time.Time{}
+			s.shards, s.closing = make(map[string]*lifeShard), make(map[string]time.Time)
+			break
+		}
+	}
+	for id := range s.shards {
+		if !listed[id] {
+			delete(s.shards, id) // gone upstream
+		}
 	}
 	if s.created.IsZero() {
 		s.created = l.streamCreated(ctx, s.header, s.ref)

@@ -215,6 +215,7 @@ func TestValidate(t *testing.T) {
 		{Config{KinesisURL: "http://x", DynamoDB: DynamoDBFaults{Operations: []string{"PutRecords"}}}, `unknown operation "PutRecords"`},
 		{Config{KinesisURL: "http://x", Kinesis: KinesisFaults{Latency: -time.Second}}, "negative latency"},
 		{Config{KinesisURL: "http://x", ShardMapTTL: -1}, "ShardMapTTL"},
+		{Config{KinesisURL: "http://x", ShardLifecycle: true, Retention: -time.Hour}, "Retention"},
 	} {
 		err := c.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
