@@ -12,7 +12,7 @@ type DynamoDBAPI = lease.DynamoDBAPI
 
 func newDynamoDBStore(cfg Config) (lease.Store, error) {
 	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{
-		Client: cfg.DynamoDB, Table: cfg.LeaseTable, Logger: cfg.Logger, Metrics: cfg.Metrics,
+		DynamoDB: cfg.DynamoDB, Table: cfg.LeaseTable, Logger: cfg.Logger, Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kcl: lease table: %w", err)

@@ -37,7 +37,7 @@ type worker struct {
 
 func startWorker(t *testing.T, table, id string) *worker {
 	t.Helper()
-	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: testenv.DynamoDBClient(t), Table: table})
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: testenv.DynamoDBClient(t), Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func (w *worker) crash() {
 func newTable(t *testing.T, leases int) (*lease.DynamoDBStore, *dynamodb.Client, string) {
 	t.Helper()
 	client, table := testenv.NewLeaseTable(t)
-	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table})
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestGracefulReleaseWithDefaults(t *testing.T) {
 	testenv.Require(t)
 	store, client, table := newTable(t, 4)
 	start := func(id string) (*lease.Coordinator, func()) {
-		s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table})
+		s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +240,7 @@ func TestCoordinatorsThroughFaults(t *testing.T) {
 			o.BaseEndpoint = aws.String(p.URL())
 			o.Retryer = aws.NopRetryer{}
 		})
-		s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table})
+		s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,7 +372,7 @@ func BenchmarkTableLoadDynamoDB(b *testing.B) {
 		b.Run(fmt.Sprintf("leases=%d/workers=2", m), func(b *testing.B) {
 			for range b.N {
 				client, table := testenv.NewLeaseTable(b)
-				seed, _ := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table})
+				seed, _ := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table})
 				for i := range m {
 					if _, err := seed.Create(context.Background(), lease.Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: string(checkpoint.TrimHorizon),
 						StartingHashKey: "0", EndingHashKey: "340282366920938463463374607431768211455"}); err != nil {
@@ -384,7 +384,7 @@ func BenchmarkTableLoadDynamoDB(b *testing.B) {
 				var wg sync.WaitGroup
 				cs := make([]*lease.Coordinator, 2)
 				for i := range cs {
-					s, _ := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: cc, Table: table})
+					s, _ := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: cc, Table: table})
 					c, err := lease.NewCoordinator(lease.Config{Store: s, WorkerID: fmt.Sprintf("w%d", i), FailoverTime: failover})
 					if err != nil {
 						b.Fatal(err)

@@ -33,10 +33,10 @@ type DynamoDBAPI interface {
 
 // DynamoDBConfig configures a DynamoDBStore.
 type DynamoDBConfig struct {
-	// Client is the DynamoDB client. Required. The store makes each call
+	// DynamoDB is the DynamoDB client. Required. The store makes each call
 	// once; the SDK's own retries may be turned off (the coordinator and
 	// the shard syncer retry).
-	Client DynamoDBAPI
+	DynamoDB DynamoDBAPI
 	// Table is the lease table's name. Required.
 	Table string
 	// ReadCapacity and WriteCapacity, when both are positive, make
@@ -53,8 +53,8 @@ type DynamoDBConfig struct {
 // Validate reports the first invalid field of cfg.
 func (cfg DynamoDBConfig) Validate() error {
 	switch {
-	case cfg.Client == nil:
-		return errors.New("lease: DynamoDBConfig.Client is required")
+	case cfg.DynamoDB == nil:
+		return errors.New("lease: DynamoDBConfig.DynamoDB is required")
 	case cfg.Table == "":
 		return errors.New("lease: DynamoDBConfig.Table is required")
 	case cfg.ReadCapacity < 0 || cfg.WriteCapacity < 0:
@@ -106,7 +106,7 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 	describe := func() (*dynamodb.DescribeTableOutput, error) {
 		var out *dynamodb.DescribeTableOutput
 		err := withRetry(ctx, storeBackoff, func() (err error) {
-			out, err = s.cfg.Client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
+			out, err = s.cfg.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
 			return err
 		})
 		return out, err
@@ -128,7 +128,7 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 			}
 		}
 		err := withRetry(ctx, storeBackoff, func() error {
-			_, err := s.cfg.Client.CreateTable(ctx, in)
+			_, err := s.cfg.DynamoDB.CreateTable(ctx, in)
 			return err
 		})
 		var inUse *types.ResourceInUseException
@@ -172,7 +172,7 @@ func (s *DynamoDBStore) List(ctx context.Context) ([]Lease, error) {
 	}
 	var out []Lease
 	for {
-		page, err := s.cfg.Client.Scan(ctx, in)
+		page, err := s.cfg.DynamoDB.Scan(ctx, in)
 		if err != nil {
 			return nil, fmt.Errorf("scan lease table %s: %w", s.cfg.Table, err)
 		}
@@ -196,7 +196,7 @@ func (s *DynamoDBStore) List(ctx context.Context) ([]Lease, error) {
 
 // Get reads one lease with a consistent read.
 func (s *DynamoDBStore) Get(ctx context.Context, key string) (Lease, error) {
-	out, err := s.cfg.Client.GetItem(ctx, &dynamodb.GetItemInput{
+	out, err := s.cfg.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.cfg.Table), Key: keyAttr(key), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -218,7 +218,7 @@ func (s *DynamoDBStore) Create(ctx context.Context, l Lease) (Lease, error) {
 	if l.Key == "" {
 		return Lease{}, errors.New("create lease: empty key")
 	}
-	_, err := s.cfg.Client.PutItem(ctx, &dynamodb.PutItemInput{
+	_, err := s.cfg.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.cfg.Table),
 		Item:                     toItem(l),
 		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
@@ -294,7 +294,7 @@ func (s *DynamoDBStore) update(ctx context.Context, op string, l Lease, checkOwn
 		}
 		expr += " REMOVE " + strings.Join(rs, ", ")
 	}
-	out, err := s.cfg.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := s.cfg.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.cfg.Table),
 		Key:                       keyAttr(l.Key),
 		UpdateExpression:          aws.String(expr),
@@ -367,7 +367,7 @@ func (s *DynamoDBStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) 
 
 // Delete removes the lease if Counter matches.
 func (s *DynamoDBStore) Delete(ctx context.Context, l Lease) error {
-	_, err := s.cfg.Client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+	_, err := s.cfg.DynamoDB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(s.cfg.Table),
 		Key:                       keyAttr(l.Key),
 		ConditionExpression:       aws.String("#c = :cur"),

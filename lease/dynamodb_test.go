@@ -32,7 +32,7 @@ func newDynamoDBStore(t *testing.T, client lease.DynamoDBAPI, reg prometheus.Reg
 	if client == nil {
 		client = testenv.DynamoDBClient(t)
 	}
-	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table, Metrics: reg})
+	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,9 +111,9 @@ func TestDynamoDBStoreSkipsMalformedItems(t *testing.T) {
 func TestDynamoDBConfigValidate(t *testing.T) {
 	for _, cfg := range []lease.DynamoDBConfig{
 		{Table: "t"},
-		{Client: &dynamodb.Client{}},
-		{Client: &dynamodb.Client{}, Table: "t", ReadCapacity: 5},
-		{Client: &dynamodb.Client{}, Table: "t", ReadCapacity: -1, WriteCapacity: 1},
+		{DynamoDB: &dynamodb.Client{}},
+		{DynamoDB: &dynamodb.Client{}, Table: "t", ReadCapacity: 5},
+		{DynamoDB: &dynamodb.Client{}, Table: "t", ReadCapacity: -1, WriteCapacity: 1},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", cfg)
@@ -171,7 +171,7 @@ func TestEnsureTable(t *testing.T) {
 	}
 
 	_, provisioned := testenv.NewTableName(t)
-	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: provisioned, ReadCapacity: 7, WriteCapacity: 3})
+	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: provisioned, ReadCapacity: 7, WriteCapacity: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestEnsureTable(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s, _ = lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: other})
+	s, _ = lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: other})
 	if err := s.EnsureTable(ctx); err == nil {
 		t.Fatal("EnsureTable accepted a table keyed on another attribute")
 	}

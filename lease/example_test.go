@@ -81,7 +81,7 @@ func ExampleShardSyncer() {
 		fmt.Println(err)
 		return
 	}
-	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: dynamodb.NewFromConfig(cfg), Table: "billing"})
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: dynamodb.NewFromConfig(cfg), Table: "billing"})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -18,7 +18,7 @@
 // protocol", "Shard lineage").
 //
 // The names are those of packages kcl and kpl: ShardSyncConfig.Stream is the
-// stream's name or ARN; ShardSyncConfig.Kinesis and DynamoDBConfig.Client
+// stream's name or ARN; ShardSyncConfig.Kinesis and DynamoDBConfig.DynamoDB
 // are the Kinesis and DynamoDB clients, and KinesisAPI and DynamoDBAPI the
 // interfaces naming the calls made with them; start positions are
 // checkpoint.Position values (checkpoint.TrimHorizon, Latest, AtTimestamp,

@@ -59,7 +59,7 @@ func (a *app) readLeases(ctx context.Context, table string) ([]lease.Lease, erro
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
 		zapcore.AddSync(a.stderr), zap.WarnLevel))
-	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: client, Table: table, Logger: log})
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table, Logger: log})
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}

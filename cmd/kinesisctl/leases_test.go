@@ -47,7 +47,7 @@ func TestLeasesAndLag(t *testing.T) {
 		t.Fatalf("container went to %s", aws.ToString(agg.ShardId))
 	}
 
-	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: ddb, Table: table})
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: ddb, Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -250,7 +250,7 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	r.start = time.Now()
 	suffix := fmt.Sprintf("%d-%d", time.Now().Unix(), os.Getpid())
 	r.stream, r.app = "demo-"+suffix, "demo-app-"+suffix
-	if r.leases, err = lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: r.ddb, Table: r.app}); err != nil {
+	if r.leases, err = lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: r.ddb, Table: r.app}); err != nil {
 		return Result{}, err
 	}
 
