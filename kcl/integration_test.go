@@ -281,7 +281,7 @@ func (e *env) leases() []lease.Lease {
 // failed.
 func (e *env) readLeases() ([]lease.Lease, bool) {
 	e.t.Helper()
-	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{Client: testenv.DynamoDBClientAt(e.t, e.ddbURL), Table: e.table})
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: testenv.DynamoDBClientAt(e.t, e.ddbURL), Table: e.table})
 	if err != nil {
 		e.t.Fatal(err)
 	}
