@@ -153,6 +153,12 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 				return finish(s.cancelOutcome(ctx))
 			}
 		}
+		// A stop decided while the batch waited takes priority over it:
+		// the select above picks any ready case, and no batch is handed
+		// over once the lease is lost or a shutdown has begun.
+		if o, stop := s.stopRequested(ctx); stop {
+			return finish(o)
+		}
 		// A new slice per batch (the processor may keep it), sized after
 		// the previous batch so that aggregated records rarely regrow it.
 		records := d.appendRecords(make([]Record, 0, max(len(f.records), sizeHint)), f.records)
@@ -167,6 +173,21 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 		if f.end {
 			return finish(s.shardEnd(ctx, proc, cp, f.children))
 		}
+	}
+}
+
+// stopRequested reports whether the shard must stop before its next
+// processor call (the lease lost, the worker aborted, or a shutdown
+// requested), and with which outcome.
+func (s *shardWorker) stopRequested(ctx context.Context) (outcome, bool) {
+	if ctx.Err() != nil {
+		return s.cancelOutcome(ctx), true
+	}
+	select {
+	case <-s.shutdown:
+		return outcomeShutdown, true
+	default:
+		return 0, false
 	}
 }
 

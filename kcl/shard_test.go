@@ -1,0 +1,176 @@
+package kcl
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kinesisgo/kinesis/kinesistest"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+// prefetchSpy is the in-memory stream with a signal when a GetRecords
+// call returned a record with the data it waits for.
+type prefetchSpy struct {
+	*kinesistest.Stream
+	data string
+	once sync.Once
+	read chan struct{}
+}
+
+func (p *prefetchSpy) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	out, err := p.Stream.GetRecords(ctx, in, opts...)
+	if err == nil {
+		for _, r := range out.Records {
+			if string(r.Data) == p.data {
+				p.once.Do(func() { close(p.read) })
+			}
+		}
+	}
+	return out, err
+}
+
+// eventLog is a processor that logs every call in one list, in order.
+type eventLog struct {
+	mu     sync.Mutex
+	events []string
+	// hold, when set, runs in ProcessRecords before the batch is logged.
+	hold func(ctx context.Context, b *Batch)
+}
+
+func (p *eventLog) log(e string) {
+	p.mu.Lock()
+	p.events = append(p.events, e)
+	p.mu.Unlock()
+}
+
+func (p *eventLog) snapshot() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.events)
+}
+
+func (p *eventLog) Initialize(context.Context, *InitializeInput) error { p.log("init"); return nil }
+func (p *eventLog) ProcessRecords(ctx context.Context, b *Batch) error {
+	if p.hold != nil {
+		p.hold(ctx, b)
+	}
+	for _, r := range b.Records {
+		p.log("record " + string(r.Data))
+	}
+	return nil // no checkpoint: a failing checkpoint would end the shard by itself
+}
+func (p *eventLog) LeaseLost(context.Context, *LeaseLostInput)         { p.log("lost") }
+func (p *eventLog) ShardEnded(context.Context, *ShardEndedInput) error { p.log("ended"); return nil }
+func (p *eventLog) ShutdownRequested(context.Context, *ShutdownRequestedInput) error {
+	p.log("shutdown")
+	return nil
+}
+
+// until returns the events up to the first one that is stop, and whether
+// stop came.
+func until(events []string, stop string) ([]string, bool) {
+	i := slices.Index(events, stop)
+	if i < 0 {
+		return events, false
+	}
+	return events[:i+1], true
+}
+
+// A batch prefetched while ProcessRecords runs is not handed over once the
+// shard is to stop: the loss of the lease and a shutdown take priority over
+// a batch that is ready. Each case runs several times, as a select between
+// a ready batch and the stop would pick either. (On a lost lease the
+// poller, whose context ends with the shard's, mostly withdraws its batch
+// first; the shutdown leaves the batch ready.)
+func TestShardStopsBeforePrefetchedBatch(t *testing.T) {
+	const runs = 50
+	const shard = "shardId-000000000000"
+	// setup starts a worker on a shard holding "one" and "two", read one
+	// record per GetRecords call, with hold running in ProcessRecords of
+	// "one". It returns once "two" was read ahead and the worker is idle.
+	setup := func(t *testing.T, p *eventLog, hold func(ctx context.Context)) (*Worker, lease.Store, func()) {
+		fk := newStream(t, testStream, 1)
+		putTo(t, fk, shard, "k", []byte("one"))
+		putTo(t, fk, shard, "k", []byte("two"))
+		spy := &prefetchSpy{Stream: fk, data: "two", read: make(chan struct{})}
+		store := lease.NewMemoryStore()
+		inFlight := make(chan struct{})
+		p.hold = func(ctx context.Context, b *Batch) {
+			if string(b.Records[0].Data) == "one" {
+				close(inFlight)
+				hold(ctx)
+			}
+		}
+		cfg := unitConfig(t, fk, store, p)
+		cfg.Kinesis = spy
+		cfg.Retrieval.MaxRecords = 1
+		cfg.Lease.FailoverTime = time.Hour // the thief's lease does not come back
+		w, stop := startWorker(t, cfg)
+		<-inFlight
+		<-spy.read
+		synctest.Wait() // the poller waits to hand "two" over
+		return w, store, stop
+	}
+
+	t.Run("lease lost", func(t *testing.T) {
+		for i := range runs {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					p := &eventLog{}
+					// ProcessRecords of "one" returns when the lease is lost.
+					_, store, stop := setup(t, p, func(ctx context.Context) { <-ctx.Done() })
+					l, err := store.Get(context.Background(), shard)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := store.Take(context.Background(), l, "thief"); err != nil {
+						t.Fatal(err)
+					}
+					// The renewal finds the lease taken.
+					for !slices.Contains(p.snapshot(), "lost") {
+						time.Sleep(100 * time.Millisecond)
+					}
+					stop()
+					got, _ := until(p.snapshot(), "lost")
+					if want := []string{"init", "record one", "lost"}; !slices.Equal(got, want) {
+						t.Errorf("events %q, want %q: no batch after the lease was lost", got, want)
+					}
+				})
+			})
+		}
+	})
+
+	t.Run("shutdown", func(t *testing.T) {
+		for i := range runs {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					p := &eventLog{}
+					release := make(chan struct{})
+					w, _, _ := setup(t, p, func(context.Context) { <-release })
+					shut := make(chan error, 1)
+					go func() { shut <- w.Shutdown(context.Background()) }()
+					synctest.Wait() // the shutdown is requested and waits for the shard
+					close(release)
+					if err := <-shut; err != nil {
+						t.Fatalf("Shutdown: %v", err)
+					}
+					got := p.snapshot()
+					if want := []string{"init", "record one", "shutdown"}; !slices.Equal(got, want) {
+						t.Errorf("events %q, want %q: no batch after the shutdown began", got, want)
+					}
+					if slices.ContainsFunc(got, func(e string) bool { return strings.Contains(e, "two") }) {
+						t.Errorf("the prefetched batch was processed after the shutdown began")
+					}
+				})
+			})
+		}
+	})
+}
