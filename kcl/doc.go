@@ -76,6 +76,7 @@
 //	kinesis_kcl_get_records_errors_total{kind}       counter, failed GetRecords and GetShardIterator calls; kind: AWS error code, "http_STATUS", "timeout", "network"
 //	kinesis_kcl_records_outside_shard_range_total    counter, aggregated user records routed to another shard's range
 //	kinesis_kcl_shards_ended_total                   counter
+//	kinesis_kcl_shards_expired_total                 counter, closed shards aged out of retention before read to their end (ended so that their children start)
 //	kinesis_kcl_leases_lost_total                    counter
 //	kinesis_kcl_checkpoint_errors_total              counter, failed writes of the worker itself to a lease it holds (SHARD_END, child shard IDs)
 //	kinesis_kcl_child_lease_errors_total             counter, failed creations of a closed shard's child leases

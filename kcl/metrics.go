@@ -19,6 +19,7 @@ type metrics struct {
 	getRecordsErrors *prometheus.CounterVec
 	outsideHashRange prometheus.Counter
 	shardsEnded      prometheus.Counter
+	shardsExpired    prometheus.Counter
 	leasesLost       prometheus.Counter
 	checkpointErrors prometheus.Counter
 	childLeaseErrors prometheus.Counter
@@ -69,6 +70,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kinesis_kcl_shards_ended_total",
 			Help: "Shards processed to SHARD_END.",
 		}),
+		shardsExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_kcl_shards_expired_total",
+			Help: "Closed shards that aged out of the stream's retention period before they were read to their end, checkpointed at SHARD_END so that their children start (not counted in kinesis_kcl_shards_ended_total).",
+		}),
 		leasesLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_kcl_leases_lost_total",
 			Help: "Shards whose processing stopped because their lease was lost.",
@@ -95,6 +100,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.getRecordsErrors = metricreg.Register(reg, m.getRecordsErrors)
 	m.outsideHashRange = metricreg.Register(reg, m.outsideHashRange)
 	m.shardsEnded = metricreg.Register(reg, m.shardsEnded)
+	m.shardsExpired = metricreg.Register(reg, m.shardsExpired)
 	m.leasesLost = metricreg.Register(reg, m.leasesLost)
 	m.checkpointErrors = metricreg.Register(reg, m.checkpointErrors)
 	m.childLeaseErrors = metricreg.Register(reg, m.childLeaseErrors)

@@ -46,6 +46,11 @@ type RecordProcessor interface {
 	// checkpoints SHARD_END itself, which lets the child shards start; an
 	// error is retried with backoff. The processor may flush what it holds;
 	// in.Checkpointer is live.
+	//
+	// It is also called, with in.Expired set, for a closed shard that aged
+	// out of the stream's retention period before it was read to its end
+	// (its unread records are gone with it): the shard is over all the same,
+	// and the processor may flush what it holds before its children start.
 	ShardEnded(ctx context.Context, in *ShardEndedInput) error
 
 	// ShutdownRequested is called on graceful shutdown, after the last
@@ -109,6 +114,11 @@ type ShardEndedInput struct {
 	// Checkpointer checkpoints the shard; the worker checkpoints SHARD_END
 	// after ShardEnded returns nil.
 	Checkpointer *Checkpointer
+	// Expired is set when the shard aged out of the stream's retention
+	// period before its last record was read: Kinesis no longer has it,
+	// and the records not delivered were lost (counted in
+	// kinesis_kcl_shards_expired_total).
+	Expired bool
 }
 
 // ShutdownRequestedInput is what ShutdownRequested receives.

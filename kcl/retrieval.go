@@ -33,9 +33,14 @@ type fetched struct {
 	records            []types.Record
 	millisBehindLatest int64
 	bytes              int
-	// end is set when the shard is closed and every record has been read.
+	// end is set when the shard is closed and every record has been read,
+	// or when it aged out of the stream's retention period (expired).
 	end      bool
 	children []types.ChildShard
+	// expired is set with end when the shard no longer exists while the
+	// stream does: it aged out of the retention period, and its unread
+	// records with it. children are then those ListShards names.
+	expired bool
 	// seqNo numbers the deliveries of one poller, from 1.
 	seqNo uint64
 }
@@ -125,6 +130,9 @@ func (p *poller) next(ctx context.Context) (fetched, error) {
 				if ctx.Err() != nil {
 					return fetched{}, ctx.Err()
 				}
+				if f, ok := p.expired(ctx, err); ok {
+					return f, nil
+				}
 				if err := p.backoff(ctx, "GetShardIterator", err); err != nil {
 					return fetched{}, err
 				}
@@ -145,6 +153,9 @@ func (p *poller) next(ctx context.Context) (fetched, error) {
 				return fetched{}, ctx.Err()
 			}
 			p.met.getRecordsErrors.WithLabelValues(awserr.Kind(err)).Inc()
+			if f, ok := p.expired(ctx, err); ok {
+				return f, nil
+			}
 			// Before the first record of a LATEST start, a new iterator
 			// would skip what was written since: the iterator is kept
 			// until Kinesis reports it expired.
@@ -242,4 +253,63 @@ func (p *poller) backoff(ctx context.Context, call string, err error) error {
 	p.log.Log(lvl, "kinesis call failed; backing off", zap.String("call", call), zap.String("shard", p.shardID),
 		zap.Int("failures", p.failures), zap.Duration("wait", d), zap.Error(err))
 	return backoff.Sleep(ctx, d)
+}
+
+// expired tells, after a failed read, whether the shard aged out of the
+// stream's retention period: the error is a ResourceNotFoundException, and
+// ListShards answers for the stream without the shard. Kinesis answers
+// ResourceNotFoundException for a missing stream too; a stream that cannot
+// be listed is left to the usual backoff. f is the end of the shard, with
+// the children ListShards names (shards whose ParentShardId or
+// AdjacentParentShardId is this one).
+func (p *poller) expired(ctx context.Context, err error) (f fetched, ok bool) {
+	var nf *types.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		return fetched{}, false
+	}
+	shards, lerr := p.listShards(ctx)
+	if lerr != nil {
+		p.log.Debug("listing the shards after ResourceNotFoundException failed", zap.String("shard", p.shardID), zap.Error(lerr))
+		return fetched{}, false
+	}
+	var children []types.ChildShard
+	for _, sh := range shards {
+		id := aws.ToString(sh.ShardId)
+		if id == p.shardID {
+			return fetched{}, false // still there: not aged out
+		}
+		var parents []string
+		for _, parent := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+			if parent != nil {
+				parents = append(parents, *parent)
+			}
+		}
+		for _, parent := range parents {
+			if parent == p.shardID {
+				children = append(children, types.ChildShard{ShardId: sh.ShardId, ParentShards: parents, HashKeyRange: sh.HashKeyRange})
+				break
+			}
+		}
+	}
+	p.n++
+	return fetched{end: true, expired: true, children: children, seqNo: p.n}, true
+}
+
+// listShards lists every shard of the stream Kinesis still lists (open
+// ones, and closed ones within the retention period), following NextToken.
+func (p *poller) listShards(ctx context.Context) ([]types.Shard, error) {
+	in := &kinesis.ListShardsInput{StreamName: p.stream.Name(), StreamARN: p.stream.ARN()}
+	var all []types.Shard
+	for {
+		out, err := p.api.ListShards(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, out.Shards...)
+		if aws.ToString(out.NextToken) == "" {
+			return all, nil
+		}
+		// With NextToken, the stream must not be named.
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
 }

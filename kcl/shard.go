@@ -171,7 +171,7 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 		}
 		p.done(f.seqNo)
 		if f.end {
-			return finish(s.shardEnd(ctx, proc, cp, f.children))
+			return finish(s.shardEnd(ctx, proc, cp, f.children, f.expired))
 		}
 	}
 }
@@ -303,8 +303,10 @@ func (s *shardWorker) stopOutcome(ctx context.Context) outcome {
 
 // shardEnd handles the end of a closed shard: child leases are created at
 // once, ShardEnded is called, SHARD_END is checkpointed, and workers of
-// this process waiting for the shard are told.
-func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Checkpointer, children []types.ChildShard) outcome {
+// this process waiting for the shard are told. A shard that aged out of
+// the retention period (expired) ends the same way, its unread records
+// being gone, so that its children start.
+func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Checkpointer, children []types.ChildShard, expired bool) outcome {
 	w := s.w
 	childIDs := make([]string, 0, len(children))
 	for _, c := range children {
@@ -326,15 +328,21 @@ func (s *shardWorker) shardEnd(ctx context.Context, proc RecordProcessor, cp *Ch
 		}
 	}
 	cp.delivered(checkpoint.ShardEnd.SequenceNumber())
-	in := &ShardEndedInput{ShardID: s.id, Checkpointer: cp}
+	in := &ShardEndedInput{ShardID: s.id, Checkpointer: cp, Expired: expired}
 	if o, ok := s.retryCall(ctx, "ShardEnded", func() error { return proc.ShardEnded(ctx, in) }); !ok {
 		return o
 	}
 	if o, ok := s.retryInfra(ctx, "checkpoint SHARD_END", w.met.checkpointErrors, func() error { return cp.CheckpointAt(ctx, string(checkpoint.ShardEnd), 0) }); !ok {
 		return o
 	}
-	w.met.shardsEnded.Inc()
-	s.log.Info("shard ended", zap.Strings("children", childIDs))
+	if expired {
+		w.met.shardsExpired.Inc()
+		s.log.Warn("shard aged out of the stream's retention period before it was read to its end; its unread records are gone, it is ended and its children start",
+			zap.Strings("children", childIDs))
+	} else {
+		w.met.shardsEnded.Inc()
+		s.log.Info("shard ended", zap.Strings("children", childIDs))
+	}
 	w.notifyEnded(s.id)
 	return outcomeEnded
 }

@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/wait"
 	"github.com/kinesisgo/kinesis/kinesistest"
 	"github.com/kinesisgo/kinesis/lease"
 )
@@ -173,4 +177,62 @@ func TestShardStopsBeforePrefetchedBatch(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A closed parent that aged out of the retention period before it was
+// read to its end is ended as at SHARD_END: Kinesis answers
+// ResourceNotFoundException for it while the stream still lists its
+// children, which start.
+func TestWorkerEndsExpiredParent(t *testing.T) {
+	leakCheck(t)
+	fk := newStream(t, testStream, 1)
+	const parent = "shardId-000000000000"
+	putTo(t, fk, parent, "k", []byte("gone"))
+	store := lease.NewMemoryStore()
+	// The application processed the parent before, up to its start.
+	if _, err := store.Create(context.Background(), lease.Lease{Key: parent, Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := split(t, fk, parent)
+	putTo(t, fk, a, "ka", []byte("child a"))
+	putTo(t, fk, b, "kb", []byte("child b"))
+	if err := fk.Expire(parent); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	cfg := unitConfig(t, fk, store, r)
+	cfg.ShardSyncInterval = time.Hour // the finished parent's lease is kept
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = reg
+	startWorker(t, cfg)
+	wait.For(t, 10*time.Second, "the children's records", func() bool { return r.count() >= 2 })
+	got, events := r.snapshot()
+	var data []string
+	for _, rec := range got {
+		data = append(data, string(rec.Data))
+	}
+	slices.Sort(data)
+	if want := []string{"child a", "child b"}; !slices.Equal(data, want) {
+		t.Errorf("records %q, want %q", data, want)
+	}
+	if !slices.Contains(events, "ended "+parent) {
+		t.Errorf("events %v: ShardEnded not called for the expired parent", events)
+	}
+	l, err := store.Get(context.Background(), parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Checkpoint != string(checkpoint.ShardEnd) {
+		t.Errorf("parent checkpoint %s, want SHARD_END", l.Checkpoint)
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(l.ChildShardIDs)), []string{a, b}) {
+		t.Errorf("parent names children %v, want %v", l.ChildShardIDs, []string{a, b})
+	}
+	m := newMetrics(reg)
+	if n := testutil.ToFloat64(m.shardsExpired); n != 1 {
+		t.Errorf("kinesis_kcl_shards_expired_total = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(m.shardsEnded); n != 0 {
+		t.Errorf("kinesis_kcl_shards_ended_total = %v, want 0 (the children are open)", n)
+	}
 }
