@@ -934,3 +934,57 @@ func TestIntegrationMissingStreamFailsRun(t *testing.T) {
 		t.Fatalf("Run = %v, want ResourceNotFoundException naming the stream", err)
 	}
 }
+
+// A parent split while the application was down, and aged out of the
+// retention period before it restarted, ends at once: its children's
+// records are processed, none lost.
+func TestIntegrationExpiredParentStartsChildren(t *testing.T) {
+	e := newEnv(t, 1)
+	px := proxy.StartForTest(t, proxy.Config{ShardLifecycle: true})
+	e.kinURL = px.URL()
+	client := testenv.KinesisClientAt(t, px.URL())
+	p := &producer{client: client, stream: e.stream}
+	p.put(t, 10, 2)
+	first := e.start(e.config("worker-a"))
+	wait.For(t, 60*time.Second, "the parent's records", func() bool { return e.collector.distinct() >= p.total() })
+	first.stop(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	shards, err := client.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(e.stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := shards.Shards[0]
+	start, _ := new(big.Int).SetString(*parent.HashKeyRange.StartingHashKey, 10)
+	end, _ := new(big.Int).SetString(*parent.HashKeyRange.EndingHashKey, 10)
+	mid := new(big.Int).Rsh(new(big.Int).Add(start, end), 1)
+	if _, err := client.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.stream),
+		ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitStreamActive(ctx, client, e.stream); err != nil {
+		t.Fatal(err)
+	}
+	before := p.total()
+	p.put(t, 10, 3)
+	if err := px.ExpireShard(ctx, e.stream, *parent.ShardId); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := e.config("worker-b")
+	e.start(cfg)
+	// The restart takes the leases and reads the parent once; the children
+	// then start within a ParentPollInterval.
+	within := cfg.ParentPollInterval + 2*e.failover + 10*time.Second
+	wait.For(t, within, "the children's records", func() bool { return e.collector.distinct() >= p.total() })
+	if e.collector.distinct() != p.total() || p.total() <= before {
+		t.Errorf("%d distinct records, want %d", e.collector.distinct(), p.total())
+	}
+	checkKeyOrder(t, e.collector.snapshot(), p.count)
+	for _, l := range e.leases() {
+		if l.Key == *parent.ShardId && !l.Finished() {
+			t.Errorf("parent lease at %s, want SHARD_END", l.Checkpoint)
+		}
+	}
+}
