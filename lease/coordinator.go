@@ -22,7 +22,12 @@ type Config struct {
 	// Store is the lease table. Required.
 	Store Store
 	// WorkerID names this worker in the leaseOwner attribute. It must be
-	// unique among the workers sharing the table. Required.
+	// unique among the processes sharing the table: a lease whose counter
+	// moved without a write of this coordinator's is lost even if the
+	// owner recorded is this ID, and a second process running with the
+	// same ID (a restarted process whose predecessor still runs) is logged
+	// as an error and counted (kinesis_lease_duplicate_worker_id_total).
+	// Required.
 	WorkerID string
 	// FailoverTime is how long a lease may go without its counter changing
 	// before other workers consider it expired and take it. It is also the
@@ -114,7 +119,11 @@ func (cfg Config) Validate() error {
 //
 // Every RenewInterval it renews the leases it holds; a renewal whose
 // condition fails is re-read, and the lease reported lost (OnLost) unless
-// the table still names this worker. Every TakeInterval it scans the table:
+// the counter read is the one a write of this coordinator's whose reply
+// was lost produced: a counter moved by anyone else means the lease is
+// lost, even if the owner recorded is this WorkerID (then another process
+// runs with the same ID, and the lease is left to it while it renews it).
+// Every TakeInterval it scans the table:
 // a lease whose counter has not changed for FailoverTime is expired (no
 // clock sync needed), an unowned one is free at once, and a held lease the
 // scan shows with another owner is reported lost at once. From the scan it
@@ -147,6 +156,10 @@ type Coordinator struct {
 	held     map[string]*heldLease
 	seen     map[string]observation // every lease of the last scan, by key
 	noTaking bool
+	// duplicates are the leases lost to another process running with
+	// this WorkerID: owned by this ID in the table, they are not taken
+	// back while that process renews them.
+	duplicates map[string]bool
 
 	events eventQueue
 }
@@ -203,9 +216,21 @@ func (h *heldLease) failed(err error, start time.Time) {
 	}
 }
 
-// adopt records the lease as read after a failed condition, when the table
-// still names this worker: the counter moved through a write of ours whose
-// reply was lost, made no earlier than unknownSince. h.mu is held.
+// ownWrite reports whether l's counter, read after a failed condition, is
+// the one a write of ours whose reply was lost produced: a write of unknown
+// outcome was made since the last one known, and l has the held counter
+// plus one. Every write since the last one known was conditioned on the
+// held counter (a write of unknown outcome leaves it unchanged), so at
+// most one of them took effect, and a write increments the counter by one:
+// any other counter was written by someone else, whatever owner it names.
+// h.mu is held.
+func (h *heldLease) ownWrite(l Lease) bool {
+	return !h.unknownSince.IsZero() && l.Counter == h.lease.Counter+1
+}
+
+// adopt records the lease as read after a failed condition, when ownWrite
+// holds: the counter moved through a write of ours whose reply was lost,
+// made no earlier than unknownSince. h.mu is held.
 func (h *heldLease) adopt(l Lease) {
 	h.set(l)
 	if h.unknownSince.After(h.lastRenewed) {
@@ -245,6 +270,8 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		takeNow: make(chan struct{}, 1),
 		held:    make(map[string]*heldLease),
 		seen:    make(map[string]observation),
+
+		duplicates: make(map[string]bool),
 	}, nil
 }
 
@@ -375,9 +402,10 @@ func (c *Coordinator) heldLease(key string) *heldLease {
 //
 // Update fails with ErrLeaseLost if this worker does not hold the lease or
 // the lease moved on (then OnLost is called too). A failed condition is
-// re-read first: if the table still names this worker as owner (the counter
-// moved through a write of ours whose reply was lost), fn is applied again
-// to the lease as read and the write retried. A retryable failure of the
+// re-read first: if the counter moved through a write of ours whose reply
+// was lost (see recheck), fn is applied again to the lease as read and the
+// write retried; a counter moved by anyone else, whatever owner it names,
+// means the lease is lost. A retryable failure of the
 // write or the re-read is retried with backoff, a few times in all; a
 // fatal one is returned at once.
 func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) error) (Lease, error) {
@@ -418,7 +446,7 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 			return Lease{}, fmt.Errorf("update lease %q: condition failed, and re-reading failed: %w", key, rerr)
 		}
 		if !ours {
-			c.loseLocked(h, "checkpoint condition failed and another owner or none is recorded")
+			c.loseLocked(h, "checkpoint condition failed and the lease moved on without a write of ours")
 			return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
 		}
 		if try >= storeAttempts {
@@ -427,11 +455,12 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 	}
 }
 
-// recheck re-reads a held lease after a failed condition. If this worker is
-// still the owner (the counter moved through a write of ours whose reply
-// was lost), it adopts the lease as read and reports true. It reports false
-// when the lease has another owner, none, or is gone, and an error when it
-// could not tell. h.mu is held.
+// recheck re-reads a held lease after a failed condition. If the counter
+// moved through a write of ours whose reply was lost (heldLease.ownWrite),
+// it adopts the lease as read and reports true. It reports false when the
+// lease has another owner, none, is gone, or names this worker with any
+// other counter (another process runs with this WorkerID: see
+// duplicateLocked), and an error when it could not tell. h.mu is held.
 func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
 	cur, err := c.get(ctx, h.lease.Key)
 	if errors.Is(err, ErrNotFound) {
@@ -441,6 +470,10 @@ func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
 		return false, err
 	}
 	if cur.Owner != c.cfg.WorkerID {
+		return false, nil
+	}
+	if !h.ownWrite(cur) {
+		c.duplicateLocked(h, cur)
 		return false, nil
 	}
 	c.log.Info("lease counter moved by a write of ours; adopting it",
@@ -461,6 +494,27 @@ func (c *Coordinator) get(ctx context.Context, key string) (Lease, error) {
 		return err
 	})
 	return l, err
+}
+
+// duplicateLocked records that a held lease was read with this WorkerID as
+// owner and a counter moved without a write of ours: another process runs
+// with the same WorkerID and holds it. The caller drops the lease. The
+// first time for each lease it is logged as an error; every time it is
+// counted. h.mu is held.
+func (c *Coordinator) duplicateLocked(h *heldLease, cur Lease) {
+	if cur.Counter <= h.lease.Counter {
+		return // not moved on: the lease was deleted and made again
+	}
+	c.metrics.duplicateWorkerID.Inc()
+	c.mu.Lock()
+	first := !c.duplicates[cur.Key]
+	c.duplicates[cur.Key] = true
+	c.mu.Unlock()
+	if first {
+		c.log.Error("duplicate WorkerID detected: another process holds this lease under this worker's WorkerID; WorkerID must be unique among the processes sharing the lease table",
+			zap.String("worker_id", c.cfg.WorkerID), zap.String("lease", cur.Key),
+			zap.Int64("held_counter", h.lease.Counter), zap.Int64("counter", cur.Counter))
+	}
 }
 
 // loseLocked drops a held lease and reports it lost. h.mu is held.
@@ -517,10 +571,12 @@ func (c *Coordinator) Release(ctx context.Context, key string) error {
 }
 
 // releaseHeld writes the release of a held lease. A failed condition is
-// re-read: unowned with a higher counter means an earlier attempt of ours
-// took effect (its reply was lost); still ours means the counter moved
-// through another write of ours, and the release is retried; otherwise the
-// lease was lost (ErrConflict). Retryable errors are retried with backoff a
+// re-read: unowned with the counter an earlier attempt of ours whose reply
+// was lost would have produced (heldLease.ownWrite) means it took effect;
+// this worker as owner with that counter means the counter moved through
+// another write of ours, and the release is retried; otherwise the lease
+// was lost (ErrConflict), also when the owner is this WorkerID (another
+// process runs with it). Retryable errors are retried with backoff a
 // few times; a fatal one is returned at once. h.mu is held.
 func (c *Coordinator) releaseHeld(ctx context.Context, h *heldLease) error {
 	for try := 1; ; try++ {
@@ -538,9 +594,12 @@ func (c *Coordinator) releaseHeld(ctx context.Context, h *heldLease) error {
 				return err
 			case gerr != nil:
 				err = gerr // cannot tell: retry the release if the read may pass
-			case cur.Owner == "" && cur.Counter > h.lease.Counter:
+			case cur.Owner == "" && h.ownWrite(cur):
 				return nil
 			case cur.Owner != c.cfg.WorkerID:
+				return err
+			case !h.ownWrite(cur):
+				c.duplicateLocked(h, cur)
 				return err
 			default:
 				h.adopt(cur) // the counter moved through a write of ours: release on it

@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -208,6 +209,46 @@ func TestGracefulReleaseWithDefaults(t *testing.T) {
 	t.Logf("released leases taken after %v", took)
 	if took > 2*time.Second {
 		t.Errorf("released leases taken after %v, want within 2 s", took)
+	}
+}
+
+// TestDuplicateWorkerIDOnDynamoDB: a process started with the WorkerID of
+// one still running (a restart whose predecessor has not stopped) takes
+// the leases it finds under that ID; the predecessor drops them at its next
+// renewal, since their counters moved without a write of its own, and its
+// checkpoints fail with ErrLeaseLost; the successor keeps them and the
+// predecessor does not take them back.
+func TestDuplicateWorkerIDOnDynamoDB(t *testing.T) {
+	testenv.Require(t)
+	store, _, table := newTable(t, 4)
+	old := startWorker(t, table, "w1")
+	wait.For(t, 5*time.Second, "the first process holding all 4", func() bool { return len(old.c.Held()) == 4 })
+	successor := startWorker(t, table, "w1")
+	took := wait.For(t, 5*time.Second, "the successor holding all 4 and the predecessor none", func() bool {
+		return len(successor.c.Held()) == 4 && len(old.c.Held()) == 0
+	})
+	t.Logf("the predecessor dropped the leases after %v (RenewInterval %v)", took, itFailover/3)
+	for _, l := range successor.c.Held() {
+		if _, err := old.c.Update(context.Background(), l.Key, func(l *lease.Lease) error { l.Checkpoint = "42"; return nil }); !errors.Is(err, lease.ErrLeaseLost) {
+			t.Fatalf("the predecessor's checkpoint of %s: %v, want ErrLeaseLost", l.Key, err)
+		}
+	}
+	if wait.Until(2*itFailover, func() bool { return len(successor.c.Held()) != 4 || len(old.c.Held()) != 0 }) {
+		t.Fatalf("leases moved again: the successor holds %d, the predecessor %d", len(successor.c.Held()), len(old.c.Held()))
+	}
+	for _, l := range successor.c.Held() {
+		if _, err := successor.c.Update(context.Background(), l.Key, func(l *lease.Lease) error { l.Checkpoint = "43"; return nil }); err != nil {
+			t.Fatalf("the successor's checkpoint of %s: %v", l.Key, err)
+		}
+	}
+	ls, err := store.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.Owner != "w1" || l.Checkpoint != "43" {
+			t.Fatalf("lease %s: owner %q checkpoint %q, want w1 and the successor's 43", l.Key, l.Owner, l.Checkpoint)
+		}
 	}
 }
 

@@ -40,6 +40,7 @@
 //	kinesis_lease_taken_total                  counter, unowned or expired leases taken
 //	kinesis_lease_stolen_total                 counter, leases taken from a live worker to balance
 //	kinesis_lease_lost_total                   counter
+//	kinesis_lease_duplicate_worker_id_total    counter, held leases lost to another process running with the same WorkerID
 //	kinesis_lease_released_total               counter
 //	kinesis_lease_renew_seconds                histogram, per renewal call
 //	kinesis_lease_store_errors_total{op,kind}  counter; kind: conflict, not_found, malformed, throttled, or the AWS error code, "http_STATUS", "timeout", "canceled", "network"

@@ -12,15 +12,16 @@ import (
 // coordinatorMetrics are the coordinator's Prometheus collectors. With a nil
 // registerer they exist but are registered nowhere.
 type coordinatorMetrics struct {
-	held          prometheus.Gauge
-	taken         prometheus.Counter
-	stolen        prometheus.Counter
-	lost          prometheus.Counter
-	released      prometheus.Counter
-	renewLatency  prometheus.Histogram
-	storeErrors   *prometheus.CounterVec
-	takerPasses   prometheus.Counter
-	leasesInTable prometheus.Gauge
+	held              prometheus.Gauge
+	taken             prometheus.Counter
+	stolen            prometheus.Counter
+	lost              prometheus.Counter
+	duplicateWorkerID prometheus.Counter
+	released          prometheus.Counter
+	renewLatency      prometheus.Histogram
+	storeErrors       *prometheus.CounterVec
+	takerPasses       prometheus.Counter
+	leasesInTable     prometheus.Gauge
 }
 
 func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
@@ -36,6 +37,9 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 		}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_lease_lost_total", Help: "Held leases lost to another worker, deletion or a missed renewal.",
+		}),
+		duplicateWorkerID: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_lease_duplicate_worker_id_total", Help: "Held leases lost to another process running with this worker's WorkerID (the counter moved without a write of ours).",
 		}),
 		released: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_lease_released_total", Help: "Held leases released on purpose.",
@@ -59,6 +63,7 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 		m.taken = metricreg.Register(reg, m.taken)
 		m.stolen = metricreg.Register(reg, m.stolen)
 		m.lost = metricreg.Register(reg, m.lost)
+		m.duplicateWorkerID = metricreg.Register(reg, m.duplicateWorkerID)
 		m.released = metricreg.Register(reg, m.released)
 		m.renewLatency = metricreg.Register(reg, m.renewLatency)
 		m.storeErrors = metricreg.Register(reg, m.storeErrors)

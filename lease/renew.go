@@ -49,9 +49,11 @@ func forEach[T any](ctx context.Context, items []T, n int, fn func(T)) {
 }
 
 // renew renews one held lease. A failed condition is re-read before the
-// lease is declared lost: when the table still names this worker and an
-// earlier attempt failed without telling whether it took effect (its reply
-// was lost), that attempt renewed the lease. A retryable failure is retried
+// lease is declared lost: when an earlier attempt failed without telling
+// whether it took effect (its reply was lost) and the counter read is the
+// one it would have produced, that attempt renewed the lease (see recheck);
+// any other counter was written by someone else, and the lease is lost even
+// if the owner recorded is this WorkerID. A retryable failure is retried
 // within the pass (storeAttempts tries with backoff), and then at the next
 // pass; a fatal one waits for the next pass. A lease that could not be
 // renewed for FailoverTime is dropped, since others may have taken it
@@ -85,17 +87,14 @@ func (c *Coordinator) renew(ctx context.Context, h *heldLease) {
 		}
 		c.countStoreError("renew", err)
 		if errors.Is(err, ErrConflict) {
-			unknown := !h.unknownSince.IsZero() // an earlier attempt may have renewed it
 			ours, rerr := c.recheck(ctx, h)
 			switch {
 			case rerr == nil && !ours:
-				c.loseLocked(h, "renewal condition failed and another owner or none is recorded")
+				c.loseLocked(h, "renewal condition failed and the lease moved on without a write of ours")
 				return
-			case rerr == nil && unknown:
-				return // that attempt renewed it: the counter others watch moved
-			case rerr == nil && try < storeAttempts:
-				continue // the counter moved by another write of ours: renew on it
-			case rerr != nil:
+			case rerr == nil:
+				return // an earlier attempt renewed it: the counter others watch moved
+			default:
 				err = rerr // cannot tell: retry the renewal if the read may pass
 			}
 		}

@@ -20,7 +20,7 @@ import (
 type flakyStore struct {
 	Store
 	mu            sync.Mutex
-	lostReplies   int   // renewals applied whose reply is then lost (reported as a failed condition)
+	lostReplies   int   // renewals applied whose reply is then lost (reported as a timeout)
 	cutReplies    int   // renewals applied whose connection is then cut (reported as a transient error)
 	renewFailures int   // renewals failing with renewErr without being applied
 	renewErr      error // default: a transient error
@@ -46,7 +46,7 @@ func (s *flakyStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 		if cut {
 			return Lease{}, fmt.Errorf("renew lease %q: connection reset after the request was sent", l.Key)
 		}
-		return Lease{}, fmt.Errorf("renew lease %q: %w", l.Key, ErrConflict)
+		return Lease{}, fmt.Errorf("renew lease %q: waiting for the reply: %w", l.Key, context.DeadlineExceeded)
 	case fail:
 		if s.renewErr != nil {
 			return Lease{}, s.renewErr
@@ -57,9 +57,9 @@ func (s *flakyStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 }
 
 // TestSpuriousRenewFailure: a renewal that took effect but whose reply was
-// lost fails its retry's condition; the re-read shows the worker still owns
-// the lease, so it is kept, and counts as renewed from the time of the
-// write it adopts: renewals whose replies are all lost keep the lease past
+// lost fails its retry's condition; the re-read shows the counter that
+// renewal produced, so the lease is kept, and counts as renewed from the
+// time of the write it adopts: renewals whose replies are all lost keep the lease past
 // FailoverTime, since the counter others see moves.
 func TestSpuriousRenewFailure(t *testing.T) {
 	t.Run("one reply lost", func(t *testing.T) {
@@ -219,4 +219,86 @@ func TestRenewalsNotHeldUpByAWriteInFlight(t *testing.T) {
 			t.Fatalf("the other lease's counter went from %d to %d, want one renewal", before.Counter, after.Counter)
 		}
 	})
+}
+
+// TestDuplicateWorkerID: a process restarted with the WorkerID of one still
+// running (a host or pod name) takes the leases it finds under that ID. The
+// predecessor's next write fails its condition, and the re-read shows the
+// counter moved by a write that is not its own, although the owner is its
+// ID: it drops the lease (OnLost), its checkpoints fail with ErrLeaseLost,
+// the duplicate is counted, and it does not take the lease back; the
+// successor keeps renewing.
+func TestDuplicateWorkerID(t *testing.T) {
+	const key = "shard-000"
+	for _, detectBy := range []string{"renewal", "checkpoint"} {
+		t.Run(detectBy, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				store := NewMemoryStore()
+				createLeases(t, store, 1)
+				start := func(lost *atomic.Int32) *Coordinator {
+					c := newTestCoordinator(t, store, nil, "a", func(cfg *Config) {
+						cfg.FailoverTime, cfg.RenewInterval, cfg.TakeInterval = 9*time.Second, 3*time.Second, 1500*time.Millisecond
+						cfg.Metrics = prometheus.NewRegistry()
+						cfg.OnLost = func(Lease) { lost.Add(1) }
+					})
+					t.Cleanup(run(t, c))
+					return c
+				}
+				var lostOld, lostNew atomic.Int32
+				old := start(&lostOld)
+				synctest.Wait() // takes the lease at 0s
+				time.Sleep(time.Second)
+				successor := start(&lostNew)
+				synctest.Wait() // takes the lease it finds under its ID at 1s
+				if _, ok := successor.Lease(key); !ok {
+					t.Fatal("the successor did not take the lease it found under its ID")
+				}
+				if detectBy == "checkpoint" {
+					_, err := old.Update(ctx, key, func(l *Lease) error { l.Checkpoint = "42"; return nil })
+					if !errors.Is(err, ErrLeaseLost) {
+						t.Fatalf("the predecessor's checkpoint: %v, want ErrLeaseLost", err)
+					}
+				} else {
+					time.Sleep(2*time.Second - time.Nanosecond)
+					synctest.Wait()
+					if _, ok := old.Lease(key); !ok {
+						t.Fatal("the predecessor dropped the lease before its renewal")
+					}
+					time.Sleep(time.Nanosecond) // its renewal at 3s, one RenewInterval after it took the lease
+				}
+				synctest.Wait()
+				if n := lostOld.Load(); n != 1 {
+					t.Fatalf("the predecessor's OnLost called %d times, want 1", n)
+				}
+				if _, ok := old.Lease(key); ok {
+					t.Fatal("the predecessor still holds the lease")
+				}
+				if n := testutil.ToFloat64(old.metrics.duplicateWorkerID); n != 1 {
+					t.Fatalf("duplicate WorkerID metric %v, want 1", n)
+				}
+				if _, err := old.Update(ctx, key, func(l *Lease) error { l.Checkpoint = "43"; return nil }); !errors.Is(err, ErrLeaseLost) {
+					t.Fatalf("the predecessor's checkpoint after the loss: %v, want ErrLeaseLost", err)
+				}
+				before, _ := store.Get(ctx, key)
+				time.Sleep(27 * time.Second)
+				synctest.Wait()
+				if _, ok := successor.Lease(key); !ok || lostNew.Load() != 0 {
+					t.Fatalf("the successor lost the lease (OnLost %d times)", lostNew.Load())
+				}
+				if _, ok := old.Lease(key); ok {
+					t.Fatal("the predecessor took the lease back")
+				}
+				if after, _ := store.Get(ctx, key); after.Owner != "a" || after.Counter != before.Counter+9 {
+					t.Fatalf("table: owner %q counter %d; want a and %d (the successor's renewals only)", after.Owner, after.Counter, before.Counter+9)
+				}
+				if _, err := successor.Update(ctx, key, func(l *Lease) error { l.Checkpoint = "44"; return nil }); err != nil {
+					t.Fatalf("the successor's checkpoint: %v", err)
+				}
+				if got, _ := store.Get(ctx, key); got.Checkpoint != "44" {
+					t.Fatalf("checkpoint %q, want the successor's 44", got.Checkpoint)
+				}
+			})
+		})
+	}
 }

@@ -42,16 +42,20 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 		if !ok || o.counter != l.Counter || o.owner != l.Owner {
 			o = observation{counter: l.Counter, owner: l.Owner, since: now}
 		}
-		if l.Owner != me && c.held[l.Key] != nil {
+		held := c.held[l.Key] != nil
+		if l.Owner != me && held {
 			movedOn = append(movedOn, l)
 		}
+		// Owned by this ID, but lost to another process running with it:
+		// that process's lease, expiring as another worker's would.
+		dup := l.Owner == me && !held && c.duplicates[l.Key]
 		if l.Finished() {
 			o.freeRun = 0
 			seen[l.Key] = o
 			continue
 		}
 		unfinished++
-		expired := l.Owner != "" && l.Owner != me && now.Sub(o.since) >= c.cfg.FailoverTime
+		expired := l.Owner != "" && (l.Owner != me || dup) && now.Sub(o.since) >= c.cfg.FailoverTime
 		switch {
 		case l.Owner == "" || expired:
 			o.freeRun++
@@ -61,8 +65,13 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 			}
 		case l.Owner == me:
 			o.freeRun = 0
-			v.owned[me] = append(v.owned[me], l)
-			if c.held[l.Key] == nil {
+			v.owned[me] = append(v.owned[me], l) // as the other workers see it
+			switch {
+			case dup:
+				if exp := o.since.Add(c.cfg.FailoverTime + expiryLag); exp.Before(next) {
+					next = exp
+				}
+			case !held:
 				reacquire = append(reacquire, l) // ours in the table, from an earlier run
 			}
 		default:
