@@ -34,8 +34,8 @@ type DynamoDBAPI interface {
 // DynamoDBConfig configures a DynamoDBStore.
 type DynamoDBConfig struct {
 	// DynamoDB is the DynamoDB client. Required. The store makes each call
-	// once; the SDK's own retries may be turned off (the coordinator and
-	// the shard syncer retry).
+	// once (its conditional writes turn the client's retries off for
+	// themselves); the coordinator and the shard syncer retry.
 	DynamoDB DynamoDBAPI
 	// Table is the lease table's name. Required.
 	Table string
@@ -223,7 +223,7 @@ func (s *DynamoDBStore) Create(ctx context.Context, l Lease) (Lease, error) {
 		Item:                     toItem(l),
 		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
 		ExpressionAttributeNames: map[string]string{"#k": attrKey},
-	})
+	}, once)
 	if err != nil {
 		var ccf *types.ConditionalCheckFailedException
 		if errors.As(err, &ccf) {
@@ -302,7 +302,7 @@ func (s *DynamoDBStore) update(ctx context.Context, op string, l Lease, checkOwn
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 		ReturnValues:              types.ReturnValueAllNew,
-	})
+	}, once)
 	if err != nil {
 		var ccf *types.ConditionalCheckFailedException
 		if errors.As(err, &ccf) {
@@ -373,7 +373,7 @@ func (s *DynamoDBStore) Delete(ctx context.Context, l Lease) error {
 		ConditionExpression:       aws.String("#c = :cur"),
 		ExpressionAttributeNames:  map[string]string{"#c": attrCounter},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":cur": numAttr(l.Counter)},
-	})
+	}, once)
 	if err != nil {
 		var ccf *types.ConditionalCheckFailedException
 		if errors.As(err, &ccf) {
@@ -383,6 +383,12 @@ func (s *DynamoDBStore) Delete(ctx context.Context, l Lease) error {
 	}
 	return nil
 }
+
+// once makes a conditional write a single attempt whatever the client's
+// retry settings: a write the SDK retried after it had taken effect would
+// fail its own condition and read as another writer's, a lost lease. The
+// coordinator retries instead, and re-reads after a failed condition.
+func once(o *dynamodb.Options) { o.Retryer = aws.NopRetryer{} }
 
 func keyAttr(key string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrKey: &types.AttributeValueMemberS{Value: key}}

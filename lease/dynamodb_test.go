@@ -267,3 +267,68 @@ func TestJavaKCLItem(t *testing.T) {
 		t.Errorf("leaseCounter %s did not move past take and renewal", c)
 	}
 }
+
+// retryRecorder is a DynamoDB client that records, per call, the retryer
+// the store's options leave on a client configured with the SDK's standard
+// retries.
+type retryRecorder struct {
+	lease.DynamoDBAPI // calls not overridden panic: the test makes none
+	retryers          map[string]aws.Retryer
+}
+
+func (r *retryRecorder) record(op string, optFns []func(*dynamodb.Options)) {
+	o := dynamodb.Options{Retryer: retry.NewStandard()}
+	for _, f := range optFns {
+		f(&o)
+	}
+	r.retryers[op] = o.Retryer
+}
+
+func (r *retryRecorder) PutItem(_ context.Context, _ *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	r.record("PutItem", optFns)
+	return &dynamodb.PutItemOutput{}, nil
+}
+
+func (r *retryRecorder) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	r.record("UpdateItem", optFns)
+	return &dynamodb.UpdateItemOutput{Attributes: map[string]types.AttributeValue{
+		"leaseKey":     in.Key["leaseKey"],
+		"leaseCounter": &types.AttributeValueMemberN{Value: "2"},
+	}}, nil
+}
+
+func (r *retryRecorder) DeleteItem(_ context.Context, _ *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	r.record("DeleteItem", optFns)
+	return &dynamodb.DeleteItemOutput{}, nil
+}
+
+// TestDynamoDBConditionalWritesAreSingleAttempts: a conditional write the
+// SDK retried after it took effect would fail its own condition and read as
+// another writer's; the store's writes are single attempts even on a client
+// with the SDK's retries on.
+func TestDynamoDBConditionalWritesAreSingleAttempts(t *testing.T) {
+	r := &retryRecorder{retryers: map[string]aws.Retryer{}}
+	s, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: r, Table: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l := lease.Lease{Key: "shardId-000000000000", Counter: 1}
+	if _, err := s.Create(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Renew(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"PutItem", "UpdateItem", "DeleteItem"} {
+		got := r.retryers[op]
+		if got == nil {
+			t.Errorf("%s: not called", op)
+		} else if n := got.MaxAttempts(); n != 1 {
+			t.Errorf("%s: retryer %T makes up to %d attempts, want 1", op, got, n)
+		}
+	}
+}
