@@ -205,7 +205,12 @@ func TestWorkerEndsExpiredParent(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = reg
 	startWorker(t, cfg)
-	wait.For(t, 10*time.Second, "the children's records", func() bool { return r.count() >= 2 })
+	// The children may start as soon as SHARD_END is written, which comes
+	// just before the parent's end is counted.
+	m := newMetrics(reg)
+	wait.For(t, 10*time.Second, "the children's records and the parent counted as expired", func() bool {
+		return r.count() >= 2 && testutil.ToFloat64(m.shardsExpired) >= 1
+	})
 	got, events := r.snapshot()
 	var data []string
 	for _, rec := range got {
@@ -228,7 +233,6 @@ func TestWorkerEndsExpiredParent(t *testing.T) {
 	if !slices.Equal(slices.Sorted(slices.Values(l.ChildShardIDs)), []string{a, b}) {
 		t.Errorf("parent names children %v, want %v", l.ChildShardIDs, []string{a, b})
 	}
-	m := newMetrics(reg)
 	if n := testutil.ToFloat64(m.shardsExpired); n != 1 {
 		t.Errorf("kinesis_kcl_shards_expired_total = %v, want 1", n)
 	}
