@@ -221,55 +221,28 @@ type upstreamShard struct {
 
 // listAll calls ListShards upstream with no filter, page by page.
 func (l *lifecycles) listAll(ctx context.Context, h http.Header, ref streamRef) ([]upstreamShard, error) {
-	hdr := h.Clone()
-	hdr.Set("X-Amz-Target", kinesisTargetPrefix+"ListShards")
-	hdr.Set("Content-Type", kinesisService.contentType())
 	var out []upstreamShard
-	var token string
-	for page := 0; ; page++ {
-		if page > 10000 {
-			return nil, fmt.Errorf("ListShards %s: too many pages", ref.name())
+	err := l.p.listUpstream(ctx, h, ref, func(raw json.RawMessage) error {
+		var sh struct {
+			ShardId, ParentShardId, AdjacentParentShardId string
+			SequenceNumberRange                           struct{ EndingSequenceNumber *string }
 		}
-		var req any = ref
-		if token != "" {
-			req = struct{ NextToken string }{token}
+		if err := json.Unmarshal(raw, &sh); err != nil || sh.ShardId == "" {
+			return fmt.Errorf("ListShards %s: bad shard %.200s", ref.name(), raw)
 		}
-		body, _ := json.Marshal(req)
-		resp, err := l.p.forward(ctx, kinesisService, hdr, body)
-		if err != nil {
-			return nil, err
-		}
-		if resp.status != http.StatusOK {
-			return nil, &upstreamError{resp}
-		}
-		var page struct {
-			Shards    []json.RawMessage
-			NextToken *string
-		}
-		if err := json.Unmarshal(resp.body, &page); err != nil {
-			return nil, fmt.Errorf("ListShards %s: %w", ref.name(), err)
-		}
-		for _, raw := range page.Shards {
-			var sh struct {
-				ShardId, ParentShardId, AdjacentParentShardId string
-				SequenceNumberRange                           struct{ EndingSequenceNumber *string }
+		u := upstreamShard{id: sh.ShardId, closed: sh.SequenceNumberRange.EndingSequenceNumber != nil, raw: raw}
+		for _, pid := range []string{sh.ParentShardId, sh.AdjacentParentShardId} {
+			if pid != "" {
+				u.parents = append(u.parents, pid)
 			}
-			if err := json.Unmarshal(raw, &sh); err != nil || sh.ShardId == "" {
-				return nil, fmt.Errorf("ListShards %s: bad shard %.200s", ref.name(), raw)
-			}
-			u := upstreamShard{id: sh.ShardId, closed: sh.SequenceNumberRange.EndingSequenceNumber != nil, raw: raw}
-			for _, pid := range []string{sh.ParentShardId, sh.AdjacentParentShardId} {
-				if pid != "" {
-					u.parents = append(u.parents, pid)
-				}
-			}
-			out = append(out, u)
 		}
-		if page.NextToken == nil || *page.NextToken == "" {
-			return out, nil
-		}
-		token = *page.NextToken
+		out = append(out, u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // streamCreated is the creation time of a stream whose CreateStream did not

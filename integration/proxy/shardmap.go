@@ -157,58 +157,76 @@ func (s *shardMaps) resharded(h http.Header, body []byte) {
 	e.volatileUntil = time.Now().Add(reshardWindow)
 }
 
-// list calls ListShards upstream with the caller's credentials, page by page.
-func (s *shardMaps) list(ctx context.Context, h http.Header, ref streamRef) (*shardMap, error) {
+// listUpstream calls ListShards upstream with the caller's credentials and
+// no filter, page by page, and hands each shard's JSON to fn.
+func (p *Proxy) listUpstream(ctx context.Context, h http.Header, ref streamRef, fn func(json.RawMessage) error) error {
 	hdr := h.Clone()
 	hdr.Set("X-Amz-Target", kinesisTargetPrefix+"ListShards")
 	hdr.Set("Content-Type", kinesisService.contentType())
-	m := &shardMap{}
 	var token string
 	for page := 0; ; page++ {
 		if page > 10000 {
-			return nil, fmt.Errorf("ListShards %s: too many pages", ref.name())
+			return fmt.Errorf("ListShards %s: too many pages", ref.name())
 		}
 		var req any = ref
 		if token != "" {
 			req = struct{ NextToken string }{token}
 		}
 		body, _ := json.Marshal(req)
-		resp, err := s.p.forward(ctx, kinesisService, hdr, body)
+		resp, err := p.forward(ctx, kinesisService, hdr, body)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if resp.status != http.StatusOK {
-			return nil, &upstreamError{resp}
+			return &upstreamError{resp}
 		}
 		var out struct {
-			Shards []struct {
-				ShardId      string
-				HashKeyRange struct {
-					StartingHashKey, EndingHashKey string
-				}
-				SequenceNumberRange struct {
-					EndingSequenceNumber *string
-				}
-			}
+			Shards    []json.RawMessage
 			NextToken *string
 		}
 		if err := json.Unmarshal(resp.body, &out); err != nil {
-			return nil, fmt.Errorf("ListShards %s: %w", ref.name(), err)
+			return fmt.Errorf("ListShards %s: %w", ref.name(), err)
 		}
-		for _, sh := range out.Shards {
-			if sh.SequenceNumberRange.EndingSequenceNumber != nil {
-				continue // closed
+		for _, raw := range out.Shards {
+			if err := fn(raw); err != nil {
+				return err
 			}
-			r, err := hashkey.ParseRange(sh.HashKeyRange.StartingHashKey, sh.HashKeyRange.EndingHashKey)
-			if err != nil {
-				return nil, fmt.Errorf("ListShards %s: shard %s: %w", ref.name(), sh.ShardId, err)
-			}
-			m.open = append(m.open, shardInfo{id: sh.ShardId, rng: r})
 		}
 		if out.NextToken == nil || *out.NextToken == "" {
-			break
+			return nil
 		}
 		token = *out.NextToken
+	}
+}
+
+// list reads the stream's open shards and their hash key ranges upstream.
+func (s *shardMaps) list(ctx context.Context, h http.Header, ref streamRef) (*shardMap, error) {
+	m := &shardMap{}
+	err := s.p.listUpstream(ctx, h, ref, func(raw json.RawMessage) error {
+		var sh struct {
+			ShardId      string
+			HashKeyRange struct {
+				StartingHashKey, EndingHashKey string
+			}
+			SequenceNumberRange struct {
+				EndingSequenceNumber *string
+			}
+		}
+		if err := json.Unmarshal(raw, &sh); err != nil {
+			return fmt.Errorf("ListShards %s: bad shard %.200s", ref.name(), raw)
+		}
+		if sh.SequenceNumberRange.EndingSequenceNumber != nil {
+			return nil // closed
+		}
+		r, err := hashkey.ParseRange(sh.HashKeyRange.StartingHashKey, sh.HashKeyRange.EndingHashKey)
+		if err != nil {
+			return fmt.Errorf("ListShards %s: shard %s: %w", ref.name(), sh.ShardId, err)
+		}
+		m.open = append(m.open, shardInfo{id: sh.ShardId, rng: r})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(m.open, func(i, j int) bool { return m.open[i].rng.Start.Cmp(m.open[j].rng.Start) < 0 })
 	return m, nil
