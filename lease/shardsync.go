@@ -145,14 +145,14 @@ func (s *ShardSyncer) Run(ctx context.Context) error {
 	}
 }
 
-// Sync runs one shard sync: it lists the shards (with the ShardFilter of
-// the initial position, and, once the table has leases, also without a
-// filter, so that the lineage of leased shards is complete), creates the
-// missing leases and deletes the finished ones that are no longer needed.
-// Each call that fails with a retryable error (throttling, a transient
-// fault) is retried a few times with backoff; a sync that fails stops
-// there, and the next one carries on (creates and deletes are conditional,
-// so making them again is harmless).
+// Sync runs one shard sync: it lists every shard of the stream (so that
+// the lineage of every shard is complete, whatever the initial position),
+// creates the missing leases and deletes the finished ones that are no
+// longer needed. Which shards without a leased ancestor get leases is
+// chosen by the initial position. Each call that fails with a retryable
+// error (throttling, a transient fault) is retried a few times with
+// backoff; a sync that fails stops there, and the next one carries on
+// (creates and deletes are conditional, so making them again is harmless).
 func (s *ShardSyncer) Sync(ctx context.Context) error {
 	var leases []Lease
 	err := withRetry(ctx, s.retry, func() (err error) {
@@ -162,38 +162,31 @@ func (s *ShardSyncer) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("shard sync: %w", err)
 	}
-	shards, err := s.listShards(ctx, s.shardFilter())
+	// No filter: every shard within the retention period, closed ones
+	// included. The filters leave out closed shards (AT_TRIM_HORIZON lists
+	// only the shards open at the trim horizon, not their children; AWS
+	// Kinesis API reference, ShardFilter), and without them a finished
+	// shard whose lease was deleted looks as if it had no descendants.
+	shards, err := s.listShards(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("shard sync: %w", err)
 	}
-	selected := make(map[string]bool, len(shards))
-	for _, sh := range shards {
-		selected[aws.ToString(sh.ShardId)] = true
-	}
-	if len(leases) > 0 && s.cfg.InitialPosition != checkpoint.TrimHorizon {
-		// The filter of the initial position leaves out closed shards, among
-		// them the descendants of leased shards that were themselves split
-		// or merged again: without them the lineage between a leased shard
-		// and its open descendants is lost. List every shard too.
-		all, err := s.listShards(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("shard sync: %w", err)
-		}
-		for _, sh := range all {
-			if !selected[aws.ToString(sh.ShardId)] {
-				shards = append(shards, sh)
-			}
-		}
+	selected, err := s.initialShards(ctx, shards)
+	if err != nil {
+		return fmt.Errorf("shard sync: %w", err)
 	}
 	leased := make(map[string]Lease, len(leases))
 	for _, l := range leases {
 		leased[l.Key] = l
 	}
 	g := newShardGraph(shards)
+	for _, l := range leases {
+		g.addChildren(l.Key, l.ChildShardIDs)
+	}
 	for _, sh := range g.parentsFirst() {
 		id := aws.ToString(sh.ShardId)
-		if _, ok := leased[id]; ok || g.hasLeasedDescendant(id, leased) {
-			continue
+		if _, ok := leased[id]; ok || g.hasStartedDescendant(id, leased) {
+			continue // leased, or processed already
 		}
 		l := leaseForShard(sh, s.cfg.InitialPosition)
 		switch {
@@ -352,10 +345,39 @@ func (s *ShardSyncer) listShards(ctx context.Context, filter *kintypes.ShardFilt
 	}
 }
 
+// initialShards returns the shards the initial position selects among
+// those without a leased ancestor: with TRIM_HORIZON the shards whose
+// parents are not listed (they were open at the trim horizon), otherwise
+// the shards the position's ShardFilter lists (AT_LATEST: the open ones;
+// FROM_TIMESTAMP: those open at the timestamp or later).
+func (s *ShardSyncer) initialShards(ctx context.Context, all []kintypes.Shard) (map[string]bool, error) {
+	selected := make(map[string]bool, len(all))
+	if s.cfg.InitialPosition == checkpoint.TrimHorizon {
+		listed := make(map[string]bool, len(all))
+		for _, sh := range all {
+			listed[aws.ToString(sh.ShardId)] = true
+		}
+		for _, sh := range all {
+			if !listed[aws.ToString(sh.ParentShardId)] && !listed[aws.ToString(sh.AdjacentParentShardId)] {
+				selected[aws.ToString(sh.ShardId)] = true
+			}
+		}
+		return selected, nil
+	}
+	shards, err := s.listShards(ctx, s.shardFilter())
+	if err != nil {
+		return nil, err
+	}
+	for _, sh := range shards {
+		selected[aws.ToString(sh.ShardId)] = true
+	}
+	return selected, nil
+}
+
+// shardFilter is the ShardFilter of the initial position LATEST or
+// AT_TIMESTAMP.
 func (s *ShardSyncer) shardFilter() *kintypes.ShardFilter {
 	switch s.cfg.InitialPosition {
-	case checkpoint.TrimHorizon:
-		return &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeAtTrimHorizon}
 	case checkpoint.AtTimestamp:
 		return &kintypes.ShardFilter{Type: kintypes.ShardFilterTypeFromTimestamp, Timestamp: aws.Time(s.cfg.InitialTimestamp)}
 	default:
@@ -433,11 +455,45 @@ func (g *shardGraph) hasLeasedAncestor(id string, leased map[string]Lease) bool 
 	return false
 }
 
-func (g *shardGraph) hasLeasedDescendant(id string, leased map[string]Lease) bool {
-	for _, c := range g.children[id] {
-		if _, ok := leased[c]; ok || g.hasLeasedDescendant(c, leased) {
-			return true
+// hasStartedDescendant reports whether a descendant of the shard has a
+// lease that started (checkpoint past the start position, or SHARD_END):
+// the shard was processed then, and its lease, if it had one, may have been
+// deleted. A descendant whose lease has not started yet does not count:
+// its parents may still have to be read (a merge child is leased when its
+// first parent ends).
+func (g *shardGraph) hasStartedDescendant(id string, leased map[string]Lease) bool {
+	seen := map[string]bool{}
+	var visit func(id string) bool
+	visit = func(id string) bool {
+		for _, c := range g.children[id] {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			if l, ok := leased[c]; ok && started(l) {
+				return true
+			}
+			if visit(c) {
+				return true
+			}
+		}
+		return false
+	}
+	return visit(id)
+}
+
+// addChildren records children of the shard that a lease names (the
+// ChildShardIDs a parent records at its end), listed or not.
+func (g *shardGraph) addChildren(id string, children []string) {
+	for _, c := range children {
+		if c != "" && !slices.Contains(g.children[id], c) {
+			g.children[id] = append(g.children[id], c)
 		}
 	}
-	return false
+}
+
+// started reports whether processing of l's shard has begun: its
+// checkpoint is a sequence number or SHARD_END.
+func started(l Lease) bool {
+	return l.Checkpoint != "" && !checkpoint.Position(l.Checkpoint).IsStart()
 }

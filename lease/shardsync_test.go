@@ -17,6 +17,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/internal/backoff"
+	"github.com/kinesisgo/kinesis/kinesistest"
 )
 
 // fakeKinesis serves ListShards from a fixed shard list, two per page,
@@ -383,9 +384,9 @@ func TestShardSyncerRun(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()
-		// The first sync lists the open shards (one page); the next ones,
-		// with leases in the table, every shard too (three pages more).
-		for i, want := range []int{1, 5, 9} {
+		// Each sync lists every shard (three pages) and the open ones (one
+		// page).
+		for i, want := range []int{4, 8, 12} {
 			synctest.Wait()
 			if got := calls(); got != want {
 				t.Fatalf("after %v: %d ListShards calls, want %d", time.Duration(i)*time.Minute, got, want)
@@ -402,4 +403,63 @@ func TestShardSyncerRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestShardSyncTrimHorizonFinishedParentStaysDeleted: with TRIM_HORIZON
+// (whose ShardFilter AT_TRIM_HORIZON lists only the shards open at the trim
+// horizon, not a split's children), a finished parent whose children are
+// leased is deleted once its children started and never created again.
+func TestShardSyncTrimHorizonFinishedParentStaysDeleted(t *testing.T) {
+	ctx := context.Background()
+	k, err := kinesistest.New(kinesistest.Config{StreamName: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const parent = "shardId-000000000000"
+	left, right, err := k.Split(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemoryStore()
+	for _, l := range []Lease{
+		{Key: parent, Checkpoint: string(checkpoint.ShardEnd), ChildShardIDs: []string{left, right}},
+		{Key: left, Checkpoint: string(checkpoint.TrimHorizon), ParentShardIDs: []string{parent}},
+		{Key: right, Checkpoint: string(checkpoint.TrimHorizon), ParentShardIDs: []string{parent}},
+	} {
+		if _, err := store.Create(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newSyncer(t, store, k, string(checkpoint.TrimHorizon), time.Time{})
+	for i := range 20 {
+		if i == 3 { // the children start: cleanup may delete the parent now
+			for _, c := range []string{left, right} {
+				l, err := store.Get(ctx, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l.Checkpoint = "1"
+				if _, err := store.Checkpoint(ctx, l); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := checkpoints(t, store)
+		_, hasParent := got[parent]
+		if i < 3 && !hasParent {
+			t.Fatalf("sync %d: parent deleted before its children started: %v", i, got)
+		}
+		if i >= 3 && hasParent {
+			t.Fatalf("sync %d: finished parent leased again: %v", i, got)
+		}
+		if _, ok := got[left]; !ok {
+			t.Fatalf("sync %d: child %s lost its lease: %v", i, left, got)
+		}
+		if _, ok := got[right]; !ok {
+			t.Fatalf("sync %d: child %s lost its lease: %v", i, right, got)
+		}
+	}
 }
