@@ -298,10 +298,16 @@ func (p *poller) expired(ctx context.Context, err error) (f fetched, ok bool) {
 // listShards lists every shard of the stream Kinesis still lists (open
 // ones, and closed ones within the retention period), following NextToken.
 func (p *poller) listShards(ctx context.Context) ([]types.Shard, error) {
-	in := &kinesis.ListShardsInput{StreamName: p.stream.Name(), StreamARN: p.stream.ARN()}
+	return listShards(ctx, p.api, p.stream)
+}
+
+// listShards lists every shard of stream Kinesis still lists (open ones,
+// and closed ones within the retention period), following NextToken.
+func listShards(ctx context.Context, api KinesisAPI, stream streamref.Ref) ([]types.Shard, error) {
+	in := &kinesis.ListShardsInput{StreamName: stream.Name(), StreamARN: stream.ARN()}
 	var all []types.Shard
 	for {
-		out, err := p.api.ListShards(ctx, in)
+		out, err := api.ListShards(ctx, in)
 		if err != nil {
 			return nil, err
 		}

@@ -449,23 +449,48 @@ func (s *shardWorker) startPosition(l lease.Lease) (startPosition, *big.Int) {
 }
 
 // waitForParents blocks until every parent of the shard is at SHARD_END
-// (or its lease is gone). Parents ended in this process are noticed at
-// once; others are polled in the lease table every ParentPollInterval.
-// false when the shard is stopped first.
+// or done otherwise: its lease is gone and the stream no longer lists it
+// (aged out), or the shard starts at LATEST or AT_TIMESTAMP (no leased
+// ancestor, so its parents' records are not wanted). A parent without a
+// lease that is still listed is waited for: a merge child is leased when
+// its first parent ends, and the shard sync leases the other parent, which
+// is read first. Parents ended in this process are noticed at once; others
+// are polled in the lease table (and the stream's shard list) every
+// ParentPollInterval. false when the shard is stopped first.
 func (s *shardWorker) waitForParents(ctx context.Context) bool {
 	w := s.w
 	pending := slices.Clone(s.lease.ParentShardIDs)
+	// A shard that started, or starts at LATEST or AT_TIMESTAMP, does not
+	// wait for parents without a lease.
+	fromStart := s.lease.Checkpoint == "" || s.lease.Checkpoint == string(checkpoint.TrimHorizon)
 	for {
 		signal := w.endedSignal() // before the checks, so no notice is missed
 		rest := pending[:0]
+		var listed map[string]bool // the stream's shards, listed once per round when needed
 		for _, p := range pending {
 			if w.hasEnded(p) {
 				continue
 			}
 			l, err := w.store.Get(ctx, p)
+			if errors.Is(err, lease.ErrNotFound) && fromStart && listed == nil {
+				shards, lerr := listShards(ctx, w.api, w.stream)
+				if lerr != nil {
+					if ctx.Err() == nil {
+						s.log.Warn("listing the stream's shards failed", zap.Error(lerr))
+					}
+					rest = append(rest, p)
+					continue
+				}
+				listed = make(map[string]bool, len(shards))
+				for _, sh := range shards {
+					listed[aws.ToString(sh.ShardId)] = true
+				}
+			}
 			switch {
+			case errors.Is(err, lease.ErrNotFound) && (!fromStart || !listed[p]):
+				continue // aged out of the stream, or not wanted
 			case errors.Is(err, lease.ErrNotFound):
-				continue
+				// Still listed: its lease is to be created by the shard sync.
 			case err == nil && l.Finished():
 				continue
 			case err != nil && ctx.Err() == nil:

@@ -2,10 +2,12 @@ package kcl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -238,5 +240,66 @@ func TestWorkerEndsExpiredParent(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.shardsEnded); n != 0 {
 		t.Errorf("kinesis_kcl_shards_ended_total = %v, want 0 (the children are open)", n)
+	}
+}
+
+// gatedStore is a memory lease table that refuses to create the lease
+// key until open is called.
+type gatedStore struct {
+	*lease.MemoryStore
+	key    string
+	opened atomic.Bool
+}
+
+func (s *gatedStore) open() { s.opened.Store(true) }
+
+func (s *gatedStore) Create(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	if l.Key == s.key && !s.opened.Load() {
+		return lease.Lease{}, errors.New("create refused by the test")
+	}
+	return s.MemoryStore.Create(ctx, l)
+}
+
+// A merge child leased when its first parent ended does not start while
+// its other parent, still in the stream, has no lease (its creation
+// failing for a while): once the shard sync leases that parent, it is
+// read to its end first.
+func TestWorkerMergeChildWaitsForUnleasedParent(t *testing.T) {
+	leakCheck(t)
+	fk := newStream(t, testStream, 2)
+	const a, b = "shardId-000000000000", "shardId-000000000001"
+	putTo(t, fk, a, "k", []byte("a"))
+	seqB := putTo(t, fk, b, "k", []byte("b"))
+	c := merge(t, fk, a, b)
+	seqC := putTo(t, fk, c, "k", []byte("c"))
+	ctx := context.Background()
+	store := &gatedStore{MemoryStore: lease.NewMemoryStore(), key: b}
+	// a was read to its end: SHARD_END, its child named and leased; b has
+	// no lease.
+	if _, err := store.Create(ctx, lease.Lease{Key: a, Checkpoint: string(checkpoint.ShardEnd), ChildShardIDs: []string{c}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Create(ctx, lease.Lease{Key: c, Checkpoint: string(checkpoint.TrimHorizon), ParentShardIDs: []string{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	w, _ := startWorker(t, unitConfig(t, fk, store, r))
+	wait.For(t, 10*time.Second, "the child's lease held", func() bool { return slices.Contains(w.Shards(), c) })
+	time.Sleep(300 * time.Millisecond) // several parent polls; nothing may be delivered
+	if got, _ := r.snapshot(); len(got) > 0 {
+		t.Fatalf("records %v delivered while %s had no lease", got, b)
+	}
+	store.open()
+	wait.For(t, 10*time.Second, "the child's record", func() bool {
+		got, _ := r.snapshot()
+		return slices.ContainsFunc(got, func(rec Record) bool { return rec.SequenceNumber == seqC })
+	})
+	got, _ := r.snapshot()
+	var seqs []string
+	for _, rec := range got {
+		seqs = append(seqs, rec.SequenceNumber)
+	}
+	if i, j := slices.Index(seqs, seqB), slices.Index(seqs, seqC); i < 0 || i > j {
+		t.Fatalf("records %v: want %s's record %s before the child's %s", seqs, b, seqB, seqC)
 	}
 }

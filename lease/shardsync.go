@@ -183,32 +183,44 @@ func (s *ShardSyncer) Sync(ctx context.Context) error {
 	for _, l := range leases {
 		g.addChildren(l.Key, l.ChildShardIDs)
 	}
-	for _, sh := range g.parentsFirst() {
-		id := aws.ToString(sh.ShardId)
-		if _, ok := leased[id]; ok || g.hasStartedDescendant(id, leased) {
-			continue // leased, or processed already
-		}
-		l := leaseForShard(sh, s.cfg.InitialPosition)
-		switch {
-		case g.hasLeasedAncestor(id, leased):
-			l.Checkpoint = string(checkpoint.TrimHorizon)
-		case !selected[id]:
-			continue // outside the initial position, and no leased ancestor
-		}
-		var created Lease
-		err := withRetry(ctx, s.retry, func() (err error) {
-			created, err = s.cfg.Store.Create(ctx, l)
-			return err
-		})
-		switch {
-		case err == nil:
-			s.created.Inc()
-			s.log.Info("lease created", zap.String("lease", id), zap.String("checkpoint", l.Checkpoint))
-			leased[id] = created
-		case errors.Is(err, ErrExists): // created by another syncer, or by a retried call of ours
-			leased[id] = l
-		default:
-			return fmt.Errorf("shard sync: %w", err)
+	// A lease created for a parent of a leased child can give its other
+	// children a leased ancestor, and the other way round: repeat until a
+	// pass creates none.
+	for created := true; created; {
+		created = false
+		for _, sh := range g.parentsFirst() {
+			id := aws.ToString(sh.ShardId)
+			if _, ok := leased[id]; ok || g.hasStartedDescendant(id, leased) {
+				continue // leased, or processed already
+			}
+			l := leaseForShard(sh, s.cfg.InitialPosition)
+			switch {
+			case g.hasLeasedAncestor(id, leased):
+				l.Checkpoint = string(checkpoint.TrimHorizon)
+			case selected[id]:
+			case g.parentOfWaitingChild(id, leased):
+				// A child that starts at TRIM_HORIZON waits for this parent
+				// (a merge child is leased when its first parent ends): it
+				// is read first, from the initial position.
+			default:
+				continue // outside the initial position, and no leased ancestor
+			}
+			var made Lease
+			err := withRetry(ctx, s.retry, func() (err error) {
+				made, err = s.cfg.Store.Create(ctx, l)
+				return err
+			})
+			switch {
+			case err == nil:
+				s.created.Inc()
+				s.log.Info("lease created", zap.String("lease", id), zap.String("checkpoint", l.Checkpoint))
+				leased[id] = made
+				created = true
+			case errors.Is(err, ErrExists): // created by another syncer, or by a retried call of ours
+				leased[id] = l
+			default:
+				return fmt.Errorf("shard sync: %w", err)
+			}
 		}
 	}
 	return s.cleanup(ctx, leased, g)
@@ -289,9 +301,13 @@ func CreateChildLeases(ctx context.Context, store Store, children []kintypes.Chi
 	return nil
 }
 
-// ParentsDone reports whether every parent of l is done: its lease is
-// checkpointed at SHARD_END or no longer exists. A child shard must not be
-// processed before. It makes each call once.
+// ParentsDone reports whether every parent of l has a lease that is done
+// as far as the lease table tells: checkpointed at SHARD_END or no longer
+// there. A child shard must not be processed before. A missing parent
+// lease is done only if the stream no longer lists the parent (it aged
+// out), which ParentsDone does not check: a child at TRIM_HORIZON whose
+// parent has no lease but is still listed must wait for the shard sync to
+// lease that parent, and for it to end. It makes each call once.
 func ParentsDone(ctx context.Context, store Store, l Lease) (bool, error) {
 	for _, p := range l.ParentShardIDs {
 		pl, err := store.Get(ctx, p)
@@ -480,6 +496,17 @@ func (g *shardGraph) hasStartedDescendant(id string, leased map[string]Lease) bo
 		return false
 	}
 	return visit(id)
+}
+
+// parentOfWaitingChild reports whether a child of the shard has a lease
+// that has not started and starts at TRIM_HORIZON: it waits for the shard.
+func (g *shardGraph) parentOfWaitingChild(id string, leased map[string]Lease) bool {
+	for _, c := range g.children[id] {
+		if l, ok := leased[c]; ok && (l.Checkpoint == "" || l.Checkpoint == string(checkpoint.TrimHorizon)) {
+			return true
+		}
+	}
+	return false
 }
 
 // addChildren records children of the shard that a lease names (the

@@ -180,7 +180,9 @@ func TestShardSyncInitialPositions(t *testing.T) {
 }
 
 // TestShardSyncDescendantsOfLeasedShards: with LATEST, children of a leased
-// shard still start at TRIM_HORIZON, so nothing is skipped.
+// shard still start at TRIM_HORIZON, so nothing is skipped; the merge
+// child's other parent, without a leased ancestor, gets a lease at LATEST,
+// so that the child, which waits for it, starts once it ended.
 func TestShardSyncDescendantsOfLeasedShards(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemoryStore()
@@ -193,7 +195,7 @@ func TestShardSyncDescendantsOfLeasedShards(t *testing.T) {
 	if err := newSyncer(t, store, lineageStream(), string(checkpoint.Latest), time.Time{}).Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"s1": "42", "s2": "43", "s4": string(checkpoint.TrimHorizon)}
+	want := map[string]string{"s1": "42", "s2": "43", "s3": string(checkpoint.Latest), "s4": string(checkpoint.TrimHorizon)}
 	if got := checkpoints(t, store); !reflect.DeepEqual(got, want) {
 		t.Fatalf("leases %v, want %v", got, want)
 	}
