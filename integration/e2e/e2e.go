@@ -254,7 +254,9 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 
-	pcfg := proxy.Config{KinesisURL: cfg.KinesisURL, DynamoDBURL: cfg.DynamoDBURL, Seed: 1}
+	// ShardLifecycle: ListShards filters and retention as AWS applies them,
+	// which kinesis-mock does not, so that lineage runs as on real Kinesis.
+	pcfg := proxy.Config{KinesisURL: cfg.KinesisURL, DynamoDBURL: cfg.DynamoDBURL, Seed: 1, ShardLifecycle: true}
 	if cfg.Faults {
 		pcfg.Kinesis = proxy.KinesisFaults{InternalFailure: 0.01, ServerError: 0.005}
 		pcfg.DynamoDB = proxy.DynamoDBFaults{Throttling: 0.01}
@@ -263,7 +265,7 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	if r.proxy, err = proxy.Start(pcfg); err != nil {
 		return Result{}, fmt.Errorf("start the fault proxy: %w", err)
 	}
-	r.view.event(r.elapsed(), fmt.Sprintf("fault proxy on %s (per-shard limits on, faults %s)", r.proxy.URL(), onOff(cfg.Faults)))
+	r.view.event(r.elapsed(), fmt.Sprintf("fault proxy on %s (per-shard limits on, AWS's ListShards and retention on, faults %s)", r.proxy.URL(), onOff(cfg.Faults)))
 
 	if err := r.createStream(ctx); err != nil {
 		return Result{}, err
