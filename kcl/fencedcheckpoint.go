@@ -76,33 +76,27 @@ func (c *fencedCheckpointer) Pending() (checkpoint.SequenceNumber, bool) {
 // checkpoint.ErrBeyondDelivered (past the last record delivered) or lease.ErrLeaseLost. A
 // pending checkpoint is cleared.
 func (c *fencedCheckpointer) Checkpoint(ctx context.Context, seq string, subSeq uint64) error {
-	pos, err := c.check(seq, subSeq)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	stored, err := c.u.Update(ctx, c.key, func(l *lease.Lease) error {
-		if cur := l.CheckpointSequence(); pos.Compare(cur) < 0 {
-			return fmt.Errorf("checkpoint %s of lease %q: %w (recorded: %s)", pos, c.key, checkpoint.ErrBackwards, cur)
-		}
+	return c.write(ctx, "checkpoint", seq, subSeq, func(l *lease.Lease, pos checkpoint.SequenceNumber) {
 		l.Checkpoint, l.CheckpointSubSequence = pos.Sequence, pos.SubSequence
 		l.PendingCheckpoint, l.PendingCheckpointSubSequence = "", 0
 		l.OwnerSwitchesSinceCheckpoint = 0
-		return nil
 	})
-	if err != nil {
-		return err
-	}
-	c.last = stored.CheckpointSequence()
-	c.hasPending = false
-	return nil
 }
 
 // PrepareCheckpoint records (seq, subSeq) as the pending checkpoint: a
 // checkpoint the processor intends to make once side effects are done. The
 // recorded checkpoint does not move. Same errors as Checkpoint.
 func (c *fencedCheckpointer) PrepareCheckpoint(ctx context.Context, seq string, subSeq uint64) error {
+	return c.write(ctx, "prepare checkpoint", seq, subSeq, func(l *lease.Lease, pos checkpoint.SequenceNumber) {
+		l.PendingCheckpoint, l.PendingCheckpointSubSequence = pos.Sequence, pos.SubSequence
+	})
+}
+
+// write checks (seq, subSeq), then applies set to the lease in one fenced
+// update that refuses to go below the checkpoint recorded in the table,
+// and takes the stored checkpoint and pending checkpoint from its result.
+// Writes are serialised by c.mu.
+func (c *fencedCheckpointer) write(ctx context.Context, op, seq string, subSeq uint64, set func(*lease.Lease, checkpoint.SequenceNumber)) error {
 	pos, err := c.check(seq, subSeq)
 	if err != nil {
 		return err
@@ -111,9 +105,9 @@ func (c *fencedCheckpointer) PrepareCheckpoint(ctx context.Context, seq string, 
 	defer c.mu.Unlock()
 	stored, err := c.u.Update(ctx, c.key, func(l *lease.Lease) error {
 		if cur := l.CheckpointSequence(); pos.Compare(cur) < 0 {
-			return fmt.Errorf("prepare checkpoint %s of lease %q: %w (recorded: %s)", pos, c.key, checkpoint.ErrBackwards, cur)
+			return fmt.Errorf("%s %s of lease %q: %w (recorded: %s)", op, pos, c.key, checkpoint.ErrBackwards, cur)
 		}
-		l.PendingCheckpoint, l.PendingCheckpointSubSequence = pos.Sequence, pos.SubSequence
+		set(l, pos)
 		return nil
 	})
 	if err != nil {

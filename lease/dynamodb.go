@@ -461,36 +461,40 @@ func fromItem(item map[string]types.AttributeValue) (Lease, error) {
 		}
 		*dst = s.Value
 	}
-	num := func(attr string, dst *int64) {
+	// number returns the text of a number attribute; false when it is
+	// absent or (recorded in errs) not a number.
+	number := func(attr string) (string, bool) {
 		v, ok := item[attr]
 		if !ok {
-			return
+			return "", false
 		}
 		n, ok := v.(*types.AttributeValueMemberN)
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s is not a number", attr))
+			return "", false
+		}
+		return n.Value, true
+	}
+	num := func(attr string, dst *int64) {
+		text, ok := number(attr)
+		if !ok {
 			return
 		}
-		i, err := strconv.ParseInt(n.Value, 10, 64)
+		i, err := strconv.ParseInt(text, 10, 64)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %q is not an integer", attr, n.Value))
+			errs = append(errs, fmt.Errorf("%s %q is not an integer", attr, text))
 			return
 		}
 		*dst = i
 	}
 	unsigned := func(attr string, dst *uint64) {
-		v, ok := item[attr]
+		text, ok := number(attr)
 		if !ok {
 			return
 		}
-		n, ok := v.(*types.AttributeValueMemberN)
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s is not a number", attr))
-			return
-		}
-		i, err := strconv.ParseUint(n.Value, 10, 64)
+		i, err := strconv.ParseUint(text, 10, 64)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %q is not a non-negative integer", attr, n.Value))
+			errs = append(errs, fmt.Errorf("%s %q is not a non-negative integer", attr, text))
 			return
 		}
 		*dst = i
