@@ -94,6 +94,15 @@ type Config struct {
 	// InitialTimestamp is the time for InitialPosition AtTimestamp:
 	// required then, rejected otherwise.
 	InitialTimestamp time.Time
+	// ClockSkewMargin covers the difference between the clocks of the
+	// workers and of Kinesis where a LATEST start is pinned to a time. A
+	// LATEST lease keeps the time it was created (lease.Lease.
+	// LatestTimestamp), and until its first checkpoint it is read from that
+	// time less ClockSkewMargin (AT_TIMESTAMP, against the arrival times
+	// Kinesis gives records), so that a lease moved or taken over before
+	// its first record skips nothing written since the application first
+	// saw the shard. Default 5s.
+	ClockSkewMargin time.Duration
 
 	// OnProcessError is what happens when ProcessRecords (or Initialize,
 	// or ShardEnded) returns an error. Default RetryForever.
@@ -248,6 +257,7 @@ const (
 	DefaultProcessBackoffBase  = 100 * time.Millisecond
 	DefaultProcessBackoffMax   = 10 * time.Second
 	DefaultParentPollInterval  = 2 * time.Second
+	DefaultClockSkewMargin     = 5 * time.Second
 	DefaultShardSyncInterval   = 60 * time.Second
 	DefaultShutdownTimeout     = 20 * time.Second
 	DefaultFailoverTime        = 10 * time.Second
@@ -311,7 +321,7 @@ func (c *Config) Validate() error {
 		v    time.Duration
 	}{
 		{"ProcessBackoffBase", c.ProcessBackoffBase}, {"ProcessBackoffMax", c.ProcessBackoffMax},
-		{"ParentPollInterval", c.ParentPollInterval}, {"ShardSyncInterval", c.ShardSyncInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
+		{"ClockSkewMargin", c.ClockSkewMargin}, {"ParentPollInterval", c.ParentPollInterval}, {"ShardSyncInterval", c.ShardSyncInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
 		{"Lease.FailoverTime", c.Lease.FailoverTime}, {"Lease.RenewInterval", c.Lease.RenewInterval}, {"Lease.TakeInterval", c.Lease.TakeInterval},
 		{"Retrieval.IdleWait", c.Retrieval.IdleWait}, {"Retrieval.CallInterval", c.Retrieval.CallInterval},
 		{"Retrieval.BackoffBase", c.Retrieval.BackoffBase}, {"Retrieval.BackoffMax", c.Retrieval.BackoffMax},
@@ -402,6 +412,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.ProcessBackoffBase, DefaultProcessBackoffBase)
 	setDur(&c.ProcessBackoffMax, DefaultProcessBackoffMax)
 	setDur(&c.ParentPollInterval, DefaultParentPollInterval)
+	setDur(&c.ClockSkewMargin, DefaultClockSkewMargin)
 	setDur(&c.ShardSyncInterval, DefaultShardSyncInterval)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.Lease = c.Lease.withDefaults()

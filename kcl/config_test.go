@@ -234,6 +234,24 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 				t.Errorf("iterator timestamp %v, want %v", aws.ToTime(it.Timestamp), at)
 			}
 		}},
+		{"ClockSkewMargin", func(t *testing.T, r *rig) {
+			// A LATEST start is pinned to the lease's creation, less the
+			// margin: a record written just before is inside it.
+			before := time.Now()
+			seq := putTo(t, r.fk, shard0, "k", []byte("within the margin"))
+			cfg := r.config()
+			cfg.ClockSkewMargin = time.Minute
+			r.run(cfg)
+			wait.For(t, time.Minute, "the record written within the margin", func() bool { return r.rec.count() == 1 })
+			if got, _ := r.rec.snapshot(); got[0].SequenceNumber != seq {
+				t.Errorf("delivered %s, want %s", got[0].SequenceNumber, seq)
+			}
+			it := r.kin.firstIterator()
+			if at := aws.ToTime(it.Timestamp); it.ShardIteratorType != types.ShardIteratorTypeAtTimestamp ||
+				at.Before(before.Add(-time.Minute-time.Second)) || at.After(time.Now().Add(-time.Minute)) {
+				t.Errorf("first iterator %s at %v, want AT_TIMESTAMP a minute before the lease was created (after %v)", it.ShardIteratorType, at, before)
+			}
+		}},
 		{"OnProcessError", func(t *testing.T, r *rig) {
 			putTo(t, r.fk, shard0, "k", []byte("poison"))
 			cfg := r.config()

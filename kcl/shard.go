@@ -434,6 +434,12 @@ func (s *shardWorker) startPosition(l lease.Lease) (startPosition, *big.Int) {
 	case string(checkpoint.TrimHorizon), "":
 		return startPosition{kind: types.ShardIteratorTypeTrimHorizon}, nil
 	case string(checkpoint.Latest):
+		if !l.LatestTimestamp.IsZero() {
+			// Not a new LATEST: the one the lease was pinned to when the
+			// application first saw the shard, so that records written
+			// while the lease moved are read.
+			return startPosition{kind: types.ShardIteratorTypeAtTimestamp, timestamp: l.LatestTimestamp.Add(-s.w.cfg.ClockSkewMargin)}, nil
+		}
 		return startPosition{kind: types.ShardIteratorTypeLatest}, nil
 	case string(checkpoint.AtTimestamp):
 		return startPosition{kind: types.ShardIteratorTypeAtTimestamp, timestamp: s.w.cfg.InitialTimestamp}, nil

@@ -232,6 +232,7 @@ func (s *DynamoDBStore) Create(ctx context.Context, l Lease) (Lease, error) {
 		return Lease{}, fmt.Errorf("create lease %q: %w", l.Key, err)
 	}
 	l = l.Clone()
+	l.LatestTimestamp = toMillis(l.LatestTimestamp)
 	slices.Sort(l.ParentShardIDs) // string sets come back sorted
 	slices.Sort(l.ChildShardIDs)
 	return l, nil
@@ -329,6 +330,9 @@ func (s *DynamoDBStore) Take(ctx context.Context, l Lease, owner string) (Lease,
 		return Lease{}, fmt.Errorf("take lease %q: empty owner", l.Key)
 	}
 	u := update{set: map[string]types.AttributeValue{attrOwner: &types.AttributeValueMemberS{Value: owner}}}
+	if !l.LatestTimestamp.IsZero() {
+		u.set[attrLatestTimestamp] = millisAttr(l.LatestTimestamp)
+	}
 	if l.Owner != "" && l.Owner != owner { // as the Java KCL: taking an unowned lease is no switch
 		u.add = []string{attrOwnerSwitches}
 	}
@@ -361,6 +365,11 @@ func (s *DynamoDBStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) 
 		u.set[attrChildren] = &types.AttributeValueMemberSS{Value: slices.Clone(l.ChildShardIDs)}
 	} else {
 		u.remove = append(u.remove, attrChildren)
+	}
+	if l.pinsLatest() {
+		u.set[attrLatestTimestamp] = millisAttr(l.LatestTimestamp)
+	} else {
+		u.remove = append(u.remove, attrLatestTimestamp)
 	}
 	return s.update(ctx, "checkpoint", l, true, u)
 }
@@ -397,6 +406,8 @@ func keyAttr(key string) map[string]types.AttributeValue {
 func numAttr(n int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
+
+func millisAttr(t time.Time) types.AttributeValue { return numAttr(t.UnixMilli()) }
 
 func unsignedAttr(n uint64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatUint(n, 10)}
@@ -440,6 +451,9 @@ func toItem(l Lease) map[string]types.AttributeValue {
 	}
 	str(attrStartingHashKey, l.StartingHashKey)
 	str(attrEndingHashKey, l.EndingHashKey)
+	if !l.LatestTimestamp.IsZero() {
+		item[attrLatestTimestamp] = millisAttr(l.LatestTimestamp)
+	}
 	return item
 }
 
@@ -530,6 +544,10 @@ func fromItem(item map[string]types.AttributeValue) (Lease, error) {
 	set(attrChildren, &l.ChildShardIDs)
 	str(attrStartingHashKey, &l.StartingHashKey)
 	str(attrEndingHashKey, &l.EndingHashKey)
+	var latest int64
+	if num(attrLatestTimestamp, &latest); latest != 0 {
+		l.LatestTimestamp = time.UnixMilli(latest)
+	}
 	if len(errs) > 0 {
 		return Lease{}, fmt.Errorf("%w: %w", ErrMalformed, errors.Join(errs...))
 	}
@@ -548,4 +566,5 @@ var knownAttrs = map[string]bool{
 	attrKey: true, attrOwner: true, attrCounter: true, attrCheckpoint: true, attrCheckpointSub: true,
 	attrPendingCheckpoint: true, attrPendingCheckpointSub: true, attrOwnerSwitches: true,
 	attrParents: true, attrChildren: true, attrStartingHashKey: true, attrEndingHashKey: true,
+	attrLatestTimestamp: true,
 }

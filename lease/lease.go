@@ -55,6 +55,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -77,6 +78,10 @@ const (
 	attrChildren              = "childShardIds"
 	attrStartingHashKey       = "startingHashKey"
 	attrEndingHashKey         = "endingHashKey"
+	// attrLatestTimestamp is this package's own: the time a LATEST
+	// checkpoint stands for, in Unix milliseconds. The Java KCL ignores it
+	// and keeps it (it updates single attributes).
+	attrLatestTimestamp = "latestTimestampMillis"
 )
 
 // Errors returned by stores and by the coordinator. Match them with
@@ -136,6 +141,16 @@ type Lease struct {
 	// decimal strings.
 	StartingHashKey string
 	EndingHashKey   string
+	// LatestTimestamp is the time a LATEST checkpoint stands for: when the
+	// shard syncer created the lease, or when a coordinator first took it
+	// if it was created without one (by the Java KCL, say). A worker that
+	// takes the lease before its first checkpoint reads from this time
+	// instead of from a new LATEST, so that a lease moved before its first
+	// record skips nothing written meanwhile. It is meaningful only while
+	// Checkpoint is LATEST: stores drop it with any other checkpoint. The
+	// attribute is latestTimestampMillis (Unix milliseconds), which the
+	// Java KCL ignores.
+	LatestTimestamp time.Time
 	// Extra holds the attributes this package does not know (those of a
 	// newer Java KCL, for one), exactly as read. Stores keep them on every
 	// write.
@@ -149,6 +164,20 @@ func (l Lease) Clone() Lease {
 	l.ChildShardIDs = slices.Clone(l.ChildShardIDs)
 	l.Extra = maps.Clone(l.Extra)
 	return l
+}
+
+// pinsLatest reports whether l keeps its LatestTimestamp: it is set and
+// the checkpoint is LATEST.
+func (l Lease) pinsLatest() bool {
+	return !l.LatestTimestamp.IsZero() && l.Checkpoint == string(checkpoint.Latest)
+}
+
+// toMillis is t as stores keep it: in whole milliseconds.
+func toMillis(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return time.UnixMilli(t.UnixMilli())
 }
 
 // Finished reports whether the lease's shard was processed to its end.

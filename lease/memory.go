@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 )
 
 // MemoryStore is a Store kept in memory, with the same semantics as
@@ -72,6 +73,7 @@ func (s *MemoryStore) Create(ctx context.Context, l Lease) (Lease, error) {
 		return Lease{}, fmt.Errorf("create lease %q: %w", l.Key, ErrExists)
 	}
 	l = l.Clone()
+	l.LatestTimestamp = toMillis(l.LatestTimestamp)
 	slices.Sort(l.ParentShardIDs) // stored as string sets, as in DynamoDB
 	slices.Sort(l.ChildShardIDs)
 	s.leases[l.Key] = l
@@ -111,6 +113,9 @@ func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 			cur.OwnerSwitchesSinceCheckpoint++
 		}
 		cur.Owner = owner
+		if !l.LatestTimestamp.IsZero() {
+			cur.LatestTimestamp = toMillis(l.LatestTimestamp)
+		}
 	})
 }
 
@@ -133,6 +138,10 @@ func (s *MemoryStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
 		cur.OwnerSwitchesSinceCheckpoint = l.OwnerSwitchesSinceCheckpoint
 		cur.ChildShardIDs = slices.Clone(l.ChildShardIDs)
 		slices.Sort(cur.ChildShardIDs)
+		cur.LatestTimestamp = time.Time{}
+		if l.pinsLatest() {
+			cur.LatestTimestamp = toMillis(l.LatestTimestamp)
+		}
 	})
 }
 

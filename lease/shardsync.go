@@ -97,6 +97,7 @@ type ShardSyncer struct {
 	stream  streamref.Ref
 	log     *zap.Logger
 	retry   backoff.Policy // between attempts of a failed call
+	now     func() time.Time
 	created prometheus.Counter
 	deleted prometheus.Counter
 }
@@ -113,6 +114,7 @@ func NewShardSyncer(cfg ShardSyncConfig) (*ShardSyncer, error) {
 		stream: stream,
 		log:    cfg.Logger,
 		retry:  storeBackoff,
+		now:    time.Now,
 		created: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_lease_created_total", Help: "Leases created for shards that had none.",
 		}),
@@ -204,6 +206,12 @@ func (s *ShardSyncer) Sync(ctx context.Context) error {
 				// is read first, from the initial position.
 			default:
 				continue // outside the initial position, and no leased ancestor
+			}
+			if l.Checkpoint == string(checkpoint.Latest) {
+				// The time the application first saw the shard: a lease
+				// moved before its first checkpoint resumes from here
+				// (Lease.LatestTimestamp).
+				l.LatestTimestamp = s.now()
 			}
 			var made Lease
 			err := withRetry(ctx, s.retry, func() (err error) {

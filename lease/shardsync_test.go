@@ -160,6 +160,17 @@ func TestShardSyncInitialPositions(t *testing.T) {
 		if got := checkpoints(t, store); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: leases %v, want %v", c.pos, got, c.want)
 		}
+		// A LATEST lease keeps the time it was created: the time LATEST
+		// stands for (Lease.LatestTimestamp).
+		ls, err := store.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if pinned := !l.LatestTimestamp.IsZero(); pinned != (l.Checkpoint == string(checkpoint.Latest)) {
+				t.Errorf("%s: lease %s at %s has LatestTimestamp %v", c.pos, l.Key, l.Checkpoint, l.LatestTimestamp)
+			}
+		}
 		// A second sync changes nothing.
 		if err := s.Sync(ctx); err != nil {
 			t.Fatal(err)

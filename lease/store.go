@@ -32,14 +32,17 @@ type Store interface {
 	Renew(ctx context.Context, l Lease) (Lease, error)
 	// Take makes owner the owner, if Counter is as in l (whoever owns it).
 	// OwnerSwitchesSinceCheckpoint grows by one when the lease had another
-	// owner (not when it was unowned), as the Java KCL counts it.
+	// owner (not when it was unowned), as the Java KCL counts it. A
+	// LatestTimestamp set in l is written too (the coordinator sets it
+	// when it takes a LATEST lease that has none).
 	Take(ctx context.Context, l Lease, owner string) (Lease, error)
 	// Release removes the owner, if Counter and Owner are as in l.
 	Release(ctx context.Context, l Lease) (Lease, error)
 	// Checkpoint writes the progress fields of l (Checkpoint,
 	// CheckpointSubSequence, PendingCheckpoint,
 	// PendingCheckpointSubSequence, OwnerSwitchesSinceCheckpoint,
-	// ChildShardIDs), if Counter and Owner are as in l. An empty
+	// ChildShardIDs, and LatestTimestamp while the checkpoint is LATEST),
+	// if Counter and Owner are as in l. An empty
 	// PendingCheckpoint also removes the Java KCL's pendingCheckpointState
 	// attribute (kept in Extra), which goes with it.
 	Checkpoint(ctx context.Context, l Lease) (Lease, error)

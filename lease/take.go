@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
 )
 
 // expiryLag is how long after a lease's expected expiry the extra taker pass
@@ -151,6 +153,11 @@ func (c *Coordinator) take(ctx context.Context, l Lease, stolen bool) {
 		stored Lease
 		start  time.Time // of the call that took it
 	)
+	if l.Checkpoint == string(checkpoint.Latest) && l.LatestTimestamp.IsZero() {
+		// Created without the time LATEST stands for: it is now, for
+		// every later holder too (Lease.LatestTimestamp).
+		l.LatestTimestamp = c.now()
+	}
 	err := withRetry(ctx, c.retry, func() error {
 		var err error
 		start = c.now()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
 )
 
 // TestExpiry: the leases of a worker that stopped renewing are taken once
@@ -138,5 +140,59 @@ func TestReleasePickedUpAtNextPass(t *testing.T) {
 		if got := acq.get(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("b acquired %v, want %v", got, want)
 		}
+	})
+}
+
+// TestTakePinsLatest: the first take of a LATEST lease created without the
+// time LATEST stands for writes it; later takes keep the first time, and a
+// pinned lease keeps its own.
+func TestTakePinsLatest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := NewMemoryStore()
+		created := time.Now().Add(-time.Hour)
+		for _, l := range []Lease{
+			{Key: "bare", Checkpoint: string(checkpoint.Latest)},
+			{Key: "pinned", Checkpoint: string(checkpoint.Latest), LatestTimestamp: created},
+			{Key: "horizon", Checkpoint: string(checkpoint.TrimHorizon)},
+		} {
+			if _, err := store.Create(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first := time.Now()
+		a := newTestCoordinator(t, store, nil, "a", nil)
+		stopA := run(t, a)
+		synctest.Wait()
+		if n := len(a.Held()); n != 3 {
+			t.Fatalf("a holds %d leases, want 3", n)
+		}
+		want := map[string]time.Time{"bare": toMillis(first), "pinned": toMillis(created), "horizon": {}}
+		check := func(when string) {
+			t.Helper()
+			for key, at := range want {
+				l, err := store.Get(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !l.LatestTimestamp.Equal(at) {
+					t.Errorf("%s: %s LatestTimestamp %v, want %v", when, key, l.LatestTimestamp, at)
+				}
+			}
+		}
+		check("first take")
+		if err := a.ReleaseAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stopA()
+		time.Sleep(time.Minute)
+		b := newTestCoordinator(t, store, nil, "b", nil)
+		stopB := run(t, b)
+		defer stopB()
+		synctest.Wait()
+		if n := len(b.Held()); n != 3 {
+			t.Fatalf("b holds %d leases, want 3", n)
+		}
+		check("a later take")
 	})
 }

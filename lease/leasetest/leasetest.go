@@ -100,6 +100,7 @@ var properties = []property{
 	{"TakeFencing", checkTakeFencing},
 	{"Release", checkRelease},
 	{"Checkpoint", checkCheckpoint},
+	{"LatestTimestamp", checkLatestTimestamp},
 	{"Delete", checkDelete},
 	{"UnknownAttributesKept", checkUnknownAttributesKept},
 	{"ReturnsCopies", checkReturnsCopies},
@@ -496,6 +497,64 @@ func checkCheckpoint(ctx context.Context, s lease.Store) error {
 	want.Counter++
 	want.PendingCheckpoint, want.PendingCheckpointSubSequence = string(checkpoint.ShardEnd), 4
 	return wantLease(p, want, "Checkpoint preparing a pending checkpoint")
+}
+
+// checkLatestTimestamp: the time a LATEST checkpoint stands for is kept by
+// Create, written by Take when given, kept by a checkpoint that stays
+// LATEST and dropped by any other.
+func checkLatestTimestamp(ctx context.Context, s lease.Store) error {
+	at := time.UnixMilli(1_700_000_000_123)
+	l := unowned("pinned")
+	l.Checkpoint, l.LatestTimestamp = string(checkpoint.Latest), at
+	made, err := create(ctx, s, l)
+	if err != nil {
+		return err
+	}
+	if !made.LatestTimestamp.Equal(at) {
+		return failf("Create's result: LatestTimestamp %v, want %v", made.LatestTimestamp, at)
+	}
+	got, err := s.Get(ctx, l.Key)
+	if err != nil {
+		return failf("Get: %w", err)
+	}
+	if !got.LatestTimestamp.Equal(at) {
+		return failf("Get after Create: LatestTimestamp %v, want %v", got.LatestTimestamp, at)
+	}
+	bare, err := create(ctx, s, lease.Lease{Key: "bare", Checkpoint: string(checkpoint.Latest)})
+	if err != nil {
+		return err
+	}
+	bare.LatestTimestamp = at.Add(time.Second)
+	taken, err := s.Take(ctx, bare, "w1")
+	if err != nil {
+		return failf("Take: %w", err)
+	}
+	if got, err := s.Get(ctx, bare.Key); err != nil || !got.LatestTimestamp.Equal(bare.LatestTimestamp) || !taken.LatestTimestamp.Equal(bare.LatestTimestamp) {
+		return failf("Take with a LatestTimestamp: stored %v (%v), returned %v, want %v", got.LatestTimestamp, err, taken.LatestTimestamp, bare.LatestTimestamp)
+	}
+	same := taken
+	same.OwnerSwitchesSinceCheckpoint = 0
+	kept, err := s.Checkpoint(ctx, same)
+	if err != nil {
+		return failf("Checkpoint at LATEST: %w", err)
+	}
+	if !kept.LatestTimestamp.Equal(bare.LatestTimestamp) {
+		return failf("Checkpoint that stays LATEST: LatestTimestamp %v, want %v kept", kept.LatestTimestamp, bare.LatestTimestamp)
+	}
+	moved := kept
+	moved.Checkpoint = seq1
+	done, err := s.Checkpoint(ctx, moved)
+	if err != nil {
+		return failf("Checkpoint at a sequence number: %w", err)
+	}
+	got, err = s.Get(ctx, bare.Key)
+	if err != nil {
+		return failf("Get: %w", err)
+	}
+	if !done.LatestTimestamp.IsZero() || !got.LatestTimestamp.IsZero() {
+		return failf("Checkpoint past LATEST: LatestTimestamp returned %v, stored %v, want none", done.LatestTimestamp, got.LatestTimestamp)
+	}
+	return nil
 }
 
 func checkDelete(ctx context.Context, s lease.Store) error {
