@@ -159,8 +159,9 @@ type Producer struct {
 	sendCancel context.CancelFunc
 	wg         sync.WaitGroup // dispatcher, refresher and senders
 
-	scan int       // dispatcher's rotating start shard
-	bufs sync.Pool // request buffers ([]byte)
+	scan   int       // dispatcher's rotating start shard
+	bufs   sync.Pool // request buffers (*[]byte)
+	bodies sync.Pool // request bodies (*[]byte)
 }
 
 // New starts a producer for cfg.Stream. It makes no calls itself; the shard

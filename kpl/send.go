@@ -41,13 +41,20 @@ func (p *Producer) send(req *request) {
 	for _, b := range req.batches {
 		p.metrics.bufferedTime.Observe(float64(now-b.oldest) / 1e9)
 	}
-	ctx, cancel := context.WithTimeout(p.sendCtx, p.cfg.RequestTimeout)
-	out, err := p.client.PutRecords(ctx, &kinesis.PutRecordsInput{
+	in := &kinesis.PutRecordsInput{
 		StreamName: p.stream.Name(),
 		StreamARN:  p.stream.ARN(),
 		Records:    entries,
-	})
+	}
+	body := p.getBody(bodySize(in))
+	body = appendBody(body, in)
+	ctx, cancel := context.WithTimeout(p.sendCtx, p.cfg.RequestTimeout)
+	out, err := p.client.PutRecords(ctx, in, withBody(body))
 	cancel()
+	if err == nil {
+		// The response was read whole: the transport is done with the body.
+		p.putBody(body)
+	}
 	p.metrics.requests.Inc()
 	if err == nil && (out == nil || len(out.Records) != len(entries)) {
 		err = fmt.Errorf("kpl: PutRecords returned %d results for %d entries", resultCount(out), len(entries))
@@ -333,4 +340,21 @@ func (p *Producer) putBuf(req *request) {
 	b := req.buf[:0]
 	req.buf = nil
 	p.bufs.Put(&b)
+}
+
+// Request bodies are reused too, once a call has returned with its
+// response: a buffer is taken from the pool when it is large enough.
+func (p *Producer) getBody(n int) []byte {
+	if b, ok := p.bodies.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+func (p *Producer) putBody(b []byte) {
+	if cap(b) > 2*MaxRequestSize {
+		return
+	}
+	b = b[:0]
+	p.bodies.Put(&b)
 }

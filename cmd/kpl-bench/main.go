@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -62,6 +63,7 @@ type options struct {
 	defaults   bool
 	sink       bool
 	aggMaxSize int
+	cpuProfile string
 }
 
 func run() error {
@@ -77,6 +79,7 @@ func run() error {
 	flag.IntVar(&o.aggMaxSize, "aggregation-max-size", 0, "producer AggregationMaxSize (0: the default)")
 	flag.BoolVar(&o.noAgg, "no-aggregation", false, "producer DisableAggregation")
 	flag.BoolVar(&o.defaults, "defaults", false, "leave every producer setting at its default (overrides -rate)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the puts and Close to this file")
 	flag.BoolVar(&o.sink, "sink", false, "run as the sink (started by the benchmark itself)")
 	flag.Parse()
 	if o.sink {
@@ -182,6 +185,17 @@ func runBench(o options) error {
 		return fmt.Errorf("warm-up record: %w", err)
 	}
 
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0 := cpuTime()
 	start := time.Now()
 	var deadline time.Time
