@@ -89,6 +89,21 @@ type Config struct {
 	// shards' creation and closing times, Retention, NextToken expiry).
 	// Default time.Now.
 	Now func() time.Time
+	// STS makes the proxy answer STS AssumeRole itself (requests signed
+	// for service "sts", such as a client whose STS endpoint is the proxy's
+	// URL). Default nil: STS requests are refused as unknown targets.
+	STS *STSConfig
+	// Firehose makes the proxy emulate Amazon Data Firehose's
+	// PutRecordBatch and PutRecord (X-Amz-Target Firehose_20150804.*).
+	// Default nil: Firehose requests are refused as unknown targets.
+	Firehose *FirehoseConfig
+	// RequireAccessKey maps a Kinesis stream or Firehose delivery stream
+	// name to the only access key ID allowed to sign calls naming it (in
+	// StreamName, StreamARN or DeliveryStreamName); calls signed with
+	// another are answered AccessDeniedException, as AWS answers an
+	// identity without permission on the stream. Calls that name no stream
+	// (GetRecords, with its iterator) are not checked. Default nil: any key.
+	RequireAccessKey map[string]string
 	// Logger receives the proxy's logs. Default nil: no logging.
 	Logger *zap.Logger
 }
@@ -214,6 +229,16 @@ func (c Config) Validate() error {
 	}
 	if err := c.Kinesis.Validate(); err != nil {
 		return err
+	}
+	if c.STS != nil {
+		if err := c.STS.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Firehose != nil {
+		if err := c.Firehose.Validate(); err != nil {
+			return err
+		}
 	}
 	return c.DynamoDB.Validate()
 }

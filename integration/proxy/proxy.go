@@ -32,6 +32,8 @@ type Proxy struct {
 	iters    *iterators
 	sink     *sink
 	stats    counters
+	ids      identities     // STS stand-in and RequireAccessKey
+	fh       *firehoseState // under Config.Firehose
 
 	faultMu  sync.Mutex
 	rng      *rand.Rand
@@ -97,6 +99,9 @@ func Start(cfg Config) (*Proxy, error) {
 	p.lives = newLifecycles(p)
 	if cfg.Sink {
 		p.sink = newSink()
+	}
+	if cfg.Firehose != nil {
+		p.fh = newFirehoseState(cfg.Firehose)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -198,6 +203,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveExpireShard(w, r)
 		return
 	}
+	if p.cfg.STS != nil && isSTS(r) {
+		p.serveSTS(w, r)
+		return
+	}
+	if p.fh != nil && isFirehose(r) {
+		p.serveFirehose(w, r)
+		return
+	}
 	p.stats.requests.Add(1)
 	s, op, aerr := route(r)
 	if aerr != nil {
@@ -220,6 +233,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				message: fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes)})
 		}
 		return // the client went away
+	}
+	if s == kinesisService && len(p.cfg.RequireAccessKey) > 0 {
+		var ref streamRef
+		_ = json.Unmarshal(body, &ref) // a malformed body gets its error upstream
+		if e := p.checkAccessKey(r.Header, ref.name(), "kinesis:"+op); e != nil {
+			writeError(w, s, *e)
+			return
+		}
 	}
 
 	f := p.drawFaults(s, op)
