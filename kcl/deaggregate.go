@@ -2,6 +2,7 @@ package kcl
 
 import (
 	"math/big"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -27,6 +28,23 @@ type deaggregator struct {
 	// outside counts user records whose hash key lies outside hashRange.
 	outside func(n int)
 	scratch []aggregation.UserRecord
+	// inside caches, for the container being read, whether a partition
+	// key's hash key lies in hashRange, so that a key shared by many user
+	// records is hashed once per container. aggregation.Decode gives every
+	// user record of a key the same string (one entry of the container's
+	// key table), so the cache is looked up by the string's address, which
+	// costs nothing like hashing its bytes; a key whose entry was taken by
+	// another key is just hashed again.
+	inside [256]keyCheck
+	gen    uint32 // the container being read; entries of others are stale
+}
+
+// keyCheck is a cached range check of one partition key string.
+type keyCheck struct {
+	p   *byte
+	n   int
+	gen uint32
+	in  bool
 }
 
 // appendRecords appends the user records of recs to dst.
@@ -65,6 +83,7 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 			continue
 		}
 		d.scratch = users
+		d.gen++
 		outside := 0
 		for j := range users {
 			u := &users[j]
@@ -95,13 +114,16 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 }
 
 func (d *deaggregator) inRange(u *aggregation.UserRecord) bool {
-	k := hashkey.FromPartitionKey(u.PartitionKey)
 	if u.ExplicitHashKey != "" {
-		ek, err := hashkey.Parse(u.ExplicitHashKey)
-		if err != nil {
-			return false
-		}
-		k = ek
+		k, err := hashkey.Parse(u.ExplicitHashKey)
+		return err == nil && d.hashRange.Contains(k)
 	}
-	return d.hashRange.Contains(k)
+	p := unsafe.StringData(u.PartitionKey)
+	c := &d.inside[(uintptr(unsafe.Pointer(p))>>4)%uintptr(len(d.inside))]
+	if c.gen == d.gen && c.p == p && c.n == len(u.PartitionKey) {
+		return c.in
+	}
+	in := d.hashRange.Contains(hashkey.FromPartitionKey(u.PartitionKey))
+	*c = keyCheck{p: p, n: len(u.PartitionKey), gen: d.gen, in: in}
+	return in
 }

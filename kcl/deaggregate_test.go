@@ -84,23 +84,38 @@ func TestDeaggregatorCountsRecordsOutsideTheShard(t *testing.T) {
 	var e aggregation.Encoder
 	keys := []string{"u1", "u2", "u3", "u4", "u5", "u6"}
 	wantOutside := 0
-	for _, k := range keys {
-		e.Add(aggregation.Record{PartitionKey: k, Data: []byte(k)})
-		if !r.Contains(hashkey.FromPartitionKey(k)) {
-			wantOutside++
+	// Each key is used three times, interleaved, so that cached answers
+	// for a key are read back as well as computed.
+	for range 3 {
+		for _, k := range keys {
+			e.Add(aggregation.Record{PartitionKey: k, Data: []byte(k)})
+			if !r.Contains(hashkey.FromPartitionKey(k)) {
+				wantOutside++
+			}
 		}
 	}
 	e.Add(aggregation.Record{PartitionKey: "x", ExplicitHashKey: "1", Data: []byte("inside by explicit hash key")})
-	if wantOutside == 0 || wantOutside == len(keys) {
+	if wantOutside == 0 || wantOutside == 3*len(keys) {
 		t.Fatalf("test keys all on one side (%d outside)", wantOutside)
 	}
 	outside := 0
 	d := &deaggregator{shardID: "s", hashRange: &r, outside: func(n int) { outside += n }}
 	got := d.appendRecords(nil, []types.Record{kinesisRecord("1", "a", e.Encode())})
-	if len(got) != len(keys)+1 {
-		t.Fatalf("delivered %d user records, want all %d", len(got), len(keys)+1)
+	if len(got) != 3*len(keys)+1 {
+		t.Fatalf("delivered %d user records, want all %d", len(got), 3*len(keys)+1)
 	}
 	if outside != wantOutside {
 		t.Fatalf("counted %d outside the shard, want %d", outside, wantOutside)
+	}
+	// A second container with the same keys is checked afresh: a range
+	// that excludes everything counts every pk-routed record.
+	none, err := hashkey.ParseRange("1", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.hashRange, outside = &none, 0
+	d.appendRecords(nil, []types.Record{kinesisRecord("2", "a", e.Encode())})
+	if outside != 3*len(keys) {
+		t.Fatalf("second container: counted %d outside, want %d", outside, 3*len(keys))
 	}
 }

@@ -32,10 +32,10 @@ func TestBodyMatchesSDK(t *testing.T) {
 		},
 	}
 	type seen struct {
-		body    []byte
-		target  string
-		ctype   string
-		authz   string
+		body   []byte
+		target string
+		ctype  string
+		authz  string
 	}
 	var got []seen
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

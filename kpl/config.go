@@ -116,9 +116,13 @@ type Config struct {
 	// yet completed (and their data plus partition key bytes). When either
 	// is reached, Put blocks until there is room or its context ends, or
 	// fails with ErrBufferFull if FailWhenBufferFull is set. Defaults
-	// 500,000 records and 64 MiB. Keep MaxBufferedBytes below what the
-	// stream can take in RecordTTL (1 MiB/s per shard), or records put
-	// faster than the stream takes them expire instead of Put blocking.
+	// 500,000 records and 64 MiB, each lowered, once the shard map is
+	// known, to what the stream can take in half of RecordTTL at its write
+	// limits (bytes: 1 MiB/s per shard, so 15 MiB for one shard with the
+	// default TTL; records, only with DisableAggregation: 1,000/s per
+	// shard), so that records put faster than the stream takes them make
+	// Put block rather than expire. A value set here is used as it is:
+	// keep it below what the stream can take in RecordTTL.
 	MaxBufferedRecords int
 	MaxBufferedBytes   int
 	// FailWhenBufferFull makes Put fail at once with ErrBufferFull instead

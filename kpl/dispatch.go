@@ -3,6 +3,8 @@ package kpl
 import (
 	"math"
 	"time"
+
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 // request is one PutRecords call in the making.
@@ -182,14 +184,55 @@ func (p *Producer) pump() int64 {
 }
 
 // expireLocked removes s's records older than the TTL, appending them to
-// dst. s.mu is held.
+// dst. Only the batches holding expired records are touched: a batch whose
+// records all expired is dropped, and one with records still in time is
+// rebuilt from those. s.mu is held.
 func (p *Producer) expireLocked(s *shard, now int64, dst []userRec) []userRec {
-	all := s.takeAllLocked(nil)
-	expired, kept := splitExpired(all, now, int64(p.cfg.RecordTTL))
-	for i := range kept {
-		p.addLocked(s, &kept[i])
+	ttl := int64(p.cfg.RecordTTL)
+	keep := s.sealed[:0]
+	for _, b := range s.sealed {
+		if b.oldest+ttl > now {
+			keep = append(keep, b)
+			continue
+		}
+		var nb *batch
+		dst, nb = p.expireBatch(b, now, dst)
+		if nb != nil {
+			keep = append(keep, nb)
+		}
 	}
-	return append(dst, expired...)
+	clear(s.sealed[len(keep):])
+	s.sealed = keep
+	if b := s.open; b != nil && len(b.recs) > 0 && b.oldest+ttl <= now {
+		dst, s.open = p.expireBatch(b, now, dst)
+	}
+	return dst
+}
+
+// expireBatch appends b's expired records to dst and frees b, returning a
+// new batch of its other records in their order, or nil if none is left.
+func (p *Producer) expireBatch(b *batch, now int64, dst []userRec) ([]userRec, *batch) {
+	ttl := int64(p.cfg.RecordTTL)
+	var nb *batch
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.put+ttl <= now {
+			dst = append(dst, *r)
+			continue
+		}
+		if nb == nil {
+			nb = newBatch(b.shard)
+			nb.oldest, nb.key = r.put, r.key
+		}
+		// The records fitted in b together, so fewer of them fit in nb.
+		if !p.cfg.DisableAggregation {
+			nb.enc.Add(aggregation.Record{PartitionKey: r.pk, ExplicitHashKey: r.ehk, Data: r.data})
+		}
+		nb.recs = append(nb.recs, *r)
+		nb.oldest = min(nb.oldest, r.put)
+	}
+	freeBatch(b)
+	return dst, nb
 }
 
 // splitExpired partitions recs into those whose TTL has passed and the

@@ -140,8 +140,13 @@ type Producer struct {
 	held       atomic.Int64
 	bufBytes   atomic.Int64
 	waiters    atomic.Int32
-	spaceMu    sync.Mutex
-	spaceCh    chan struct{} // closed and replaced whenever records complete
+	// maxBytes and maxRecords are the buffer's bounds: the configured
+	// ones, or, for those left at their defaults, no more than the stream
+	// can take within half of RecordTTL (see setDrainBound).
+	maxBytes, maxRecords   atomic.Int64
+	autoBytes, autoRecords bool
+	spaceMu                sync.Mutex
+	spaceCh                chan struct{} // closed and replaced whenever records complete
 
 	flushMu   sync.Mutex
 	closed    atomic.Bool
@@ -170,6 +175,7 @@ func New(cfg Config) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	autoBytes, autoRecords := cfg.MaxBufferedBytes == 0, cfg.MaxBufferedRecords == 0
 	cfg = cfg.withDefaults()
 	stream, _ := streamref.Parse(cfg.Stream) // Validate accepted it
 	p := &Producer{
@@ -185,6 +191,9 @@ func New(cfg Config) (*Producer, error) {
 		closedCh: make(chan struct{}),
 		stop:     make(chan struct{}),
 	}
+	p.autoBytes, p.autoRecords = autoBytes, autoRecords
+	p.maxBytes.Store(int64(cfg.MaxBufferedBytes))
+	p.maxRecords.Store(int64(cfg.MaxBufferedRecords))
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}
@@ -383,7 +392,8 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
 			return ErrClosed
 		}
 		// A record always fits in an empty buffer.
-		if (total <= int64(p.cfg.MaxBufferedRecords) && b <= int64(p.cfg.MaxBufferedBytes)) || total == 1 {
+		maxR, maxB := p.maxRecords.Load(), p.maxBytes.Load()
+		if (total <= maxR && b <= maxB) || total == 1 {
 			return nil
 		}
 		p.release(int(e), 1, size)
@@ -392,7 +402,7 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
 		}
 		p.metrics.putBlocked.Inc()
 		ch := p.waitCh()
-		if p.held.Load() < int64(p.cfg.MaxBufferedRecords) && p.bufBytes.Load()+size <= int64(p.cfg.MaxBufferedBytes) {
+		if p.held.Load() < maxR && p.bufBytes.Load()+size <= maxB {
 			p.waiters.Add(-1)
 			continue
 		}
@@ -407,6 +417,27 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
 			return ErrClosed
 		}
 	}
+}
+
+// setDrainBound lowers the buffer bounds left at their defaults to what a
+// stream of the given number of shards can take within half of RecordTTL
+// at its write limits (1 MiB/s per shard; and, without aggregation, where
+// every user record is a Kinesis record, 1,000 records/s per shard), so
+// that an application writing faster than the stream takes sees Put block
+// rather than its records expire. Half, because the shard limits are not
+// always all there is (other writers, retries after throttling).
+func (p *Producer) setDrainBound(shards int) {
+	secs := p.cfg.RecordTTL.Seconds() / 2
+	if p.autoBytes {
+		b := int64(float64(shards) * ShardBytesPerSecond * secs)
+		b = max(min(b, DefaultMaxBufferedBytes), 2*int64(p.cfg.MaxRecordSize))
+		p.maxBytes.Store(b)
+	}
+	if p.autoRecords && p.cfg.DisableAggregation {
+		r := int64(float64(shards) * ShardRecordsPerSecond * secs)
+		p.maxRecords.Store(max(min(r, DefaultMaxBufferedRecords), 1))
+	}
+	p.wakeWaiters() // a bound may have grown
 }
 
 // waitCh registers a waiter and returns the channel closed at the next

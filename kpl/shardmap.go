@@ -73,6 +73,7 @@ func (p *Producer) install(list []types.Shard) {
 		return
 	}
 
+	p.setDrainBound(len(m.shards))
 	p.mu.Lock()
 	p.shards.Store(m)
 	p.inflightPrev += p.inflightCur

@@ -3,7 +3,7 @@ package aggregation
 import (
 	"bytes"
 	"crypto/md5"
-	"strings"
+	"sync"
 )
 
 // UserRecord is one user record taken out of a container.
@@ -61,12 +61,15 @@ func IsContainer(data []byte) bool {
 	return bytes.HasPrefix(data, magic[:]) || bytes.HasPrefix(data, compressedMagic[:])
 }
 
-// decodeMessage parses an AggregatedRecord message.
+// decodeMessage parses an AggregatedRecord message in one pass over it. The
+// key tables may come before or after the records on the wire, so each
+// record's key indices are noted as it is read and resolved once the whole
+// message has been seen.
 func decodeMessage(dst []UserRecord, msg []byte) ([]UserRecord, bool) {
-	// First pass: validate the framing of every field, measure the key
-	// tables and count the records. The tables may come after the records
-	// on the wire, so records are read in a second pass.
-	var nPK, nEHK, nRec, keyBytes int
+	sc := scratchPool.Get().(*scratch)
+	defer sc.put()
+	out := dst
+	base := len(dst)
 	for p := msg; len(p) > 0; {
 		tag, v, rest, ok := nextField(p)
 		if !ok {
@@ -75,111 +78,92 @@ func decodeMessage(dst []UserRecord, msg []byte) ([]UserRecord, bool) {
 		p = rest
 		switch tag {
 		case tagPartitionKeyTable:
-			nPK++
-			keyBytes += len(v)
+			sc.pks = append(sc.pks, uint32(len(sc.keys)), uint32(len(sc.keys)+len(v)))
+			sc.keys = append(sc.keys, v...)
 		case tagExplicitHashKeyTable:
-			nEHK++
-			keyBytes += len(v)
+			sc.ehks = append(sc.ehks, uint32(len(sc.keys)), uint32(len(sc.keys)+len(v)))
+			sc.keys = append(sc.keys, v...)
 		case tagRecords:
-			nRec++
+			data, pk, ehk, ok := decodeRecord(v)
+			if !ok {
+				return dst, false
+			}
+			sc.idx = append(sc.idx, pk, ehk)
+			out = append(out, UserRecord{Data: data, SubSequenceNumber: uint64(len(out) - base)})
 		}
 	}
-	if nRec == 0 || nPK == 0 {
+	nPK, nEHK := uint64(len(sc.pks)/2), uint64(len(sc.ehks)/2)
+	if len(out) == base || nPK == 0 {
 		return dst, false
 	}
-
 	// All keys share one string allocation.
-	var sb strings.Builder
-	sb.Grow(keyBytes)
-	type span struct{ off, end int }
-	spans := make([]span, 0, nPK+nEHK)
-	for p := msg; len(p) > 0; {
-		tag, v, rest, _ := nextField(p)
-		p = rest
-		if tag == tagPartitionKeyTable || tag == tagExplicitHashKeyTable {
-			off := sb.Len()
-			sb.Write(v)
-			spans = append(spans, span{off, sb.Len()})
-		}
-	}
-	all := sb.String()
-	pks := make([]string, 0, nPK)
-	ehks := make([]string, 0, nEHK)
-	i := 0
-	for p := msg; len(p) > 0; {
-		tag, _, rest, _ := nextField(p)
-		p = rest
-		switch tag {
-		case tagPartitionKeyTable:
-			pks = append(pks, all[spans[i].off:spans[i].end])
-			i++
-		case tagExplicitHashKeyTable:
-			ehks = append(ehks, all[spans[i].off:spans[i].end])
-			i++
-		}
-	}
-
-	out := dst
-	if cap(out)-len(out) < nRec {
-		grown := make([]UserRecord, len(out), len(out)+nRec)
-		copy(grown, out)
-		out = grown
-	}
-	var sub uint64
-	for p := msg; len(p) > 0; {
-		tag, v, rest, _ := nextField(p)
-		p = rest
-		if tag != tagRecords {
-			continue
-		}
-		r, ok := decodeRecord(v, pks, ehks)
-		if !ok {
+	all := string(sc.keys)
+	recs := out[base:]
+	for i := range recs {
+		pk, ehk := sc.idx[2*i], sc.idx[2*i+1]
+		if pk >= nPK || (ehk != 0 && ehk-1 >= nEHK) {
+			clear(recs)
 			return dst, false
 		}
-		r.SubSequenceNumber = sub
-		sub++
-		out = append(out, r)
+		r := &recs[i]
+		r.PartitionKey = all[sc.pks[2*pk]:sc.pks[2*pk+1]]
+		if ehk != 0 {
+			r.ExplicitHashKey = all[sc.ehks[2*ehk-2]:sc.ehks[2*ehk-1]]
+		}
 	}
 	return out, true
 }
 
-// decodeRecord parses a Record message.
-func decodeRecord(msg []byte, pks, ehks []string) (UserRecord, bool) {
-	var r UserRecord
+// scratch is the working memory of one decodeMessage call, reused.
+type scratch struct {
+	keys      []byte
+	pks, ehks []uint32 // each key's start and end offsets in keys
+	idx       []uint64 // per record: partition key index, explicit hash key index+1 (0: none)
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func (sc *scratch) put() {
+	if cap(sc.keys) > 1<<20 || cap(sc.idx) > 1<<17 {
+		return // let an unusually large one go
+	}
+	sc.keys, sc.pks, sc.ehks, sc.idx = sc.keys[:0], sc.pks[:0], sc.ehks[:0], sc.idx[:0]
+	scratchPool.Put(sc)
+}
+
+// decodeRecord parses a Record message: its data and key indices (the
+// explicit hash key's plus one, 0 for none).
+func decodeRecord(msg []byte) (data []byte, pk, ehk uint64, ok bool) {
 	var havePK, haveData bool
 	for p := msg; len(p) > 0; {
 		tag, v, rest, ok := nextField(p)
 		if !ok {
-			return r, false
+			return nil, 0, 0, false
 		}
 		p = rest
 		switch tag {
 		case tagPartitionKeyIndex:
-			idx, _ := readVarint(v)
-			if idx >= uint64(len(pks)) {
-				return r, false
-			}
-			r.PartitionKey = pks[idx]
+			pk, _ = readVarint(v)
 			havePK = true
 		case tagExplicitHashKeyIndex:
 			idx, _ := readVarint(v)
-			if idx >= uint64(len(ehks)) {
-				return r, false
+			if idx == ^uint64(0) {
+				return nil, 0, 0, false
 			}
-			r.ExplicitHashKey = ehks[idx]
+			ehk = idx + 1
 		case tagData:
-			r.Data = v[:len(v):len(v)]
+			data = v[:len(v):len(v)]
 			haveData = true
 		}
 		// Tags (field 4) and unknown fields are skipped.
 	}
 	if !havePK || !haveData {
-		return r, false
+		return nil, 0, 0, false
 	}
-	if r.Data == nil {
-		r.Data = []byte{}
+	if data == nil {
+		data = []byte{}
 	}
-	return r, true
+	return data, pk, ehk, true
 }
 
 // nextField reads one field from p. It returns the field's tag byte for
