@@ -189,7 +189,8 @@ func (p *producer) total() int {
 // env is what the workers of one test share.
 type env struct {
 	t         *testing.T
-	kinesis   *kinesis.Client
+	kinesis   *kinesis.Client // through px
+	px        *proxy.Proxy
 	stream    string
 	table     string
 	ddbURL    string
@@ -200,11 +201,18 @@ type env struct {
 	workers   map[string]*running // by worker ID, while running
 }
 
+// newEnv creates a stream and names a lease table. Kinesis is reached
+// through the proxy with ShardLifecycle on, so that ListShards filters and
+// retention behave as in AWS's API reference (kinesis-mock lists every
+// shard for AT_TRIM_HORIZON and never ages a shard out); the proxy's other
+// limits are AWS's per-shard ones.
 func newEnv(t *testing.T, shards int) *env {
 	ep := testenv.Require(t)
-	client, stream := testenv.NewStream(t, shards)
+	px := proxy.StartForTest(t, proxy.Config{ShardLifecycle: true})
+	client := testenv.KinesisClientAt(t, px.URL())
+	stream := testenv.CreateStream(t, client, shards)
 	_, table := testenv.NewTableName(t)
-	return &env{t: t, kinesis: client, stream: stream, table: table, kinURL: ep.Kinesis, ddbURL: ep.DynamoDB,
+	return &env{t: t, kinesis: client, px: px, stream: stream, table: table, kinURL: px.URL(), ddbURL: ep.DynamoDB,
 		failover: 3 * time.Second, collector: &collector{}}
 }
 
@@ -377,7 +385,7 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 	// calls/s per shard against their 5) and 1% of all Kinesis requests
 	// (and of PutRecords entries) fail with InternalFailure.
 	px := proxy.StartForTest(t, proxy.Config{Seed: 7, Limits: proxy.Limits{ReadCallsPerSecond: 2},
-		Kinesis: proxy.KinesisFaults{InternalFailure: 0.01, ServerError: 0.01}})
+		Kinesis: proxy.KinesisFaults{InternalFailure: 0.01, ServerError: 0.01}, ShardLifecycle: true})
 	e.kinURL = px.URL()
 	// Checkpoints every third batch only, so that the crash leaves records
 	// processed past the last checkpoint: they are processed again.
@@ -940,9 +948,7 @@ func TestIntegrationMissingStreamFailsRun(t *testing.T) {
 // records are processed, none lost.
 func TestIntegrationExpiredParentStartsChildren(t *testing.T) {
 	e := newEnv(t, 1)
-	px := proxy.StartForTest(t, proxy.Config{ShardLifecycle: true})
-	e.kinURL = px.URL()
-	client := testenv.KinesisClientAt(t, px.URL())
+	px, client := e.px, e.kinesis
 	p := &producer{client: client, stream: e.stream}
 	p.put(t, 10, 2)
 	first := e.start(e.config("worker-a"))

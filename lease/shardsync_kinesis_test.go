@@ -10,10 +10,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 	"github.com/kinesisgo/kinesis/lease"
 )
+
+// newStream creates a stream reached through the proxy with ShardLifecycle
+// on, so that ListShards filters behave as in AWS's API reference
+// (kinesis-mock lists every shard for AT_TRIM_HORIZON); it returns a client
+// through the proxy.
+func newStream(t *testing.T, shards int) (*kinesis.Client, string) {
+	t.Helper()
+	px := proxy.StartForTest(t, proxy.Config{ShardLifecycle: true})
+	kc := testenv.KinesisClientAt(t, px.URL())
+	return kc, testenv.CreateStream(t, kc, shards)
+}
 
 // TestShardSyncOnKinesis: against the Kinesis emulator, the initial sync
 // creates one lease per shard at the initial position; after a split, the
@@ -23,7 +35,7 @@ func TestShardSyncOnKinesis(t *testing.T) {
 	testenv.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	kc, stream := testenv.NewStream(t, 2)
+	kc, stream := newStream(t, 2)
 	store, _, _ := newTable(t, 0)
 	syncer, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: store, Kinesis: kc, Stream: stream, InitialPosition: checkpoint.TrimHorizon})
 	if err != nil {
@@ -105,7 +117,7 @@ func TestShardSyncTwoReshardsBehindOnKinesis(t *testing.T) {
 	testenv.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	kc, stream := testenv.NewStream(t, 1)
+	kc, stream := newStream(t, 1)
 	store, _, _ := newTable(t, 0)
 	syncer, err := lease.NewShardSyncer(lease.ShardSyncConfig{Store: store, Kinesis: kc, Stream: stream, InitialPosition: checkpoint.Latest})
 	if err != nil {
