@@ -13,6 +13,9 @@
 // Guarantees:
 //
 //   - Every record is delivered at least once (from the initial position on).
+//     A LATEST start is fixed when the application first sees the shard
+//     (the lease's creation, less Config.ClockSkewMargin), not at each
+//     take: a lease moved before its first record skips nothing.
 //     A record is delivered again only when its batch failed and is retried,
 //     or when processing of its shard moves to another worker (fail-over, a
 //     lease stolen to balance, a restart): then the records after the

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,13 +24,26 @@ type consumerProcess struct {
 	done chan struct{} // closed when its output is read to the end
 }
 
-// TestIntegrationMultiProcessKill9 runs three consumer processes on a
-// 4-shard stream and kills one with SIGKILL while records flow: the other
-// two take its shards over and every record is processed; records are
-// processed twice only after the killed process's last checkpoint (the
-// processes checkpoint every third batch, so some are).
-func TestIntegrationMultiProcessKill9(t *testing.T) {
-	e := newEnv(t, 4)
+// consumers runs testconsumer processes against one env and gathers what
+// they print: the records they processed, and their lease events.
+type consumers struct {
+	t       *testing.T
+	e       *env
+	bin     string
+	environ []string
+
+	mu     sync.Mutex
+	all    []delivery
+	events []event // in the order read
+}
+
+// event is a "#" line of a process: "<label> <what> <shard> [...]".
+type event struct {
+	fields []string
+	at     time.Time // when it was read
+}
+
+func newConsumers(t *testing.T, e *env) *consumers {
 	bin := filepath.Join(t.TempDir(), "testconsumer")
 	build := exec.Command("go", "build", "-o", bin, "github.com/kinesisgo/kinesis/kcl/internal/testconsumer")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -38,56 +52,96 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	environ := append(os.Environ(),
 		"AWS_ENDPOINT_URL_KINESIS="+e.kinURL, "AWS_ENDPOINT_URL_DYNAMODB="+e.ddbURL,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1")
+	return &consumers{t: t, e: e, bin: bin, environ: environ}
+}
 
-	var mu sync.Mutex
-	var all []delivery
+// start starts a process with the worker ID id, printing label on its
+// lines; it is shut down gracefully when the test ends.
+func (c *consumers) start(id, label string, args ...string) *consumerProcess {
+	t := c.t
+	args = append([]string{"-stream", c.e.stream, "-table", c.e.table, "-worker", id, "-label", label, "-failover", c.e.failover.String()}, args...)
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = c.environ
+	cmd.Stderr = testWriter{t, label}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &consumerProcess{id: label, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if ev, ok := strings.CutPrefix(line, "# "); ok {
+				c.mu.Lock()
+				c.events = append(c.events, event{fields: strings.Fields(ev), at: time.Now()})
+				c.mu.Unlock()
+				continue
+			}
+			f := strings.Fields(line)
+			if len(f) != 6 {
+				t.Errorf("%s: bad line %q", label, line)
+				continue
+			}
+			sub, _ := strconv.ParseUint(f[4], 10, 64)
+			c.mu.Lock()
+			c.all = append(c.all, delivery{worker: f[0], shard: f[1], pk: f[2], seq: f[3], sub: sub, data: f[5]})
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, p, 30*time.Second)
+	})
+	return p
+}
+
+func (c *consumers) snapshot() []delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.all)
+}
+
+// find returns the events of label whose next fields are what (and a
+// shard, when given).
+func (c *consumers) find(label, what, shard string) []event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []event
+	for _, ev := range c.events {
+		if len(ev.fields) >= 3 && ev.fields[0] == label && ev.fields[1] == what && (shard == "" || ev.fields[2] == shard) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (c *consumers) distinct() int {
+	seen := map[string]bool{}
+	for _, d := range c.snapshot() {
+		seen[d.id()] = true
+	}
+	return len(seen)
+}
+
+// TestIntegrationMultiProcessKill9 runs three consumer processes on a
+// 4-shard stream and kills one with SIGKILL while records flow: the other
+// two take its shards over and every record is processed; records are
+// processed twice only after the killed process's last checkpoint (the
+// processes checkpoint every third batch, so some are).
+func TestIntegrationMultiProcessKill9(t *testing.T) {
+	e := newEnv(t, 4)
+	cs := newConsumers(t, e)
 	procs := map[string]*consumerProcess{}
 	for i := range 3 {
 		id := fmt.Sprintf("proc-%d", i)
-		cmd := exec.Command(bin, "-stream", e.stream, "-table", e.table, "-worker", id, "-failover", e.failover.String(), "-checkpoint-every", "3")
-		cmd.Env = environ
-		cmd.Stderr = testWriter{t, id}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		p := &consumerProcess{id: id, cmd: cmd, done: make(chan struct{})}
-		procs[id] = p
-		go func() {
-			defer close(p.done)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				f := strings.Fields(sc.Text())
-				if len(f) != 6 {
-					t.Errorf("%s: bad line %q", id, sc.Text())
-					continue
-				}
-				sub, _ := strconv.ParseUint(f[4], 10, 64)
-				mu.Lock()
-				all = append(all, delivery{worker: f[0], shard: f[1], pk: f[2], seq: f[3], sub: sub, data: f[5]})
-				mu.Unlock()
-			}
-		}()
-		t.Cleanup(func() {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			waitExit(t, p, 30*time.Second)
-		})
+		procs[id] = cs.start(id, id, "-checkpoint-every", "3")
 	}
-	snapshot := func() []delivery {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]delivery(nil), all...)
-	}
-	distinct := func() int {
-		seen := map[string]bool{}
-		for _, d := range snapshot() {
-			seen[d.id()] = true
-		}
-		return len(seen)
-	}
+	snapshot, distinct := cs.snapshot, cs.distinct
 
 	e.waitBalancedInTable(1, 1, 2)
 	p := &producer{client: e.kinesis, stream: e.stream, pause: 100 * time.Millisecond}
@@ -164,6 +218,82 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	t.Logf("%d records, %d processed twice", len(seen), dups)
 	if len(seen) != p.total() {
 		t.Errorf("%d distinct records processed, want %d", len(seen), p.total())
+	}
+}
+
+// TestIntegrationMultiProcessDuplicateWorkerID: a second process started
+// with the WorkerID of one still running (a restart whose predecessor has
+// not stopped, on a host-name or pod-name WorkerID) takes the leases it
+// finds under that ID. The first process loses each within one renew
+// interval of the take, as the counter moved without a write of its own,
+// and checkpoints nothing afterwards: every checkpoint of the second
+// succeeds, and the table ends at the second's.
+func TestIntegrationMultiProcessDuplicateWorkerID(t *testing.T) {
+	e := newEnv(t, 2)
+	cs := newConsumers(t, e)
+	cs.start("host-1", "first")
+	wait.For(t, 30*time.Second, "the first process holding both leases", func() bool { return e.owners()["host-1"] == 2 })
+	p := &producer{client: e.kinesis, stream: e.stream, pause: 50 * time.Millisecond}
+	p.put(t, 20, 5)
+	wait.For(t, 60*time.Second, "the first 100 records", func() bool { return cs.distinct() >= p.total() })
+
+	cs.start("host-1", "second")
+	p.put(t, 20, 20) // about 1s of records, while both processes run
+	shards := map[string]bool{}
+	for _, l := range e.leases() {
+		shards[l.Key] = true
+	}
+	renew := e.failover / 3 // the RenewInterval the processes use (FailoverTime/3)
+	wait.For(t, 30*time.Second, "the first process to lose both leases", func() bool {
+		return len(cs.find("first", "lost", "")) == len(shards)
+	})
+	for shard := range shards {
+		took, lost := cs.find("second", "init", shard), cs.find("first", "lost", shard)
+		if len(took) == 0 || len(lost) == 0 {
+			t.Fatalf("%s: taken %d times by the second process, lost %d times by the first", shard, len(took), len(lost))
+		}
+		after := lost[0].at.Sub(took[0].at)
+		t.Logf("%s: the first process lost it %v after the second took it (RenewInterval %v)", shard, after, renew)
+		// Read from two pipes: allow for scheduling on top of the interval.
+		if after > renew+time.Second {
+			t.Errorf("%s: the first process lost the lease %v after the second took it, want within a renew interval (%v)", shard, after, renew)
+		}
+	}
+	p.put(t, 20, 5)
+	wait.For(t, 60*time.Second, "every record", func() bool { return cs.distinct() >= p.total() })
+	if n := cs.distinct(); n != p.total() {
+		t.Errorf("%d distinct records, want %d", n, p.total())
+	}
+	for shard := range shards {
+		lost := cs.find("first", "lost", shard)
+		if len(lost) != 1 {
+			t.Errorf("%s: the first process lost the lease %d times, want once", shard, len(lost))
+		}
+		if n := len(cs.find("second", "lost", shard)); n > 0 {
+			t.Errorf("%s: the second process lost the lease %d times, want never", shard, n)
+		}
+	}
+	var last map[string]string // shard -> the second's last checkpoint
+	wait.For(t, 30*time.Second, "the table at the second process's last checkpoints", func() bool {
+		last = map[string]string{}
+		for _, ev := range cs.find("second", "checkpoint", "") {
+			if ev.fields[4] != "ok" {
+				t.Fatalf("a checkpoint of the second process: %v", ev.fields)
+			}
+			last[ev.fields[2]] = ev.fields[3]
+		}
+		for _, l := range e.leases() {
+			if l.Checkpoint+"/"+strconv.FormatUint(l.CheckpointSubSequence, 10) != last[l.Key] {
+				return false
+			}
+		}
+		return true
+	})
+	// The first process's checkpoints after its loss were refused.
+	for _, ev := range cs.find("first", "checkpoint", "") {
+		if lost := cs.find("first", "lost", ev.fields[2]); len(lost) > 0 && ev.at.After(lost[0].at) && ev.fields[4] == "ok" {
+			t.Errorf("the first process checkpointed %v after losing the lease", ev.fields)
+		}
 	}
 }
 

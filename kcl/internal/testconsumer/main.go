@@ -5,14 +5,21 @@
 //	<worker> <shard> <partition key> <sequence number> <sub-sequence number> <data>
 //
 // flushed before each batch is checkpointed (every batch, or every n-th of
-// a shard with -checkpoint-every n). SIGINT and SIGTERM shut it down
-// gracefully. AWS clients come from the standard config chain (so the
+// a shard with -checkpoint-every n), where <worker> is the -label (default
+// the worker ID). Lines starting with "#" tell what happened to a shard:
+//
+//	# <worker> checkpoint <shard> <sequence number>/<sub-sequence number> ok|lost|failed
+//	# <worker> init <shard> <checkpoint>
+//	# <worker> lost <shard>
+//
+// SIGINT and SIGTERM shut it down gracefully. AWS clients come from the standard config chain (so the
 // AWS_ENDPOINT_URL_* variables point it at emulators).
 package main
 
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -25,49 +32,39 @@ import (
 
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/kcl"
+	"github.com/kinesisgo/kinesis/lease"
 )
 
 func main() {
 	stream := flag.String("stream", "", "stream name or ARN")
 	table := flag.String("table", "", "lease table")
 	worker := flag.String("worker", "", "worker ID")
+	label := flag.String("label", "", "name printed on each line (default the worker ID)")
 	failover := flag.Duration("failover", 3*time.Second, "lease FailoverTime")
 	every := flag.Int("checkpoint-every", 1, "checkpoint every n-th batch of a shard")
 	flag.Parse()
-	if err := run(*stream, *table, *worker, *failover, *every); err != nil {
+	if *label == "" {
+		*label = *worker
+	}
+	if err := run(*stream, *table, *worker, *label, *failover, *every); err != nil {
 		fmt.Fprintln(os.Stderr, "testconsumer:", err)
 		os.Exit(1)
 	}
 }
 
-func run(stream, table, worker string, failover time.Duration, every int) error {
+func run(stream, table, worker, label string, failover time.Duration, every int) error {
 	log, err := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
 	if err != nil {
 		return err
 	}
-	out := bufio.NewWriter(os.Stdout)
-	var mu sync.Mutex // out and batches are shared by the shards
-	batches := map[string]int{}
+	p := &printer{out: bufio.NewWriter(os.Stdout), label: label, every: every, batches: map[string]int{}}
 	w, err := kcl.New(kcl.Config{
 		Stream: stream, App: "testconsumer", LeaseTable: table, WorkerID: worker,
 		InitialPosition: checkpoint.TrimHorizon,
 		Lease:           kcl.LeaseConfig{FailoverTime: failover},
 		Retrieval:       kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
 		Logger:          log,
-		Processor: kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
-			mu.Lock()
-			for _, r := range b.Records {
-				fmt.Fprintf(out, "%s %s %s %s %d %s\n", worker, r.ShardID, r.PartitionKey, r.SequenceNumber, r.SubSequenceNumber, r.Data)
-			}
-			err := out.Flush()
-			batches[b.ShardID]++
-			n := batches[b.ShardID]
-			mu.Unlock()
-			if err != nil || n%every != 0 {
-				return err
-			}
-			return b.Checkpoint(ctx)
-		}),
+		Processor:       p,
 	})
 	if err != nil {
 		return err
@@ -75,4 +72,56 @@ func run(stream, table, worker string, failover time.Duration, every int) error 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return w.Run(ctx)
+}
+
+// printer prints the records and the lease events of every shard.
+type printer struct {
+	kcl.ProcessorFunc // the methods not defined below do nothing
+
+	mu      sync.Mutex // out and batches are shared by the shards
+	out     *bufio.Writer
+	label   string
+	every   int
+	batches map[string]int
+}
+
+func (p *printer) ProcessRecords(ctx context.Context, b *kcl.Batch) error {
+	p.mu.Lock()
+	for _, r := range b.Records {
+		fmt.Fprintf(p.out, "%s %s %s %s %d %s\n", p.label, r.ShardID, r.PartitionKey, r.SequenceNumber, r.SubSequenceNumber, r.Data)
+	}
+	err := p.out.Flush()
+	p.batches[b.ShardID]++
+	n := p.batches[b.ShardID]
+	p.mu.Unlock()
+	if err != nil || n%p.every != 0 {
+		return err
+	}
+	err = b.Checkpoint(ctx)
+	result := "ok"
+	switch {
+	case errors.Is(err, lease.ErrLeaseLost):
+		result = "lost"
+	case err != nil:
+		result = "failed"
+	}
+	last := b.Records[len(b.Records)-1]
+	p.event("checkpoint %s %s/%d %s", b.ShardID, last.SequenceNumber, last.SubSequenceNumber, result)
+	return err
+}
+
+func (p *printer) Initialize(ctx context.Context, in *kcl.InitializeInput) error {
+	p.event("init %s %s", in.ShardID, in.Checkpoint)
+	return nil
+}
+
+func (p *printer) LeaseLost(ctx context.Context, in *kcl.LeaseLostInput) {
+	p.event("lost %s", in.ShardID)
+}
+
+func (p *printer) event(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, "# %s "+format+"\n", append([]any{p.label}, args...)...)
+	_ = p.out.Flush()
 }
