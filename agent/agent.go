@@ -1,14 +1,18 @@
-// Package agent tails log files into Kinesis data streams: the engine of the
-// kinesis-agent daemon.
+// Package agent tails log files into Kinesis data streams and Amazon Data
+// Firehose delivery streams: the engine of the kinesis-agent daemon.
 //
 // Each flow follows the files matching a pattern (package tail), cuts them
 // into records (package lines), applies the data processing options (package
-// process) and hands the records to a Sink, normally a kpl.Producer. The
-// offset saved per file (package offsets) is that of the last record
-// acknowledged by Kinesis with every record before it acknowledged too, so a
-// restart after a crash resumes with nothing lost; only records in flight at
-// the crash may be sent twice. While the sink is blocked or too many records
-// await acknowledgement, reading pauses: memory stays bounded.
+// process) and hands the records to a Sink: a kpl.Producer (KPLSink) for a
+// Kinesis stream, a FirehoseSink for a delivery stream. The partition key of
+// a Kinesis record is random, derived from its data, or taken from the
+// record (a field of the processed record, or a capture group of the raw
+// line). The offset saved per file (package offsets) is that of the last
+// record acknowledged by the service with every record before it
+// acknowledged too, so a restart after a crash resumes with nothing lost;
+// only records in flight at the crash may be sent twice. While the sink is
+// blocked or too many records await acknowledgement, reading pauses: memory
+// stays bounded.
 package agent
 
 import (

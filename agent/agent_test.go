@@ -32,6 +32,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fakeSink struct {
 	mu       sync.Mutex
 	got      [][]byte // acknowledged records, in acknowledgement order
+	keys     []string // their partition keys
 	queue    []func()
 	failRate float64
 	hold     bool
@@ -59,7 +60,7 @@ func (s *fakeSink) Put(ctx context.Context, r Record, done func(error)) error {
 		return errors.New("closed")
 	}
 	s.puts++
-	data := bytes.Clone(r.Data)
+	data, key := bytes.Clone(r.Data), r.PartitionKey
 	s.queue = append(s.queue, func() {
 		if rand.Float64() < s.failRate {
 			done(errors.New("injected failure"))
@@ -67,6 +68,7 @@ func (s *fakeSink) Put(ctx context.Context, r Record, done func(error)) error {
 		}
 		s.mu.Lock()
 		s.got = append(s.got, data)
+		s.keys = append(s.keys, key)
 		s.mu.Unlock()
 		done(nil)
 	})
@@ -435,6 +437,94 @@ func TestProcessingAndUnparsedCounting(t *testing.T) {
 		}
 		if v := testutil.ToFloat64(m.headerLines.WithLabelValues(fl.ID())); v < 1 {
 			t.Errorf("header lines = %v", v)
+		}
+	}
+}
+
+// keysByRecord returns the partition key each acknowledged record had.
+func (s *fakeSink) keysByRecord() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for i, b := range s.got {
+		out[string(b)] = s.keys[i]
+	}
+	return out
+}
+
+func TestPartitionKeyFromTheRecord(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "data.csv")
+	if err := os.WriteFile(csv, []byte("web-1,GET\n,GET\nweb-2,PUT\nnot csv at all, no, really\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw := filepath.Join(dir, "raw.log")
+	if err := os.WriteFile(raw, []byte("user=ann did x\nnobody did y\nuser=bob did z\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	byField := flowFor(csv)
+	byField.PartitionKeyOption, byField.PartitionKeyField = config.PartitionKeyField, "host"
+	byField.Processing = []config.Option{{Name: config.OptCSVToJSON, CustomFieldNames: []string{"host", "verb"}, Delimiter: ","}}
+	byRegex := flowFor(raw)
+	byRegex.Stream = "t"
+	byRegex.PartitionKeyOption, byRegex.PartitionKeyPattern = config.PartitionKeyRegex, regexp.MustCompile(`user=(\w+)`)
+	byRegex.Processing = []config.Option{{Name: config.OptAddMetadata, Metadata: map[string]any{"k": "v"}}}
+	sinks := map[string]*fakeSink{"s": newFakeSink(0), "t": newFakeSink(0)}
+	r := startAgent(t, Config{Flows: []config.Flow{byField, byRegex}, Offsets: openStore(t, filepath.Join(dir, "cp.json")),
+		NewSink: func(fl config.Flow) (Sink, error) { return sinks[fl.Stream], nil }})
+	wait.For(t, 5*time.Second, "records", func() bool { return len(sinks["s"].records()) == 4 && len(sinks["t"].records()) == 3 })
+	r.stop(t)
+
+	keys := sinks["s"].keysByRecord()
+	for rec, want := range map[string]string{`{"host":"web-1","verb":"GET"}` + "\n": "web-1", `{"host":"web-2","verb":"PUT"}` + "\n": "web-2"} {
+		if keys[rec] != want {
+			t.Errorf("%q: key %q, want %q (keys %q)", rec, keys[rec], want, keys)
+		}
+	}
+	// An empty field and an unparsed line fall back to a random key.
+	for rec, k := range keys {
+		if !strings.Contains(rec, "web-") && (len(k) < 16 || strings.Contains(k, "web")) {
+			t.Errorf("%q: key %q, want a random one", rec, k)
+		}
+	}
+	keys = sinks["t"].keysByRecord()
+	found := map[string]bool{}
+	for rec, k := range keys {
+		switch {
+		case strings.Contains(rec, "user=ann"), strings.Contains(rec, "user=bob"):
+			found[k] = true
+		case len(k) < 16:
+			t.Errorf("%q: key %q, want a random one", rec, k)
+		}
+	}
+	if !found["ann"] || !found["bob"] {
+		t.Errorf("regex keys %q", keys)
+	}
+	m := r.a.metrics
+	if v := testutil.ToFloat64(m.keyFallbacks.WithLabelValues(byField.ID())); v != 2 {
+		t.Errorf("field fallbacks = %v, want 2", v)
+	}
+	if v := testutil.ToFloat64(m.keyFallbacks.WithLabelValues(byRegex.ID())); v != 1 {
+		t.Errorf("regex fallbacks = %v, want 1", v)
+	}
+}
+
+func TestFieldKey(t *testing.T) {
+	long := strings.Repeat("é", 300)
+	for _, tc := range []struct{ data, want string }{
+		{`{"k":"a b"}`, "a b"},
+		{`{"k":42}`, "42"},
+		{`{"k":true}`, "true"},
+		{`{"k":null}`, ""},
+		{`{"k":{"x":1}}`, ""},
+		{`{"k":[1]}`, ""},
+		{`{"k":""}`, ""},
+		{`{"other":"x"}`, ""},
+		{`not json`, ""},
+		{`{"k":"` + long + `"}`, long[:512]}, // 256 two-byte characters
+	} {
+		if got := fieldKey([]byte(tc.data), "k"); got != tc.want {
+			t.Errorf("fieldKey(%.40q) = %.40q, want %.40q", tc.data, got, tc.want)
 		}
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -345,7 +347,7 @@ func (f *flow) ship(ctx context.Context, sink Sink, st *fileState, r lines.Recor
 	if err := f.waitRoom(ctx, sink); err != nil {
 		return err
 	}
-	it := &item{rec: Record{PartitionKey: f.partitionKey(data), Data: data}, gen: st.gen}
+	it := &item{rec: Record{PartitionKey: f.partitionKey(r.Data, data), Data: data}, gen: st.gen}
 	f.mu.Lock()
 	it.seq = st.gen.add(r.End)
 	f.pendingRecs++
@@ -377,10 +379,26 @@ func (f *flow) waitRoom(ctx context.Context, sink Sink) error {
 	return nil
 }
 
-func (f *flow) partitionKey(data []byte) string {
-	if f.cfg.PartitionKeyOption == config.PartitionKeyDeterministic {
+// partitionKey returns the key of a record read as raw and processed into
+// data; Firehose records have none.
+func (f *flow) partitionKey(raw, data []byte) string {
+	switch f.cfg.PartitionKeyOption {
+	case config.PartitionKeyDeterministic:
 		sum := md5.Sum(data)
 		return hex.EncodeToString(sum[:])
+	case config.PartitionKeyField:
+		if k := fieldKey(data, f.cfg.PartitionKeyField); k != "" {
+			return k
+		}
+		f.m.keyFallbacks.Inc()
+	case config.PartitionKeyRegex:
+		if m := f.cfg.PartitionKeyPattern.FindSubmatch(raw); len(m) > 1 && len(m[1]) > 0 {
+			return validKey(string(m[1]))
+		}
+		f.m.keyFallbacks.Inc()
+	}
+	if f.cfg.Firehose() {
+		return ""
 	}
 	var b strings.Builder
 	b.Grow(32)
@@ -539,4 +557,50 @@ func (f *flow) logProgress() {
 		zap.Int64("bytes_sent", bytes),
 		zap.Int("records_pending", pending),
 		zap.Strings("bytes_behind", behind))
+}
+
+// maxKeyChars is Kinesis's limit on a partition key: 256 Unicode characters.
+const maxKeyChars = 256
+
+// fieldKey returns the partition key that field of the JSON object data
+// gives: a string as it is, a number or boolean as written; "" when data
+// is not an object, has no such field, or holds null, an object or an array
+// there.
+func fieldKey(data []byte, field string) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return ""
+	}
+	v, ok := obj[field]
+	if !ok || len(v) == 0 {
+		return ""
+	}
+	switch v[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return ""
+		}
+		return validKey(s)
+	case '{', '[', 'n':
+		return ""
+	}
+	return validKey(string(v))
+}
+
+// validKey makes s a valid partition key: valid UTF-8, at most 256
+// characters; "" stays "" (the caller falls back to a random key).
+func validKey(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= maxKeyChars {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == maxKeyChars {
+			return s[:i]
+		}
+		n++
+	}
+	return s
 }

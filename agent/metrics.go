@@ -8,13 +8,13 @@ import (
 
 // metrics are the agent's Prometheus collectors, labelled by flow.
 type metrics struct {
-	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines *prometheus.CounterVec
-	pending, files, behind                                                           *prometheus.GaugeVec
+	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines, keyFallbacks *prometheus.CounterVec
+	pending, files, behind                                                                         *prometheus.GaugeVec
 }
 
 type flowMetrics struct {
-	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines prometheus.Counter
-	pending, files, behind                                                           prometheus.Gauge
+	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines, keyFallbacks prometheus.Counter
+	pending, files, behind                                                                         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,24 +33,27 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		truncated:   counter("records_truncated_total", "Records cut at maxRecordSizeBytes."),
 		split:       counter("records_split_total", "Extra records made by splitting over-long lines."),
 		headerLines: counter("header_lines_skipped_total", "Header lines skipped (skipHeaderLines)."),
-		pending:     gauge("records_pending", "Records read and not yet acknowledged."),
-		files:       gauge("files_tracked", "Files followed."),
-		behind:      gauge("bytes_behind", "Bytes in followed files not yet read."),
+		keyFallbacks: counter("partition_key_fallbacks_total",
+			"Records without the partitionKeyField or a partitionKeyPattern match, sent with a random key."),
+		pending: gauge("records_pending", "Records read and not yet acknowledged."),
+		files:   gauge("files_tracked", "Files followed."),
+		behind:  gauge("bytes_behind", "Bytes in followed files not yet read."),
 	}
 }
 
 func (m *metrics) flow(id string) flowMetrics {
 	return flowMetrics{
-		sentRecords: m.sentRecords.WithLabelValues(id),
-		sentBytes:   m.sentBytes.WithLabelValues(id),
-		failed:      m.failed.WithLabelValues(id),
-		unparsed:    m.unparsed.WithLabelValues(id),
-		dropped:     m.dropped.WithLabelValues(id),
-		truncated:   m.truncated.WithLabelValues(id),
-		split:       m.split.WithLabelValues(id),
-		headerLines: m.headerLines.WithLabelValues(id),
-		pending:     m.pending.WithLabelValues(id),
-		files:       m.files.WithLabelValues(id),
-		behind:      m.behind.WithLabelValues(id),
+		sentRecords:  m.sentRecords.WithLabelValues(id),
+		sentBytes:    m.sentBytes.WithLabelValues(id),
+		failed:       m.failed.WithLabelValues(id),
+		unparsed:     m.unparsed.WithLabelValues(id),
+		dropped:      m.dropped.WithLabelValues(id),
+		truncated:    m.truncated.WithLabelValues(id),
+		split:        m.split.WithLabelValues(id),
+		headerLines:  m.headerLines.WithLabelValues(id),
+		keyFallbacks: m.keyFallbacks.WithLabelValues(id),
+		pending:      m.pending.WithLabelValues(id),
+		files:        m.files.WithLabelValues(id),
+		behind:       m.behind.WithLabelValues(id),
 	}
 }

@@ -2,14 +2,24 @@
 // the format of AWS's Kinesis Agent, so that an existing file can be brought
 // over unchanged.
 //
-// Every key of AWS's format that applies to Kinesis Data Streams is honoured.
-// Keys that only concern AWS's CloudWatch or Firehose integration are accepted
-// and reported in File.Warnings; a flow that names a Firehose deliveryStream is
-// an error, and so is any key the format does not know, named in the message.
+// Every key of AWS's format is honoured: flows to Kinesis Data Streams
+// (kinesisStream) and to Amazon Data Firehose (deliveryStream), the endpoints
+// (kinesis.endpoint, firehose.endpoint, sts.endpoint) and an assumed role
+// (assumeRoleARN, assumeRoleExternalId). Keys that only concern AWS's
+// CloudWatch metrics or its sending threads are accepted and reported in
+// File.Warnings; a key the format does not know is an error, named in the
+// message.
 //
 // Additions of this implementation (all optional):
 //
 //	metrics.listen          address for a Prometheus /metrics endpoint, e.g. "127.0.0.1:9462"
+//	flows[].assumeRoleARN, flows[].assumeRoleExternalId
+//	                        a role for this flow only, instead of the file's assumeRoleARN
+//	flows[].partitionKeyOption  FIELD (with partitionKeyField: a top-level field of the
+//	                        record after LOGTOJSON or CSVTOJSON) or REGEX (with
+//	                        partitionKeyPattern: the first capture group matched in
+//	                        the raw line) take the key from the record; a record without
+//	                        the field or the match gets a RANDOM key
 //	flows[].aggregation     pack user records into KPL aggregated records (default false)
 //	flows[].compression     NONE (default), GZIP or ZSTD: compress aggregated records
 //	                        (needs aggregation; only this project's consumer reads them)
@@ -44,10 +54,16 @@ const DefaultCheckpointFile = "/var/lib/kinesis-agent/checkpoints.json"
 // for a partition key of up to 256 bytes.
 const DefaultMaxRecordSize = 1<<20 - 256
 
-// Partition key options.
+// DefaultFirehoseMaxRecordSize is the default and largest record data of a
+// deliveryStream flow: Firehose takes records of at most 1,000 KiB.
+const DefaultFirehoseMaxRecordSize = 1000 << 10
+
+// Partition key options. FIELD and REGEX are extensions of this agent.
 const (
 	PartitionKeyRandom        = "RANDOM"
 	PartitionKeyDeterministic = "DETERMINISTIC"
+	PartitionKeyField         = "FIELD"
+	PartitionKeyRegex         = "REGEX"
 )
 
 // Initial positions.
@@ -89,10 +105,21 @@ type File struct {
 	KinesisEndpoint string
 	// KinesisRegion is the AWS region. Default: the AWS config chain.
 	KinesisRegion string
+	// FirehoseEndpoint overrides the Firehose endpoint URL. Default: the AWS
+	// config chain (including AWS_ENDPOINT_URL_FIREHOSE and AWS_ENDPOINT_URL).
+	FirehoseEndpoint string
+	// STSEndpoint overrides the STS endpoint URL used to assume roles.
+	// Default: the AWS config chain (including AWS_ENDPOINT_URL_STS).
+	STSEndpoint string
 	// AccessKeyID and SecretAccessKey are static credentials. Default: the
 	// AWS config chain. Prefer the chain; never logged.
 	AccessKeyID     string
 	SecretAccessKey string
+	// AssumeRoleARN and AssumeRoleExternalID are the role every flow
+	// assumes (through STS, with the credentials above or the chain's)
+	// unless the flow names its own. Default: no role.
+	AssumeRoleARN        string
+	AssumeRoleExternalID string
 	// ShutdownTimeout bounds how long a shutdown waits for in-flight records.
 	// Default 10s.
 	ShutdownTimeout time.Duration
@@ -104,15 +131,34 @@ type File struct {
 	Warnings []string
 }
 
-// Flow tails the files matching FilePattern into Stream.
+// Flow tails the files matching FilePattern into Stream or DeliveryStream.
 type Flow struct {
 	// FilePattern is an absolute glob (filepath.Match syntax) of files to tail.
 	FilePattern string
-	// Stream is the Kinesis data stream name.
+	// Stream is the Kinesis data stream name. Exactly one of Stream and
+	// DeliveryStream is set.
 	Stream string
-	// PartitionKeyOption is RANDOM (default) or DETERMINISTIC (derived from
-	// the record's data).
+	// DeliveryStream is the Amazon Data Firehose stream name.
+	DeliveryStream string
+	// AssumeRoleARN is the role the flow's calls are signed with, and
+	// AssumeRoleExternalID the external ID given to STS with it. Default
+	// (after Parse): the file's assumeRoleARN; empty means the credentials
+	// of the file or of the AWS config chain.
+	AssumeRoleARN        string
+	AssumeRoleExternalID string
+	// PartitionKeyOption is RANDOM (default), DETERMINISTIC (derived from
+	// the record's data), FIELD (PartitionKeyField of the processed record)
+	// or REGEX (the first group of PartitionKeyPattern in the raw line).
+	// Kinesis flows only.
 	PartitionKeyOption string
+	// PartitionKeyField is the top-level field of the processed record (a
+	// JSON object, as LOGTOJSON and CSVTOJSON make) whose value is the
+	// partition key (FIELD). A record without it gets a RANDOM key.
+	PartitionKeyField string
+	// PartitionKeyPattern is matched against the raw line; its first
+	// capture group is the partition key (REGEX). A line without a match,
+	// or with an empty group, gets a RANDOM key.
+	PartitionKeyPattern *regexp.Regexp
 	// InitialPosition is where the files that exist when the flow first
 	// starts are read from: END_OF_FILE (default) or START_OF_FILE. Files
 	// created later, and files found at a later start without a saved
@@ -122,11 +168,11 @@ type Flow struct {
 	// sent, and how long an incomplete last line or multi-line record is held
 	// before it is sent as it is. Default 1s (maxBufferAgeMillis).
 	MaxBufferAge time.Duration
-	// MaxBufferSizeRecords is the most records sent in one PutRecords call.
-	// Default 500, at most 500.
+	// MaxBufferSizeRecords is the most records sent in one PutRecords (or
+	// PutRecordBatch) call. Default 500, at most 500.
 	MaxBufferSizeRecords int
-	// MaxBufferSizeBytes is the most bytes sent in one PutRecords call.
-	// Default 4 MiB, at most 5 MiB.
+	// MaxBufferSizeBytes is the most bytes sent in one call. Default 4 MiB,
+	// at most 5 MiB (PutRecords) or 4 MiB (PutRecordBatch).
 	MaxBufferSizeBytes int
 	// PollInterval is how often the files are checked when no file system
 	// event arrives. Default 250ms (minTimeBetweenFilePollsMillis).
@@ -143,7 +189,8 @@ type Flow struct {
 	// Default 1,048,320 (1 MiB less 256 B for the partition key, which
 	// Kinesis counts within its 1 MiB record limit). At most 5,242,624 (one
 	// PutRecords request); raise it above the default only for streams whose
-	// maximum record size was raised.
+	// maximum record size was raised. For a deliveryStream flow the default
+	// and the most is 1,024,000 (Firehose's 1,000 KiB).
 	MaxRecordSizeBytes int
 	// LongLineAction is TRUNCATE (default: the rest of the line is dropped and
 	// counted) or SPLIT (the line is sent as several records).
@@ -152,6 +199,7 @@ type Flow struct {
 	// cannot parse instead of sending it unchanged. Default false.
 	DropUnparsedRecords bool
 	// Aggregation packs records into KPL aggregated records. Default false.
+	// Kinesis flows only.
 	Aggregation bool
 	// Compression compresses aggregated records. Default aggregation.None.
 	Compression aggregation.Compression
@@ -159,8 +207,17 @@ type Flow struct {
 	Processing []Option
 }
 
-// ID names the flow in offsets, logs and metrics: stream and file pattern.
-func (f Flow) ID() string { return f.Stream + ":" + f.FilePattern }
+// ID names the flow in offsets, logs and metrics: stream and file pattern,
+// with a "firehose:" prefix for a deliveryStream flow.
+func (f Flow) ID() string {
+	if f.DeliveryStream != "" {
+		return "firehose:" + f.DeliveryStream + ":" + f.FilePattern
+	}
+	return f.Stream + ":" + f.FilePattern
+}
+
+// Firehose reports whether the flow sends to a Firehose delivery stream.
+func (f Flow) Firehose() bool { return f.DeliveryStream != "" }
 
 // Option is one data processing option.
 type Option struct {
@@ -199,19 +256,19 @@ type raw struct {
 	CheckpointFile        string            `json:"checkpointFile"`
 	KinesisEndpoint       string            `json:"kinesis.endpoint"`
 	KinesisRegion         string            `json:"kinesis.region"`
+	FirehoseEndpoint      string            `json:"firehose.endpoint"`
+	STSEndpoint           string            `json:"sts.endpoint"`
 	AccessKeyID           string            `json:"awsAccessKeyId"`
 	SecretAccessKey       string            `json:"awsSecretAccessKey"`
+	AssumeRoleARN         string            `json:"assumeRoleARN"`
+	AssumeRoleExternalID  string            `json:"assumeRoleExternalId"`
 	ShutdownTimeoutMillis *int64            `json:"shutdownTimeoutMillis"`
 	MetricsListen         string            `json:"metrics.listen"`
 	Flows                 []json.RawMessage `json:"flows"`
 
 	// Accepted for compatibility, without effect here.
-	AssumeRoleARN                 string `json:"assumeRoleARN"`
-	AssumeRoleExternalID          string `json:"assumeRoleExternalId"`
 	EmitMetrics                   any    `json:"cloudwatch.emitMetrics"`
 	CloudWatchEndpoint            string `json:"cloudwatch.endpoint"`
-	FirehoseEndpoint              string `json:"firehose.endpoint"`
-	STSEndpoint                   string `json:"sts.endpoint"`
 	MaxSendingThreads             any    `json:"maxSendingThreads"`
 	SendingThreadsMaxQueueSize    any    `json:"sendingThreadsMaxQueueSize"`
 	SendingThreadsKeepAliveMillis any    `json:"sendingThreadsKeepAliveMillis"`
@@ -220,8 +277,12 @@ type raw struct {
 type rawFlow struct {
 	FilePattern                   string            `json:"filePattern"`
 	KinesisStream                 string            `json:"kinesisStream"`
-	DeliveryStream                *string           `json:"deliveryStream"`
+	DeliveryStream                string            `json:"deliveryStream"`
+	AssumeRoleARN                 string            `json:"assumeRoleARN"`
+	AssumeRoleExternalID          *string           `json:"assumeRoleExternalId"`
 	PartitionKeyOption            string            `json:"partitionKeyOption"`
+	PartitionKeyField             string            `json:"partitionKeyField"`
+	PartitionKeyPattern           string            `json:"partitionKeyPattern"`
 	InitialPosition               string            `json:"initialPosition"`
 	MaxBufferAgeMillis            *int64            `json:"maxBufferAgeMillis"`
 	MaxBufferSizeRecords          *int              `json:"maxBufferSizeRecords"`
@@ -285,13 +346,17 @@ func Parse(b []byte) (*File, error) {
 		return nil, err
 	}
 	f := &File{
-		CheckpointFile:  r.CheckpointFile,
-		KinesisEndpoint: r.KinesisEndpoint,
-		KinesisRegion:   r.KinesisRegion,
-		AccessKeyID:     r.AccessKeyID,
-		SecretAccessKey: r.SecretAccessKey,
-		ShutdownTimeout: 10 * time.Second,
-		MetricsListen:   r.MetricsListen,
+		CheckpointFile:       r.CheckpointFile,
+		KinesisEndpoint:      r.KinesisEndpoint,
+		KinesisRegion:        r.KinesisRegion,
+		FirehoseEndpoint:     r.FirehoseEndpoint,
+		STSEndpoint:          r.STSEndpoint,
+		AccessKeyID:          r.AccessKeyID,
+		SecretAccessKey:      r.SecretAccessKey,
+		AssumeRoleARN:        r.AssumeRoleARN,
+		AssumeRoleExternalID: r.AssumeRoleExternalID,
+		ShutdownTimeout:      10 * time.Second,
+		MetricsListen:        r.MetricsListen,
 	}
 	if f.CheckpointFile == "" {
 		f.CheckpointFile = DefaultCheckpointFile
@@ -304,23 +369,22 @@ func Parse(b []byte) (*File, error) {
 			f.Warnings = append(f.Warnings, fmt.Sprintf("key %q has no effect in this agent", key))
 		}
 	}
-	warn("assumeRoleARN", r.AssumeRoleARN != "")
-	warn("assumeRoleExternalId", r.AssumeRoleExternalID != "")
 	warn("cloudwatch.emitMetrics", r.EmitMetrics != nil)
 	warn("cloudwatch.endpoint", r.CloudWatchEndpoint != "")
-	warn("firehose.endpoint", r.FirehoseEndpoint != "")
-	warn("sts.endpoint", r.STSEndpoint != "")
 	warn("maxSendingThreads", r.MaxSendingThreads != nil)
 	warn("sendingThreadsMaxQueueSize", r.SendingThreadsMaxQueueSize != nil)
 	warn("sendingThreadsKeepAliveMillis", r.SendingThreadsKeepAliveMillis != nil)
-	if r.AssumeRoleARN != "" {
-		f.Warnings = append(f.Warnings, "assumeRoleARN: use the AWS config chain (AWS_ROLE_ARN, AWS_PROFILE) to assume a role")
+	if r.AssumeRoleExternalID != "" && r.AssumeRoleARN == "" {
+		return nil, errors.New("agent.json: assumeRoleExternalId needs assumeRoleARN")
 	}
 	for i, rf := range r.Flows {
 		where := fmt.Sprintf("flows[%d]", i)
 		fl, err := parseFlow(rf, where)
 		if err != nil {
 			return nil, err
+		}
+		if fl.AssumeRoleARN == "" {
+			fl.AssumeRoleARN, fl.AssumeRoleExternalID = f.AssumeRoleARN, f.AssumeRoleExternalID
 		}
 		f.Flows = append(f.Flows, fl)
 	}
@@ -335,13 +399,16 @@ func parseFlow(b []byte, where string) (Flow, error) {
 	if err := decodeStrict(b, &r, where); err != nil {
 		return Flow{}, err
 	}
-	if r.DeliveryStream != nil {
-		return Flow{}, fmt.Errorf("%s: deliveryStream (Amazon Data Firehose) is not supported: this agent sends to Kinesis Data Streams only; use kinesisStream", where)
+	if r.AssumeRoleExternalID != nil && r.AssumeRoleARN == "" {
+		return Flow{}, fmt.Errorf("%s: assumeRoleExternalId needs assumeRoleARN", where)
 	}
 	fl := Flow{
 		FilePattern:               r.FilePattern,
 		Stream:                    r.KinesisStream,
+		DeliveryStream:            r.DeliveryStream,
+		AssumeRoleARN:             r.AssumeRoleARN,
 		PartitionKeyOption:        r.PartitionKeyOption,
+		PartitionKeyField:         r.PartitionKeyField,
 		InitialPosition:           r.InitialPosition,
 		MaxBufferAge:              time.Second,
 		MaxBufferSizeRecords:      500,
@@ -350,6 +417,22 @@ func parseFlow(b []byte, where string) (Flow, error) {
 		TruncatedRecordTerminator: "\n",
 		MaxRecordSizeBytes:        DefaultMaxRecordSize,
 		LongLineAction:            r.LongLineAction,
+	}
+	if r.AssumeRoleExternalID != nil {
+		fl.AssumeRoleExternalID = *r.AssumeRoleExternalID
+	}
+	if fl.Firehose() {
+		fl.MaxRecordSizeBytes = DefaultFirehoseMaxRecordSize
+	}
+	if r.PartitionKeyPattern != "" {
+		re, err := regexp.Compile(r.PartitionKeyPattern)
+		if err != nil {
+			return Flow{}, fmt.Errorf("%s: partitionKeyPattern: %w", where, err)
+		}
+		if re.NumSubexp() < 1 {
+			return Flow{}, fmt.Errorf("%s: partitionKeyPattern %q has no capture group: the first group is the key", where, r.PartitionKeyPattern)
+		}
+		fl.PartitionKeyPattern = re
 	}
 	if fl.PartitionKeyOption == "" {
 		fl.PartitionKeyOption = PartitionKeyRandom
@@ -505,7 +588,7 @@ func (f *File) Validate() error {
 		}
 		id := f.Flows[i].ID()
 		if j, ok := seen[id]; ok {
-			return fmt.Errorf("flows[%d]: same filePattern and kinesisStream as flows[%d]", i, j)
+			return fmt.Errorf("flows[%d]: same filePattern and stream as flows[%d]", i, j)
 		}
 		seen[id] = i
 	}
@@ -518,8 +601,15 @@ func (fl *Flow) validate(where string) error {
 		return fmt.Errorf("%s: filePattern is required", where)
 	case !filepath.IsAbs(fl.FilePattern):
 		return fmt.Errorf("%s: filePattern %q must be an absolute path", where, fl.FilePattern)
-	case fl.Stream == "":
-		return fmt.Errorf("%s: kinesisStream is required", where)
+	case fl.Stream == "" && fl.DeliveryStream == "":
+		return fmt.Errorf("%s: kinesisStream or deliveryStream is required", where)
+	case fl.Stream != "" && fl.DeliveryStream != "":
+		return fmt.Errorf("%s: kinesisStream and deliveryStream are both set; a flow sends to one stream", where)
+	case fl.AssumeRoleExternalID != "" && fl.AssumeRoleARN == "":
+		return fmt.Errorf("%s: assumeRoleExternalId needs assumeRoleARN", where)
+	}
+	if err := fl.validateFirehose(where); err != nil {
+		return err
 	}
 	if _, err := filepath.Match(fl.FilePattern, ""); err != nil {
 		return fmt.Errorf("%s: filePattern %q: %w", where, fl.FilePattern, err)
@@ -529,8 +619,19 @@ func (fl *Flow) validate(where string) error {
 	}
 	switch fl.PartitionKeyOption {
 	case PartitionKeyRandom, PartitionKeyDeterministic:
+		if fl.PartitionKeyField != "" || fl.PartitionKeyPattern != nil {
+			return fmt.Errorf("%s: partitionKeyField and partitionKeyPattern need partitionKeyOption FIELD or REGEX", where)
+		}
+	case PartitionKeyField:
+		if fl.PartitionKeyField == "" || fl.PartitionKeyPattern != nil {
+			return fmt.Errorf("%s: partitionKeyOption FIELD needs partitionKeyField (and no partitionKeyPattern)", where)
+		}
+	case PartitionKeyRegex:
+		if fl.PartitionKeyPattern == nil || fl.PartitionKeyField != "" {
+			return fmt.Errorf("%s: partitionKeyOption REGEX needs partitionKeyPattern (and no partitionKeyField)", where)
+		}
 	default:
-		return fmt.Errorf("%s: partitionKeyOption %q: want RANDOM or DETERMINISTIC", where, fl.PartitionKeyOption)
+		return fmt.Errorf("%s: partitionKeyOption %q: want RANDOM, DETERMINISTIC, FIELD or REGEX", where, fl.PartitionKeyOption)
 	}
 	switch fl.InitialPosition {
 	case StartOfFile, EndOfFile:
@@ -558,6 +659,26 @@ func (fl *Flow) validate(where string) error {
 		return fmt.Errorf("%s: maxRecordSizeBytes must be between 16 and 5242624", where)
 	case len(fl.TruncatedRecordTerminator) >= fl.MaxRecordSizeBytes:
 		return fmt.Errorf("%s: truncatedRecordTerminator is longer than maxRecordSizeBytes", where)
+	}
+	return nil
+}
+
+// validateFirehose checks the limits of a deliveryStream flow: Firehose
+// takes at most 500 records and 4 MiB per PutRecordBatch call and records
+// of at most 1,000 KiB, has no partition keys and no KPL aggregation.
+func (fl *Flow) validateFirehose(where string) error {
+	if !fl.Firehose() {
+		return nil
+	}
+	switch {
+	case fl.Aggregation || fl.Compression != aggregation.None:
+		return fmt.Errorf("%s: aggregation and compression apply to kinesisStream flows, not deliveryStream", where)
+	case fl.PartitionKeyOption != "" && fl.PartitionKeyOption != PartitionKeyRandom:
+		return fmt.Errorf("%s: partitionKeyOption applies to kinesisStream flows: Firehose records have no partition key", where)
+	case fl.MaxBufferSizeBytes > 4<<20:
+		return fmt.Errorf("%s: maxBufferSizeBytes must be at most 4194304 for a deliveryStream (PutRecordBatch takes 4 MiB)", where)
+	case fl.MaxRecordSizeBytes > DefaultFirehoseMaxRecordSize:
+		return fmt.Errorf("%s: maxRecordSizeBytes must be at most 1024000 for a deliveryStream (Firehose takes records of 1,000 KiB)", where)
 	}
 	return nil
 }

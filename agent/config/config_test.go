@@ -89,11 +89,21 @@ func TestErrors(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s"}],"bogusKey":1}`, `unknown key "bogusKey"`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","fileFooter":1}]}`, `flows[0]: unknown key "fileFooter"`},
-		{`{"flows":[{"filePattern":"/a","deliveryStream":"f"}]}`, `deliveryStream (Amazon Data Firehose) is not supported`},
+		{`{"flows":[{"filePattern":"/a","deliveryStream":"f","aggregation":true}]}`, `not deliveryStream`},
+		{`{"flows":[{"filePattern":"/a","deliveryStream":"f","kinesisStream":"s"}]}`, `both set`},
+		{`{"flows":[{"filePattern":"/a","deliveryStream":"f","partitionKeyOption":"DETERMINISTIC"}]}`, `no partition key`},
+		{`{"flows":[{"filePattern":"/a","deliveryStream":"f","maxBufferSizeBytes":5242880}]}`, `at most 4194304`},
+		{`{"flows":[{"filePattern":"/a","deliveryStream":"f","maxRecordSizeBytes":1048320}]}`, `at most 1024000`},
+		{`{"assumeRoleExternalId":"x","flows":[{"filePattern":"/a","kinesisStream":"s"}]}`, `needs assumeRoleARN`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","assumeRoleExternalId":"x"}]}`, `needs assumeRoleARN`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","partitionKeyOption":"FIELD"}]}`, `needs partitionKeyField`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","partitionKeyOption":"REGEX","partitionKeyPattern":"a+"}]}`, `no capture group`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","partitionKeyOption":"REGEX","partitionKeyPattern":"("}]}`, `partitionKeyPattern`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","partitionKeyField":"host"}]}`, `need partitionKeyOption FIELD or REGEX`},
 		{`{"flows":[]}`, `at least one flow`},
 		{`{"flows":[{"filePattern":"a.log","kinesisStream":"s"}]}`, `absolute`},
 		{`{"flows":[{"filePattern":"/a/*/x.log","kinesisStream":"s"}]}`, `file name only`},
-		{`{"flows":[{"filePattern":"/a"}]}`, `kinesisStream is required`},
+		{`{"flows":[{"filePattern":"/a"}]}`, `kinesisStream or deliveryStream is required`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","partitionKeyOption":"X"}]}`, `partitionKeyOption`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","initialPosition":"X"}]}`, `initialPosition`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","maxBufferSizeRecords":501}]}`, `maxBufferSizeRecords`},
@@ -116,6 +126,38 @@ func TestErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%s) = %v, want error containing %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+func TestFirehoseRolesAndKeys(t *testing.T) {
+	f, err := Parse([]byte(`{
+		"firehose.endpoint": "https://firehose.us-east-1.amazonaws.com",
+		"sts.endpoint": "https://sts.us-east-1.amazonaws.com",
+		"assumeRoleARN": "arn:aws:iam::123456789012:role/shipper",
+		"assumeRoleExternalId": "ext-1",
+		"flows": [
+			{"filePattern": "/var/log/a.log", "deliveryStream": "fh"},
+			{"filePattern": "/var/log/b.log", "kinesisStream": "s", "assumeRoleARN": "arn:aws:iam::210987654321:role/other",
+			 "partitionKeyOption": "FIELD", "partitionKeyField": "host"},
+			{"filePattern": "/var/log/c.log", "kinesisStream": "s", "partitionKeyOption": "REGEX", "partitionKeyPattern": "user=(\\w+)"}
+		]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Warnings) != 0 || f.FirehoseEndpoint == "" || f.STSEndpoint == "" {
+		t.Errorf("file: %+v", f)
+	}
+	a, b, c := f.Flows[0], f.Flows[1], f.Flows[2]
+	if !a.Firehose() || a.ID() != "firehose:fh:/var/log/a.log" || a.MaxRecordSizeBytes != DefaultFirehoseMaxRecordSize ||
+		a.AssumeRoleARN != f.AssumeRoleARN || a.AssumeRoleExternalID != "ext-1" {
+		t.Errorf("firehose flow: %+v", a)
+	}
+	if b.Firehose() || b.AssumeRoleARN != "arn:aws:iam::210987654321:role/other" || b.AssumeRoleExternalID != "" ||
+		b.PartitionKeyOption != PartitionKeyField || b.PartitionKeyField != "host" {
+		t.Errorf("flow with its own role: %+v", b)
+	}
+	if c.PartitionKeyPattern == nil || c.PartitionKeyPattern.String() != `user=(\w+)` || c.AssumeRoleARN != f.AssumeRoleARN {
+		t.Errorf("regex flow: %+v", c)
 	}
 }
 

@@ -19,10 +19,10 @@ func ExampleParse() {
 	fmt.Println(fl.ID(), fl.InitialPosition, fl.PartitionKeyOption, fl.MaxBufferAge, fl.Aggregation)
 	fmt.Println(f.Warnings)
 
-	_, err = config.Parse([]byte(`{"flows": [{"filePattern": "/var/log/a.log", "deliveryStream": "fh"}]}`))
+	f, err = config.Parse([]byte(`{"flows": [{"filePattern": "/var/log/a.log", "deliveryStream": "fh", "aggregation": true}]}`))
 	fmt.Println(err)
 	// Output:
 	// app:/var/log/app/*.log END_OF_FILE RANDOM 1s true
 	// [key "cloudwatch.emitMetrics" has no effect in this agent]
-	// flows[0]: deliveryStream (Amazon Data Firehose) is not supported: this agent sends to Kinesis Data Streams only; use kinesisStream
+	// flows[0]: aggregation and compression apply to kinesisStream flows, not deliveryStream
 }

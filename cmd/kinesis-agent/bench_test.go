@@ -64,10 +64,11 @@ func BenchmarkFileToProxySink(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			client, err := kinesisClient(file)
+			cl, err := newClients(file)
 			if err != nil {
 				b.Fatal(err)
 			}
+			client := cl.kinesisFor(file.Flows[0])
 			store, err := offsets.Open(filepath.Join(dir, "cp.json"))
 			if err != nil {
 				b.Fatal(err)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,17 +40,51 @@ func TestRotationsAndKillNineLoseNothing(t *testing.T) {
 	}
 	px := proxy.StartForTest(t, proxy.Config{Seed: 7, Kinesis: proxy.KinesisFaults{InternalFailure: 0.01, ServerError: 0.01}})
 	client, stream := testenv.NewStream(t, 2)
+	r := newReader(t, client, stream)
+	crashTest(t, px, map[string]any{"kinesisStream": stream, "aggregation": true}, func(ctx context.Context) (map[string]int, int) {
+		r.poll(ctx)
+		return r.counts, r.total
+	})
+}
+
+// TestFirehoseRotationsAndKillNineLoseNothing is the same run for a
+// deliveryStream flow: the proxy's Firehose throttles (a 2,000 records/s
+// limit, and 2% of calls refused) and fails 1% of the records of each
+// call; every line must arrive in the delivery folder.
+func TestFirehoseRotationsAndKillNineLoseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	px := proxy.StartForTest(t, proxy.Config{Seed: 9, Firehose: &proxy.FirehoseConfig{Dir: t.TempDir(), RecordsPerSecond: 2000,
+		Faults: proxy.FirehoseFaults{Throttle: 0.02, RecordFailure: 0.01}}})
+	crashTest(t, px, map[string]any{"deliveryStream": "crash"}, func(context.Context) (map[string]int, int) {
+		counts := map[string]int{}
+		lines := deliveredLines(t, px.FirehoseDir("crash"))
+		for _, l := range lines {
+			counts[l]++
+		}
+		return counts, len(lines)
+	})
+	if st := px.Stats(); st.Throttled == 0 || st.Faults == 0 {
+		t.Errorf("no throttling or faults: %+v", st)
+	}
+}
+
+// crashTest runs the crash test of a flow (dest: its kinesisStream or
+// deliveryStream key) through px; arrived reports what has arrived so far:
+// each record's data and how often it arrived, and their total.
+func crashTest(t *testing.T, px *proxy.Proxy, dest map[string]any, arrived func(context.Context) (map[string]int, int)) {
 	bin := buildAgent(t)
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "app.log")
+	flow := map[string]any{"filePattern": logPath + "*", "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 200}
+	maps.Copy(flow, dest)
 	cfgPath := writeConfig(t, map[string]any{
 		"checkpointFile":        filepath.Join(dir, "state", "checkpoints.json"),
 		"kinesis.endpoint":      px.URL(),
+		"firehose.endpoint":     px.URL(),
 		"shutdownTimeoutMillis": 5000,
-		"flows": []any{map[string]any{
-			"filePattern": logPath + "*", "kinesisStream": stream, "initialPosition": "START_OF_FILE",
-			"maxBufferAgeMillis": 200, "aggregation": true,
-		}},
+		"flows":                 []any{flow},
 	})
 	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -101,8 +137,17 @@ func TestRotationsAndKillNineLoseNothing(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// Each rotation happens once the writer has passed its line.
+	rotations := []struct {
+		at int
+		do func()
+	}{
+		{5000, func() { rotateRename(logPath + ".1") }},
+		{10000, func() { rotateCopyTruncate(logPath + ".2") }},
+		{15000, func() { rotateRename(logPath + ".3") }},
+	}
+	var rotated []int // the line counts at which rotations happened
 
-	r := newReader(t, client, stream)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -112,14 +157,11 @@ func TestRotationsAndKillNineLoseNothing(t *testing.T) {
 				mu.Unlock()
 				return
 			}
-			writeBatch(50)
-			switch written {
-			case 5000:
-				rotateRename(logPath + ".1")
-			case 10000:
-				rotateCopyTruncate(logPath + ".2")
-			case 15000:
-				rotateRename(logPath + ".3")
+			writeBatch(min(50, total-written))
+			if len(rotations) > 0 && written >= rotations[0].at {
+				rotated = append(rotated, written)
+				rotations[0].do()
+				rotations = rotations[1:]
 			}
 			mu.Unlock()
 			time.Sleep(20 * time.Millisecond) // pace the writer: about 2,500 lines/s at most
@@ -128,8 +170,8 @@ func TestRotationsAndKillNineLoseNothing(t *testing.T) {
 	// Kill while the agent is busy: some lines acknowledged, more in flight
 	// or acknowledged since the last save, the writer still writing.
 	wait.For(t, 60*time.Second, "agent to ship", func() bool {
-		r.poll(t.Context())
-		return r.total >= 6000 // after the first rotation
+		_, n := arrived(t.Context())
+		return n >= 6000 // after the first rotation
 	})
 	// The writer waits while the agent is killed: lines numbered from
 	// killedAt on are written after the kill.
@@ -141,20 +183,44 @@ func TestRotationsAndKillNineLoseNothing(t *testing.T) {
 	t.Logf("killed at line %d; %d lines saved as acknowledged", killedAt, len(saved))
 	agentProc = startAgentProcess(t, bin, cfgPath)
 	<-writerDone
-	t.Logf("wrote %d lines (%d bytes)", written, written*100)
+	t.Logf("wrote %d lines (%d bytes); rotated after lines %v", written, written*100, rotated)
+	if len(rotated) != 3 {
+		t.Errorf("%d rotations happened, want 3", len(rotated))
+	}
 
 	want := make([]string, 0, written)
 	for i := range written {
 		want = append(want, crashLine(i))
 	}
-	r.waitAll(want, 90*time.Second)
+	var counts map[string]int
+	var n int
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		counts, n = arrived(t.Context())
+		missing, first := 0, ""
+		for _, w := range want {
+			if counts[w] == 0 {
+				if missing == 0 {
+					first = w
+				}
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d lines never arrived (first: %q)", missing, len(want), first)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err := agentProc.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 
 	var dups []int
-	for data, n := range r.counts {
-		if n > 1 {
+	for data, c := range counts {
+		if c > 1 {
 			i, err := strconv.Atoi(strings.Fields(data)[1])
 			if err != nil {
 				t.Fatalf("unexpected record %q", data)
@@ -163,12 +229,12 @@ func TestRotationsAndKillNineLoseNothing(t *testing.T) {
 		}
 	}
 	sort.Ints(dups)
-	t.Logf("read %d records for %d lines: %d duplicated lines", r.total, written, len(dups))
+	t.Logf("read %d records for %d lines: %d duplicated lines", n, written, len(dups))
 	// Only records read before the kill and not yet saved as acknowledged
 	// can be sent twice: lines written before the kill and past the
 	// offsets in the checkpoint file the killed agent left. (How far the
 	// agent had read ahead of its acknowledgements depends on how fast
-	// Kinesis answered, up to MaxPendingRecords.)
+	// the service answered, up to MaxPendingRecords.)
 	for _, d := range dups {
 		if d >= killedAt {
 			t.Fatalf("line %d duplicated but written after the kill (at line %d)", d, killedAt)
@@ -180,8 +246,7 @@ func TestRotationsAndKillNineLoseNothing(t *testing.T) {
 	if len(dups) > 0 {
 		t.Logf("duplicated lines %d..%d", dups[0], dups[len(dups)-1])
 	}
-	st := px.Stats()
-	t.Logf("proxy stats: %+v", st)
+	t.Logf("proxy stats: %+v", px.Stats())
 }
 
 // savedLines returns the line numbers of the crash test's lines that the

@@ -1,6 +1,7 @@
-// Command kinesis-agent tails log files into Kinesis data streams. It reads
-// the agent.json of AWS's Kinesis Agent (see package agent/config for the
-// keys and this agent's additions).
+// Command kinesis-agent tails log files into Kinesis data streams and
+// Amazon Data Firehose delivery streams. It reads the agent.json of AWS's
+// Kinesis Agent (see package agent/config for the keys and this agent's
+// additions).
 //
 //	kinesis-agent -config /etc/kinesis-agent/agent.json   # run until SIGTERM or SIGINT
 //	kinesis-agent -config agent.json -check               # validate and exit
@@ -10,8 +11,14 @@
 // positions. An invalid new configuration is logged and the old one kept.
 //
 // The Kinesis endpoint is kinesis.endpoint when set, else the standard
-// AWS_ENDPOINT_URL_KINESIS or AWS_ENDPOINT_URL variables; region and
-// credentials come from the AWS config chain unless set in the file.
+// AWS_ENDPOINT_URL_KINESIS or AWS_ENDPOINT_URL variables; likewise
+// firehose.endpoint (AWS_ENDPOINT_URL_FIREHOSE) and sts.endpoint
+// (AWS_ENDPOINT_URL_STS). Region and credentials come from the AWS config
+// chain unless set in the file. A flow with an assumeRoleARN (its own, or
+// the file's) signs its calls with that role's temporary credentials,
+// obtained from STS with the base credentials and refreshed a minute before
+// they expire; a role that cannot be assumed stops the agent at start with
+// an error naming it.
 package main
 
 import (
@@ -29,10 +36,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -177,7 +180,7 @@ func newAgent(file *config.File, log *zap.Logger, reg *prometheus.Registry) (*ag
 	if err != nil {
 		return nil, err
 	}
-	client, err := kinesisClient(file)
+	cl, err := newClients(file)
 	if err != nil {
 		return nil, err
 	}
@@ -187,39 +190,28 @@ func newAgent(file *config.File, log *zap.Logger, reg *prometheus.Registry) (*ag
 		ShutdownTimeout: file.ShutdownTimeout,
 		Logger:          log,
 		Metrics:         reg,
-		NewSink: func(fl config.Flow) (agent.Sink, error) {
-			p, err := kpl.New(agent.ProducerConfig(fl, client, log.With(zap.String("flow", fl.ID())), reg))
-			if err != nil {
-				return nil, err
-			}
-			return agent.KPLSink(p), nil
-		},
+		NewSink:         func(fl config.Flow) (agent.Sink, error) { return newSink(cl, fl, log, reg) },
 	})
 }
 
-// kinesisClient builds the client from the AWS config chain with the
-// file's region, endpoint and credentials when set. The SDK's retries are
-// off: the producer retries.
-func kinesisClient(file *config.File) (*kinesis.Client, error) {
-	var opts []func(*awsconfig.LoadOptions) error
-	if file.KinesisRegion != "" {
-		opts = append(opts, awsconfig.WithRegion(file.KinesisRegion))
-	}
-	if file.AccessKeyID != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(file.AccessKeyID, file.SecretAccessKey, "")))
-	}
+// newSink returns the sink of a flow: a kpl producer for a Kinesis stream,
+// a FirehoseSink for a delivery stream, signed with the flow's role when it
+// has one.
+func newSink(cl *clients, fl config.Flow, log *zap.Logger, reg prometheus.Registerer) (agent.Sink, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("AWS config: %w", err)
+	if err := cl.checkRole(ctx, fl); err != nil {
+		return nil, err
 	}
-	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
-		o.Retryer = aws.NopRetryer{}
-		if file.KinesisEndpoint != "" {
-			o.BaseEndpoint = aws.String(file.KinesisEndpoint)
-		}
-	}), nil
+	flog := log.With(zap.String("flow", fl.ID()))
+	if fl.Firehose() {
+		return agent.NewFirehoseSink(agent.FirehoseSinkConfig(fl, cl.firehoseFor(fl), flog))
+	}
+	p, err := kpl.New(agent.ProducerConfig(fl, cl.kinesisFor(fl), flog, reg))
+	if err != nil {
+		return nil, err
+	}
+	return agent.KPLSink(p), nil
 }
 
 // serveMetrics serves /metrics from the current registry on addr.

@@ -59,7 +59,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range []struct{ cfg, want string }{
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","typo":1}]}`, `unknown key "typo"`},
-		{`{"flows":[{"filePattern":"/a","deliveryStream":"fh"}]}`, `not supported`},
+		{`{"flows":[{"filePattern":"/a","deliveryStream":"fh","aggregation":true}]}`, `not deliveryStream`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","dataProcessingOptions":[{"optionName":"LOGTOJSON","logFormat":"SYSLOG","customFieldNames":["a"]}]}]}`, `5 fields but 1 names`},
 		{`not json`, `invalid character`},
 	} {

@@ -39,10 +39,11 @@ func TestOutagePausesAndResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := kinesisClient(file)
+	cl, err := newClients(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	kc := cl.kinesisFor(file.Flows[0])
 	store, err := offsets.Open(file.CheckpointFile)
 	if err != nil {
 		t.Fatal(err)
