@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,6 +75,24 @@ type DynamoDBStore struct {
 	log       *zap.Logger
 	malformed prometheus.Counter
 	scanLimit int32 // items per Scan page; 0: DynamoDB's 1 MB pages (tests set it to force pagination)
+	now       func() time.Time
+
+	mu     sync.Mutex
+	logged map[string]time.Time // malformed item key -> when it was last logged
+}
+
+// malformedLogEvery is how often one malformed item is logged again while
+// it stays malformed.
+const malformedLogEvery = time.Minute
+
+// MalformedItem is an item of the lease table that is not a well-formed
+// lease: a required attribute is missing, or one has the wrong type. Its
+// shard is not consumed until the item is mended or deleted.
+type MalformedItem struct {
+	// Key is the item's leaseKey, or "(no leaseKey)".
+	Key string
+	// Err says what is wrong; it wraps ErrMalformed.
+	Err error
 }
 
 var _ Store = (*DynamoDBStore)(nil)
@@ -84,9 +103,10 @@ func NewDynamoDBStore(cfg DynamoDBConfig) (*DynamoDBStore, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &DynamoDBStore{cfg: cfg, log: cfg.Logger, malformed: prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "kinesis_lease_malformed_items_total", Help: "Lease items skipped because an attribute was missing or of the wrong type.",
-	})}
+	s := &DynamoDBStore{cfg: cfg, log: cfg.Logger, now: time.Now, logged: make(map[string]time.Time),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_lease_malformed_items_total", Help: "Lease items skipped because an attribute was missing or of the wrong type.",
+		})}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -164,23 +184,33 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 	}
 }
 
-// List scans the table with consistent reads, page by page.
+// List scans the table with consistent reads, page by page. Malformed
+// items are skipped, counted, and logged as errors (each at most once a
+// minute); ListWithMalformed returns them.
 func (s *DynamoDBStore) List(ctx context.Context) ([]Lease, error) {
+	ls, _, err := s.ListWithMalformed(ctx)
+	return ls, err
+}
+
+// ListWithMalformed is List, and the items it skipped as malformed, ordered
+// by key: what an operator needs to mend the table.
+func (s *DynamoDBStore) ListWithMalformed(ctx context.Context) ([]Lease, []MalformedItem, error) {
 	in := &dynamodb.ScanInput{TableName: aws.String(s.cfg.Table), ConsistentRead: aws.Bool(true)}
 	if s.scanLimit > 0 {
 		in.Limit = aws.Int32(s.scanLimit)
 	}
 	var out []Lease
+	var bad []MalformedItem
 	for {
 		page, err := s.cfg.DynamoDB.Scan(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("scan lease table %s: %w", s.cfg.Table, err)
+			return nil, nil, fmt.Errorf("scan lease table %s: %w", s.cfg.Table, err)
 		}
 		for _, item := range page.Items {
 			l, err := fromItem(item)
 			if err != nil {
-				s.malformed.Inc()
-				s.log.Warn("skipping malformed lease item", zap.String("lease", keyOf(item)), zap.Error(err))
+				s.skipMalformed(keyOf(item), err)
+				bad = append(bad, MalformedItem{Key: keyOf(item), Err: err})
 				continue
 			}
 			out = append(out, l)
@@ -191,7 +221,26 @@ func (s *DynamoDBStore) List(ctx context.Context) ([]Lease, error) {
 		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
 	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Key, b.Key) })
-	return out, nil
+	slices.SortFunc(bad, func(a, b MalformedItem) int { return strings.Compare(a.Key, b.Key) })
+	return out, bad, nil
+}
+
+// skipMalformed counts a malformed item and logs it as an error, once a
+// minute per item: a scan every few seconds would repeat it endlessly.
+func (s *DynamoDBStore) skipMalformed(key string, err error) {
+	s.malformed.Inc()
+	now := s.now()
+	s.mu.Lock()
+	last, ok := s.logged[key]
+	due := !ok || now.Sub(last) >= malformedLogEvery
+	if due {
+		s.logged[key] = now
+	}
+	s.mu.Unlock()
+	if due {
+		s.log.Error("malformed lease item skipped: its shard is not consumed until the item is mended or deleted",
+			zap.String("table", s.cfg.Table), zap.String("lease", key), zap.Error(err))
+	}
 }
 
 // Get reads one lease with a consistent read.
@@ -207,7 +256,7 @@ func (s *DynamoDBStore) Get(ctx context.Context, key string) (Lease, error) {
 	}
 	l, err := fromItem(out.Item)
 	if err != nil {
-		s.malformed.Inc()
+		s.skipMalformed(key, err)
 		return Lease{}, fmt.Errorf("get lease %q: %w", key, err)
 	}
 	return l, nil

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/integration/proxy"
@@ -105,6 +107,33 @@ func TestDynamoDBStoreSkipsMalformedItems(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "string-counter"); !errors.Is(err, lease.ErrMalformed) {
 		t.Fatalf("Get of a malformed item: %v, want ErrMalformed", err)
+	}
+
+	// The skipped items, for an operator; each logged as an error once,
+	// however often the table is scanned.
+	core, logs := observer.New(zap.InfoLevel)
+	s2, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		ls, malformed, err := s2.ListWithMalformed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, m := range malformed {
+			if !errors.Is(m.Err, lease.ErrMalformed) {
+				t.Errorf("%s: %v, want ErrMalformed", m.Key, m.Err)
+			}
+			keys = append(keys, m.Key)
+		}
+		if want := []string{"bad-parents", "no-counter", "string-counter"}; len(ls) != 1 || !slices.Equal(keys, want) {
+			t.Fatalf("ListWithMalformed: %d leases, malformed %v; want 1 and %v", len(ls), keys, want)
+		}
+	}
+	if n := logs.FilterLevelExact(zap.ErrorLevel).Len(); n != 3 {
+		t.Errorf("%d error log lines after three scans, want 3: one per malformed item", n)
 	}
 }
 
