@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 // PutRecords request bodies are written by the producer itself, straight
@@ -29,12 +31,16 @@ import (
 const putRecordsTarget = "Kinesis_20131202.PutRecords"
 
 // bodySize returns the exact size of the body appendBody writes.
-func bodySize(in *kinesis.PutRecordsInput) int {
+func bodySize(in *kinesis.PutRecordsInput, containers []*aggregation.Encoder) int {
 	n := len(`{"Records":[]}`) - min(len(in.Records), 1) // no comma after the last entry
 	for i := range in.Records {
 		e := &in.Records[i]
 		n += len(`{"Data":"","PartitionKey":""},`)
-		n += base64.StdEncoding.EncodedLen(len(e.Data))
+		if containers != nil && containers[i] != nil {
+			n += containers[i].Base64Size()
+		} else {
+			n += base64.StdEncoding.EncodedLen(len(e.Data))
+		}
 		if e.PartitionKey != nil {
 			n += jsonStringSize(*e.PartitionKey)
 		}
@@ -51,9 +57,12 @@ func bodySize(in *kinesis.PutRecordsInput) int {
 	return n
 }
 
-// appendBody appends the JSON document of in to dst. With dst of capacity
-// bodySize(in) beyond its length, it does not allocate.
-func appendBody(dst []byte, in *kinesis.PutRecordsInput) []byte {
+// appendBody appends the JSON document of in to dst. The data of entry i is
+// containers[i]'s container when containers is not nil and containers[i]
+// is not (the entry's own Data is then not read), and its Data otherwise.
+// With dst of capacity bodySize(in, containers) beyond its length, it does
+// not allocate.
+func appendBody(dst []byte, in *kinesis.PutRecordsInput, containers []*aggregation.Encoder) []byte {
 	dst = append(dst, `{"Records":[`...)
 	for i := range in.Records {
 		e := &in.Records[i]
@@ -61,7 +70,11 @@ func appendBody(dst []byte, in *kinesis.PutRecordsInput) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"Data":"`...)
-		dst = base64.StdEncoding.AppendEncode(dst, e.Data)
+		if containers != nil && containers[i] != nil {
+			dst = containers[i].AppendBase64(dst)
+		} else {
+			dst = base64.StdEncoding.AppendEncode(dst, e.Data)
+		}
 		dst = append(dst, '"')
 		if e.ExplicitHashKey != nil {
 			dst = append(dst, `,"ExplicitHashKey":"`...)

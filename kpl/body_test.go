@@ -53,9 +53,9 @@ func TestBodyMatchesSDK(t *testing.T) {
 	if _, err := client.PutRecords(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	body := appendBody(make([]byte, 0, bodySize(in)), in)
-	if len(body) != bodySize(in) {
-		t.Errorf("body is %d bytes, bodySize says %d", len(body), bodySize(in))
+	body := appendBody(make([]byte, 0, bodySize(in, nil)), in, nil)
+	if len(body) != bodySize(in, nil) {
+		t.Errorf("body is %d bytes, bodySize says %d", len(body), bodySize(in, nil))
 	}
 	out, err := client.PutRecords(ctx, in, withBody(body))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 type request struct {
 	batches []*batch
 	bytes   int
+	bodyEst int64  // its body's size, at most, counted in p.bodyBytes while it is in flight
 	version uint64 // shard map version it was built under
 	buf     []byte // encoded aggregated records
 }
@@ -146,7 +147,11 @@ func (p *Producer) pump() int64 {
 				req = nil
 			}
 			if req == nil {
-				if int(p.inflight.Load()) >= p.cfg.MaxConnections {
+				// Request bodies in flight count against the buffer's
+				// bound, and take no more than half of it (but one request
+				// may always go).
+				n := p.inflight.Load()
+				if int(n) >= p.cfg.MaxConnections || (n > 0 && p.bodyBytes.Load() >= p.maxBytes.Load()/2) {
 					full = true
 					break
 				}
@@ -253,6 +258,9 @@ func splitExpired(recs []userRec, now, ttl int64) (expired, kept []userRec) {
 // calls it, so the connection count it checked still holds.
 func (p *Producer) startRequest(req *request, version uint64) {
 	req.version = version
+	// Base64 takes 4 bytes for 3; each entry's JSON framing about 100.
+	req.bodyEst = int64(req.bytes/3*4 + 4 + 128*len(req.batches) + 512)
+	p.bodyBytes.Add(req.bodyEst)
 	p.inflight.Add(1)
 	p.metrics.inflight.Inc()
 	p.mu.Lock()

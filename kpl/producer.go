@@ -144,6 +144,7 @@ type Producer struct {
 	// ones, or, for those left at their defaults, no more than the stream
 	// can take within half of RecordTTL (see setDrainBound).
 	maxBytes, maxRecords   atomic.Int64
+	bodyBytes              atomic.Int64 // request bodies in flight, counted against maxBytes
 	autoBytes, autoRecords bool
 	spaceMu                sync.Mutex
 	spaceCh                chan struct{} // closed and replaced whenever records complete
@@ -393,7 +394,7 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
 		}
 		// A record always fits in an empty buffer.
 		maxR, maxB := p.maxRecords.Load(), p.maxBytes.Load()
-		if (total <= maxR && b <= maxB) || total == 1 {
+		if (total <= maxR && b+p.bodyBytes.Load() <= maxB) || total == 1 {
 			return nil
 		}
 		p.release(int(e), 1, size)
@@ -402,7 +403,7 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
 		}
 		p.metrics.putBlocked.Inc()
 		ch := p.waitCh()
-		if p.held.Load() < maxR && p.bufBytes.Load()+size <= maxB {
+		if p.held.Load() < maxR && p.bufBytes.Load()+p.bodyBytes.Load()+size <= maxB {
 			p.waiters.Add(-1)
 			continue
 		}

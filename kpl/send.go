@@ -29,13 +29,26 @@ func (p *Producer) send(req *request) {
 		p.signal()
 	}()
 
-	req.buf = p.getBuf()
-	defer p.putBuf(req) // the client keeps no reference once the call returned
-	entries, err := p.encode(req)
-	if err != nil {
-		// Compression failed: nothing was sent, and retrying will not help.
-		p.completeRequest(req, nil, fmt.Errorf("kpl: %w", err))
-		return
+	defer func() {
+		p.bodyBytes.Add(-req.bodyEst)
+		p.wakeWaiters()
+	}()
+	var entries []types.PutRecordsRequestEntry
+	var containers []*aggregation.Encoder
+	if _, sdk := p.client.(*kinesis.Client); sdk && p.cfg.Compression == aggregation.None {
+		// The SDK's client takes the body written here: the containers
+		// go into it directly, never built on their own.
+		entries, containers = p.entriesDirect(req)
+	} else {
+		req.buf = p.getBuf()
+		defer p.putBuf(req) // the client keeps no reference once the call returned
+		var err error
+		entries, err = p.encode(req)
+		if err != nil {
+			// Compression failed: nothing was sent, and retrying will not help.
+			p.completeRequest(req, nil, fmt.Errorf("kpl: %w", err))
+			return
+		}
 	}
 	now := p.nanotime()
 	for _, b := range req.batches {
@@ -46,8 +59,8 @@ func (p *Producer) send(req *request) {
 		StreamARN:  p.stream.ARN(),
 		Records:    entries,
 	}
-	body := p.getBody(bodySize(in))
-	body = appendBody(body, in)
+	body := p.getBody(bodySize(in, containers))
+	body = appendBody(body, in, containers)
 	ctx, cancel := context.WithTimeout(p.sendCtx, p.cfg.RequestTimeout)
 	out, err := p.client.PutRecords(ctx, in, withBody(body))
 	cancel()
@@ -114,6 +127,32 @@ func (p *Producer) encode(req *request) ([]types.PutRecordsRequestEntry, error) 
 	}
 	req.buf = buf
 	return entries, nil
+}
+
+// noData is the Data of the entries whose data is written into the body
+// from their containers (the SDK's validation wants it not nil).
+var noData = []byte{}
+
+// entriesDirect builds the request's entries for the body writer: single
+// records as they are, and for aggregated records the partition and
+// explicit hash keys, with their containers to be encoded into the body.
+func (p *Producer) entriesDirect(req *request) ([]types.PutRecordsRequestEntry, []*aggregation.Encoder) {
+	entries := make([]types.PutRecordsRequestEntry, len(req.batches))
+	containers := make([]*aggregation.Encoder, len(req.batches))
+	aggPK := aws.String(aggregatedPartitionKey)
+	for i, b := range req.batches {
+		if len(b.recs) == 1 {
+			r := &b.recs[0]
+			entries[i] = types.PutRecordsRequestEntry{Data: r.data, PartitionKey: aws.String(r.pk)}
+			if r.ehk != "" {
+				entries[i].ExplicitHashKey = aws.String(r.ehk)
+			}
+			continue
+		}
+		entries[i] = types.PutRecordsRequestEntry{Data: noData, PartitionKey: aggPK, ExplicitHashKey: aws.String(b.key.String())}
+		containers[i] = &b.enc
+	}
+	return entries, containers
 }
 
 // completeRequest settles every batch of a request: with results, entry by

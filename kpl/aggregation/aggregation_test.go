@@ -3,6 +3,7 @@ package aggregation
 import (
 	"bytes"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
@@ -407,5 +408,33 @@ func TestTryAdd(t *testing.T) {
 	}
 	if got := len(e.Encode()); got != e.Size() {
 		t.Fatalf("encoded %d, Size %d", got, e.Size())
+	}
+}
+
+// TestAppendBase64 checks that AppendBase64 appends the base64 of exactly
+// what Encode returns, for containers small and larger than its buffer,
+// with explicit hash keys and records of every size around its buffer's.
+func TestAppendBase64(t *testing.T) {
+	for _, sizes := range [][]int{{0}, {1}, {5, 7}, {12287, 1, 12288, 12289}, {100000, 3, 50000}} {
+		var e Encoder
+		for i, n := range sizes {
+			d := make([]byte, n)
+			for j := range d {
+				d[j] = byte(i*31 + j)
+			}
+			r := Record{PartitionKey: fmt.Sprintf("key-%d", i%2), Data: d}
+			if i%2 == 1 {
+				r.ExplicitHashKey = "12345"
+			}
+			e.Add(r)
+		}
+		want := base64.StdEncoding.EncodeToString(e.Encode())
+		got := e.AppendBase64([]byte("prefix"))
+		if string(got) != "prefix"+want {
+			t.Errorf("sizes %v: AppendBase64 differs from the base64 of Encode (%d vs %d bytes)", sizes, len(got)-6, len(want))
+		}
+		if e.Base64Size() != len(want) {
+			t.Errorf("sizes %v: Base64Size %d, want %d", sizes, e.Base64Size(), len(want))
+		}
 	}
 }

@@ -28,7 +28,10 @@ package aggregation
 
 import (
 	"crypto/md5"
+	"encoding/base64"
+	"hash"
 	"math/bits"
+	"sync"
 )
 
 // Magic is the prefix of every aggregated container.
@@ -250,4 +253,93 @@ func varintSize(v uint64) int {
 // and n bytes of content.
 func fieldSize(n int) int {
 	return 1 + varintSize(uint64(n)) + n
+}
+
+// Base64Size returns the size of the container in standard base64, what
+// AppendBase64 appends.
+func (e *Encoder) Base64Size() int { return base64.StdEncoding.EncodedLen(e.Size()) }
+
+// AppendBase64 appends the container to dst in standard base64 (RFC 4648,
+// padded), as a JSON request body carries a Kinesis record's data, and
+// returns the extended slice. The container itself is never held in memory
+// whole: it is encoded piece by piece through a small buffer, its MD5 digest
+// computed on the way.
+func (e *Encoder) AppendBase64(dst []byte) []byte {
+	if cap(dst)-len(dst) < e.Base64Size() {
+		grown := make([]byte, len(dst), len(dst)+e.Base64Size())
+		copy(grown, dst)
+		dst = grown
+	}
+	w := b64Writers.Get().(*b64Writer)
+	w.dst, w.sum = dst, md5.New()
+	w.buf = append(w.buf[:0], magic[:]...)
+	w.hashed = len(magic)
+	for _, pk := range e.pks {
+		w.buf = appendString(w.buf, tagPartitionKeyTable, pk)
+		w.flush(false)
+	}
+	for _, ehk := range e.ehks {
+		w.buf = appendString(w.buf, tagExplicitHashKeyTable, ehk)
+		w.flush(false)
+	}
+	for i := range e.recs {
+		r := &e.recs[i]
+		w.buf = append(w.buf, tagRecords)
+		w.buf = appendVarint(w.buf, uint64(r.size))
+		w.buf = append(w.buf, tagPartitionKeyIndex)
+		w.buf = appendVarint(w.buf, r.pk)
+		if r.ehk != 0 {
+			w.buf = append(w.buf, tagExplicitHashKeyIndex)
+			w.buf = appendVarint(w.buf, r.ehk-1)
+		}
+		w.buf = append(w.buf, tagData)
+		w.buf = appendVarint(w.buf, uint64(len(r.data)))
+		for d := r.data; len(d) > 0; {
+			n := max(min(len(d), b64Chunk-len(w.buf)), 0)
+			w.buf = append(w.buf, d[:n]...)
+			d = d[n:]
+			w.flush(false)
+		}
+	}
+	w.sum.Write(w.buf[w.hashed:])
+	w.hashed = len(w.buf)
+	w.buf = w.sum.Sum(w.buf)
+	w.hashed = len(w.buf)
+	w.flush(true)
+	dst = w.dst
+	w.dst, w.sum = nil, nil
+	b64Writers.Put(w)
+	return dst
+}
+
+// b64Chunk is the size of AppendBase64's buffer: a multiple of 3, so that
+// every flush but the last encodes whole base64 groups.
+const b64Chunk = 3 << 12
+
+type b64Writer struct {
+	dst    []byte
+	buf    []byte
+	hashed int // bytes of buf already written to sum
+	sum    hash.Hash
+}
+
+var b64Writers = sync.Pool{New: func() any { return &b64Writer{buf: make([]byte, 0, b64Chunk+64)} }}
+
+// flush encodes buf's whole base64 groups (all of it when last), once it is
+// full or last, keeping the rest at its start.
+func (w *b64Writer) flush(last bool) {
+	if !last && len(w.buf) < b64Chunk {
+		return
+	}
+	if w.hashed < len(w.buf) {
+		w.sum.Write(w.buf[w.hashed:])
+	}
+	n := len(w.buf)
+	if !last {
+		n -= n % 3
+	}
+	w.dst = base64.StdEncoding.AppendEncode(w.dst, w.buf[:n])
+	rest := copy(w.buf, w.buf[n:])
+	w.buf = w.buf[:rest]
+	w.hashed = rest
 }
