@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -43,27 +41,15 @@ func firehoseProxy(t *testing.T, faults proxy.FirehoseFaults) (*proxy.Proxy, *fi
 	return p, c
 }
 
-// deliveredLines returns the lines in a delivery stream's folder.
-func deliveredLines(t *testing.T, dir string) []string {
+// deliveredLines returns the lines a delivery stream has delivered.
+func deliveredLines(t *testing.T, px *proxy.Proxy, name string) []string {
 	t.Helper()
-	names, _ := filepath.Glob(filepath.Join(dir, "[0-9]*"))
-	sort.Strings(names)
-	var out []string
-	for _, n := range names {
-		if strings.HasSuffix(n, ".tmp") {
-			continue
-		}
-		b, err := os.ReadFile(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for l := range strings.SplitAfterSeq(string(b), "\n") {
-			if l != "" {
-				out = append(out, l)
-			}
-		}
+	b, err := px.FirehoseData(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	lines := strings.SplitAfter(string(b), "\n")
+	return lines[:len(lines)-1] // after the last newline
 }
 
 func TestFirehoseFlowDeliversEverythingDespiteFaults(t *testing.T) {
@@ -82,7 +68,7 @@ func TestFirehoseFlowDeliversEverythingDespiteFaults(t *testing.T) {
 		}})
 	wait.For(t, 20*time.Second, "3,000 records delivered", func() bool { return px.FirehoseDelivered("logs") >= 3000 })
 	r.stop(t)
-	got := deliveredLines(t, px.FirehoseDir("logs"))
+	got := deliveredLines(t, px, "logs")
 	if dups := checkEach(t, got, 3000); dups != 0 {
 		t.Errorf("%d duplicates without a crash", dups)
 	}
@@ -116,7 +102,7 @@ func TestFirehoseSinkNewlinesSizesAndTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := strings.Join(deliveredLines(t, px.FirehoseDir("fh")), ""); got != "no newline\nhas one\n" {
+	if got := strings.Join(deliveredLines(t, px, "fh"), ""); got != "no newline\nhas one\n" {
 		t.Errorf("delivered %q", got)
 	}
 	// 1,000 KiB with its newline fits; one byte more does not.

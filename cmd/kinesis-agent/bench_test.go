@@ -2,11 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +25,7 @@ import (
 	"github.com/kinesisgo/kinesis/agent/offsets"
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 	"github.com/kinesisgo/kinesis/kpl"
 )
 
@@ -107,4 +116,170 @@ func BenchmarkFileToProxySink(b *testing.B) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "lines/s")
 		})
 	}
+}
+
+// throttler sits between the agent and the proxy: while on, it answers
+// every PutRecords with each entry failed ProvisionedThroughputExceededException,
+// as Kinesis answers records over a shard's write limit, so that nothing is
+// written however the producer paces itself.
+type throttler struct {
+	on      atomic.Bool
+	refused atomic.Int64
+	next    http.Handler
+}
+
+func (th *throttler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !th.on.Load() || r.Header.Get("X-Amz-Target") != "Kinesis_20131202.PutRecords" {
+		th.next.ServeHTTP(w, r)
+		return
+	}
+	var in struct{ Records []json.RawMessage }
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	type entry struct{ ErrorCode, ErrorMessage string }
+	out := struct {
+		FailedRecordCount int
+		Records           []entry
+	}{FailedRecordCount: len(in.Records)}
+	for range in.Records {
+		out.Records = append(out.Records, entry{"ProvisionedThroughputExceededException", "Rate exceeded for shard (throttled by the benchmark)."})
+	}
+	th.refused.Add(int64(len(in.Records)))
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// peakRSS returns a process's peak resident set size (VmHWM), in bytes.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for l := range strings.Lines(string(b)) {
+		if kb, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(kb), " kB"), 10, 64)
+			return n << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/<pid>/status")
+}
+
+// BenchmarkThrottledMemory runs the kinesis-agent process while its stream
+// is throttled completely for 60 s and a file grows by 1,000 lines of 1 KiB
+// a second (60 MiB, more than the agent's MaxPendingBytes of 32 MiB), then
+// lifts the throttle. It reports the process's peak RSS 45 s into the
+// throttle (reading has paused by then), at its end (about the same figure
+// if memory is bounded) and after the catch-up. It fails if the peak during
+// the throttle passes rssBound, or if a line is lost: every line must be
+// written to the stream (the proxy answers PutRecords itself) and the saved
+// offset must reach the end of the file. It runs once whatever b.N; about
+// 90 s.
+//
+//	go test -run '^$' -bench ThrottledMemory -benchtime 1x ./cmd/kinesis-agent
+func BenchmarkThrottledMemory(b *testing.B) {
+	// rssBound is the documented ceiling of one flow's process under a
+	// throttle with the default limits: 32 MiB of pending record data, as
+	// much again for its encoding in aggregated records and requests, twice
+	// that for the Go collector's headroom (GOGC 100), and 32 MiB for the
+	// runtime, the SDK and the read buffers.
+	const rssBound = 160 << 20
+	const (
+		throttle = 60 * time.Second
+		perSec   = 1000
+		lineLen  = 1024
+	)
+	px := proxy.StartForTest(b, proxy.Config{Sink: true})
+	_, stream := testenv.NewStream(b, 4)
+	th := &throttler{next: httputil.NewSingleHostReverseProxy(mustURL(b, px.URL()))}
+	th.on.Store(true)
+	front := httptest.NewServer(th)
+	defer front.Close()
+	dir := b.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	cp := filepath.Join(dir, "cp.json")
+	cfg := writeConfig(b, map[string]any{
+		"checkpointFile": cp, "kinesis.endpoint": front.URL,
+		"flows": []any{map[string]any{"filePattern": logPath, "kinesisStream": stream, "initialPosition": "START_OF_FILE", "aggregation": true}},
+	})
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	p := startAgentProcess(b, buildAgent(b), cfg)
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	written := 0
+	writeSecond := func() {
+		var sb strings.Builder
+		for range perSec {
+			s := fmt.Sprintf("throttled %09d ", written)
+			sb.WriteString(s + strings.Repeat("z", lineLen-1-len(s)) + "\n")
+			written++
+		}
+		if _, err := f.WriteString(sb.String()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var mid int64 // peak RSS three quarters through, once reading has paused
+	for time.Since(start) < throttle {
+		writeSecond()
+		time.Sleep(time.Second - time.Since(start)%time.Second)
+		if mid == 0 && time.Since(start) >= throttle*3/4 {
+			if mid, err = peakRSS(p.cmd.Process.Pid); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	during, err := peakRSS(p.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if th.refused.Load() == 0 {
+		b.Fatal("nothing was throttled")
+	}
+	if during > rssBound {
+		b.Errorf("peak RSS %d MiB during the throttle, over the %d MiB bound", during>>20, rssBound>>20)
+	}
+	th.on.Store(false)
+	caught := time.Now()
+	fi, _ := f.Stat()
+	wait.For(b, 120*time.Second, "the saved offset at the end of the file", func() bool {
+		s, err := offsets.Open(cp)
+		if err != nil {
+			return false
+		}
+		e := s.Get(stream + ":" + logPath)
+		return len(e) == 1 && e[0].Offset == fi.Size()
+	})
+	catchUp := time.Since(caught)
+	b.StopTimer()
+	after, err := peakRSS(p.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.stop(syscall.SIGTERM); err != nil {
+		b.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if got := px.Stats().UserRecords; got < int64(written) {
+		b.Fatalf("%d of %d lines written to the stream", got, written)
+	}
+	b.ReportMetric(float64(mid)/(1<<20), "peak-RSS-MiB-at-45s")
+	b.ReportMetric(float64(during)/(1<<20), "peak-RSS-MiB-throttled")
+	b.ReportMetric(float64(after)/(1<<20), "peak-RSS-MiB-total")
+	b.ReportMetric(float64(written*lineLen)/(1<<20), "file-MiB")
+	b.ReportMetric(catchUp.Seconds(), "catch-up-s")
+}
+
+func mustURL(tb testing.TB, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
 }

@@ -59,7 +59,7 @@ func TestFirehoseRotationsAndKillNineLoseNothing(t *testing.T) {
 		Faults: proxy.FirehoseFaults{Throttle: 0.02, RecordFailure: 0.01}}})
 	crashTest(t, px, map[string]any{"deliveryStream": "crash"}, func(context.Context) (map[string]int, int) {
 		counts := map[string]int{}
-		lines := deliveredLines(t, px.FirehoseDir("crash"))
+		lines := deliveredLines(t, px, "crash")
 		for _, l := range lines {
 			counts[l]++
 		}

@@ -92,7 +92,7 @@ func TestMain(m *testing.M) {
 
 // buildAgent builds the command once per test binary, into a temporary
 // directory.
-func buildAgent(t *testing.T) string {
+func buildAgent(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		if buildDir, buildErr = os.MkdirTemp("", "kinesis-agent-test"); buildErr != nil {
@@ -112,14 +112,14 @@ func buildAgent(t *testing.T) string {
 
 // process is a running kinesis-agent.
 type process struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	logs bytes.Buffer
 	done chan error
 }
 
-func startAgentProcess(t *testing.T, bin, cfg string, env ...string) *process {
+func startAgentProcess(t testing.TB, bin, cfg string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, "-config", cfg)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1")

@@ -357,3 +357,31 @@ func (p *Proxy) serveFirehose(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, kinesisService, out)
 }
+
+// FirehoseData returns what the delivery stream name has delivered so
+// far: the data of its accepted records, in the order they were accepted.
+func (p *Proxy) FirehoseData(name string) ([]byte, error) {
+	if p.fh == nil {
+		return nil, errors.New("proxy: Firehose emulation is off (Config.Firehose)")
+	}
+	p.fh.mu.Lock()
+	ds := p.fh.streams[name]
+	p.fh.mu.Unlock()
+	if ds == nil {
+		return nil, nil
+	}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	var out []byte
+	for i := 1; i <= ds.next; i++ {
+		b, err := os.ReadFile(filepath.Join(ds.dir, fmt.Sprintf("%09d", i)))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // a call whose delivery failed
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
