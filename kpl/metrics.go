@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, p *Producer) (*metrics, error) {
 			Help: "User records put and not yet completed.", ConstLabels: labels},
 			func() float64 { return float64(p.buffered()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kinesis_kpl_buffered_bytes",
-			Help: "Bytes (data plus partition keys) of the user records put and not yet completed.", ConstLabels: labels},
+			Help: "Bytes of the user records put and not yet completed, as MaxBufferedBytes counts them (data, partition key and a fixed per-record overhead).", ConstLabels: labels},
 			func() float64 { return float64(p.bufBytes.Load()) }),
 	}
 	if reg == nil {

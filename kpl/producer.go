@@ -240,6 +240,15 @@ type userRec struct {
 
 func (r *userRec) size() int64 { return int64(len(r.data) + len(r.pk)) }
 
+// recordOverhead is what a buffered record takes besides its data and
+// partition key: its userRec (120 bytes), its entry in the encoder (48)
+// and its share of the encoder's partition key index. The buffer counts it,
+// so that MaxBufferedBytes bounds the memory of small records too.
+const recordOverhead = 200
+
+// room is what r counts against MaxBufferedBytes.
+func (r *userRec) room() int64 { return r.size() + recordOverhead }
+
 // Put queues a record and returns; callback (which may be nil) is called
 // once with the outcome, from one of the producer's goroutines. Callbacks
 // hold up the completion of other records while they run: they should
@@ -261,7 +270,7 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 		return err
 	}
 	r := userRec{pk: rec.PartitionKey, ehk: rec.ExplicitHashKey, data: rec.Data, key: key, cb: callback}
-	size := r.size()
+	size := r.room()
 	if err := p.reserve(ctx, size, &r); err != nil {
 		return err
 	}
@@ -603,7 +612,7 @@ func (p *Producer) fail(recs []userRec, err error, expired bool) {
 func (p *Producer) giveRoom(recs []userRec) {
 	var b int64
 	for i := range recs {
-		b += recs[i].size()
+		b += recs[i].room()
 	}
 	p.held.Add(-int64(len(recs)))
 	p.bufBytes.Add(-b)

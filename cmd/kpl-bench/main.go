@@ -9,7 +9,9 @@
 // -shards shards of equal hash key ranges and PutRecords with success for
 // every entry, or, with -limit, with ProvisionedThroughputExceededException
 // for the entries beyond a shard's write limits (1 MiB/s and 1,000 records/s
-// per shard, measured over one-second windows, as Kinesis does).
+// per shard, each a token bucket holding one second's worth, as the
+// project's limits proxy models Kinesis). The sink prints what it accepted
+// when it stops.
 //
 //	kpl-bench -n 1000000 -size 100
 //	kpl-bench -n 1000000 -size 1024
@@ -230,9 +232,6 @@ func runBench(o options) error {
 	fmt.Printf("cpu                %.2f s (user+sys, this process)\n", cpu.Seconds())
 	fmt.Printf("records/cpu-s      %.0f\n", float64(put)/cpu.Seconds())
 	fmt.Printf("records/s          %.0f (written, wall clock)\n", float64(ok.Load())/wall.Seconds())
-	fmt.Printf("bytes/s            %.0f (data plus keys written, wall clock; %.1f%% of %d shard(s) at 1 MiB/s)\n",
-		float64(ok.Load())*float64(o.size+24)/wall.Seconds(),
-		100*float64(ok.Load())*float64(o.size+24)/wall.Seconds()/float64(o.shards*kpl.ShardBytesPerSecond), o.shards)
 	maxrss, hwm := peakRSS()
 	fmt.Printf("peak rss           %.1f MiB (getrusage maxrss), %.1f MiB (VmHWM)\n", maxrss, hwm)
 	return nil

@@ -17,6 +17,12 @@ import (
 	"github.com/kinesisgo/kinesis/internal/hashkey"
 )
 
+// A shard's write limits.
+const (
+	shardBytes   = 1 << 20
+	shardRecords = 1000
+)
+
 // sink is a loopback Kinesis endpoint that answers ListShards and PutRecords
 // for one stream and keeps nothing.
 type sink struct {
@@ -24,15 +30,22 @@ type sink struct {
 	starts []hashkey.Key // each shard's starting hash key, ascending
 	ranges [][2]string
 
-	mu     sync.Mutex
-	window int64   // second of the current limit window
-	bytes  []int64 // per shard, in the current window
-	recs   []int64
-	seq    int64
+	mu sync.Mutex
+	// Per shard, the write credit left: bytes and records, refilled at
+	// the shard's rates up to one second's worth (a token bucket).
+	bytes, recs []float64
+	refilled    time.Time
+	seq         int64
+	// Totals of accepted entries, reported when the sink stops.
+	accepted, acceptedBytes int64
+	first, last             time.Time
 }
 
 func newSink(shards int, limit bool) *sink {
-	s := &sink{limit: limit, bytes: make([]int64, shards), recs: make([]int64, shards)}
+	s := &sink{limit: limit, bytes: make([]float64, shards), recs: make([]float64, shards), refilled: time.Now()}
+	for i := range s.bytes {
+		s.bytes[i], s.recs[i] = shardBytes, shardRecords
+	}
 	max := new(big.Int).Lsh(big.NewInt(1), 128)
 	step := new(big.Int).Div(max, big.NewInt(int64(shards)))
 	for i := 0; i < shards; i++ {
@@ -64,6 +77,11 @@ func runSink(o options) error {
 	if err := srv.Serve(ln); err != http.ErrServerClosed {
 		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	secs := s.last.Sub(s.first).Seconds()
+	fmt.Fprintf(os.Stderr, "sink               %d Kinesis records, %d B (data plus partition keys) accepted in %.1f s: %.0f B/s, %.1f%% of %d shard(s) at 1 MiB/s\n",
+		s.accepted, s.acceptedBytes, secs, float64(s.acceptedBytes)/secs, 100*float64(s.acceptedBytes)/secs/float64(len(s.starts)<<20), len(s.starts))
 	return nil
 }
 
@@ -105,16 +123,17 @@ func (s *sink) putRecords(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"__type":"SerializationException","message":%q}`, err.Error())
 		return
 	}
-	now := time.Now().Unix()
 	var b strings.Builder
 	b.Grow(len(in.Records) * 100)
 	b.WriteString(`{"Records":[`)
 	failed := 0
 	s.mu.Lock()
-	if now != s.window {
-		s.window = now
-		clear(s.bytes)
-		clear(s.recs)
+	now := time.Now()
+	dt := now.Sub(s.refilled).Seconds()
+	s.refilled = now
+	for i := range s.bytes {
+		s.bytes[i] = min(s.bytes[i]+dt*shardBytes, shardBytes)
+		s.recs[i] = min(s.recs[i]+dt*shardRecords, shardRecords)
 	}
 	for i, e := range in.Records {
 		k := hashkey.FromPartitionKey(e.PartitionKey)
@@ -132,19 +151,27 @@ func (s *sink) putRecords(w http.ResponseWriter, r *http.Request) {
 			b.WriteByte(',')
 		}
 		// Kinesis: a shard takes up to 1 MiB and 1,000 records per second.
-		if s.limit && (s.bytes[sh]+size > 1<<20 || s.recs[sh]+1 > 1000) {
+		if s.limit && (s.bytes[sh] < float64(size) || s.recs[sh] < 1) {
 			failed++
 			b.WriteString(`{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard"}`)
 			continue
 		}
-		s.bytes[sh] += size
-		s.recs[sh]++
+		s.bytes[sh] -= float64(size)
+		s.recs[sh]--
+		s.accepted++
+		s.acceptedBytes += size
 		s.seq++
 		b.WriteString(`{"SequenceNumber":"`)
 		b.WriteString(strconv.FormatInt(s.seq, 10))
 		b.WriteString(`","ShardId":"shardId-`)
 		fmt.Fprintf(&b, "%012d", sh)
 		b.WriteString(`"}`)
+	}
+	if len(in.Records) > failed {
+		if s.first.IsZero() {
+			s.first = time.Now()
+		}
+		s.last = time.Now()
 	}
 	s.mu.Unlock()
 	fmt.Fprintf(&b, `],"FailedRecordCount":%d}`, failed)
