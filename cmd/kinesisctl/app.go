@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// unknown command or flag, wrong number of arguments.
 		ee = usageErr("%v", err)
 	}
-	fmt.Fprintf(stderr, "kinesisctl: %s\n", ee.msg)
+	fmt.Fprintf(stderr, "kinesisctl: %s\n", redact(ee.msg))
 	if ee.code == exitUsage && cmd != nil {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
@@ -84,6 +85,7 @@ unreachable, 6 conflict (exists, busy, closed shard, limit), 7 put incomplete,
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.checkEndpoints() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.profile, "profile", "", "AWS profile from the shared config (default: AWS_PROFILE, else default)")
@@ -147,6 +149,46 @@ func (a *app) endpointDescription(service string) string {
 	return fmt.Sprintf("https://%s.%s.amazonaws.com", name, region)
 }
 
+// checkEndpoints rejects a malformed endpoint before any call: --endpoint-url,
+// or without it each AWS_ENDPOINT_URL* variable that is set.
+func (a *app) checkEndpoints() error {
+	if a.endpoint != "" {
+		return checkEndpoint("--endpoint-url", a.endpoint)
+	}
+	for _, v := range []string{"AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"} {
+		if ep := os.Getenv(v); ep != "" {
+			if err := checkEndpoint(v, ep); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkEndpoint checks that endpoint, given by source, is an http or https
+// URL with a host.
+func checkEndpoint(source, endpoint string) error {
+	const want = "want a URL such as https://kinesis.us-east-1.amazonaws.com or http://127.0.0.1:4568"
+	u, err := url.Parse(endpoint)
+	var urlErr *url.Error
+	switch {
+	case errors.As(err, &urlErr):
+		// url.Error quotes the URL; the value is quoted below, redacted.
+		return usageErr("bad %s %q: %v; %s", source, endpoint, urlErr.Err, want)
+	case err != nil:
+		return usageErr("bad %s %q: %v; %s", source, endpoint, err, want)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return usageErr("bad %s %q: not an http:// or https:// URL; %s", source, endpoint, want)
+	case u.Host == "" || u.Opaque != "":
+		return usageErr("bad %s %q: no host; %s", source, endpoint, want)
+	}
+	return nil
+}
+
+// regionPattern is what AWS accepts as a region: a DNS label, as the region
+// becomes part of the endpoint's host name.
+var regionPattern = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
 // isLocal reports whether endpoint names a loopback host.
 func isLocal(endpoint string) bool {
 	u, err := url.Parse(endpoint)
@@ -196,6 +238,13 @@ func (a *app) awsConfig(ctx context.Context) (aws.Config, error) {
 			return aws.Config{}, fail(exitConfig, err, "AWS profile %q not found in the shared config files; list profiles with: aws configure list-profiles", noProfile.Profile)
 		}
 		return aws.Config{}, fail(exitConfig, err, "loading the AWS configuration: %v", err)
+	}
+	if cfg.Region != "" && !regionPattern.MatchString(cfg.Region) {
+		source := "--region"
+		if a.region == "" {
+			source = "region (from AWS_REGION or the profile)"
+		}
+		return aws.Config{}, usageErr("bad %s %q: want a region name such as us-east-1", source, cfg.Region)
 	}
 	if cfg.Region == "" {
 		if !local {

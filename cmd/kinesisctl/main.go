@@ -22,8 +22,10 @@
 //	6    conflict: the stream already exists, is busy (not ACTIVE), a shard
 //	     is closed, shards are not adjacent, or an AWS limit was reached
 //	7    incomplete: put could not deliver some records
-//	130  interrupted (SIGINT or SIGTERM) before the command finished;
-//	     tail --follow ends with 0 when interrupted, as that is how it stops
+//	130  interrupted (SIGINT or SIGTERM) before the command finished, also
+//	     while put waits for input; put then writes the records it has read
+//	     first, and a second signal ends it at once; tail --follow ends
+//	     with 0 when interrupted, as that is how it stops
 package main
 
 import (
@@ -34,8 +36,14 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		cancel() // the command stops; put still writes the records it has read
+		<-signals
+		os.Exit(exitInterrupted) // a second signal ends the program at once
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -234,11 +234,7 @@ func TestNoCredentials(t *testing.T) {
 func TestBinary(t *testing.T) {
 	t.Parallel()
 	_, stream := testenv.NewStream(t, 1)
-	bin := filepath.Join(t.TempDir(), "kinesisctl")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildKinesisctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -261,4 +257,15 @@ func TestBinary(t *testing.T) {
 	if !strings.HasPrefix(stderr.String(), "kinesisctl: stream ") {
 		t.Errorf("stderr: %q", stderr.String())
 	}
+}
+
+// buildKinesisctl builds the command into the test's temporary directory.
+func buildKinesisctl(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kinesisctl")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

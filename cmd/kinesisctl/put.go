@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -74,10 +75,10 @@ written (the first few errors are listed).`,
 		if len(files) == 0 {
 			files = []string{"-"}
 		}
-		if n := len([]rune(partitionKey)); n > kpl.MaxPartitionKeyChars {
-			return usageErr("--partition-key has %d characters; at most %d", n, kpl.MaxPartitionKeyChars)
+		if err := checkPartitionKey(partitionKey, cmd.Flags().Changed("partition-key")); err != nil {
+			return err
 		}
-		var total int64 // bytes to read, when every input is a file
+		var total int64 // bytes to read, when every input is a regular file
 		for _, f := range files {
 			if f == "-" {
 				total = -1
@@ -86,6 +87,12 @@ written (the first few errors are listed).`,
 			fi, err := os.Stat(f)
 			if err != nil {
 				return usageErr("cannot read %s: %v", f, errors.Unwrap(err))
+			}
+			if fi.IsDir() {
+				return usageErr("cannot read %s: it is a directory; put reads lines from files or standard input", f)
+			}
+			if !fi.Mode().IsRegular() {
+				total = -1 // a FIFO or a device: its size says nothing
 			}
 			if total >= 0 {
 				total += fi.Size()
@@ -115,10 +122,22 @@ written (the first few errors are listed).`,
 			progress = startProgress(a.stderr, w, total)
 		}
 		start := time.Now()
-		readErr := w.readAll(ctx, a.stdin, files)
-		// Close flushes what is buffered; records not written by the time
-		// they expire (or the user interrupts) fail with an error each.
-		closeErr := p.Close(ctx)
+		// Reading runs on its own so that an interrupt ends put at once
+		// even while it waits for input: opening a FIFO that no writer
+		// has opened, or reading a pipe that is slow to write. The reader
+		// is then left behind, blocked, until the process exits.
+		readDone := make(chan error, 1)
+		go func() { readDone <- w.readAll(ctx, a.stdin, files) }()
+		var readErr error
+		select {
+		case readErr = <-readDone:
+		case <-ctx.Done():
+		}
+		// Close flushes what is buffered, also after an interrupt: the
+		// records read are written. Records not written by the time they
+		// expire (RecordTTL) fail with an error each; a second signal
+		// ends the program at once (see main).
+		closeErr := p.Close(context.WithoutCancel(ctx))
 		if progress != nil {
 			progress.stop()
 		}
@@ -139,6 +158,23 @@ written (the first few errors are listed).`,
 		return nil
 	})
 	return cmd
+}
+
+// checkPartitionKey checks the --partition-key value, given when set is
+// true, against what Kinesis accepts: 1 to 256 characters of valid UTF-8.
+func checkPartitionKey(key string, set bool) error {
+	switch {
+	case !set:
+		return nil
+	case key == "":
+		return usageErr("--partition-key is empty: a partition key has 1 to %d characters; leave the flag out for a random key per record", kpl.MaxPartitionKeyChars)
+	case !utf8.ValidString(key):
+		return usageErr("--partition-key %q is not valid UTF-8", key)
+	}
+	if n := utf8.RuneCountInString(key); n > kpl.MaxPartitionKeyChars {
+		return usageErr("--partition-key has %d characters; at most %d", n, kpl.MaxPartitionKeyChars)
+	}
+	return nil
 }
 
 // putWriter reads lines and puts them, counting the outcomes.
@@ -183,7 +219,7 @@ func (w *putWriter) readLines(ctx context.Context, r io.Reader, label string) er
 			return nil
 		}
 		if err != nil && err != io.EOF {
-			return fmt.Errorf("reading %s: %w", label, err)
+			return fail(exitFailure, err, "reading %s: %v", label, err)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -229,7 +265,7 @@ func (w *putWriter) recordFailure(where string, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.errors) < maxReportedErrors {
-		w.errors = append(w.errors, where+": "+err.Error())
+		w.errors = append(w.errors, where+": "+redact(err.Error()))
 	}
 }
 

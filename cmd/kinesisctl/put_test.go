@@ -1,14 +1,24 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/kinesisgo/kinesis/integration/testenv"
+	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
 func TestPutThenTail(t *testing.T) {
@@ -82,5 +92,100 @@ func TestPutIncomplete(t *testing.T) {
 	sum := decode[putSummary](t, r)
 	if sum.Written != 2 || sum.Failed != 1 || len(sum.Errors) != 1 {
 		t.Errorf("summary: %+v", sum)
+	}
+}
+
+// An interrupted put waiting for input ends at once with exit 130, having
+// written what it had read: while blocked opening a FIFO no writer has
+// opened yet, and while blocked reading a pipe whose writer is slow.
+func TestPutInterruptedWhileWaitingForInput(t *testing.T) {
+	t.Parallel()
+	client, stream := testenv.NewStream(t, 1)
+	bin := buildKinesisctl(t)
+	dir := t.TempDir()
+
+	// received counts the records in the stream.
+	received := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		it, err := client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
+			ShardId: aws.String("shardId-000000000000"), ShardIteratorType: kintypes.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			return -1
+		}
+		out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+		if err != nil {
+			return -1
+		}
+		return len(out.Records)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		sig    syscall.Signal
+		prefix string // a regular file read before the FIFO
+		lines  string // written to the FIFO by a writer that then stays
+		total  int    // records received before the signal, counting earlier cases
+		read   int64  // lines this run read
+	}{
+		{name: "FIFO without writer", sig: syscall.SIGINT, prefix: "first\n", total: 1, read: 1},
+		{name: "slow pipe", sig: syscall.SIGTERM, lines: "a\nb\n", total: 3, read: 2},
+	} {
+		fifo := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"put", stream, "--no-aggregation", "--json"}
+		if tc.prefix != "" {
+			prefix := fifo + ".txt"
+			if err := os.WriteFile(prefix, []byte(tc.prefix), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, prefix)
+		}
+		cmd := exec.Command(bin, append(args, fifo)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		if tc.lines != "" {
+			w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // blocks until put opens it
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close() // the writer stays until the end
+			if _, err := w.WriteString(tc.lines); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The lines read are written: put is now waiting for more input.
+		wait.For(t, 30*time.Second, fmt.Sprintf("%s: %d records in the stream", tc.name, tc.total),
+			func() bool { return received() >= tc.total })
+		if err := cmd.Process.Signal(tc.sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("%s: put did not end within 20s of %v", tc.name, tc.sig)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+			t.Fatalf("%s: exit %d after %v, want %d; stderr:\n%s", tc.name, code, tc.sig, exitInterrupted, stderr.String())
+		}
+		var sum putSummary
+		if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+			t.Fatalf("%s: summary: %v\n%s", tc.name, err, stdout.String())
+		}
+		if sum.Records != tc.read || sum.Written != tc.read || sum.Failed != 0 {
+			t.Errorf("%s: summary %+v, want %d read and written", tc.name, sum, tc.read)
+		}
+		if !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("%s: stderr does not say it was interrupted:\n%s", tc.name, stderr.String())
+		}
 	}
 }
