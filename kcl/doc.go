@@ -65,7 +65,19 @@
 // releases the leases in the table so that other workers take them at
 // their next taker pass. With Config.AbortOnCancel, cancelling stops at
 // once and leaves the leases to expire after Lease.FailoverTime, as a crash
-// would.
+// would. A processor that ignores its cancelled context does not hold the
+// worker (or its leases) hostage: once ShutdownTimeout has passed (or at
+// once with AbortOnCancel) and the shards had AbortGrace more to return,
+// the worker stops renewing, releases the leases of a graceful shutdown,
+// and Run returns an error wrapping ErrProcessorStuck that names the shards
+// (their goroutines are left behind). Run also returns, with an error
+// wrapping Kinesis's ResourceNotFoundException, when the stream is
+// deleted.
+//
+// Panics: a processor method that panics does not crash the process. The
+// panic is recovered, logged with its stack, counted, and handled as an
+// error of that method (wrapping ErrProcessorPanic) under
+// Config.OnProcessError: retried, skipped or stopping the shard.
 //
 // Metrics (Config.Metrics), next to the lease layer's kinesis_lease_*:
 //
@@ -74,6 +86,7 @@
 //	kinesis_kcl_bytes_processed_total                counter
 //	kinesis_kcl_process_duration_seconds             histogram, per ProcessRecords call
 //	kinesis_kcl_process_errors_total                 counter, processor calls that failed
+//	kinesis_kcl_processor_panics_total               counter, processor calls that panicked (counted as failed too)
 //	kinesis_kcl_records_skipped_total                counter, by RetryThenSkip
 //	kinesis_kcl_leases_held                          gauge
 //	kinesis_kcl_get_records_errors_total{kind}       counter, failed GetRecords and GetShardIterator calls; kind: AWS error code, "http_STATUS", "timeout", "network"

@@ -23,6 +23,7 @@ type metrics struct {
 	leasesLost       prometheus.Counter
 	checkpointErrors prometheus.Counter
 	childLeaseErrors prometheus.Counter
+	processorPanics  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -86,6 +87,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kinesis_kcl_child_lease_errors_total",
 			Help: "Failed attempts to create the leases of a closed shard's children.",
 		}),
+		processorPanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_kcl_processor_panics_total",
+			Help: "Processor calls that panicked (recovered, and handled as failures under OnProcessError).",
+		}),
 	}
 	if reg == nil {
 		return m
@@ -104,5 +109,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.leasesLost = metricreg.Register(reg, m.leasesLost)
 	m.checkpointErrors = metricreg.Register(reg, m.checkpointErrors)
 	m.childLeaseErrors = metricreg.Register(reg, m.childLeaseErrors)
+	m.processorPanics = metricreg.Register(reg, m.processorPanics)
 	return m
 }

@@ -43,6 +43,9 @@ type fetched struct {
 	expired bool
 	// seqNo numbers the deliveries of one poller, from 1.
 	seqNo uint64
+	// gone is set, alone, when the stream itself no longer exists: the
+	// worker cannot go on.
+	gone error
 }
 
 // poller reads one shard with GetRecords: it keeps the shard iterator,
@@ -268,6 +271,11 @@ func (p *poller) expired(ctx context.Context, err error) (f fetched, ok bool) {
 		return fetched{}, false
 	}
 	shards, lerr := p.listShards(ctx)
+	if errors.As(lerr, &nf) {
+		// The stream is gone, not only the shard.
+		p.n++
+		return fetched{gone: fmt.Errorf("kcl: stream %s: %w", p.stream, lerr), seqNo: p.n}, true
+	}
 	if lerr != nil {
 		p.log.Debug("listing the shards after ResourceNotFoundException failed", zap.String("shard", p.shardID), zap.Error(lerr))
 		return fetched{}, false

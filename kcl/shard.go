@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -169,6 +170,10 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 				return finish(o)
 			}
 		}
+		if f.gone != nil {
+			w.fail(f.gone)
+			return finish(outcomeAborted)
+		}
 		p.done(f.seqNo)
 		if f.end {
 			return finish(s.shardEnd(ctx, proc, cp, f.children, f.expired))
@@ -208,7 +213,7 @@ func (s *shardWorker) deliver(ctx context.Context, proc RecordProcessor, b *Batc
 	b.Checkpointer.delivered(lastPos)
 	for attempt := 1; ; attempt++ {
 		started := time.Now()
-		err := proc.ProcessRecords(ctx, b)
+		err := s.guard("ProcessRecords", func() error { return proc.ProcessRecords(ctx, b) })
 		w.met.processTime.Observe(time.Since(started).Seconds())
 		if err == nil {
 			w.met.records.Add(float64(len(b.Records)))
@@ -251,12 +256,28 @@ func (s *shardWorker) deliver(ctx context.Context, proc RecordProcessor, b *Batc
 	}
 }
 
+// guard calls the processor method fn. A panic in it is recovered, logged
+// with its stack, counted (kinesis_kcl_processor_panics_total) and returned
+// as an error wrapping ErrProcessorPanic, which OnProcessError then
+// handles as any other failure of the method: one shard's bad record does
+// not bring the process (and every other shard) down.
+func (s *shardWorker) guard(method string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.w.met.processorPanics.Inc()
+			s.log.Error(method+" panicked", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			err = fmt.Errorf("%s: %w: %v", method, ErrProcessorPanic, r)
+		}
+	}()
+	return fn()
+}
+
 // retryCall calls fn until it returns nil, backing off between attempts.
 // StopShard stops the shard on the first error. ok is false when the shard
 // must stop (with outcome o).
 func (s *shardWorker) retryCall(ctx context.Context, name string, fn func() error) (o outcome, ok bool) {
 	for attempt := 1; ; attempt++ {
-		err := fn()
+		err := s.guard(name, fn)
 		if err == nil {
 			return 0, true
 		}
@@ -380,11 +401,13 @@ func (s *shardWorker) finish(ctx context.Context, proc RecordProcessor, cp *Chec
 		w.met.leasesLost.Inc()
 		s.log.Info("lease lost; shard processing stopped")
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ShutdownTimeout)
-		proc.LeaseLost(lctx, &LeaseLostInput{ShardID: s.id})
+		_ = s.guard("LeaseLost", func() error { proc.LeaseLost(lctx, &LeaseLostInput{ShardID: s.id}); return nil })
 		cancel()
 	case outcomeShutdown:
 		sctx, cancel := s.shutdownContext(ctx)
-		if err := proc.ShutdownRequested(sctx, &ShutdownRequestedInput{ShardID: s.id, Checkpointer: cp}); err != nil {
+		if err := s.guard("ShutdownRequested", func() error {
+			return proc.ShutdownRequested(sctx, &ShutdownRequestedInput{ShardID: s.id, Checkpointer: cp})
+		}); err != nil {
 			s.log.Error("ShutdownRequested failed; releasing the lease anyway", zap.Error(err))
 		}
 		s.release(sctx)

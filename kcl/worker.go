@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,9 +23,25 @@ import (
 	"github.com/kinesisgo/kinesis/lease"
 )
 
-// ErrRunning is returned by Run when the worker is already running or has
-// run before: a Worker runs once.
-var ErrRunning = errors.New("kcl: worker already ran")
+// Errors of Run and of processor calls. Match them with errors.Is.
+var (
+	// ErrRunning is returned by Run when the worker is already running or
+	// has run before: a Worker runs once.
+	ErrRunning = errors.New("kcl: worker already ran")
+	// ErrProcessorStuck is wrapped by the error Run returns when processor
+	// calls did not return within AbortGrace of their context's
+	// cancellation: the worker stopped without them, and released or gave
+	// up their leases.
+	ErrProcessorStuck = errors.New("kcl: processor calls did not return after their context was cancelled")
+	// ErrProcessorPanic is wrapped by the error a processor method that
+	// panicked is treated as having returned (see Config.OnProcessError).
+	ErrProcessorPanic = errors.New("kcl: processor panicked")
+)
+
+// AbortGrace is how long shards get to return once their context is
+// cancelled (an abort, or a graceful shutdown past its timeout) before the
+// worker stops without them.
+const AbortGrace = 2 * time.Second
 
 // Worker consumes a stream: it shares the stream's shards with the other
 // workers of the same application through the lease table, and runs one
@@ -48,6 +65,10 @@ type Worker struct {
 	shutdownReq  chan struct{} // closed by Shutdown
 	shutdownOnce sync.Once
 	shutdownCtx  context.Context // Shutdown's context; set before shutdownReq is closed
+	failOnce     sync.Once
+	failed       chan struct{} // closed by fail
+	failErr      error         // set before failed is closed
+	abortGrace   time.Duration // AbortGrace; tests shorten it
 
 	mu       sync.Mutex
 	runCtx   context.Context // parent of the shards' contexts while running
@@ -82,6 +103,8 @@ func New(cfg Config) (*Worker, error) {
 		infraRetry:   backoff.Policy{Base: cfg.Retrieval.BackoffBase, Max: cfg.Retrieval.BackoffMax},
 		done:         make(chan struct{}),
 		shutdownReq:  make(chan struct{}),
+		failed:       make(chan struct{}),
+		abortGrace:   AbortGrace,
 		shards:       make(map[string]*shardWorker),
 		restart:      make(map[string]lease.Lease),
 		ended:        make(map[string]bool),
@@ -150,7 +173,13 @@ func (w *Worker) Shards() []string {
 // cancelled the worker shuts down gracefully (as Shutdown, within
 // ShutdownTimeout) unless AbortOnCancel is set. It returns nil after a
 // shutdown, or the error that kept it from running (the stream does not
-// exist, or the lease table could not be created).
+// exist, or the lease table could not be created), or that stopped it (the
+// stream was deleted: the error wraps Kinesis's ResourceNotFoundException).
+// Processor calls that ignore their cancelled context are waited for
+// AbortGrace only: Run then returns an error wrapping ErrProcessorStuck,
+// naming their shards, and leaves their goroutines behind, not their
+// leases (released after a graceful shutdown, no longer renewed after an
+// abort).
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.ran.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -192,7 +221,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Add(2)
 	go func() { defer bg.Done(); _ = w.coord.Run(bgCtx) }()
-	go func() { defer bg.Done(); _ = w.syncer.Run(bgCtx) }()
+	go func() {
+		defer bg.Done()
+		if err := w.syncer.Run(bgCtx); err != nil {
+			w.fail(fmt.Errorf("kcl: %w", err))
+		}
+	}()
 	w.log.Info("worker started", zap.String("stream", w.stream.String()), zap.String("app", w.cfg.App))
 
 	var graceful context.Context
@@ -205,19 +239,63 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	case <-w.shutdownReq:
 		graceful = w.shutdownCtx
+	case <-w.failed:
+		w.log.Error("worker stopping", zap.Error(w.failErr))
 	}
+	var stuck []string
 	if graceful != nil {
-		w.gracefulStop(graceful, abort)
+		stuck = w.gracefulStop(graceful, abort)
 	} else {
 		w.log.Info("worker aborted; leases are left to expire")
 		w.stopShards()
 		abort(errAborted)
+		stuck = w.waitShards(w.abortGrace)
 	}
-	w.shardWG.Wait()
 	stopBackground()
 	bg.Wait()
+	if len(stuck) > 0 {
+		w.log.Error("worker stopped; processor calls of these shards ignored their cancelled context and were left running", zap.Strings("shards", stuck))
+		return fmt.Errorf("%w: shards %s", ErrProcessorStuck, strings.Join(stuck, ", "))
+	}
 	w.log.Info("worker stopped")
-	return nil
+	select {
+	case <-w.failed:
+		return w.failErr
+	default:
+		return nil
+	}
+}
+
+// fail stops the worker for a condition it cannot recover from (the
+// stream was deleted): Run stops every shard, as an abort does, and
+// returns err. Only the first error is kept.
+func (w *Worker) fail(err error) {
+	w.failOnce.Do(func() {
+		w.failErr = err
+		close(w.failed)
+	})
+}
+
+// waitShards waits at most d for every shard goroutine to end, and returns
+// the shards still running then, sorted.
+func (w *Worker) waitShards(d time.Duration) []string {
+	all := make(chan struct{})
+	go func() { w.shardWG.Wait(); close(all) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-all:
+		return nil
+	case <-t.C:
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	stuck := make([]string, 0, len(w.shards))
+	for id := range w.shards {
+		stuck = append(stuck, id)
+	}
+	slices.Sort(stuck)
+	return stuck
 }
 
 // start makes sure the lease table exists and creates the leases of the
@@ -268,8 +346,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 }
 
 // gracefulStop hands the worker's shards back. When ctx ends first the
-// shards still running are aborted.
-func (w *Worker) gracefulStop(ctx context.Context, abort context.CancelCauseFunc) {
+// shards still running are aborted; those still running AbortGrace later
+// are returned, and their leases released all the same (their processors
+// can no longer checkpoint: the leases are no longer held).
+func (w *Worker) gracefulStop(ctx context.Context, abort context.CancelCauseFunc) []string {
 	w.log.Info("worker shutting down gracefully")
 	w.coord.StopTaking()
 	for _, s := range w.stopShards() {
@@ -282,14 +362,22 @@ func (w *Worker) gracefulStop(ctx context.Context, abort context.CancelCauseFunc
 	case <-ctx.Done():
 		w.log.Warn("graceful shutdown timed out; stopping the remaining shards", zap.Error(ctx.Err()))
 		abort(errAborted)
-		<-all
-		return
+		stuck := w.waitShards(w.abortGrace)
+		if len(stuck) > 0 {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+			defer cancel()
+			if err := w.coord.ReleaseAll(rctx); err != nil {
+				w.log.Warn("releasing the leases of stuck shards failed; they expire after FailoverTime", zap.Error(err))
+			}
+		}
+		return stuck
 	}
 	// Leases held without a running shard (stopped by StopShard, or taken
 	// while shutting down) are released too.
 	if err := w.coord.ReleaseAll(ctx); err != nil {
 		w.log.Warn("releasing leases failed; they expire after FailoverTime", zap.Error(err))
 	}
+	return nil
 }
 
 // stopShards marks the worker as stopping, so that no more shards start,

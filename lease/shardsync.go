@@ -131,12 +131,18 @@ func NewShardSyncer(cfg ShardSyncConfig) (*ShardSyncer, error) {
 
 // Run syncs at once and then every Interval until ctx ends; it returns nil
 // then. A sync that failed (after the retries of each call within it) is
-// logged and made again at the next interval.
+// logged and made again at the next interval, except when the stream no
+// longer exists: Run then returns that error (it wraps Kinesis's
+// ResourceNotFoundException).
 func (s *ShardSyncer) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
 		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+			var gone *kintypes.ResourceNotFoundException
+			if errors.As(err, &gone) {
+				return fmt.Errorf("stream %s: %w", s.stream, err)
+			}
 			s.log.Warn("shard sync failed", zap.Error(err))
 		}
 		select {

@@ -1,0 +1,112 @@
+package kcl
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+// TestWorkerRecoversProcessorPanic: a ProcessRecords that panics does not
+// crash the process: the panic is counted and handled as a failure of the
+// batch under OnProcessError (RetryForever: the batch comes again), and the
+// shard goes on.
+func TestWorkerRecoversProcessorPanic(t *testing.T) {
+	leakCheck(t)
+	fk := newStream(t, testStream, 1)
+	const shard = "shardId-000000000000"
+	putTo(t, fk, shard, "k", []byte("poison"))
+	var calls atomic.Int32
+	r := &recorder{fail: func(context.Context, *Batch) error {
+		if calls.Add(1) == 1 {
+			panic("bad record")
+		}
+		return nil
+	}}
+	reg := prometheus.NewRegistry()
+	cfg := unitConfig(t, fk, lease.NewMemoryStore(), r)
+	cfg.Metrics = reg
+	w, _ := startWorker(t, cfg)
+	wait.For(t, 10*time.Second, "the batch processed after the panic", func() bool { return r.count() == 1 })
+	if n := testutil.ToFloat64(w.met.processorPanics); n != 1 {
+		t.Errorf("kinesis_kcl_processor_panics_total %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(w.met.processErrors); n != 1 {
+		t.Errorf("kinesis_kcl_process_errors_total %v, want 1", n)
+	}
+	err := (&shardWorker{w: w, log: w.log}).guard("ProcessRecords", func() error { panic("again") })
+	if !errors.Is(err, ErrProcessorPanic) || !strings.Contains(err.Error(), "again") {
+		t.Errorf("guard of a panicking call = %v, want ErrProcessorPanic naming the panic", err)
+	}
+}
+
+// TestWorkerStuckProcessorReleasesLeases: a processor that ignores its
+// cancelled context does not keep the worker, or its lease, forever. After
+// ShutdownTimeout and AbortGrace, Run returns ErrProcessorStuck naming the
+// shard, the lease is released, and it is renewed no more.
+func TestWorkerStuckProcessorReleasesLeases(t *testing.T) {
+	for _, abort := range []bool{false, true} {
+		name := "graceful"
+		if abort {
+			name = "AbortOnCancel"
+		}
+		t.Run(name, func(t *testing.T) {
+			fk := newStream(t, testStream, 1)
+			const shard = "shardId-000000000000"
+			putTo(t, fk, shard, "k", []byte("hangs"))
+			stuck := make(chan struct{})
+			unblock := make(chan struct{})
+			t.Cleanup(func() { close(unblock) }) // the goroutine left behind ends with the test
+			r := &recorder{fail: func(context.Context, *Batch) error {
+				close(stuck)
+				<-unblock // ignores its context
+				return nil
+			}}
+			store := lease.NewMemoryStore()
+			cfg := unitConfig(t, fk, store, r)
+			cfg.ShutdownTimeout, cfg.AbortOnCancel = 300*time.Millisecond, abort
+			w, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.abortGrace = 200 * time.Millisecond
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { errc <- w.Run(ctx) }()
+			<-stuck
+			cancel()
+			select {
+			case err = <-errc:
+			case <-time.After(20 * time.Second):
+				t.Fatal("Run did not return within 20s of cancellation")
+			}
+			if !errors.Is(err, ErrProcessorStuck) || !strings.Contains(err.Error(), shard) {
+				t.Fatalf("Run = %v, want ErrProcessorStuck naming %s", err, shard)
+			}
+			l, err := store.Get(context.Background(), shard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !abort && l.Owner != "" {
+				t.Errorf("lease owned by %q after the shutdown, want released", l.Owner)
+			}
+			// No renewal any more: the lease stays as it is for well over
+			// a renew interval (FailoverTime/3 = 300ms here).
+			if wait.Until(time.Second, func() bool {
+				now, err := store.Get(context.Background(), shard)
+				return err == nil && now.Counter != l.Counter
+			}) {
+				t.Errorf("lease counter still moving after Run returned")
+			}
+		})
+	}
+}
