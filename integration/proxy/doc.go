@@ -57,6 +57,19 @@
 //     says so: no filter lists it, the trim horizon moves past it, and
 //     GetShardIterator, GetRecords and SubscribeToShard for it answer
 //     ResourceNotFoundException.
+//   - Optionally (Config.Firehose), the Amazon Data Firehose calls of a log
+//     shipper, which neither emulator offers: PutRecordBatch (at most 500
+//     records and 4 MiB per call, records of at most 1,000 KiB, as the API
+//     reference states) and PutRecord, delivery streams created on first use,
+//     per-stream throughput limits, throttled calls and per-record
+//     ServiceUnavailableException or InternalFailure. Delivered records are
+//     written to a folder per delivery stream (Proxy.FirehoseDir,
+//     Proxy.FirehoseData).
+//   - Optionally (Config.STS), an STS stand-in answering AssumeRole with
+//     temporary credentials for the roles it lists (external IDs checked),
+//     and (Config.RequireAccessKey) streams and delivery streams that only
+//     calls signed with a given access key may use, so that a test proves
+//     which credentials a client signed with.
 //
 // Stats counts requests, Kinesis records, user records (KPL aggregated
 // records are deaggregated for the count) and bytes; GET /stats serves the

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -63,4 +65,29 @@ func Example() {
 	}
 	fmt.Printf("requests %d, records %d, throttled %d\n", s.Requests, s.Records, s.Throttled)
 	// Output: requests 0, records 0, throttled 0
+}
+
+// The Firehose emulation and the STS stand-in, with the "logs" delivery
+// stream writable only with the credentials of one role: what a log
+// shipper's test needs to prove it assumed the role.
+func ExampleConfig_firehoseAndSTS() {
+	dir, _ := os.MkdirTemp("", "firehose")
+	defer os.RemoveAll(dir)
+	p, err := proxy.Start(proxy.Config{
+		KinesisURL: "http://127.0.0.1:4568", // kinesis-mock, for Kinesis calls
+		Firehose:   &proxy.FirehoseConfig{Dir: dir, Faults: proxy.FirehoseFaults{RecordFailure: 0.01}},
+		STS: &proxy.STSConfig{Roles: map[string]proxy.STSRole{
+			"arn:aws:iam::123456789012:role/shipper": {ExternalID: "ext", AccessKeyID: "ASIASHIPPER"},
+		}},
+		RequireAccessKey: map[string]string{"logs": "ASIASHIPPER"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	// Point the client's firehose.endpoint and sts.endpoint at p.URL();
+	// the records delivered to "logs" land in p.FirehoseDir("logs").
+	fmt.Println(filepath.Base(p.FirehoseDir("logs")), p.AssumeRoleCalls(), p.AccessDenied())
+	// Output: logs 0 0
 }
