@@ -134,6 +134,21 @@ func (sc *scratch) put() {
 // decodeRecord parses a Record message: its data and key indices (the
 // explicit hash key's plus one, 0 for none).
 func decodeRecord(msg []byte) (data []byte, pk, ehk uint64, ok bool) {
+	// The layout encoders write: 08 <index> [10 <index>] 1A <length> <data>.
+	if len(msg) >= 4 && msg[0] == tagPartitionKeyIndex && msg[1] < 0x80 {
+		pk = uint64(msg[1])
+		p := msg[2:]
+		if p[0] == tagExplicitHashKeyIndex && len(p) >= 4 && p[1] < 0x80 {
+			ehk = uint64(p[1]) + 1
+			p = p[2:]
+		}
+		if p[0] == tagData {
+			if l, n := readVarint(p[1:]); n > 0 && l == uint64(len(p)-1-n) {
+				return p[1+n : len(p) : len(p)], pk, ehk, true
+			}
+		}
+		pk, ehk = 0, 0
+	}
 	var havePK, haveData bool
 	for p := msg; len(p) > 0; {
 		tag, v, rest, ok := nextField(p)
