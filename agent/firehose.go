@@ -230,14 +230,12 @@ func (s *FirehoseSink) Close(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	var err error
-	for !s.idle() {
+	for err == nil && !s.idle() {
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
 		case <-t.C:
-			continue
 		}
-		break
 	}
 	close(s.stop)
 	<-s.done

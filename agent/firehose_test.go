@@ -130,6 +130,22 @@ func TestFirehoseSinkNewlinesSizesAndTTL(t *testing.T) {
 	if el := time.Since(start); el < 300*time.Millisecond {
 		t.Errorf("expired after %v, before its TTL", el)
 	}
+	// Closing while the stream refuses everything: the record fails with
+	// ErrSinkClosed once Close's context ends.
+	if err := s.Put(ctx, Record{Data: []byte("never\n")}, done); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := s.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close: %v, want the context's error", err)
+	}
+	if err := <-results; !errors.Is(err, ErrSinkClosed) {
+		t.Errorf("record left at Close: %v, want ErrSinkClosed", err)
+	}
+	if err := s.Put(ctx, Record{Data: []byte("late\n")}, done); !errors.Is(err, ErrSinkClosed) {
+		t.Errorf("Put after Close: %v, want ErrSinkClosed", err)
+	}
 }
 
 func TestFirehoseConfigValidate(t *testing.T) {
