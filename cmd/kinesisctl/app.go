@@ -77,7 +77,8 @@ AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL. When every configured endpoint
 is on loopback (local emulators, LocalStack) and no credentials are
 configured, requests are signed with dummy credentials.
 
-Exit codes: 0 ok, 1 other failure, 2 usage or malformed value, 3 not found,
+Exit codes: 0 ok, 1 other failure (also: malformed lease items), 2 usage or
+malformed value, 3 not found (also: not a lease table),
 4 AWS configuration (credentials, region, access denied), 5 endpoint
 unreachable, 6 conflict (exists, busy, closed shard, limit), 7 put incomplete,
 130 interrupted.`,

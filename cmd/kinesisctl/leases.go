@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -19,8 +20,6 @@ import (
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/kinesisgo/kinesis/lease"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // leaseInfo is the JSON form of a lease (leases APP).
@@ -37,6 +36,9 @@ type leaseInfo struct {
 	Children                     []string `json:"children,omitempty"`
 	StartingHashKey              string   `json:"startingHashKey,omitempty"`
 	EndingHashKey                string   `json:"endingHashKey,omitempty"`
+	// Malformed says what is wrong with an item kcl cannot read as a
+	// lease; Shard is then its leaseKey and the other fields are empty.
+	Malformed string `json:"malformed,omitempty"`
 }
 
 func leaseInfoFrom(l lease.Lease) leaseInfo {
@@ -50,25 +52,66 @@ func leaseInfoFrom(l lease.Lease) leaseInfo {
 	}
 }
 
-// readLeases lists the leases of an application's lease table. Malformed
-// items are reported on stderr and skipped.
-func (a *app) readLeases(ctx context.Context, table string) ([]lease.Lease, error) {
+// leaseKeyAttr is the lease table's hash key, a string: kcl's and the Java
+// KCL's.
+const leaseKeyAttr = "leaseKey"
+
+// readLeases lists the leases of an application's lease table, and the
+// items kcl cannot read as leases (kcl skips them, so their shards are not
+// consumed). A table without the lease table's key schema is reported as
+// not found: it is not a lease table.
+func (a *app) readLeases(ctx context.Context, table string) ([]lease.Lease, []lease.MalformedItem, error) {
 	client, err := a.dynamodbClient(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
-		zapcore.AddSync(a.stderr), zap.WarnLevel))
-	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table, Logger: log})
-	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	leases, err := store.List(ctx)
+	desc, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 	var nf *ddbtypes.ResourceNotFoundException
 	if errors.As(err, &nf) {
-		return nil, fail(exitNotFound, err, "no lease table %q: check the application name (kcl names the table after Config.App unless LeaseTable is set; pass --table) and --region/the endpoint", table)
+		return nil, nil, fail(exitNotFound, err, "no lease table %q: check the application name (kcl names the table after Config.App unless LeaseTable is set; pass --table) and --region/the endpoint", table)
 	}
-	return leases, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkLeaseKeySchema(desc.Table); err != nil {
+		return nil, nil, fail(exitNotFound, nil, "table %q is not a lease table: %v; check the application name or --table", table, err)
+	}
+	// The store's log of malformed items is not needed: they are shown.
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table})
+	if err != nil {
+		return nil, nil, usageErr("%v", err)
+	}
+	return store.ListWithMalformed(ctx)
+}
+
+// checkLeaseKeySchema checks that a table's key is the string hash key
+// leaseKey alone.
+func checkLeaseKeySchema(t *ddbtypes.TableDescription) error {
+	var keys []string
+	for _, k := range t.KeySchema {
+		keys = append(keys, fmt.Sprintf("%s (%s)", aws.ToString(k.AttributeName), strings.ToLower(string(k.KeyType))))
+	}
+	if len(t.KeySchema) != 1 || aws.ToString(t.KeySchema[0].AttributeName) != leaseKeyAttr || t.KeySchema[0].KeyType != ddbtypes.KeyTypeHash {
+		return fmt.Errorf("its key is %s, want the hash key %s alone", strings.Join(keys, " and "), leaseKeyAttr)
+	}
+	for _, d := range t.AttributeDefinitions {
+		if aws.ToString(d.AttributeName) == leaseKeyAttr && d.AttributeType != ddbtypes.ScalarAttributeTypeS {
+			return fmt.Errorf("its hash key %s is of type %s, want a string (S)", leaseKeyAttr, d.AttributeType)
+		}
+	}
+	return nil
+}
+
+// malformedProblem is what is wrong with a malformed item, without the
+// "malformed item" every such error starts with.
+func malformedProblem(m lease.MalformedItem) string {
+	return strings.TrimPrefix(m.Err.Error(), lease.ErrMalformed.Error()+": ")
+}
+
+// malformedErr is the error of a command that found malformed items.
+func malformedErr(table string, bad []lease.MalformedItem) error {
+	return fail(exitFailure, nil, "%d malformed lease items in table %q: kcl skips them, so their shards are not consumed "+
+		"until each item is mended or deleted (workers then create the missing leases)", len(bad), table)
 }
 
 func (a *app) leasesCommand() *cobra.Command {
@@ -81,7 +124,12 @@ shard, with its owner, lease counter, checkpoint (sequence number/sub-sequence
 or TRIM_HORIZON, LATEST, AT_TIMESTAMP, SHARD_END), parents and children, and
 how often it changed owner since its last checkpoint. Then the number of
 unfinished leases each worker holds, and the number of finished ones
-(SHARD_END, kept until their children have started).`,
+(SHARD_END, kept until their children have started).
+
+Items kcl cannot read as leases (a missing or mistyped attribute) are listed
+with what is wrong with them, and the exit code is 1: kcl skips them, so
+their shards are not consumed until they are mended or deleted. A table
+whose key is not the string hash key leaseKey is not a lease table (exit 3).`,
 		Args: args("APP"),
 	}
 	cmd.Flags().StringVar(&table, "table", "", "lease table name (default: APP, as kcl names it)")
@@ -89,23 +137,64 @@ unfinished leases each worker holds, and the number of finished ones
 		if table == "" {
 			table = argv[0]
 		}
-		leases, err := a.readLeases(cmd.Context(), table)
+		leases, bad, err := a.readLeases(cmd.Context(), table)
 		if err != nil {
 			return err
 		}
-		infos := make([]leaseInfo, len(leases))
-		for i, l := range leases {
-			infos[i] = leaseInfoFrom(l)
+		infos := make([]leaseInfo, 0, len(leases)+len(bad))
+		for _, l := range leases {
+			infos = append(infos, leaseInfoFrom(l))
 		}
-		return a.emit(infos, func(w io.Writer) error { return printLeases(w, infos) })
+		for _, m := range bad {
+			infos = append(infos, leaseInfo{Shard: m.Key, Malformed: malformedProblem(m)})
+		}
+		if err := a.emit(infos, func(w io.Writer) error { return printLeases(w, infos) }); err != nil {
+			return err
+		}
+		if len(bad) > 0 {
+			return malformedErr(table, bad)
+		}
+		return nil
 	})
 	return cmd
 }
 
 func printLeases(w io.Writer, infos []leaseInfo) error {
+	var leases, malformed []leaseInfo
+	for _, l := range infos {
+		if l.Malformed != "" {
+			malformed = append(malformed, l)
+		} else {
+			leases = append(leases, l)
+		}
+	}
+	if len(leases) > 0 {
+		if err := printLeaseTable(w, leases); err != nil {
+			return err
+		}
+	}
+	if len(malformed) > 0 {
+		if len(leases) > 0 {
+			fmt.Fprintln(w)
+		}
+		t := newTable(w, "MALFORMED ITEM", "PROBLEM")
+		for _, l := range malformed {
+			t.row(l.Shard, l.Malformed)
+		}
+		return t.flush()
+	}
+	if len(leases) == 0 {
+		_, err := fmt.Fprintln(w, "no leases yet: they are created when a worker first syncs the stream's shards")
+		return err
+	}
+	return nil
+}
+
+// printLeaseTable prints the leases, then how many each worker holds.
+func printLeaseTable(w io.Writer, leases []leaseInfo) error {
 	t := newTable(w, "SHARD", "OWNER", "COUNTER", "CHECKPOINT", "PENDING", "PARENTS", "CHILDREN", "SWITCHES")
 	perOwner := map[string]int{}
-	for _, l := range infos {
+	for _, l := range leases {
 		owner := l.Owner
 		if owner == "" {
 			owner = "(unowned)"
@@ -123,10 +212,6 @@ func printLeases(w io.Writer, infos []leaseInfo) error {
 			pending, strings.Join(l.Parents, ","), strings.Join(l.Children, ","), strconv.FormatInt(l.OwnerSwitchesSinceCheckpoint, 10))
 	}
 	if err := t.flush(); err != nil {
-		return err
-	}
-	if len(infos) == 0 {
-		_, err := fmt.Fprintln(w, "no leases yet: they are created when a worker first syncs the stream's shards")
 		return err
 	}
 	owners := make([]string, 0, len(perOwner))
@@ -212,9 +297,12 @@ work per shard.`,
 			table = argv[0]
 		}
 		ctx := cmd.Context()
-		leases, err := a.readLeases(ctx, table)
+		leases, bad, err := a.readLeases(ctx, table)
 		if err != nil {
 			return err
+		}
+		for _, m := range bad {
+			fmt.Fprintf(a.stderr, "kinesisctl: malformed lease item %s skipped: %s\n", m.Key, malformedProblem(m))
 		}
 		client, err := a.kinesisClient(ctx)
 		if err != nil {
@@ -231,7 +319,7 @@ work per shard.`,
 			}
 			lags = append(lags, li)
 		}
-		return a.emit(lags, func(w io.Writer) error {
+		err = a.emit(lags, func(w io.Writer) error {
 			t := newTable(w, "SHARD", "OWNER", "CHECKPOINT", "RECORDS BEHIND", "MS BEHIND")
 			var total int64
 			for _, l := range lags {
@@ -252,6 +340,10 @@ work per shard.`,
 			t.row("total", "", "", strconv.FormatInt(total, 10), "")
 			return t.flush()
 		})
+		if err == nil && len(bad) > 0 {
+			err = malformedErr(table, bad)
+		}
+		return err
 	})
 	return cmd
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/integration/testenv"
@@ -134,4 +136,73 @@ func TestLeasesAndLag(t *testing.T) {
 	wantExit(t, kctl(t, "leases", table+"-missing"), exitNotFound, "no lease table", "--table")
 	wantExit(t, kctl(t, "lag", table), exitUsage, "--stream is required")
 	wantExit(t, kctl(t, "lag", table, "--stream", stream+"-missing"), exitNotFound, stream+"-missing")
+}
+
+// leases says what is wrong with a table that is not a lease table, or
+// holds items kcl cannot read, instead of "no leases yet".
+func TestLeasesWrongTable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// Another application's table: hash key id.
+	ddb, other := testenv.NewTableName(t)
+	if _, err := ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(other),
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+		KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: ddbtypes.KeyTypeHash}},
+		BillingMode:          ddbtypes.BillingModePayPerRequest,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitTableActive(ctx, ddb, other); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, kctl(t, "leases", other), exitNotFound, "not a lease table", "leaseKey", "id")
+	wantExit(t, kctl(t, "lag", other, "--stream", "s"), exitNotFound, "not a lease table")
+
+	// A lease table whose items kcl cannot read.
+	_, table := testenv.NewLeaseTable(t)
+	for _, item := range []map[string]ddbtypes.AttributeValue{
+		{"leaseKey": &ddbtypes.AttributeValueMemberS{Value: "shardId-000000000005"}}, // no leaseCounter
+		{"leaseKey": &ddbtypes.AttributeValueMemberS{Value: "shardId-000000000006"},
+			"leaseCounter": &ddbtypes.AttributeValueMemberS{Value: "seven"}},
+	} {
+		if _, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := kctl(t, "leases", table)
+	wantExit(t, r, exitFailure, "2 malformed lease items", "not consumed")
+	for _, want := range []string{`(?m)^shardId-000000000005 .*leaseCounter`, `(?m)^shardId-000000000006 .*leaseCounter is not a number`} {
+		if !regexp.MustCompile(want).MatchString(r.stdout) {
+			t.Errorf("leases output does not match %s:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "no leases yet") {
+		t.Errorf("leases says there are none:\n%s", r.stdout)
+	}
+
+	// With a readable lease beside them, both are shown.
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: ddb, Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Create(ctx, lease.Lease{Key: "shardId-000000000001", Owner: "w", Counter: 1, Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
+		t.Fatal(err)
+	}
+	r = kctl(t, "leases", table, "--json")
+	wantExit(t, r, exitFailure, "2 malformed lease items")
+	infos := decode[[]leaseInfo](t, r)
+	if len(infos) != 3 || infos[0].Shard != "shardId-000000000001" || infos[0].Malformed != "" ||
+		infos[1].Shard != "shardId-000000000005" || infos[1].Malformed == "" || infos[2].Malformed == "" {
+		t.Errorf("leases --json: %+v", infos)
+	}
+
+	_, stream := testenv.NewStream(t, 2)
+	r = kctl(t, "lag", table, "--stream", stream)
+	wantExit(t, r, exitFailure, "malformed lease item shardId-000000000005 skipped", "2 malformed lease items")
+	if !strings.Contains(r.stdout, "shardId-000000000001") {
+		t.Errorf("lag does not show the readable lease:\n%s", r.stdout)
+	}
 }

@@ -12,10 +12,13 @@
 // Output is a human table by default and JSON with --json. Exit codes:
 //
 //	0    success
-//	1    failure not covered below (an unexpected AWS error)
+//	1    failure not covered below (an unexpected AWS error); leases and
+//	     lag: the lease table holds malformed items (they are listed)
 //	2    usage: unknown command or flag, wrong arguments, malformed value
-//	     (shard ID, hash key, time), a value AWS rejected as invalid
-//	3    not found: stream, shard or lease table (application)
+//	     (shard ID, hash key, time, endpoint URL, region, partition key,
+//	     a directory given to put), a value AWS rejected as invalid
+//	3    not found: stream, shard or lease table (application), or a table
+//	     that is not a lease table (its key is not leaseKey)
 //	4    AWS configuration: no credentials, no region, unknown profile,
 //	     credentials rejected or access denied
 //	5    endpoint unreachable: connection refused, DNS failure, timeout
