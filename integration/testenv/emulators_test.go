@@ -1,10 +1,14 @@
 package testenv_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,4 +58,121 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// The emulators accept connections on loopback only: every socket listening
+// on their ports (kinesis-mock's plain and TLS ports, dynalite's) is bound
+// to a loopback address, and a non-loopback address of this host refuses.
+func TestEmulatorsListenOnLoopbackOnly(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set but node is not installed: %v", err)
+		}
+		t.Skip("node is not installed")
+	}
+	ports := map[string]int{"kinesis-mock": freePort(t), "kinesis-mock TLS": freePort(t), "dynalite": freePort(t)}
+	env := append(os.Environ(),
+		fmt.Sprintf("KINESIS_PORT=%d", ports["kinesis-mock"]),
+		fmt.Sprintf("KINESIS_TLS_PORT=%d", ports["kinesis-mock TLS"]),
+		fmt.Sprintf("DYNAMODB_PORT=%d", ports["dynalite"]),
+		"EMULATORS_STATE_DIR="+t.TempDir(),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := exec.CommandContext(ctx, "../emulators/run", "start")
+	start.Env = env
+	t.Cleanup(func() {
+		stop := exec.Command("../emulators/run", "stop")
+		stop.Env = env
+		if out, err := stop.CombinedOutput(); err != nil {
+			t.Errorf("run stop: %v\n%s", err, out)
+		}
+	})
+	if out, err := start.CombinedOutput(); err != nil {
+		t.Fatalf("run start: %v\n%s", err, out)
+	}
+
+	listening := listeningAddrs(t)
+	for name, port := range ports {
+		addrs := listening[port]
+		if len(addrs) == 0 {
+			t.Errorf("%s: nothing listens on port %d", name, port)
+		}
+		for _, ip := range addrs {
+			if !ip.IsLoopback() {
+				t.Errorf("%s listens on %s port %d, not on loopback only", name, ip, port)
+			}
+		}
+	}
+
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range ifaddrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		for name, port := range ports {
+			addr := net.JoinHostPort(ipn.IP.String(), strconv.Itoa(port))
+			if c, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+				c.Close()
+				t.Errorf("%s accepts connections on %s", name, addr)
+			}
+		}
+	}
+}
+
+// listeningAddrs reads /proc/net/tcp and /proc/net/tcp6: the local
+// addresses of the sockets in state LISTEN, by port.
+func listeningAddrs(t *testing.T) map[int][]net.IP {
+	t.Helper()
+	out := map[int][]net.IP{}
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Skipf("no %s: %v", file, err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Scan() // the header
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 4 || fields[3] != "0A" { // 0A: TCP_LISTEN
+				continue
+			}
+			host, portHex, ok := strings.Cut(fields[1], ":")
+			if !ok {
+				t.Fatalf("%s: bad local address %q", file, fields[1])
+			}
+			port, err := strconv.ParseUint(portHex, 16, 16)
+			if err != nil {
+				t.Fatalf("%s: bad port %q", file, portHex)
+			}
+			ip, err := procIP(host)
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			out[int(port)] = append(out[int(port)], ip)
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// procIP decodes an address of /proc/net/tcp{,6}: hexadecimal 32-bit words,
+// each in the host's byte order (little-endian on the machines we run on).
+func procIP(s string) (net.IP, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || (len(b) != 4 && len(b) != 16) {
+		return nil, fmt.Errorf("bad address %q", s)
+	}
+	ip := make(net.IP, len(b))
+	for i := 0; i < len(b); i += 4 {
+		ip[i], ip[i+1], ip[i+2], ip[i+3] = b[i+3], b[i+2], b[i+1], b[i]
+	}
+	return ip, nil
 }
