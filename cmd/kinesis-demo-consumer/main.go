@@ -8,8 +8,9 @@
 // so after a crash the file holds every record up to the checkpoint (and
 // perhaps some after it, which the next owner of the shard consumes again):
 // counting the distinct lines of the files of all workers shows whether
-// anything was lost. make demo runs three of these; it is also a template
-// for a real consumer.
+// anything was lost. The file is created readable by its owner only
+// (0600), as it holds the payloads. make demo runs three of these; it is
+// also a template for a real consumer.
 //
 // The AWS configuration is the standard one (AWS_REGION, AWS_PROFILE,
 // AWS_ENDPOINT_URL, ...). SIGINT or SIGTERM shuts the worker down
@@ -70,7 +71,7 @@ func run() error {
 		return fmt.Errorf("-from %q: want TRIM_HORIZON or LATEST", *from)
 	}
 
-	f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}

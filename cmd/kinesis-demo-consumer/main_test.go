@@ -19,7 +19,8 @@ import (
 )
 
 // Two consumer processes share a stream: between them they write every
-// record at least once, and both stop cleanly on SIGTERM.
+// record at least once, to files only their owner can read, and both stop
+// cleanly on SIGTERM.
 func TestTwoProcesses(t *testing.T) {
 	ep := testenv.Require(t)
 	client, stream := testenv.NewStream(t, 2)
@@ -95,6 +96,16 @@ func TestTwoProcesses(t *testing.T) {
 	if !wait.Until(time.Minute, func() bool { return len(read()) >= n }) {
 		b0, _ := os.ReadFile(filepath.Join(dir, "log0"))
 		t.Fatalf("consumed %d of %d records within a minute; worker log:\n%s", len(read()), n, b0)
+	}
+	// The files hold the payloads: readable by their owner only.
+	for i := range 2 {
+		fi, err := os.Stat(filepath.Join(dir, fmt.Sprint("out", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("output file of worker %d has mode %v, want -rw-------", i, perm)
+		}
 	}
 	dups := 0
 	for _, c := range read() {
