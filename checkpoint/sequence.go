@@ -93,7 +93,7 @@ func Parse(seq string, subSeq uint64) (SequenceNumber, error) {
 		return SequenceNumber{Sequence: seq}, nil
 	}
 	if !isDecimal(seq) {
-		return SequenceNumber{}, fmt.Errorf("%w: %q is neither a decimal integer of 1 to %d digits nor a position", ErrInvalid, seq, maxDigits)
+		return SequenceNumber{}, fmt.Errorf("%w: %q is neither a decimal integer of 1 to %d digits without leading zeros nor a position", ErrInvalid, seq, maxDigits)
 	}
 	return SequenceNumber{Sequence: seq, SubSequence: subSeq}, nil
 }
@@ -103,8 +103,8 @@ func Parse(seq string, subSeq uint64) (SequenceNumber, error) {
 const maxDigits = 129
 
 func isDecimal(s string) bool {
-	if len(s) == 0 || len(s) > maxDigits {
-		return false
+	if len(s) == 0 || len(s) > maxDigits || len(s) > 1 && s[0] == '0' {
+		return false // leading zeros would give one record two spellings
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
