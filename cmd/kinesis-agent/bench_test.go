@@ -167,8 +167,9 @@ func peakRSS(pid int) (int64, error) {
 }
 
 // BenchmarkThrottledMemory runs the kinesis-agent process while its stream
-// is throttled completely for 60 s and a file grows by 1,000 lines of 1 KiB
-// a second (60 MiB, more than the agent's MaxPendingBytes of 32 MiB), then
+// is throttled completely for 60 s and a file grows by 500 lines of 2 KiB a
+// second (60 MiB; the agent's MaxPendingBytes of 32 MiB is reached before
+// its MaxPendingRecords of 20,000, after about 33 s), then
 // lifts the throttle. It reports the process's peak RSS 45 s into the
 // throttle (reading has paused by then), at its end (about the same figure
 // if memory is bounded) and after the catch-up. It fails if the peak during
@@ -187,8 +188,8 @@ func BenchmarkThrottledMemory(b *testing.B) {
 	const rssBound = 160 << 20
 	const (
 		throttle = 60 * time.Second
-		perSec   = 1000
-		lineLen  = 1024
+		perSec   = 500
+		lineLen  = 2048
 	)
 	px := proxy.StartForTest(b, proxy.Config{Sink: true})
 	_, stream := testenv.NewStream(b, 4)
