@@ -59,17 +59,42 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("offsets: %w", err)
 	}
+	flows, err := parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("offsets: %s: %w", path, err)
+	}
+	s.flows = flows
+	return s, nil
+}
+
+// ErrCorrupt reports a checkpoint file whose content this agent never
+// writes: not JSON of the expected shape, or an entry with a negative offset
+// or fingerprint size.
+var ErrCorrupt = errors.New("not a checkpoint file of this agent")
+
+// parse decodes a checkpoint file's content.
+func parse(b []byte) (map[string][]Entry, error) {
 	var doc document
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("offsets: %s is not a checkpoint file of this agent: %w", path, err)
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if doc.Version != 1 {
-		return nil, fmt.Errorf("offsets: %s: unsupported version %d", path, doc.Version)
+		return nil, fmt.Errorf("unsupported version %d", doc.Version)
 	}
-	if doc.Flows != nil {
-		s.flows = doc.Flows
+	for _, flow := range slices.Sorted(maps.Keys(doc.Flows)) {
+		for i, e := range doc.Flows[flow] {
+			switch {
+			case e.Offset < 0:
+				return nil, fmt.Errorf("%w: flow %q entry %d (%s): offset %d", ErrCorrupt, flow, i, e.Path, e.Offset)
+			case e.FingerprintSize < 0:
+				return nil, fmt.Errorf("%w: flow %q entry %d (%s): fingerprintSize %d", ErrCorrupt, flow, i, e.Path, e.FingerprintSize)
+			}
+		}
 	}
-	return s, nil
+	if doc.Flows == nil {
+		doc.Flows = map[string][]Entry{}
+	}
+	return doc.Flows, nil
 }
 
 // Path returns the file the store is saved to.

@@ -13,8 +13,15 @@
 //     read again from offset 0;
 //   - truncation or rewriting in place: a file shorter than the position
 //     reached, or whose first bytes changed, is read again from offset 0;
+//     so is a file found shorter than its saved position (Config.Resume),
+//     truncated while it was not followed, even when its first bytes are
+//     the same as before (logged as a warning);
 //   - a new file at a path, even one reusing a freed inode, differs in
 //     fingerprint and is never taken for the old one.
+//
+// A path matching the pattern that is a symbolic link to a file outside the
+// pattern's directory is not opened unless Config.FollowSymlinks is set: a
+// link planted in a log directory must not ship the file it points to.
 //
 // New files are found through file system notifications (fsnotify) and by
 // polling every Config.PollInterval, so a file created while notifications
@@ -137,7 +144,18 @@ type Config struct {
 	// ExcludeSuffixes are file name endings never followed. Default
 	// .gz .bz2 .xz .zst .zip .lz4 (compressed rotations).
 	ExcludeSuffixes []string
-	// Logger receives warnings about unreadable files. Default no-op.
+	// FollowSymlinks opens files whose resolved path is outside the
+	// pattern's directory (reached through a symbolic link). Default false:
+	// such a file is not opened, which keeps a link planted in a log
+	// directory (to /etc/shadow, say) from shipping the file it points to;
+	// links to files in the directory itself are followed either way.
+	FollowSymlinks bool
+	// OnRefused is called once each time a path is found to lead out of the
+	// pattern's directory (and again if it does after having stopped to).
+	// Default none.
+	OnRefused func()
+	// Logger receives warnings about unreadable and refused files. Default
+	// no-op.
 	Logger *zap.Logger
 }
 
@@ -149,6 +167,7 @@ type Tailer struct {
 	serial  int
 	recent  []truncated
 	failed  map[string]bool
+	refused map[string]bool // paths leading out of the directory, logged
 	started bool
 	scans   int
 	// noNotify disables file system notifications (tests of the poll).
@@ -217,6 +236,14 @@ type truncated struct {
 	at      time.Time
 }
 
+// ErrInvalidPosition reports a saved position with a negative offset or
+// fingerprint size.
+var ErrInvalidPosition = errors.New("invalid saved position")
+
+// ErrOutsideDirectory reports a path whose file is outside the pattern's
+// directory, reached through a symbolic link.
+var ErrOutsideDirectory = errors.New("resolved path leaves the directory of the pattern")
+
 // New returns a tailer for cfg.
 func New(cfg Config) (*Tailer, error) {
 	if !filepath.IsAbs(cfg.Pattern) {
@@ -243,11 +270,17 @@ func New(cfg Config) (*Tailer, error) {
 	if cfg.ExcludeSuffixes == nil {
 		cfg.ExcludeSuffixes = []string{".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"}
 	}
+	for _, p := range cfg.Resume {
+		if p.Offset < 0 || p.ID.FingerprintSize < 0 {
+			return nil, fmt.Errorf("tail: saved position of %s: offset %d, fingerprint size %d: %w", p.Path, p.Offset, p.ID.FingerprintSize, ErrInvalidPosition)
+		}
+	}
+	cfg.Resume = slices.Clone(cfg.Resume)
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Tailer{cfg: cfg, log: log, failed: map[string]bool{}, status: map[*File]Status{}}, nil
+	return &Tailer{cfg: cfg, log: log, failed: map[string]bool{}, refused: map[string]bool{}, status: map[*File]Status{}}, nil
 }
 
 // Status returns the state of every followed file.
@@ -456,6 +489,8 @@ func (t *Tailer) scan(ctx context.Context, out chan<- Event) error {
 	}
 	// Older files first: rotated generations are read before the live file.
 	slices.SortStableFunc(fresh, func(a, b found) int { return a.fi.ModTime().Compare(b.fi.ModTime()) })
+	refusedNow := map[string]bool{}
+	defer func() { t.refused = refusedNow }()
 	for _, fd := range fresh {
 		p, fi := fd.path, fd.fi
 		dev, ino := devIno(fi)
@@ -465,6 +500,17 @@ func (t *Tailer) scan(ctx context.Context, out chan<- Event) error {
 			continue
 		}
 		tf, err := t.open(p, first)
+		if errors.Is(err, ErrOutsideDirectory) {
+			refusedNow[p] = true
+			if !t.refused[p] {
+				t.log.Warn("not following a symbolic link whose target leaves the directory of the pattern (followSymlinks allows it)",
+					zap.String("path", p), zap.Error(err))
+				if t.cfg.OnRefused != nil {
+					t.cfg.OnRefused()
+				}
+			}
+			continue
+		}
 		if err != nil {
 			if !t.failed[p] {
 				t.log.Warn("cannot open file; will retry", zap.String("path", p), zap.Error(err))
@@ -550,6 +596,12 @@ func (t *Tailer) open(path string, first bool) (*tracked, error) {
 		f.Close()
 		return nil, err
 	}
+	if !t.cfg.FollowSymlinks {
+		if err := inDirectory(path, fi); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	head, err := readHead(f, t.cfg.FingerprintSize)
 	if err != nil {
 		f.Close()
@@ -567,6 +619,32 @@ func (t *Tailer) open(path string, first bool) (*tracked, error) {
 	return tf, nil
 }
 
+// inDirectory checks that the file opened at path, with info fi, is in the
+// directory of path once every symbolic link is resolved. The resolved path
+// is checked to name the opened file itself, so a link changed between the
+// opening and the check is refused rather than let through.
+func inDirectory(path string, fi os.FileInfo) error {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if filepath.Dir(resolved) != dir {
+		return fmt.Errorf("%w: %s", ErrOutsideDirectory, resolved)
+	}
+	rfi, err := os.Stat(resolved)
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, rfi) {
+		return fmt.Errorf("%w: %s changed while opened", ErrOutsideDirectory, path)
+	}
+	return nil
+}
+
 // decide picks where reading of a newly found file starts. It reports false
 // while that cannot be told yet: the file is a prefix (possibly empty) of a
 // followed file's first bytes, as a copy being made is. Such a file is looked
@@ -582,7 +660,14 @@ func (t *Tailer) decide(tf *tracked, first bool) (int64, bool) {
 			same := p.ID.Dev == tf.dev && p.ID.Inode == tf.ino
 			if same == sameInode && (same || p.ID.FingerprintSize >= t.cfg.MinCopyFingerprint) {
 				t.cfg.Resume = slices.Delete(t.cfg.Resume, i, i+1)
-				return min(p.Offset, tf.size), true
+				if tf.size < p.Offset {
+					// Truncated while not followed, then refilled with the
+					// same first bytes: everything in it is new.
+					t.log.Warn("file is shorter than its saved offset: truncated; reading it again from the start",
+						zap.String("path", tf.path), zap.Int64("savedOffset", p.Offset), zap.Int64("size", tf.size))
+					return 0, true
+				}
+				return p.Offset, true
 			}
 		}
 	}
