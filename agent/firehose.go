@@ -10,11 +10,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/kinesisgo/kinesis/agent/config"
 	"github.com/kinesisgo/kinesis/internal/awserr"
 	"github.com/kinesisgo/kinesis/internal/backoff"
+	"github.com/kinesisgo/kinesis/internal/metricreg"
 )
 
 // Firehose's PutRecordBatch limits (Amazon Data Firehose API reference):
@@ -72,13 +74,22 @@ type FirehoseConfig struct {
 	RequestTimeout time.Duration
 	// Logger receives warnings. Default no-op. Record data is never logged.
 	Logger *zap.Logger
+	// Metrics registers the kinesis_agent_firehose_ counters, labelled by
+	// delivery stream. Default none.
+	Metrics prometheus.Registerer
 }
 
 // FirehoseSinkConfig returns the FirehoseConfig of a deliveryStream flow:
 // calls of at most maxBufferSizeRecords records and maxBufferSizeBytes
-// bytes, records buffered up to maxBufferAgeMillis. logger may be nil.
-func FirehoseSinkConfig(fl config.Flow, client FirehoseAPI, logger *zap.Logger) FirehoseConfig {
+// bytes, records buffered up to maxBufferAgeMillis. logger and reg may be
+// nil; the metrics carry a flow label so that several flows can share a
+// registry.
+func FirehoseSinkConfig(fl config.Flow, client FirehoseAPI, logger *zap.Logger, reg prometheus.Registerer) FirehoseConfig {
+	if reg != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"flow": fl.ID()}, reg)
+	}
 	return FirehoseConfig{
+		Metrics:         reg,
 		DeliveryStream:  fl.DeliveryStream,
 		Firehose:        client,
 		MaxBatchRecords: fl.MaxBufferSizeRecords,
@@ -140,6 +151,7 @@ func (c *FirehoseConfig) withDefaults() FirehoseConfig {
 // one by one, are sent again after a backoff until their RecordTTL.
 type FirehoseSink struct {
 	cfg  FirehoseConfig
+	m    firehoseMetrics
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{} // closed when the dispatcher has returned
@@ -170,6 +182,7 @@ func NewFirehoseSink(cfg FirehoseConfig) (*FirehoseSink, error) {
 	}
 	s := &FirehoseSink{
 		cfg:  cfg.withDefaults(),
+		m:    newFirehoseMetrics(cfg.Metrics, cfg.DeliveryStream),
 		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -307,6 +320,7 @@ func (s *FirehoseSink) nextBatch(now time.Time) []*fhRecord {
 			switch {
 			case !now.Before(r.deadline):
 				expired = append(expired, r)
+				s.m.expired.Inc()
 			case r.notBefore.After(now):
 				keep = append(keep, r)
 			default:
@@ -354,6 +368,10 @@ func (s *FirehoseSink) send(batch []*fhRecord) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	out, err := s.cfg.Firehose.PutRecordBatch(ctx, in)
 	cancel()
+	s.m.calls.Inc()
+	if err != nil {
+		s.m.callFailures.Inc()
+	}
 	var failed []*fhRecord
 	switch {
 	case err != nil && awserr.Classify(err) == awserr.Fatal:
@@ -385,6 +403,7 @@ func (s *FirehoseSink) send(batch []*fhRecord) {
 			r.lastErr = fmt.Errorf("agent: PutRecordBatch record: %s: %s", aws.ToString(res.ErrorCode), aws.ToString(res.ErrorMessage))
 			failed = append(failed, r)
 		}
+		s.m.recordFailures.Add(float64(len(failed)))
 	}
 
 	s.mu.Lock()
@@ -401,4 +420,22 @@ func (s *FirehoseSink) send(batch []*fhRecord) {
 	}
 	s.mu.Unlock()
 	s.poke()
+}
+
+// firehoseMetrics are a FirehoseSink's counters.
+type firehoseMetrics struct {
+	calls, callFailures, recordFailures, expired prometheus.Counter
+}
+
+func newFirehoseMetrics(reg prometheus.Registerer, stream string) firehoseMetrics {
+	counter := func(name, help string) prometheus.Counter {
+		return metricreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kinesis_agent_firehose_" + name, Help: help},
+			[]string{"delivery_stream"})).WithLabelValues(stream)
+	}
+	return firehoseMetrics{
+		calls:          counter("calls_total", "PutRecordBatch calls made."),
+		callFailures:   counter("call_failures_total", "PutRecordBatch calls that failed whole (throttled, faults, network)."),
+		recordFailures: counter("record_failures_total", "Records a PutRecordBatch call failed one by one; each is sent again."),
+		expired:        counter("records_expired_total", "Records not delivered within RecordTTL, handed back to the agent."),
+	}
 }

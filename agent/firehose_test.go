@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinesisgo/kinesis/agent/config"
 	"github.com/kinesisgo/kinesis/integration/proxy"
@@ -60,9 +61,10 @@ func TestFirehoseFlowDeliversEverythingDespiteFaults(t *testing.T) {
 	fl := flowFor(log)
 	fl.Stream, fl.DeliveryStream = "", "logs"
 	fl.MaxBufferSizeRecords = 200
+	reg := prometheus.NewRegistry()
 	r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, filepath.Join(dir, "cp.json")), RetryBackoff: 50 * time.Millisecond,
 		NewSink: func(fl config.Flow) (Sink, error) {
-			c := FirehoseSinkConfig(fl, client, nil)
+			c := FirehoseSinkConfig(fl, client, nil, reg)
 			c.MinBackoff, c.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
 			return NewFirehoseSink(c)
 		}})
@@ -78,6 +80,21 @@ func TestFirehoseFlowDeliversEverythingDespiteFaults(t *testing.T) {
 	}
 	if n := st.Calls["Firehose.PutRecordBatch"]; n < 3000/200 {
 		t.Errorf("%d calls for 3,000 records of at most 200 a call", n)
+	}
+	counted := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			counted[mf.GetName()] += m.GetCounter().GetValue()
+		}
+	}
+	if counted["kinesis_agent_firehose_calls_total"] != float64(st.Calls["Firehose.PutRecordBatch"]) ||
+		counted["kinesis_agent_firehose_call_failures_total"] != float64(st.Throttled) ||
+		counted["kinesis_agent_firehose_record_failures_total"] != float64(st.Faults) {
+		t.Errorf("metrics %v, proxy stats %+v", counted, st)
 	}
 }
 
@@ -162,7 +179,7 @@ func TestFirehoseConfigValidate(t *testing.T) {
 	}
 	fl := flowFor("/x")
 	fl.Stream, fl.DeliveryStream, fl.MaxBufferSizeBytes, fl.MaxRecordSizeBytes = "", "d", 4<<20, config.DefaultFirehoseMaxRecordSize
-	c := FirehoseSinkConfig(fl, &firehose.Client{}, nil)
+	c := FirehoseSinkConfig(fl, &firehose.Client{}, nil, nil)
 	if err := c.Validate(); err != nil || c.MaxBatchBytes != 4<<20 || c.MaxBatchRecords != 500 {
 		t.Errorf("%+v: %v", c, err)
 	}

@@ -32,7 +32,8 @@ type role struct{ arn, externalID string }
 // configuration (the AWS config chain, with the file's region and static
 // credentials when set), and for each role the flows assume one
 // credentials provider, shared by its Kinesis and Firehose clients. The
-// SDK's retries are off: the producer and the Firehose sink retry.
+// SDK's retries are off: the producer and the Firehose sink retry. Not safe
+// for concurrent use (the agent makes its sinks one after the other).
 type clients struct {
 	file     *config.File
 	base     aws.Config

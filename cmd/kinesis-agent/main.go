@@ -205,7 +205,7 @@ func newSink(cl *clients, fl config.Flow, log *zap.Logger, reg prometheus.Regist
 	}
 	flog := log.With(zap.String("flow", fl.ID()))
 	if fl.Firehose() {
-		return agent.NewFirehoseSink(agent.FirehoseSinkConfig(fl, cl.firehoseFor(fl), flog))
+		return agent.NewFirehoseSink(agent.FirehoseSinkConfig(fl, cl.firehoseFor(fl), flog, reg))
 	}
 	p, err := kpl.New(agent.ProducerConfig(fl, cl.kinesisFor(fl), flog, reg))
 	if err != nil {
