@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kinesisgo/kinesis/agent/config"
 )
@@ -24,9 +25,39 @@ var ErrUnparsed = errors.New("record does not match the expected format")
 
 // Chain applies options in order. The zero Chain passes records unchanged.
 type Chain struct {
-	steps []func([]byte) ([]byte, error)
+	steps []step
 	// Now returns the time stamped by ADDMETADATA. Default time.Now.
 	Now func() time.Time
+	// OnInvalidUTF8 is called once for each record Apply returns processed
+	// in which invalid UTF-8 was replaced by U+FFFD: JSON text holds only
+	// UTF-8, so a CSVTOJSON or LOGTOJSON value, or ADDMETADATA data, with
+	// other bytes cannot be written as they are. Default none.
+	OnInvalidUTF8 func()
+}
+
+// step is one option: it returns the processed record and whether invalid
+// UTF-8 in it was replaced.
+type step func([]byte) ([]byte, bool, error)
+
+// ErrDelimiter reports a CSVTOJSON delimiter that can never separate fields.
+var ErrDelimiter = errors.New("unusable CSVTOJSON delimiter")
+
+// delimiter returns the rune d names: "" is a comma; a quote, carriage
+// return, newline, NUL, U+FFFD (what invalid UTF-8 reads as) or more than
+// one character are refused, as no record could ever be split on them.
+func delimiter(d string) (rune, error) {
+	if d == "" {
+		return ',', nil
+	}
+	r := []rune(d)
+	if len(r) != 1 {
+		return 0, fmt.Errorf("%w: delimiter %q is not one character", ErrDelimiter, d)
+	}
+	switch r[0] {
+	case '"', '\r', '\n', 0, utf8.RuneError:
+		return 0, fmt.Errorf("%w: delimiter %q cannot separate CSV fields", ErrDelimiter, d)
+	}
+	return r[0], nil
 }
 
 // Log format expressions and their field names. A "-" or absent group
@@ -61,12 +92,16 @@ var formats = map[string]struct {
 func New(opts []config.Option) (*Chain, error) {
 	c := &Chain{}
 	for i, o := range opts {
-		var step func([]byte) ([]byte, error)
+		var step step
 		switch o.Name {
 		case config.OptSingleLine:
 			step = singleLine
 		case config.OptCSVToJSON:
-			step = csvToJSON(o.CustomFieldNames, []rune(o.Delimiter)[0])
+			delim, err := delimiter(o.Delimiter)
+			if err != nil {
+				return nil, fmt.Errorf("process: option %d: %w", i, err)
+			}
+			step = csvToJSON(o.CustomFieldNames, delim)
 		case config.OptLogToJSON:
 			f, ok := formats[o.LogFormat]
 			if !ok {
@@ -100,12 +135,16 @@ func (c *Chain) Empty() bool { return len(c.steps) == 0 }
 // returned record is rec unchanged.
 func (c *Chain) Apply(rec []byte) ([]byte, error) {
 	out := rec
+	replaced := false
 	for _, step := range c.steps {
-		next, err := step(out)
+		next, r, err := step(out)
 		if err != nil {
 			return rec, err
 		}
-		out = next
+		out, replaced = next, replaced || r
+	}
+	if replaced && c.OnInvalidUTF8 != nil {
+		c.OnInvalidUTF8()
 	}
 	return out, nil
 }
@@ -117,17 +156,18 @@ func trimNewline(b []byte) []byte {
 
 // singleLine joins the lines of a multi-line record, dropping each line's
 // leading and trailing white space.
-func singleLine(rec []byte) ([]byte, error) {
+func singleLine(rec []byte) ([]byte, bool, error) {
 	out := make([]byte, 0, len(rec)+1)
 	for _, l := range bytes.Split(trimNewline(rec), []byte("\n")) {
 		out = append(out, bytes.TrimSpace(l)...)
 	}
-	return append(out, '\n'), nil
+	return append(out, '\n'), false, nil
 }
 
 // appendObject writes {"name":value,...} in the order of names; a nil value
-// is null.
-func appendObject(out []byte, names []string, values []*string) []byte {
+// is null. It reports whether a value held invalid UTF-8, written as U+FFFD.
+func appendObject(out []byte, names []string, values []*string) ([]byte, bool) {
+	replaced := false
 	out = append(out, '{')
 	for i, n := range names {
 		if i > 0 {
@@ -141,37 +181,39 @@ func appendObject(out []byte, names []string, values []*string) []byte {
 		}
 		v, _ := json.Marshal(*values[i])
 		out = append(out, v...)
+		replaced = replaced || !utf8.ValidString(*values[i])
 	}
-	return append(out, '}')
+	return append(out, '}'), replaced
 }
 
-func csvToJSON(names []string, delim rune) func([]byte) ([]byte, error) {
-	return func(rec []byte) ([]byte, error) {
+func csvToJSON(names []string, delim rune) step {
+	return func(rec []byte) ([]byte, bool, error) {
 		r := csv.NewReader(bytes.NewReader(trimNewline(rec)))
 		r.Comma = delim
 		r.FieldsPerRecord = -1
 		r.LazyQuotes = true
 		fields, err := r.Read()
 		if err != nil {
-			return nil, fmt.Errorf("%w: CSV: %v", ErrUnparsed, err)
+			return nil, false, fmt.Errorf("%w: CSV: %v", ErrUnparsed, err)
 		}
 		if len(fields) > len(names) {
-			return nil, fmt.Errorf("%w: CSV: %d fields, only %d customFieldNames", ErrUnparsed, len(fields), len(names))
+			return nil, false, fmt.Errorf("%w: CSV: %d fields, only %d customFieldNames", ErrUnparsed, len(fields), len(names))
 		}
 		values := make([]*string, len(names))
 		for i := range fields {
 			values[i] = &fields[i]
 		}
-		return append(appendObject(nil, names, values), '\n'), nil
+		out, replaced := appendObject(nil, names, values)
+		return append(out, '\n'), replaced, nil
 	}
 }
 
-func logToJSON(re *regexp.Regexp, names []string) func([]byte) ([]byte, error) {
-	return func(rec []byte) ([]byte, error) {
+func logToJSON(re *regexp.Regexp, names []string) step {
+	return func(rec []byte) ([]byte, bool, error) {
 		line := trimNewline(rec)
 		m := re.FindSubmatchIndex(line)
 		if m == nil {
-			return nil, fmt.Errorf("%w: does not match the log format", ErrUnparsed)
+			return nil, false, fmt.Errorf("%w: does not match the log format", ErrUnparsed)
 		}
 		values := make([]*string, len(names))
 		for i := range names {
@@ -183,20 +225,22 @@ func logToJSON(re *regexp.Regexp, names []string) func([]byte) ([]byte, error) {
 				values[i] = &v
 			}
 		}
-		return append(appendObject(nil, names, values), '\n'), nil
+		out, replaced := appendObject(nil, names, values)
+		return append(out, '\n'), replaced, nil
 	}
 }
 
 // addMetadata wraps the record as {"metadata":{...},"timestamp":"...","data":...}.
 // data is the record itself when it is a JSON value (as produced by an
 // earlier LOGTOJSON or CSVTOJSON option), else the record as a JSON string.
-func (c *Chain) addMetadata(stamp bool, meta map[string]any) func([]byte) ([]byte, error) {
+func (c *Chain) addMetadata(stamp bool, meta map[string]any) step {
 	metaJSON := []byte("{}")
 	if len(meta) > 0 {
 		metaJSON, _ = json.Marshal(meta) // decoded from JSON, so it encodes
 	}
-	return func(rec []byte) ([]byte, error) {
+	return func(rec []byte) ([]byte, bool, error) {
 		line := trimNewline(rec)
+		replaced := !utf8.Valid(line)
 		out := append([]byte(`{"metadata":`), metaJSON...)
 		if stamp {
 			now := time.Now
@@ -209,11 +253,13 @@ func (c *Chain) addMetadata(stamp bool, meta map[string]any) func([]byte) ([]byt
 		}
 		out = append(out, `,"data":`...)
 		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && json.Valid(trimmed) {
-			out = append(out, trimmed...)
+			// Outside its strings JSON is ASCII: replacing invalid UTF-8
+			// keeps it valid.
+			out = append(out, bytes.ToValidUTF8(trimmed, []byte("\uFFFD"))...)
 		} else {
 			s, _ := json.Marshal(string(line))
 			out = append(out, s...)
 		}
-		return append(out, "}\n"...), nil
+		return append(out, "}\n"...), replaced, nil
 	}
 }
