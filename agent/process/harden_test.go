@@ -13,7 +13,7 @@ import (
 func TestNewRejectsUnusableDelimiter(t *testing.T) {
 	for _, d := range []string{"\n", "\"", "\r", "\uFFFD", "\x00", ",,"} {
 		_, err := New([]config.Option{{Name: config.OptCSVToJSON, CustomFieldNames: []string{"a", "b"}, Delimiter: d}})
-		if err == nil || !strings.Contains(err.Error(), "delimiter") || !strings.Contains(err.Error(), strings.Trim(strconv.Quote(d), `"`)) {
+		if err == nil || !strings.Contains(err.Error(), "delimiter") || !strings.Contains(err.Error(), strings.Trim(strconv.QuoteToASCII(d), `"`)) {
 			t.Errorf("delimiter %q: got %v, want an error naming it", d, err)
 		}
 	}

@@ -51,11 +51,11 @@ func delimiter(d string) (rune, error) {
 	}
 	r := []rune(d)
 	if len(r) != 1 {
-		return 0, fmt.Errorf("%w: delimiter %q is not one character", ErrDelimiter, d)
+		return 0, fmt.Errorf("%w %+q: not one character", ErrDelimiter, d)
 	}
 	switch r[0] {
 	case '"', '\r', '\n', 0, utf8.RuneError:
-		return 0, fmt.Errorf("%w: delimiter %q cannot separate CSV fields", ErrDelimiter, d)
+		return 0, fmt.Errorf("%w %+q: CSV fields cannot be separated by a quote, a line break, NUL or U+FFFD", ErrDelimiter, d)
 	}
 	return r[0], nil
 }
