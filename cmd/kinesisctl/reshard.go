@@ -38,8 +38,8 @@ halves. SHARD is a shard ID (shardId-000000000003) or its number (3).`,
 		}
 		var point hashkey.Key
 		if at != "" {
-			if point, err = hashkey.Parse(at); err != nil {
-				return usageErr("bad --at %q: want a decimal hash key in [0, 2^128-1]", at)
+			if point, err = parseHashKey("--at", at); err != nil {
+				return err
 			}
 		}
 		ctx := cmd.Context()
@@ -100,6 +100,16 @@ halves. SHARD is a shard ID (shardId-000000000003) or its number (3).`,
 		})
 	})
 	return cmd
+}
+
+// parseHashKey reads a hash key given by flag: a decimal number in
+// [0, 2^128-1].
+func parseHashKey(flag, s string) (hashkey.Key, error) {
+	k, err := hashkey.Parse(s)
+	if err != nil {
+		return hashkey.Key{}, usageErr("bad %s %q: want a decimal hash key in [0, 2^128-1]", flag, s)
+	}
+	return k, nil
 }
 
 func (a *app) mergeCommand() *cobra.Command {

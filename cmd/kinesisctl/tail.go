@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -55,7 +54,7 @@ type startPosition struct {
 }
 
 func parseFrom(s string) (startPosition, error) {
-	switch strings.ToUpper(s) {
+	switch upperASCII(s) {
 	case "TRIM_HORIZON":
 		return startPosition{kind: kintypes.ShardIteratorTypeTrimHorizon}, nil
 	case "LATEST":
@@ -66,6 +65,19 @@ func parseFrom(s string) (startPosition, error) {
 		return startPosition{}, usageErr("bad --from %q: want TRIM_HORIZON, LATEST or an RFC 3339 time such as 2026-01-02T15:04:05Z", s)
 	}
 	return startPosition{kind: kintypes.ShardIteratorTypeAtTimestamp, at: t}, nil
+}
+
+// upperASCII upper-cases the ASCII letters of s only: strings.ToUpper would
+// also turn "ı" into "I" and "ſ" into "S", so that "trım_horizon" would
+// pass for a keyword.
+func upperASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
 
 func (a *app) tailCommand() *cobra.Command {
