@@ -16,19 +16,52 @@ const arenaChunk = 64 << 10
 type chunk struct {
 	buf   []byte
 	refs  atomic.Int64
-	added int64 // records copied in; guarded by the owning shard's mu
+	added int64             // records copied in; guarded by the owning shard's mu
+	free  *freeList[*chunk] // where it goes back to; nil: to the garbage collector
 }
 
 const chunkHold = 1 << 40
 
-var chunkPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, 0, arenaChunk)} }}
-
 // release gives back n records' references.
 func (c *chunk) release(n int64) {
-	if c.refs.Add(-n) == 0 {
+	if c.refs.Add(-n) == 0 && c.free != nil {
 		c.buf = c.buf[:0]
-		chunkPool.Put(c)
+		c.free.put(c)
 	}
+}
+
+// freeList keeps up to max items for reuse. Unlike a sync.Pool it keeps
+// them across garbage collections: memory the buffer used once is reused
+// rather than dropped and allocated again, which would let the heap grow
+// to twice the buffer between collections.
+type freeList[T any] struct {
+	mu    sync.Mutex
+	items []T
+	max   int
+}
+
+// get returns an item kept for reuse, or false.
+func (l *freeList[T]) get() (T, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var zero T
+	n := len(l.items)
+	if n == 0 {
+		return zero, false
+	}
+	it := l.items[n-1]
+	l.items[n-1] = zero
+	l.items = l.items[:n-1]
+	return it, true
+}
+
+// put keeps it for reuse, if there is room.
+func (l *freeList[T]) put(it T) {
+	l.mu.Lock()
+	if len(l.items) < l.max {
+		l.items = append(l.items, it)
+	}
+	l.mu.Unlock()
 }
 
 // dropChunkLocked lets go of s's current chunk. s.mu is held.
@@ -49,7 +82,13 @@ func (s *shard) copyData(d []byte) ([]byte, *chunk) {
 	c := s.chunk
 	if c == nil || cap(c.buf)-len(c.buf) < n {
 		s.dropChunkLocked()
-		c = chunkPool.Get().(*chunk)
+		var ok bool
+		if s.chunks != nil {
+			c, ok = s.chunks.get()
+		}
+		if !ok {
+			c = &chunk{buf: make([]byte, 0, arenaChunk), free: s.chunks}
+		}
 		c.buf, c.added = c.buf[:0], 0
 		c.refs.Store(chunkHold)
 		s.chunk = c

@@ -113,9 +113,9 @@ type Config struct {
 	MaxRecordSize int
 
 	// MaxBufferedRecords and MaxBufferedBytes bound the records put but not
-	// yet completed, and their bytes: data plus partition key plus 200
+	// yet completed, and their bytes: data plus partition key plus 320
 	// bytes of the producer's own per record, plus the PutRecords request
-	// bodies in flight (at most half of MaxBufferedBytes). When either
+	// bodies in flight (at most a quarter of MaxBufferedBytes). When either
 	// is reached, Put blocks until there is room or its context ends, or
 	// fails with ErrBufferFull if FailWhenBufferFull is set. Defaults
 	// 500,000 records and 64 MiB, each lowered, once the shard map is

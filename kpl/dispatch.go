@@ -148,10 +148,10 @@ func (p *Producer) pump() int64 {
 			}
 			if req == nil {
 				// Request bodies in flight count against the buffer's
-				// bound, and take no more than half of it (but one request
+				// bound, and take no more than a quarter of it (but one request
 				// may always go).
 				n := p.inflight.Load()
-				if int(n) >= p.cfg.MaxConnections || (n > 0 && p.bodyBytes.Load() >= p.maxBytes.Load()/2) {
+				if int(n) >= p.cfg.MaxConnections || (n > 0 && p.bodyBytes.Load() >= p.maxBytes.Load()/4) {
 					full = true
 					break
 				}

@@ -214,8 +214,13 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 			for j := range b.recs {
 				b.recs[j].lastErr = failure
 			}
-			o.recs = append(o.recs, b.recs...)
 			p.metrics.retried.Add(float64(len(b.recs)))
+			if !p.cfg.PreserveOrder {
+				// Sent again as it is: not taken apart, not encoded again.
+				o.batches = append(o.batches, b)
+				continue
+			}
+			o.recs = append(o.recs, b.recs...)
 		} else {
 			p.log.Warn("records failed", zap.Int("records", len(b.recs)), zap.String("shard", s.id), zap.Error(failure))
 			p.fail(b.recs, failure, false)
@@ -229,6 +234,9 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 	for _, s := range held {
 		if o := outcome[s]; o != nil {
 			p.settleShard(s, o, now)
+			if len(o.batches) > 0 {
+				p.requeueBatches(s, o.batches, now)
+			}
 			if len(o.recs) > 0 {
 				p.requeue(s, o.recs, now)
 			}
@@ -246,6 +254,7 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 type shardOutcome struct {
 	succeeded, retry, throttled bool
 	recs                        []userRec // to retry, in order
+	batches                     []*batch  // to retry as they are, in order
 }
 
 // settleShard updates a shard's backoff after a request. A request with
@@ -311,6 +320,44 @@ func (p *Producer) requeue(s *shard, recs []userRec, now int64) {
 		p.requeueLocked(s, kept)
 		s.mu.Unlock()
 	}
+	p.signal()
+}
+
+// requeueBatches puts failed batches back at the front of their shard's
+// queue as they are, after taking out the records past their TTL. If the
+// shard is closed or has left the shard map, their records go the way
+// requeue sends them.
+func (p *Producer) requeueBatches(s *shard, batches []*batch, now int64) {
+	ttl := int64(p.cfg.RecordTTL)
+	var expired []userRec
+	keep := batches[:0]
+	for _, b := range batches {
+		if b.oldest+ttl <= now {
+			var nb *batch
+			if expired, nb = p.expireBatch(b, now, expired); nb == nil {
+				continue
+			}
+			b = nb
+		}
+		keep = append(keep, b)
+	}
+	p.fail(expired, nil, true)
+	if len(keep) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.dead || s.removed {
+		s.mu.Unlock()
+		var recs []userRec
+		for _, b := range keep {
+			recs = append(recs, b.recs...)
+			freeBatch(b)
+		}
+		p.requeue(s, recs, now)
+		return
+	}
+	s.sealed = append(keep, s.sealed...)
+	s.mu.Unlock()
 	p.signal()
 }
 
@@ -384,8 +431,8 @@ func (p *Producer) putBuf(req *request) {
 // Request bodies are reused too, once a call has returned with its
 // response: a buffer is taken from the pool when it is large enough.
 func (p *Producer) getBody(n int) []byte {
-	if b, ok := p.bodies.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:0]
+	if b, ok := p.bodies.get(); ok && cap(b) >= n {
+		return b[:0]
 	}
 	return make([]byte, 0, n)
 }
@@ -394,6 +441,5 @@ func (p *Producer) putBody(b []byte) {
 	if cap(b) > 2*MaxRequestSize {
 		return
 	}
-	b = b[:0]
-	p.bodies.Put(&b)
+	p.bodies.put(b[:0])
 }

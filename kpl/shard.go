@@ -14,15 +14,16 @@ type shard struct {
 	rng hashkey.Range
 
 	mu       sync.Mutex
-	open     *batch   // being filled
-	sealed   []*batch // full, waiting to be sent, oldest first
-	chunk    *chunk   // where record data is copied to
-	removed  bool     // no longer in the shard map; records go elsewhere
-	dead     bool     // the producer is closed
-	inflight int      // requests in flight holding batches of this shard
-	failures int      // consecutive failed attempts
-	retryAt  int64    // nanotime before which nothing is sent (backoff)
-	drain    bool     // throttled: the dispatcher empties the buckets and slows down
+	open     *batch            // being filled
+	sealed   []*batch          // full, waiting to be sent, oldest first
+	chunk    *chunk            // where record data is copied to
+	chunks   *freeList[*chunk] // the producer's chunks kept for reuse (nil: none)
+	removed  bool              // no longer in the shard map; records go elsewhere
+	dead     bool              // the producer is closed
+	inflight int               // requests in flight holding batches of this shard
+	failures int               // consecutive failed attempts
+	retryAt  int64             // nanotime before which nothing is sent (backoff)
+	drain    bool              // throttled: the dispatcher empties the buckets and slows down
 
 	// Used by the dispatcher only (besides bytes and records below).
 	rateFactor  float64 // share of RateLimit currently used, (0, 1]

@@ -66,6 +66,7 @@ type options struct {
 	sink       bool
 	aggMaxSize int
 	cpuProfile string
+	memProfile string
 }
 
 func run() error {
@@ -82,6 +83,7 @@ func run() error {
 	flag.BoolVar(&o.noAgg, "no-aggregation", false, "producer DisableAggregation")
 	flag.BoolVar(&o.defaults, "defaults", false, "leave every producer setting at its default (overrides -rate)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the puts and Close to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile, taken when the last record was put, to this file")
 	flag.BoolVar(&o.sink, "sink", false, "run as the sink (started by the benchmark itself)")
 	flag.Parse()
 	if o.sink {
@@ -215,6 +217,17 @@ func runBench(o options) error {
 		}
 	}
 	putDone := time.Since(start)
+	if o.memProfile != "" {
+		f, err := os.Create(o.memProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := p.Close(closeCtx); err != nil {
