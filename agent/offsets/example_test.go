@@ -1,6 +1,7 @@
 package offsets_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,4 +22,15 @@ func Example() {
 	again, _ := offsets.Open(path)
 	fmt.Println(again.Get("app:/var/log/app.log")[0].Offset)
 	// Output: 4096
+}
+
+func ExampleOpen_corrupt() {
+	dir, _ := os.MkdirTemp("", "offsets")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "checkpoints.json")
+	_ = os.WriteFile(path, []byte(`{"version":1,"flows":{"app":[{"path":"/var/log/app.log","offset":-1}]}}`), 0o600)
+
+	_, err := offsets.Open(path)
+	fmt.Println(errors.Is(err, offsets.ErrCorrupt))
+	// Output: true
 }
