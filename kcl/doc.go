@@ -17,9 +17,12 @@
 //     (the lease's creation, less Config.ClockSkewMargin), not at each
 //     take: a lease moved before its first record skips nothing.
 //     A record is delivered again only when its batch failed and is retried,
-//     or when processing of its shard moves to another worker (fail-over, a
-//     lease stolen to balance, a restart): then the records after the
-//     shard's last checkpoint are delivered again.
+//     or when processing of its shard moves to another worker without a
+//     hand-over (fail-over after a crash, a restart): then the records
+//     after the shard's last checkpoint are delivered again. A move to
+//     balance the load is a hand-over: the holder finishes its batch,
+//     checkpoints in ShutdownRequested and hands the lease over, so it
+//     repeats nothing the processor checkpointed.
 //   - Records of a shard arrive in order, and for each partition key the
 //     records of a parent shard are processed before those of its children
 //     (a child starts once every parent is checkpointed at SHARD_END; see

@@ -53,9 +53,11 @@ type RecordProcessor interface {
 	// and the processor may flush what it holds before its children start.
 	ShardEnded(ctx context.Context, in *ShardEndedInput) error
 
-	// ShutdownRequested is called on graceful shutdown, after the last
-	// ProcessRecords of the shard has returned and before its lease is
-	// released, so that the processor can flush and checkpoint
+	// ShutdownRequested is called on graceful shutdown, and when another
+	// worker asked for the lease to balance the load (a hand-over), after
+	// the last ProcessRecords of the shard has returned and before its
+	// lease is released (to that worker, which resumes from the last
+	// checkpoint), so that the processor can flush and checkpoint
 	// (in.Checkpointer is live; its Checkpoint method records every batch
 	// ProcessRecords returned nil for, and not a batch still failing). An
 	// error is logged and the lease released anyway. ctx ends with the

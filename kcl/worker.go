@@ -132,7 +132,7 @@ func New(cfg Config) (*Worker, error) {
 		}
 	}
 	lc := cfg.leaseConfig(w.store)
-	lc.OnAcquired, lc.OnLost = w.acquired, w.lost
+	lc.OnAcquired, lc.OnLost, lc.OnHandOver = w.acquired, w.lost, w.handOver
 	if w.coord, err = lease.NewCoordinator(lc); err != nil {
 		return nil, fmt.Errorf("kcl: lease settings: %w", err)
 	}
@@ -459,6 +459,38 @@ func (w *Worker) lost(l lease.Lease) {
 	if s != nil && s.lease.Counter <= l.Counter {
 		s.leaseLost()
 	}
+}
+
+// handOver is the coordinator's OnHandOver: another worker asked for the
+// lease to balance the load. The shard stops after its batch in flight, as
+// in a graceful shutdown (ShutdownRequested, with a live checkpointer, then
+// the release), and the release hands the lease to that worker, which
+// starts from the last checkpoint: a move to balance the load delivers no
+// record twice. ShutdownRequested gets FailoverTime at most: the next owner
+// takes the lease without the hand-over once its counter has not moved for
+// that long.
+func (w *Worker) handOver(l lease.Lease) {
+	w.mu.Lock()
+	s := w.shards[l.Key]
+	runCtx := w.runCtx
+	w.mu.Unlock()
+	if runCtx == nil {
+		return
+	}
+	if s == nil { // not processed here (stopped by StopShard): hand it over now
+		go func() {
+			ctx, cancel := context.WithTimeout(runCtx, releaseTimeout)
+			defer cancel()
+			if err := w.coord.Release(ctx, l.Key); err != nil && !errors.Is(err, lease.ErrLeaseLost) {
+				w.log.Warn("handing a lease over failed; the next owner takes it after FailoverTime", zap.String("shard", l.Key), zap.Error(err))
+			}
+		}()
+		return
+	}
+	ctx, cancel := context.WithTimeout(runCtx, min(w.cfg.ShutdownTimeout, w.cfg.Lease.FailoverTime))
+	go func() { <-s.done; cancel() }()
+	s.log.Info("another worker asked for the lease; handing it over after the batch in flight", zap.String("to", l.Owner))
+	s.requestShutdown(ctx)
 }
 
 // notifyEnded tells the shards of this process waiting for shardID that it

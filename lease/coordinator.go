@@ -65,6 +65,15 @@ type Config struct {
 	// not called for leases given up with Release or ReleaseAll. Optional;
 	// same rules as OnAcquired.
 	OnLost func(Lease)
+	// OnHandOver is called when another worker asked for a held lease to
+	// balance the load (Lease.CheckpointOwner is this worker, Owner the
+	// next one): the holder stops processing the shard after its batch in
+	// flight, checkpoints, and calls Release, which hands the lease over;
+	// until then it may checkpoint as before, and the lease is no longer
+	// renewed. A hand-over not finished within FailoverTime is taken over
+	// by the next owner. Default nil: the lease is handed over at once.
+	// Same rules as OnAcquired.
+	OnHandOver func(Lease)
 	// Logger receives the coordinator's logs. Default: none.
 	Logger *zap.Logger
 	// Metrics registers the coordinator's metrics (kinesis_lease_*).
@@ -179,6 +188,9 @@ type heldLease struct {
 	// connection); zero when none. Guarded by mu.
 	unknownSince time.Time
 	gone         bool // no longer held; guarded by mu
+	// handingOver is set once another worker asked for the lease: it is
+	// no longer renewed, and Release hands it over. Guarded by mu.
+	handingOver bool
 
 	// view is a copy of lease for readers that must not wait behind a
 	// write in flight; nil once gone.
@@ -449,6 +461,9 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 			c.loseLocked(h, "checkpoint condition failed and the lease moved on without a write of ours")
 			return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
 		}
+		if h.gone { // handed over at once to a worker that asked for it
+			return Lease{}, fmt.Errorf("update lease %q: %w", key, ErrLeaseLost)
+		}
 		if try >= storeAttempts {
 			return Lease{}, fmt.Errorf("update lease %q: condition failed %d times, each time on a write of ours: %w", key, storeAttempts, err)
 		}
@@ -457,7 +472,10 @@ func (c *Coordinator) Update(ctx context.Context, key string, fn func(*Lease) er
 
 // recheck re-reads a held lease after a failed condition. If the counter
 // moved through a write of ours whose reply was lost (heldLease.ownWrite),
-// it adopts the lease as read and reports true. It reports false when the
+// it adopts the lease as read and reports true. If another worker asked for
+// the lease (a hand-over naming this worker as CheckpointOwner), it starts
+// handing it over and reports true as well (the lease is gone if it was
+// handed over at once). It reports false when the
 // lease has another owner, none, is gone, or names this worker with any
 // other counter (another process runs with this WorkerID: see
 // duplicateLocked), and an error when it could not tell. h.mu is held.
@@ -470,6 +488,10 @@ func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
 		return false, err
 	}
 	if cur.Owner != c.cfg.WorkerID {
+		if cur.CheckpointOwner == c.cfg.WorkerID && cur.Counter > h.lease.Counter {
+			c.handOverAskedLocked(ctx, h, cur)
+			return true, nil // not lost; gone if handed over at once
+		}
 		return false, nil
 	}
 	if !h.ownWrite(cur) {
@@ -480,6 +502,26 @@ func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
 		zap.String("lease", cur.Key), zap.Int64("held_counter", h.lease.Counter), zap.Int64("counter", cur.Counter))
 	h.adopt(cur)
 	return true, nil
+}
+
+// handOverAskedLocked records that another worker asked for a held lease
+// (cur, as read, names it as the owner and this worker as CheckpointOwner):
+// the lease is no longer renewed, and OnHandOver tells the user, who
+// releases it when done; without OnHandOver it is handed over at once.
+// h.mu is held.
+func (c *Coordinator) handOverAskedLocked(ctx context.Context, h *heldLease, cur Lease) {
+	if h.handingOver {
+		return
+	}
+	h.set(cur)
+	h.handingOver = true
+	c.log.Info("lease asked for by another worker; handing it over", zap.String("lease", cur.Key), zap.String("to", cur.Owner))
+	if c.cfg.OnHandOver == nil {
+		c.releaseLocked(ctx, h)
+		return
+	}
+	l, fn := cur.Clone(), c.cfg.OnHandOver
+	c.events.push(func() { fn(l) })
 }
 
 // get reads a lease after a failed condition, retrying a read that failed
@@ -537,8 +579,9 @@ func (c *Coordinator) loseLocked(h *heldLease, why string) {
 
 // Release gives up a held lease: the owner is removed in the table, so any
 // worker can take it at its next taker pass. Use it when a shard ended, or
-// for a graceful hand-off. It fails with ErrLeaseLost if the lease is not
-// held (any more).
+// for a graceful hand-off. A lease another worker asked for (OnHandOver) is
+// handed over to that worker instead. It fails with ErrLeaseLost if the
+// lease is not held (any more).
 func (c *Coordinator) Release(ctx context.Context, key string) error {
 	h := c.heldLease(key)
 	if h == nil {
@@ -549,6 +592,13 @@ func (c *Coordinator) Release(ctx context.Context, key string) error {
 	if h.gone {
 		return fmt.Errorf("release lease %q: %w", key, ErrLeaseLost)
 	}
+	return c.releaseLocked(ctx, h)
+}
+
+// releaseLocked releases (or hands over) a held lease and drops it. h.mu
+// is held.
+func (c *Coordinator) releaseLocked(ctx context.Context, h *heldLease) error {
+	key := h.lease.Key
 	err := c.releaseHeld(ctx, h)
 	if err != nil && !errors.Is(err, ErrConflict) {
 		return fmt.Errorf("release lease %q: %w", key, err)
@@ -564,6 +614,11 @@ func (c *Coordinator) Release(ctx context.Context, key string) error {
 	if err != nil { // lost before it could be released
 		c.metrics.lost.Inc()
 		return fmt.Errorf("release lease %q: %w", key, ErrLeaseLost)
+	}
+	if h.handingOver {
+		c.metrics.handedOver.Inc()
+		c.log.Info("lease handed over", zap.String("lease", key), zap.String("to", h.lease.Owner))
+		return nil
 	}
 	c.metrics.released.Inc()
 	c.log.Info("lease released", zap.String("lease", key))
@@ -594,6 +649,10 @@ func (c *Coordinator) releaseHeld(ctx context.Context, h *heldLease) error {
 				return err
 			case gerr != nil:
 				err = gerr // cannot tell: retry the release if the read may pass
+			case h.handingOver && cur.CheckpointOwner == "" && cur.Owner == h.lease.Owner && h.ownWrite(cur):
+				return nil // handed over by an attempt whose reply was lost
+			case h.handingOver:
+				return err // taken by the next owner without waiting, or by another
 			case cur.Owner == "" && h.ownWrite(cur):
 				return nil
 			case cur.Owner != c.cfg.WorkerID:

@@ -113,6 +113,17 @@ func (s *countingStore) Take(ctx context.Context, l Lease, owner string) (Lease,
 	return r, err
 }
 
+func (s *countingStore) HandOver(ctx context.Context, l Lease, next string) (Lease, error) {
+	r, err := s.Store.HandOver(ctx, l, next)
+	s.mu.Lock()
+	s.writes++
+	if err == nil {
+		s.moves++ // taken up by next later, without another owner change
+	}
+	s.mu.Unlock()
+	return r, err
+}
+
 func (s *countingStore) Checkpoint(ctx context.Context, l Lease) (Lease, error) {
 	s.mu.Lock()
 	s.writes++

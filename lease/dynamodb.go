@@ -292,6 +292,10 @@ type update struct {
 	set    map[string]types.AttributeValue // attribute -> new value
 	add    []string                        // attributes incremented by one (created as 1)
 	remove []string
+	// is and absent add to the condition: attributes with these string
+	// values, attributes that do not exist.
+	is     map[string]string
+	absent []string
 }
 
 func (s *DynamoDBStore) update(ctx context.Context, op string, l Lease, checkOwner bool, u update) (Lease, error) {
@@ -322,6 +326,15 @@ func (s *DynamoDBStore) update(ctx context.Context, op string, l Lease, checkOwn
 		k := "#a" + strconv.Itoa(i)
 		names[k] = attr
 		return k
+	}
+	for _, attr := range slices.Sorted(maps.Keys(u.is)) {
+		i++
+		v := ":c" + strconv.Itoa(i)
+		values[v] = &types.AttributeValueMemberS{Value: u.is[attr]}
+		cond += " AND " + name(attr) + " = " + v
+	}
+	for _, attr := range u.absent {
+		cond += " AND attribute_not_exists(" + name(attr) + ")"
 	}
 	for _, attr := range slices.Sorted(maps.Keys(u.set)) {
 		i++
@@ -378,7 +391,7 @@ func (s *DynamoDBStore) Take(ctx context.Context, l Lease, owner string) (Lease,
 	if owner == "" {
 		return Lease{}, fmt.Errorf("take lease %q: empty owner", l.Key)
 	}
-	u := update{set: map[string]types.AttributeValue{attrOwner: &types.AttributeValueMemberS{Value: owner}}}
+	u := update{set: map[string]types.AttributeValue{attrOwner: &types.AttributeValueMemberS{Value: owner}}, remove: []string{attrCheckpointOwner}}
 	if !l.LatestTimestamp.IsZero() {
 		u.set[attrLatestTimestamp] = millisAttr(l.LatestTimestamp)
 	}
@@ -388,9 +401,30 @@ func (s *DynamoDBStore) Take(ctx context.Context, l Lease, owner string) (Lease,
 	return s.update(ctx, "take", l, false, u)
 }
 
-// Release removes the owner if Counter and Owner match.
+// Release removes the owner if Counter and Owner match, or, for a lease
+// being handed over, CheckpointOwner if it matches too.
 func (s *DynamoDBStore) Release(ctx context.Context, l Lease) (Lease, error) {
+	if l.CheckpointOwner != "" {
+		return s.update(ctx, "release", l, true, update{remove: []string{attrCheckpointOwner}, is: map[string]string{attrCheckpointOwner: l.CheckpointOwner}})
+	}
 	return s.update(ctx, "release", l, true, update{remove: []string{attrOwner}})
+}
+
+// HandOver names next as the owner and the current owner as
+// CheckpointOwner, if Counter and Owner match and no hand-over is in
+// progress.
+func (s *DynamoDBStore) HandOver(ctx context.Context, l Lease, next string) (Lease, error) {
+	if next == "" || l.Owner == "" || next == l.Owner {
+		return Lease{}, fmt.Errorf("hand over lease %q from %q to %q: need two different owners", l.Key, l.Owner, next)
+	}
+	return s.update(ctx, "hand over", l, true, update{
+		set: map[string]types.AttributeValue{
+			attrOwner:           &types.AttributeValueMemberS{Value: next},
+			attrCheckpointOwner: &types.AttributeValueMemberS{Value: l.Owner},
+		},
+		add:    []string{attrOwnerSwitches},
+		absent: []string{attrCheckpointOwner},
+	})
 }
 
 // Checkpoint writes the progress fields if Counter and Owner match.
@@ -500,6 +534,7 @@ func toItem(l Lease) map[string]types.AttributeValue {
 	}
 	str(attrStartingHashKey, l.StartingHashKey)
 	str(attrEndingHashKey, l.EndingHashKey)
+	str(attrCheckpointOwner, l.CheckpointOwner)
 	if !l.LatestTimestamp.IsZero() {
 		item[attrLatestTimestamp] = millisAttr(l.LatestTimestamp)
 	}
@@ -593,6 +628,7 @@ func fromItem(item map[string]types.AttributeValue) (Lease, error) {
 	set(attrChildren, &l.ChildShardIDs)
 	str(attrStartingHashKey, &l.StartingHashKey)
 	str(attrEndingHashKey, &l.EndingHashKey)
+	str(attrCheckpointOwner, &l.CheckpointOwner)
 	var latest int64
 	if num(attrLatestTimestamp, &latest); latest != 0 {
 		l.LatestTimestamp = time.UnixMilli(latest)
@@ -615,5 +651,5 @@ var knownAttrs = map[string]bool{
 	attrKey: true, attrOwner: true, attrCounter: true, attrCheckpoint: true, attrCheckpointSub: true,
 	attrPendingCheckpoint: true, attrPendingCheckpointSub: true, attrOwnerSwitches: true,
 	attrParents: true, attrChildren: true, attrStartingHashKey: true, attrEndingHashKey: true,
-	attrLatestTimestamp: true,
+	attrLatestTimestamp: true, attrCheckpointOwner: true,
 }

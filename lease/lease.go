@@ -38,7 +38,9 @@
 //
 //	kinesis_lease_held                         gauge, leases this worker holds
 //	kinesis_lease_taken_total                  counter, unowned or expired leases taken
-//	kinesis_lease_stolen_total                 counter, leases taken from a live worker to balance
+//	kinesis_lease_stolen_total                 counter, leases asked of a live worker to balance (hand-overs started)
+//	kinesis_lease_handed_over_total            counter, held leases handed over to the worker that asked for them
+//	kinesis_lease_hand_over_forced_total       counter, leases handed over to this worker taken without the holder's hand-over
 //	kinesis_lease_lost_total                   counter
 //	kinesis_lease_duplicate_worker_id_total    counter, held leases lost to another process running with the same WorkerID
 //	kinesis_lease_released_total               counter
@@ -78,6 +80,7 @@ const (
 	attrChildren              = "childShardIds"
 	attrStartingHashKey       = "startingHashKey"
 	attrEndingHashKey         = "endingHashKey"
+	attrCheckpointOwner       = "checkpointOwner" // the Java KCL 3.x's: the holder finishing a hand-over
 	// attrLatestTimestamp is this package's own: the time a LATEST
 	// checkpoint stands for, in Unix milliseconds. The Java KCL ignores it
 	// and keeps it (it updates single attributes).
@@ -141,6 +144,14 @@ type Lease struct {
 	// decimal strings.
 	StartingHashKey string
 	EndingHashKey   string
+	// CheckpointOwner is set while the lease is handed over (the Java KCL
+	// 3.x's checkpointOwner): Owner then names the next owner, and
+	// CheckpointOwner the holder that finishes its batch, checkpoints, and
+	// hands the lease over by releasing it (which removes CheckpointOwner).
+	// The next owner takes the lease up then, or, if the holder does not
+	// finish, once the lease's counter has not moved for FailoverTime.
+	// Empty otherwise.
+	CheckpointOwner string
 	// LatestTimestamp is the time a LATEST checkpoint stands for: when the
 	// shard syncer created the lease, or when a coordinator first took it
 	// if it was created without one (by the Java KCL, say). A worker that

@@ -82,13 +82,22 @@ func (s *MemoryStore) Create(ctx context.Context, l Lease) (Lease, error) {
 
 // update applies fn to the stored lease if the condition holds.
 func (s *MemoryStore) update(ctx context.Context, op string, l Lease, checkOwner bool, fn func(*Lease)) (Lease, error) {
+	return s.write(ctx, op, l, checkOwner, nil, fn)
+}
+
+// updateIf is update with the owner checked, and cond too.
+func (s *MemoryStore) updateIf(ctx context.Context, op string, l Lease, cond func(*Lease) bool, fn func(*Lease)) (Lease, error) {
+	return s.write(ctx, op, l, true, cond, fn)
+}
+
+func (s *MemoryStore) write(ctx context.Context, op string, l Lease, checkOwner bool, cond func(*Lease) bool, fn func(*Lease)) (Lease, error) {
 	if err := ctx.Err(); err != nil {
 		return Lease{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.leases[l.Key]
-	if !ok || cur.Counter != l.Counter || (checkOwner && cur.Owner != l.Owner) {
+	if !ok || cur.Counter != l.Counter || (checkOwner && cur.Owner != l.Owner) || (cond != nil && !cond(&cur)) {
 		return Lease{}, fmt.Errorf("%s lease %q: %w", op, l.Key, ErrConflict)
 	}
 	cur = cur.Clone()
@@ -113,15 +122,35 @@ func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 			cur.OwnerSwitchesSinceCheckpoint++
 		}
 		cur.Owner = owner
+		cur.CheckpointOwner = ""
 		if !l.LatestTimestamp.IsZero() {
 			cur.LatestTimestamp = toMillis(l.LatestTimestamp)
 		}
 	})
 }
 
-// Release removes the owner if Counter and Owner match.
+// Release removes the owner if Counter and Owner match, or, for a lease
+// being handed over, CheckpointOwner if it matches too.
 func (s *MemoryStore) Release(ctx context.Context, l Lease) (Lease, error) {
+	if l.CheckpointOwner != "" {
+		return s.updateIf(ctx, "release", l, func(cur *Lease) bool { return cur.CheckpointOwner == l.CheckpointOwner },
+			func(cur *Lease) { cur.CheckpointOwner = "" })
+	}
 	return s.update(ctx, "release", l, true, func(cur *Lease) { cur.Owner = "" })
+}
+
+// HandOver names next as the owner and the current owner as
+// CheckpointOwner, if Counter and Owner match and no hand-over is in
+// progress.
+func (s *MemoryStore) HandOver(ctx context.Context, l Lease, next string) (Lease, error) {
+	if next == "" || l.Owner == "" || next == l.Owner {
+		return Lease{}, fmt.Errorf("hand over lease %q from %q to %q: need two different owners", l.Key, l.Owner, next)
+	}
+	return s.updateIf(ctx, "hand over", l, func(cur *Lease) bool { return cur.CheckpointOwner == "" }, func(cur *Lease) {
+		cur.CheckpointOwner = cur.Owner
+		cur.Owner = next
+		cur.OwnerSwitchesSinceCheckpoint++
+	})
 }
 
 // Checkpoint writes the progress fields if Counter and Owner match.

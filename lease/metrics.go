@@ -18,6 +18,8 @@ type coordinatorMetrics struct {
 	lost              prometheus.Counter
 	duplicateWorkerID prometheus.Counter
 	released          prometheus.Counter
+	handedOver        prometheus.Counter
+	handOverForced    prometheus.Counter
 	renewLatency      prometheus.Histogram
 	storeErrors       *prometheus.CounterVec
 	takerPasses       prometheus.Counter
@@ -33,7 +35,7 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 			Name: "kinesis_lease_taken_total", Help: "Unowned or expired leases taken.",
 		}),
 		stolen: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kinesis_lease_stolen_total", Help: "Leases taken from a live worker to balance the load.",
+			Name: "kinesis_lease_stolen_total", Help: "Leases asked of a live worker to balance the load (hand-overs started).",
 		}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_lease_lost_total", Help: "Held leases lost to another worker, deletion or a missed renewal.",
@@ -43,6 +45,12 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 		}),
 		released: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_lease_released_total", Help: "Held leases released on purpose.",
+		}),
+		handedOver: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_lease_handed_over_total", Help: "Held leases handed over to the worker that asked for them, after their last checkpoint.",
+		}),
+		handOverForced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_lease_hand_over_forced_total", Help: "Leases handed over to this worker that it took without the holder's hand-over (not finished within FailoverTime).",
 		}),
 		renewLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "kinesis_lease_renew_seconds", Help: "Latency of one lease renewal.",
@@ -65,6 +73,8 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 		m.lost = metricreg.Register(reg, m.lost)
 		m.duplicateWorkerID = metricreg.Register(reg, m.duplicateWorkerID)
 		m.released = metricreg.Register(reg, m.released)
+		m.handedOver = metricreg.Register(reg, m.handedOver)
+		m.handOverForced = metricreg.Register(reg, m.handOverForced)
 		m.renewLatency = metricreg.Register(reg, m.renewLatency)
 		m.storeErrors = metricreg.Register(reg, m.storeErrors)
 		m.takerPasses = metricreg.Register(reg, m.takerPasses)

@@ -68,8 +68,8 @@ func (c *Coordinator) renew(ctx context.Context, h *heldLease) {
 		return
 	}
 	defer h.mu.Unlock()
-	if h.gone {
-		return
+	if h.gone || h.handingOver {
+		return // a lease being handed over is not renewed: the next owner waits for its counter to stop
 	}
 	for try := 1; ; try++ {
 		start := c.now()

@@ -34,10 +34,19 @@ type Store interface {
 	// OwnerSwitchesSinceCheckpoint grows by one when the lease had another
 	// owner (not when it was unowned), as the Java KCL counts it. A
 	// LatestTimestamp set in l is written too (the coordinator sets it
-	// when it takes a LATEST lease that has none).
+	// when it takes a LATEST lease that has none). CheckpointOwner is
+	// removed: a take ends a hand-over.
 	Take(ctx context.Context, l Lease, owner string) (Lease, error)
-	// Release removes the owner, if Counter and Owner are as in l.
+	// Release removes the owner, if Counter and Owner are as in l. For a
+	// lease being handed over (l.CheckpointOwner set) it removes
+	// CheckpointOwner instead, if Counter, Owner and CheckpointOwner are as
+	// in l: the lease is then the next owner's.
 	Release(ctx context.Context, l Lease) (Lease, error)
+	// HandOver starts the hand-over of l to next: Owner becomes next and
+	// CheckpointOwner the current owner, if Counter and Owner are as in l
+	// and no hand-over is in progress. OwnerSwitchesSinceCheckpoint grows
+	// by one. Take ends a hand-over (it removes CheckpointOwner).
+	HandOver(ctx context.Context, l Lease, next string) (Lease, error)
 	// Checkpoint writes the progress fields of l (Checkpoint,
 	// CheckpointSubSequence, PendingCheckpoint,
 	// PendingCheckpointSubSequence, OwnerSwitchesSinceCheckpoint,

@@ -37,8 +37,9 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 	var movedOn []Lease // held here, owned by another in the table
 	seen := make(map[string]observation, len(leases))
 	v := view{me: me, owned: make(map[string][]Lease)}
-	var reacquire, longFree []Lease
+	var reacquire, longFree, forced []Lease
 	unfinished := 0
+	pending := 0 // hand-overs to this worker in progress
 	for _, l := range leases {
 		o, ok := c.seen[l.Key]
 		if !ok || o.counter != l.Counter || o.owner != l.Owner {
@@ -73,8 +74,18 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 				if exp := o.since.Add(c.cfg.FailoverTime + expiryLag); exp.Before(next) {
 					next = exp
 				}
+			case !held && l.CheckpointOwner != "":
+				// Handed over to this worker: the holder finishes and
+				// releases it; one that does not within FailoverTime (its
+				// counter still) has it taken.
+				pending++
+				if now.Sub(o.since) >= c.cfg.FailoverTime {
+					forced = append(forced, l)
+				} else if exp := o.since.Add(c.cfg.FailoverTime + expiryLag); exp.Before(next) {
+					next = exp
+				}
 			case !held:
-				reacquire = append(reacquire, l) // ours in the table, from an earlier run
+				reacquire = append(reacquire, l) // ours in the table: handed over to us, or from an earlier run
 			}
 		default:
 			o.freeRun = 0
@@ -105,14 +116,14 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 	}
 	slices.Sort(v.workers)
 	planned, _ := v.plan()
-	take := append(reacquire, planned...)
+	take := append(append(reacquire, forced...), planned...)
 	for _, l := range longFree { // free for three scans: whoever the plan named is not taking it
 		if !slices.ContainsFunc(take, func(t Lease) bool { return t.Key == l.Key }) {
 			take = append(take, l)
 		}
 	}
 	if limit := c.cfg.MaxLeasesForWorker; limit > 0 {
-		room := max(0, limit-heldNow)
+		room := max(0, limit-heldNow-pending+len(forced))
 		take = take[:min(len(take), room)]
 	}
 	c.takeAll(ctx, take, v)
@@ -129,7 +140,11 @@ func (c *Coordinator) dropMovedOn(ls []Lease) {
 			continue
 		}
 		h.mu.Lock()
-		if !h.gone && l.Counter > h.lease.Counter && l.Owner != c.cfg.WorkerID {
+		switch {
+		case h.gone || h.handingOver || l.Counter <= h.lease.Counter || l.Owner == c.cfg.WorkerID:
+		case l.CheckpointOwner == c.cfg.WorkerID:
+			c.handOverAskedLocked(context.Background(), h, l)
+		default:
 			c.loseLocked(h, "taker pass saw another owner")
 		}
 		h.mu.Unlock()
@@ -139,16 +154,43 @@ func (c *Coordinator) dropMovedOn(ls []Lease) {
 // takeAll takes the given leases concurrently.
 func (c *Coordinator) takeAll(ctx context.Context, take []Lease, v view) {
 	forEach(ctx, take, c.cfg.MaxConcurrentWrites, func(l Lease) {
-		stolen := l.Owner != "" && l.Owner != v.me && slices.ContainsFunc(v.owned[l.Owner], func(o Lease) bool { return o.Key == l.Key })
-		c.take(ctx, l, stolen)
+		live := l.Owner != "" && l.Owner != v.me && slices.ContainsFunc(v.owned[l.Owner], func(o Lease) bool { return o.Key == l.Key })
+		if live && l.CheckpointOwner == "" {
+			c.askHandOver(ctx, l)
+			return
+		}
+		c.take(ctx, l)
 	})
+}
+
+// askHandOver asks the live worker holding l to hand it over to this one
+// (Store.HandOver): that worker finishes its batch, checkpoints and
+// releases the lease to this worker, which takes it up at a later pass, so
+// a move to balance the load delivers no record twice. A holder that does
+// not finish within FailoverTime has the lease taken.
+func (c *Coordinator) askHandOver(ctx context.Context, l Lease) {
+	err := withRetry(ctx, c.retry, func() error {
+		_, err := c.cfg.Store.HandOver(ctx, l, c.cfg.WorkerID)
+		if err != nil && ctx.Err() == nil {
+			c.countStoreError("hand_over", err)
+		}
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, ErrConflict) {
+			c.log.Warn("asking for a lease failed", zap.String("lease", l.Key), zap.String("from", l.Owner), zap.Error(err))
+		}
+		return
+	}
+	c.metrics.stolen.Inc()
+	c.log.Info("lease asked for, to balance the load", zap.String("lease", l.Key), zap.String("from", l.Owner))
 }
 
 // take takes one lease and, on success, holds it and reports it. A
 // retryable failure is retried within the pass. A take whose reply was lost
 // fails its retry's condition; the next pass finds the lease owned by this
 // worker in the table and holds it then.
-func (c *Coordinator) take(ctx context.Context, l Lease, stolen bool) {
+func (c *Coordinator) take(ctx context.Context, l Lease) {
 	var (
 		stored Lease
 		start  time.Time // of the call that took it
@@ -173,6 +215,11 @@ func (c *Coordinator) take(ctx context.Context, l Lease, stolen bool) {
 		}
 		return
 	}
+	if l.CheckpointOwner != "" {
+		c.metrics.handOverForced.Inc()
+		c.log.Warn("lease taken without its hand-over: the holder did not hand it over within FailoverTime",
+			zap.String("lease", l.Key), zap.String("holder", l.CheckpointOwner))
+	}
 	h := newHeldLease(stored, start)
 	c.mu.Lock()
 	if c.noTaking { // a graceful shutdown began meanwhile: hand it back at once
@@ -188,12 +235,8 @@ func (c *Coordinator) take(ctx context.Context, l Lease, stolen bool) {
 	n := len(c.held)
 	c.mu.Unlock()
 	c.metrics.held.Set(float64(n))
-	if stolen {
-		c.metrics.stolen.Inc()
-	} else {
-		c.metrics.taken.Inc()
-	}
-	c.log.Info("lease taken", zap.String("lease", l.Key), zap.String("from", l.Owner), zap.Bool("stolen", stolen))
+	c.metrics.taken.Inc()
+	c.log.Info("lease taken", zap.String("lease", l.Key), zap.String("from", l.Owner))
 	if c.cfg.OnAcquired != nil {
 		cl, fn := stored.Clone(), c.cfg.OnAcquired
 		c.events.push(func() { fn(cl) })

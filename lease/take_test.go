@@ -55,13 +55,18 @@ func TestExpiry(t *testing.T) {
 		if n := len(b.Held()); n != 3 {
 			t.Fatalf("b holds %d leases at %v, want 3 once a's expired", n, time.Since(start))
 		}
-		// b's clock started 1.5s after a's.
-		want := map[string]time.Duration{"shard-002": 0, "shard-000": expiry - 1500*time.Millisecond, "shard-001": expiry - 1500*time.Millisecond}
+		// b's clock started 1.5s after a's. b asked for shard-002 at its
+		// first pass; a handed it over at its renewal at 3s, and b took it
+		// up at its pass at 4.5s.
+		want := map[string]time.Duration{"shard-002": 3 * time.Second, "shard-000": expiry - 1500*time.Millisecond, "shard-001": expiry - 1500*time.Millisecond}
 		if got := acq.get(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("b acquired %v, want %v", got, want)
 		}
-		if st, tk, held := testutil.ToFloat64(b.metrics.stolen), testutil.ToFloat64(b.metrics.taken), testutil.ToFloat64(b.metrics.held); st != 1 || tk != 2 || held != 3 {
-			t.Fatalf("b's metrics: stolen %v taken %v held %v; want 1, 2, 3", st, tk, held)
+		if st, tk, held := testutil.ToFloat64(b.metrics.stolen), testutil.ToFloat64(b.metrics.taken), testutil.ToFloat64(b.metrics.held); st != 1 || tk != 3 || held != 3 {
+			t.Fatalf("b's metrics: stolen %v taken %v held %v; want 1, 3, 3", st, tk, held)
+		}
+		if n := testutil.ToFloat64(a.metrics.handedOver); n != 1 {
+			t.Fatalf("a handed %v leases over, want 1", n)
 		}
 	})
 }
@@ -104,8 +109,9 @@ func TestCappedWorkerLeftovers(t *testing.T) {
 
 // TestReleasePickedUpAtNextPass: a released lease is unowned in the table
 // and taken by another worker at its next pass. a (passes every 2s from 0s)
-// takes both leases, b (passes every 2s from 1s) steals one at 1s, a
-// releases the other at 2.5s, and b takes it at its pass at 3s.
+// takes both leases; b (passes every 2s from 1s) asks for one at 1s, a
+// hands it over at its pass at 2s, and b takes it up at its pass at 3s; a
+// releases the other at 3.5s, and b takes it at its pass at 5s.
 func TestReleasePickedUpAtNextPass(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -120,7 +126,7 @@ func TestReleasePickedUpAtNextPass(t *testing.T) {
 		b := newTestCoordinator(t, store, nil, "b", func(cfg *Config) { cfg.OnAcquired = acq.record })
 		stopB := run(t, b)
 		defer stopB()
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(2500 * time.Millisecond)
 		synctest.Wait()
 		if len(a.Held()) != 1 || len(b.Held()) != 1 {
 			t.Fatalf("a %d, b %d", len(a.Held()), len(b.Held()))
@@ -131,12 +137,12 @@ func TestReleasePickedUpAtNextPass(t *testing.T) {
 		if len(a.Held()) != 0 {
 			t.Fatal("a still holds leases")
 		}
-		time.Sleep(3*time.Second - time.Since(start))
+		time.Sleep(5*time.Second - time.Since(start))
 		synctest.Wait()
 		if len(a.Held()) != 0 || len(b.Held()) != 2 {
 			t.Fatalf("after release: a %d, b %d", len(a.Held()), len(b.Held()))
 		}
-		want := map[string]time.Duration{"shard-001": 0, "shard-000": 2 * time.Second} // since b started
+		want := map[string]time.Duration{"shard-001": 2 * time.Second, "shard-000": 4 * time.Second} // since b started
 		if got := acq.get(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("b acquired %v, want %v", got, want)
 		}

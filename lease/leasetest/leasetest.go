@@ -101,6 +101,7 @@ var properties = []property{
 	{"Release", checkRelease},
 	{"Checkpoint", checkCheckpoint},
 	{"LatestTimestamp", checkLatestTimestamp},
+	{"HandOver", checkHandOver},
 	{"Delete", checkDelete},
 	{"UnknownAttributesKept", checkUnknownAttributesKept},
 	{"ReturnsCopies", checkReturnsCopies},
@@ -553,6 +554,80 @@ func checkLatestTimestamp(ctx context.Context, s lease.Store) error {
 	}
 	if !done.LatestTimestamp.IsZero() || !got.LatestTimestamp.IsZero() {
 		return failf("Checkpoint past LATEST: LatestTimestamp returned %v, stored %v, want none", done.LatestTimestamp, got.LatestTimestamp)
+	}
+	return nil
+}
+
+// checkHandOver: HandOver names the next owner and keeps the holder as
+// CheckpointOwner, fenced like every write; the holder's Release then
+// removes CheckpointOwner, leaving the lease to the next owner; a Take ends
+// a hand-over.
+func checkHandOver(ctx context.Context, s lease.Store) error {
+	l, err := create(ctx, s, lease.Lease{Key: "moving", Owner: "w1", Counter: 3, Checkpoint: seq1})
+	if err != nil {
+		return err
+	}
+	stale := l
+	stale.Counter--
+	_, err = s.HandOver(ctx, stale, "w2")
+	if err := wantErr(err, lease.ErrConflict, "HandOver with a stale counter"); err != nil {
+		return err
+	}
+	other := l
+	other.Owner = "w9"
+	_, err = s.HandOver(ctx, other, "w2")
+	if err := wantErr(err, lease.ErrConflict, "HandOver naming another owner"); err != nil {
+		return err
+	}
+	h, err := s.HandOver(ctx, l, "w2")
+	if err != nil {
+		return failf("HandOver: %w", err)
+	}
+	want := l
+	want.Owner, want.CheckpointOwner, want.Counter, want.OwnerSwitchesSinceCheckpoint = "w2", "w1", l.Counter+1, l.OwnerSwitchesSinceCheckpoint+1
+	if err := wantLease(h, want, "HandOver's result"); err != nil {
+		return err
+	}
+	if err := unchanged(ctx, s, want, "HandOver"); err != nil {
+		return failf("HandOver did not store what it returned: %w", err)
+	}
+	_, err = s.HandOver(ctx, h, "w3")
+	if err := wantErr(err, lease.ErrConflict, "HandOver during a hand-over"); err != nil {
+		return err
+	}
+	// The holder checkpoints, then hands the lease over.
+	cp := h
+	cp.Checkpoint = seq2
+	cp, err = s.Checkpoint(ctx, cp)
+	if err != nil {
+		return failf("Checkpoint during a hand-over: %w", err)
+	}
+	wrong := cp
+	wrong.CheckpointOwner = "w9"
+	_, err = s.Release(ctx, wrong)
+	if err := wantErr(err, lease.ErrConflict, "Release of a hand-over by another checkpoint owner"); err != nil {
+		return err
+	}
+	done, err := s.Release(ctx, cp)
+	if err != nil {
+		return failf("Release ending a hand-over: %w", err)
+	}
+	want = cp
+	want.CheckpointOwner, want.Counter = "", cp.Counter+1
+	if err := wantLease(done, want, "Release ending a hand-over (the lease is the next owner's)"); err != nil {
+		return err
+	}
+	// A take ends a hand-over that was not finished.
+	again, err := s.HandOver(ctx, done, "w3")
+	if err != nil {
+		return failf("second HandOver: %w", err)
+	}
+	taken, err := s.Take(ctx, again, "w3")
+	if err != nil {
+		return failf("Take during a hand-over: %w", err)
+	}
+	if taken.CheckpointOwner != "" || taken.Owner != "w3" {
+		return failf("Take during a hand-over: owner %q checkpoint owner %q, want w3 and none", taken.Owner, taken.CheckpointOwner)
 	}
 	return nil
 }

@@ -115,6 +115,12 @@ func (p *printer) Initialize(ctx context.Context, in *kcl.InitializeInput) error
 	return nil
 }
 
+// ShutdownRequested checkpoints what was processed: on a graceful
+// shutdown, and when the lease is handed over to another worker.
+func (p *printer) ShutdownRequested(ctx context.Context, in *kcl.ShutdownRequestedInput) error {
+	return in.Checkpointer.CheckpointProcessed(ctx)
+}
+
 func (p *printer) LeaseLost(ctx context.Context, in *kcl.LeaseLostInput) {
 	p.event("lost %s", in.ShardID)
 }
