@@ -91,6 +91,8 @@ func TestRedact(t *testing.T) {
 		"u:pw@host:1 without a scheme":                 "u:xxxxx@host:1 without a scheme",
 		"http://u:p@ss@host/":                          "http://u:xxxxx@host/",
 		"no URL here: a:b":                             "no URL here: a:b",
+		"u:a://b@h has no scheme":                      "u:xxxxx@h has no scheme",
+		"0://@0":                                       "0:xxxxx@0",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)

@@ -119,3 +119,34 @@ func FuzzParseFrom(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRedact checks that a password in an endpoint URL never survives
+// redact, with or without a scheme, and that redacting twice changes
+// nothing more.
+func FuzzRedact(f *testing.F) {
+	f.Add("user", "s3cret", "127.0.0.1:4568", "cannot reach %s: refused")
+	f.Add("", "pw", "[::1", "bad --endpoint-url %q")
+	f.Add("u", "p:w@x", "host/path?q#f", "Post \"%s\": dial")
+	f.Add("u", "", "h", "%s")
+	f.Fuzz(func(t *testing.T, user, pw, host, format string) {
+		if strings.ContainsAny(user, wordBreaks+":@") || strings.ContainsAny(pw+host, wordBreaks) ||
+			strings.Contains(host, "@") || pw == "" || strings.Contains(redacted, pw) ||
+			strings.Count(format, "%") != 1 || !strings.Contains(format, "%s") && !strings.Contains(format, "%q") {
+			return
+		}
+		endpoints := []string{"http://" + user + ":" + pw + "@" + host}
+		if !strings.HasPrefix(pw, "//") { // else user://... is a URL without a password
+			endpoints = append(endpoints, user+":"+pw+"@"+host)
+		}
+		for _, endpoint := range endpoints {
+			msg := fmt.Sprintf(format, endpoint)
+			out := redact(msg)
+			if strings.Contains(out, ":"+pw+"@") {
+				t.Fatalf("redact(%q) = %q: the password is still there", msg, out)
+			}
+			if again := redact(out); again != out {
+				t.Fatalf("redact(%q) = %q, but redact of that is %q", msg, out, again)
+			}
+		}
+	})
+}

@@ -34,7 +34,7 @@ func redactWord(w string) string {
 		return w
 	}
 	start := 0
-	if i := strings.Index(w, "://"); i >= 0 && i < at {
+	if i := strings.Index(w, "://"); i >= 0 && i < at && isScheme(w[:i]) {
 		start = i + len("://")
 	}
 	colon := strings.IndexByte(w[start:at], ':')
@@ -42,4 +42,19 @@ func redactWord(w string) string {
 		return w
 	}
 	return w[:start+colon+1] + redacted + w[at:]
+}
+
+// isScheme reports whether s can be a URL's scheme: a letter, then letters,
+// digits, "+", "-" or ".". Otherwise a "://" belongs to the password.
+func isScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
