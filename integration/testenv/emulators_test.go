@@ -70,7 +70,8 @@ func TestEmulatorsListenOnLoopbackOnly(t *testing.T) {
 		}
 		t.Skip("node is not installed")
 	}
-	ports := map[string]int{"kinesis-mock": freePort(t), "kinesis-mock TLS": freePort(t), "dynalite": freePort(t)}
+	free := freePorts(t, 3)
+	ports := map[string]int{"kinesis-mock": free[0], "kinesis-mock TLS": free[1], "dynalite": free[2]}
 	env := append(os.Environ(),
 		fmt.Sprintf("KINESIS_PORT=%d", ports["kinesis-mock"]),
 		fmt.Sprintf("KINESIS_TLS_PORT=%d", ports["kinesis-mock TLS"]),
@@ -122,6 +123,21 @@ func TestEmulatorsListenOnLoopbackOnly(t *testing.T) {
 			}
 		}
 	}
+}
+
+// freePorts returns n distinct loopback ports nothing listens on.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close() // held until all are chosen, so that they differ
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
 }
 
 // listeningAddrs reads /proc/net/tcp and /proc/net/tcp6: the local
