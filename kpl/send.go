@@ -35,7 +35,8 @@ func (p *Producer) send(req *request) {
 	}()
 	var entries []types.PutRecordsRequestEntry
 	var containers []*aggregation.Encoder
-	if _, sdk := p.client.(*kinesis.Client); sdk && p.cfg.Compression == aggregation.None {
+	_, sdk := p.client.(*kinesis.Client)
+	if sdk && p.cfg.Compression == aggregation.None {
 		// The SDK's client takes the body written here: the containers
 		// go into it directly, never built on their own.
 		entries, containers = p.entriesDirect(req)
@@ -59,12 +60,18 @@ func (p *Producer) send(req *request) {
 		StreamARN:  p.stream.ARN(),
 		Records:    entries,
 	}
-	body := p.getBody(bodySize(in, containers))
-	body = appendBody(body, in, containers)
+	var opts []func(*kinesis.Options)
+	var body []byte
+	if sdk {
+		// The SDK's client takes the body written here; any other client
+		// reads the input.
+		body = appendBody(p.getBody(bodySize(in, containers)), in, containers)
+		opts = append(opts, withBody(body))
+	}
 	ctx, cancel := context.WithTimeout(p.sendCtx, p.cfg.RequestTimeout)
-	out, err := p.client.PutRecords(ctx, in, withBody(body))
+	out, err := p.client.PutRecords(ctx, in, opts...)
 	cancel()
-	if err == nil {
+	if err == nil && body != nil {
 		// The response was read whole: the transport is done with the body.
 		p.putBody(body)
 	}
