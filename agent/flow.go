@@ -91,6 +91,7 @@ func newFlow(fc config.Flow, acfg *Config, m *metrics) (*flow, error) {
 		files:     map[*tail.File]*fileState{},
 		lastStats: map[*tail.File]lines.Stats{},
 	}
+	chain.OnInvalidUTF8 = f.m.invalidUTF8.Inc
 	resume := make([]tail.Position, 0, len(f.saved))
 	for _, e := range f.saved {
 		resume = append(resume, tail.Position{Path: e.Path, Offset: e.Offset, ID: tail.Identity{
@@ -102,10 +103,12 @@ func newFlow(fc config.Flow, acfg *Config, m *metrics) (*flow, error) {
 		// END_OF_FILE applies to the files found at the first start of a
 		// flow; once it has run, a file without a saved position at start
 		// appeared while the agent was down and is read from its start.
-		StartAtEnd:    fc.InitialPosition == config.EndOfFile && !acfg.Offsets.Has(id),
-		Resume:        resume,
-		CloseInactive: acfg.CloseInactive,
-		Logger:        f.log,
+		StartAtEnd:     fc.InitialPosition == config.EndOfFile && !acfg.Offsets.Has(id),
+		Resume:         resume,
+		CloseInactive:  acfg.CloseInactive,
+		FollowSymlinks: fc.FollowSymlinks,
+		OnRefused:      f.m.refused.Inc,
+		Logger:         f.log,
 	})
 	if err != nil {
 		return nil, err

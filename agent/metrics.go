@@ -8,13 +8,13 @@ import (
 
 // metrics are the agent's Prometheus collectors, labelled by flow.
 type metrics struct {
-	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines, keyFallbacks *prometheus.CounterVec
-	pending, files, behind                                                                         *prometheus.GaugeVec
+	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines, keyFallbacks, refused, invalidUTF8 *prometheus.CounterVec
+	pending, files, behind                                                                                               *prometheus.GaugeVec
 }
 
 type flowMetrics struct {
-	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines, keyFallbacks prometheus.Counter
-	pending, files, behind                                                                         prometheus.Gauge
+	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines, keyFallbacks, refused, invalidUTF8 prometheus.Counter
+	pending, files, behind                                                                                               prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +35,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		headerLines: counter("header_lines_skipped_total", "Header lines skipped (skipHeaderLines)."),
 		keyFallbacks: counter("partition_key_fallbacks_total",
 			"Records without the partitionKeyField or a partitionKeyPattern match, sent with a random key."),
-		pending: gauge("records_pending", "Records read and not yet acknowledged."),
-		files:   gauge("files_tracked", "Files followed."),
-		behind:  gauge("bytes_behind", "Bytes in followed files not yet read."),
+		refused: counter("files_refused_total",
+			"Paths matching filePattern not followed: their file is outside the pattern's directory (followSymlinks allows it)."),
+		invalidUTF8: counter("records_invalid_utf8_total", "Processed records in which invalid UTF-8 was replaced by U+FFFD."),
+		pending:     gauge("records_pending", "Records read and not yet acknowledged."),
+		files:       gauge("files_tracked", "Files followed."),
+		behind:      gauge("bytes_behind", "Bytes in followed files not yet read."),
 	}
 }
 
@@ -52,6 +55,8 @@ func (m *metrics) flow(id string) flowMetrics {
 		split:        m.split.WithLabelValues(id),
 		headerLines:  m.headerLines.WithLabelValues(id),
 		keyFallbacks: m.keyFallbacks.WithLabelValues(id),
+		refused:      m.refused.WithLabelValues(id),
+		invalidUTF8:  m.invalidUTF8.WithLabelValues(id),
 		pending:      m.pending.WithLabelValues(id),
 		files:        m.files.WithLabelValues(id),
 		behind:       m.behind.WithLabelValues(id),

@@ -28,6 +28,9 @@
 //	flows[].longLineAction  TRUNCATE (default) or SPLIT a line longer than maxRecordSizeBytes
 //	flows[].dropUnparsedRecords  drop a line a CSVTOJSON/LOGTOJSON option cannot parse
 //	                        instead of sending it unchanged (default false; counted either way)
+//	flows[].followSymlinks  open files reached through a symbolic link that leads
+//	                        out of the filePattern's directory (default false: such a
+//	                        file is not read, and counted)
 package config
 
 import (
@@ -203,6 +206,11 @@ type Flow struct {
 	Aggregation bool
 	// Compression compresses aggregated records. Default aggregation.None.
 	Compression aggregation.Compression
+	// FollowSymlinks lets the flow read a file whose resolved path lies
+	// outside the directory of FilePattern (a symbolic link out of it).
+	// Default false: such a file is not opened, so that a link planted in a
+	// log directory cannot ship the file it points to (followSymlinks).
+	FollowSymlinks bool
 	// Processing is the chain of data processing options, applied in order.
 	Processing []Option
 }
@@ -297,6 +305,7 @@ type rawFlow struct {
 	DropUnparsedRecords           *flexBool         `json:"dropUnparsedRecords"`
 	Aggregation                   *flexBool         `json:"aggregation"`
 	Compression                   string            `json:"compression"`
+	FollowSymlinks                *flexBool         `json:"followSymlinks"`
 }
 
 type rawOption struct {
@@ -469,6 +478,9 @@ func parseFlow(b []byte, where string) (Flow, error) {
 	}
 	if r.Aggregation != nil {
 		fl.Aggregation = bool(*r.Aggregation)
+	}
+	if r.FollowSymlinks != nil {
+		fl.FollowSymlinks = bool(*r.FollowSymlinks)
 	}
 	if r.Compression != "" {
 		c, err := aggregation.ParseCompression(strings.ToLower(r.Compression))

@@ -370,3 +370,32 @@ func TestEndpointFromConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// metric returns the value of the kinesis_agent_ series name of flow that
+// the process serves on the metrics address it logged, and whether it is
+// there.
+func (p *process) metric(name, flow string) (float64, bool) {
+	m := regexp.MustCompile(`"msg":"metrics","listen":"([^"]+)"`).FindStringSubmatch(p.log())
+	if m == nil {
+		return 0, false
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, false
+	}
+	prefix := "kinesis_agent_" + name + `{flow="` + flow + `"} `
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f, true
+			}
+		}
+	}
+	return 0, false
+}
