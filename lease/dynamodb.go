@@ -517,12 +517,12 @@ func toItem(l Lease) map[string]types.AttributeValue {
 	str(attrKey, l.Key)
 	str(attrOwner, l.Owner)
 	item[attrCounter] = numAttr(l.Counter)
-	if l.Checkpoint != "" {
-		str(attrCheckpoint, l.Checkpoint)
+	str(attrCheckpoint, l.Checkpoint)
+	if l.Checkpoint != "" || l.CheckpointSubSequence != 0 {
 		item[attrCheckpointSub] = unsignedAttr(l.CheckpointSubSequence)
 	}
-	if l.PendingCheckpoint != "" {
-		str(attrPendingCheckpoint, l.PendingCheckpoint)
+	str(attrPendingCheckpoint, l.PendingCheckpoint)
+	if l.PendingCheckpoint != "" || l.PendingCheckpointSubSequence != 0 {
 		item[attrPendingCheckpointSub] = unsignedAttr(l.PendingCheckpointSubSequence)
 	}
 	item[attrOwnerSwitches] = numAttr(l.OwnerSwitchesSinceCheckpoint)
