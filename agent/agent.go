@@ -72,8 +72,10 @@ type Config struct {
 	// NewSink returns the sink a flow sends to. Required. The agent closes
 	// the sinks it made when Run ends.
 	NewSink func(config.Flow) (Sink, error)
-	// ShutdownTimeout bounds the wait for in-flight records when Run ends.
-	// Default 10s.
+	// ShutdownTimeout bounds the whole shutdown once Run's context ends:
+	// the wait for records in flight and the closing of the sinks (records
+	// still unacknowledged at its end fail and are read again at the next
+	// start). Default 10s.
 	ShutdownTimeout time.Duration
 	// ProgressInterval is how often each flow logs its progress. Default 30s.
 	ProgressInterval time.Duration
@@ -176,9 +178,10 @@ func New(cfg Config) (*Agent, error) {
 	return a, nil
 }
 
-// Run tails and sends until ctx ends, then stops reading, waits up to
-// ShutdownTimeout for records in flight, saves offsets and closes the
-// sinks. It returns when everything it started has ended.
+// Run tails and sends until ctx ends, then stops reading, waits for records
+// in flight, closes the sinks and saves offsets, all within ShutdownTimeout
+// of ctx's end (a sink that honours its Close context keeps to it). It
+// returns when everything it started has ended.
 //
 // Run may be called once: a second call, whether during the first or after
 // it, returns ErrAlreadyRun at once.
@@ -229,18 +232,30 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 
 	<-ctx.Done()
-	wg.Wait() // flows stop reading and drain within ShutdownTimeout
-	stopSaver()
-	<-saveDone
-	err := a.save()
-	closeCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	// One deadline for the whole shutdown: the flows' wait for records in
+	// flight and the closing of the sinks share ShutdownTimeout.
+	stopCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
+	wg.Wait() // flows stop reading
+	for i, f := range a.flows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.drain(stopCtx, sinks[i])
+			f.logProgress()
+		}()
+	}
+	wg.Wait()
 	for _, s := range sinks {
-		if cerr := s.Close(closeCtx); cerr != nil {
+		if cerr := s.Close(stopCtx); cerr != nil {
 			a.cfg.Logger.Warn("closing sink", zap.Error(cerr))
 		}
 	}
-	return err
+	// Saved after the sinks are closed, so that records they acknowledged
+	// while closing count too.
+	stopSaver()
+	<-saveDone
+	return a.save()
 }
 
 func (a *Agent) closeSinks(sinks []Sink) {

@@ -682,3 +682,81 @@ func TestEndOfFileOnlyAtTheFirstStart(t *testing.T) {
 		t.Fatalf("after restart got %q", got)
 	}
 }
+
+// stuckSink takes records and never acknowledges them, as a sink whose
+// service does not answer; it records the deadlines of the contexts Flush
+// and Close get, and Close fails what it holds.
+type stuckSink struct {
+	mu      sync.Mutex
+	held    []func(error)
+	flushBy []time.Time
+	closeBy []time.Time
+}
+
+func (s *stuckSink) Put(_ context.Context, _ Record, done func(error)) error {
+	s.mu.Lock()
+	s.held = append(s.held, done)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *stuckSink) Flush(ctx context.Context) error {
+	d, _ := ctx.Deadline()
+	s.mu.Lock()
+	s.flushBy = append(s.flushBy, d)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *stuckSink) Close(ctx context.Context) error {
+	d, _ := ctx.Deadline()
+	s.mu.Lock()
+	s.closeBy = append(s.closeBy, d)
+	held := s.held
+	s.held = nil
+	s.mu.Unlock()
+	<-ctx.Done() // waits for answers that never come
+	for _, done := range held {
+		done(errors.New("closed"))
+	}
+	return ctx.Err()
+}
+
+func (s *stuckSink) heldCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held)
+}
+
+// TestShutdownHasOneDeadline stops an agent whose records are never
+// acknowledged: the wait for them and the closing of the sink end at the
+// same deadline, ShutdownTimeout after the context ended, not one
+// ShutdownTimeout each.
+func TestShutdownHasOneDeadline(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	appendLines(t, logPath, 0, 10)
+	sink := &stuckSink{}
+	const timeout = 300 * time.Millisecond
+	r := startAgent(t, Config{Flows: []config.Flow{flowFor(logPath)}, Offsets: openStore(t, filepath.Join(dir, "cp")),
+		ShutdownTimeout: timeout, NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
+	wait.For(t, 10*time.Second, "records put", func() bool { return sink.heldCount() == 10 })
+	stopped := time.Now()
+	r.stop(t)
+	if len(sink.flushBy) != 1 || len(sink.closeBy) != 1 {
+		t.Fatalf("Flush called %d times, Close %d times; want once each", len(sink.flushBy), len(sink.closeBy))
+	}
+	if sink.flushBy[0].IsZero() || !sink.closeBy[0].Equal(sink.flushBy[0]) {
+		t.Errorf("Close deadline %v, want the drain's %v: one deadline for the shutdown",
+			sink.closeBy[0].Format(time.StampMicro), sink.flushBy[0].Format(time.StampMicro))
+	}
+	if by := sink.closeBy[0]; by.Before(stopped.Add(timeout)) || by.After(time.Now()) {
+		t.Errorf("shutdown deadline %v after the stop began, want ShutdownTimeout %v after the context ended", by.Sub(stopped), timeout)
+	}
+	cp := openStore(t, filepath.Join(dir, "cp"))
+	for _, e := range cp.Get(flowFor(logPath).ID()) {
+		if e.Offset != 0 {
+			t.Errorf("offset %d saved for records never acknowledged", e.Offset)
+		}
+	}
+}

@@ -123,8 +123,7 @@ func (f *flow) poke() {
 	}
 }
 
-// run reads and ships until ctx ends, then drains in-flight records for up
-// to ShutdownTimeout.
+// run reads and ships until ctx ends; Run then drains the flow.
 func (f *flow) run(ctx context.Context, sink Sink) {
 	events := make(chan tail.Event)
 	tailCtx, stopTail := context.WithCancel(ctx)
@@ -138,10 +137,6 @@ func (f *flow) run(ctx context.Context, sink Sink) {
 		<-tailDone
 	}()
 	f.pump(ctx, sink, events)
-	stopTail()
-	<-tailDone
-	f.drain(sink)
-	f.logProgress()
 }
 
 // pump ships the records of the tailer's events, puts failed records again
@@ -180,10 +175,8 @@ func (f *flow) pump(ctx context.Context, sink Sink, events <-chan tail.Event) {
 }
 
 // drain waits for in-flight records, putting failed ones again, until none
-// is left or ShutdownTimeout passes.
-func (f *flow) drain(sink Sink) {
-	ctx, cancel := context.WithTimeout(context.Background(), f.acfg.ShutdownTimeout)
-	defer cancel()
+// is left or ctx ends (the shutdown deadline).
+func (f *flow) drain(ctx context.Context, sink Sink) {
 	_ = sink.Flush(ctx)
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
