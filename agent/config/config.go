@@ -38,6 +38,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -45,6 +46,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinesisgo/kinesis/internal/streamref"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
@@ -103,16 +105,19 @@ type File struct {
 	// CheckpointFile is the path of the file holding acknowledged offsets.
 	// Default DefaultCheckpointFile.
 	CheckpointFile string
-	// KinesisEndpoint overrides the Kinesis endpoint URL. Default: the AWS
-	// config chain (including AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL).
+	// KinesisEndpoint overrides the Kinesis endpoint URL: http or https
+	// with a host (after Parse, a host name without a scheme is an https
+	// URL, as in AWS's agent). Default: the AWS config chain (including
+	// AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL).
 	KinesisEndpoint string
 	// KinesisRegion is the AWS region. Default: the AWS config chain.
 	KinesisRegion string
-	// FirehoseEndpoint overrides the Firehose endpoint URL. Default: the AWS
+	// FirehoseEndpoint overrides the Firehose endpoint URL (checked like
+	// KinesisEndpoint). Default: the AWS
 	// config chain (including AWS_ENDPOINT_URL_FIREHOSE and AWS_ENDPOINT_URL).
 	FirehoseEndpoint string
-	// STSEndpoint overrides the STS endpoint URL used to assume roles.
-	// Default: the AWS config chain (including AWS_ENDPOINT_URL_STS).
+	// STSEndpoint overrides the STS endpoint URL used to assume roles
+	// (checked like KinesisEndpoint). Default: the AWS config chain (including AWS_ENDPOINT_URL_STS).
 	STSEndpoint string
 	// AccessKeyID and SecretAccessKey are static credentials. Default: the
 	// AWS config chain. Prefer the chain; never logged.
@@ -138,10 +143,12 @@ type File struct {
 type Flow struct {
 	// FilePattern is an absolute glob (filepath.Match syntax) of files to tail.
 	FilePattern string
-	// Stream is the Kinesis data stream name. Exactly one of Stream and
-	// DeliveryStream is set.
+	// Stream is the Kinesis data stream name (1 to 128 letters, digits,
+	// '_', '.' or '-') or ARN. Exactly one of Stream and DeliveryStream is
+	// set.
 	Stream string
-	// DeliveryStream is the Amazon Data Firehose stream name.
+	// DeliveryStream is the Amazon Data Firehose stream name (1 to 64
+	// letters, digits, '_', '.' or '-').
 	DeliveryStream string
 	// AssumeRoleARN is the role the flow's calls are signed with, and
 	// AssumeRoleExternalID the external ID given to STS with it. Default
@@ -370,6 +377,16 @@ func Parse(b []byte) (*File, error) {
 	if f.CheckpointFile == "" {
 		f.CheckpointFile = DefaultCheckpointFile
 	}
+	for _, e := range []struct {
+		key string
+		v   *string
+	}{{"kinesis.endpoint", &f.KinesisEndpoint}, {"firehose.endpoint", &f.FirehoseEndpoint}, {"sts.endpoint", &f.STSEndpoint}} {
+		u, err := endpointURL(e.key, *e.v)
+		if err != nil {
+			return nil, err
+		}
+		*e.v = u
+	}
 	if r.ShutdownTimeoutMillis != nil {
 		f.ShutdownTimeout = time.Duration(*r.ShutdownTimeoutMillis) * time.Millisecond
 	}
@@ -582,6 +599,73 @@ func parseOption(b []byte, where string) (Option, error) {
 	return o, err
 }
 
+// endpointURL checks the value of an endpoint key and returns the URL to
+// use: "" stays "" (the AWS config chain's endpoint), a host name without a
+// scheme, as AWS's documentation writes the endpoints
+// (kinesis.us-east-1.amazonaws.com), is an https URL, and otherwise the
+// value must be an http or https URL with a host. Messages show the URL
+// with its password, if any, redacted.
+func endpointURL(key, v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if !strings.Contains(v, "://") {
+		v = "https://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the message without the URL, which may hold a password
+		}
+		return "", fmt.Errorf("agent.json: %s is not a URL: %w", key, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("agent.json: %s %q: want an http or https URL", key, u.Redacted())
+	case u.Hostname() == "":
+		return "", fmt.Errorf("agent.json: %s %q: no host", key, u.Redacted())
+	case u.Port() != "" && !validPort(u.Port()):
+		return "", fmt.Errorf("agent.json: %s %q: port %q is not a number from 1 to 65535", key, u.Redacted(), u.Port())
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("agent.json: %s %q: an endpoint has no query or fragment", key, u.Redacted())
+	}
+	return v, nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// streamNameChars is what the Kinesis and Firehose APIs allow in a stream
+// name: letters, digits, underscore, period and hyphen ([a-zA-Z0-9_.-]+).
+var streamNameChars = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+
+// Longest names: a Kinesis data stream's is 1 to 128 characters, a
+// Firehose delivery stream's 1 to 64 (the APIs' StreamName and
+// DeliveryStreamName constraints).
+const (
+	maxStreamName         = 128
+	maxDeliveryStreamName = 64
+)
+
+// checkStreamName reports why name (the value of key) cannot name a stream
+// of at most max characters; a kinesisStream may also be a stream ARN.
+func checkStreamName(where, key, name string, max int) error {
+	if key == "kinesisStream" && strings.HasPrefix(name, "arn:") {
+		ref, err := streamref.Parse(name)
+		if err != nil {
+			return fmt.Errorf("%s: kinesisStream: %w", where, err)
+		}
+		name = ref.ShortName()
+	}
+	if len(name) > max || !streamNameChars.MatchString(name) {
+		return fmt.Errorf("%s: %s %q: a stream name is 1 to %d letters, digits, '_', '.' or '-'", where, key, name, max)
+	}
+	return nil
+}
+
 // Validate reports the first problem with f.
 func (f *File) Validate() error {
 	if len(f.Flows) == 0 {
@@ -619,6 +703,13 @@ func (fl *Flow) validate(where string) error {
 		return fmt.Errorf("%s: kinesisStream and deliveryStream are both set; a flow sends to one stream", where)
 	case fl.AssumeRoleExternalID != "" && fl.AssumeRoleARN == "":
 		return fmt.Errorf("%s: assumeRoleExternalId needs assumeRoleARN", where)
+	}
+	if fl.Stream != "" {
+		if err := checkStreamName(where, "kinesisStream", fl.Stream, maxStreamName); err != nil {
+			return err
+		}
+	} else if err := checkStreamName(where, "deliveryStream", fl.DeliveryStream, maxDeliveryStreamName); err != nil {
+		return err
 	}
 	if err := fl.validateFirehose(where); err != nil {
 		return err

@@ -173,3 +173,48 @@ func TestLoad(t *testing.T) {
 		t.Fatal("want error for a missing file")
 	}
 }
+
+func TestStreamNamesAndEndpoints(t *testing.T) {
+	flow := func(kv string) string {
+		return `{"flows":[{"filePattern":"/var/log/a.log",` + kv + `}]}`
+	}
+	long := strings.Repeat("s", 129)
+	for _, tc := range []struct{ cfg, want string }{
+		{flow(`"kinesisStream":"my stream"`), `kinesisStream "my stream": a stream name is 1 to 128`},
+		{flow(`"kinesisStream":"logs/app"`), `kinesisStream "logs/app"`},
+		{flow(`"kinesisStream":"` + long + `"`), `a stream name is 1 to 128`},
+		{flow(`"kinesisStream":"arn:aws:kinesis:us-east-1:123456789012:stream/bad name"`), `kinesisStream "bad name"`},
+		{flow(`"kinesisStream":"arn:aws:sqs:us-east-1:123456789012:q"`), `not a Kinesis stream ARN`},
+		{flow(`"deliveryStream":"` + strings.Repeat("d", 65) + `"`), `deliveryStream "ddd`},
+		{flow(`"deliveryStream":"a*b"`), `a stream name is 1 to 64`},
+		{`{"kinesis.endpoint":"http://[::1","flows":[]}`, `kinesis.endpoint is not a URL`},
+		{`{"kinesis.endpoint":"ftp://host","flows":[]}`, `want an http or https URL`},
+		{`{"firehose.endpoint":"http://","flows":[]}`, `firehose.endpoint "http:": no host`},
+		{`{"kinesis.endpoint":"http://h:99999","flows":[]}`, `port "99999"`},
+		{`{"kinesis.endpoint":"http://h:x","flows":[]}`, `kinesis.endpoint is not a URL`},
+		{`{"sts.endpoint":"https://h/?a=b","flows":[]}`, `no query or fragment`},
+		{`{"kinesis.endpoint":"https://u:hunter2@h:1/x y?q","flows":[]}`, `kinesis.endpoint`},
+	} {
+		_, err := Parse([]byte(tc.cfg))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.cfg, err, tc.want)
+		} else if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error shows the password: %v", tc.cfg, err)
+		}
+	}
+
+	ok := `{"kinesis.endpoint":"kinesis.eu-west-1.amazonaws.com","firehose.endpoint":"http://127.0.0.1:4573",
+		"flows":[{"filePattern":"/var/log/a.log","kinesisStream":"A-z_0.9"},
+		{"filePattern":"/var/log/a.log","kinesisStream":"arn:aws:kinesis:us-east-1:123456789012:stream/` + long[:128] + `"},
+		{"filePattern":"/var/log/a.log","deliveryStream":"` + strings.Repeat("d", 64) + `","followSymlinks":true}]}`
+	f, err := Parse([]byte(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.KinesisEndpoint != "https://kinesis.eu-west-1.amazonaws.com" || f.FirehoseEndpoint != "http://127.0.0.1:4573" {
+		t.Errorf("endpoints %q, %q; want a host without scheme taken as https", f.KinesisEndpoint, f.FirehoseEndpoint)
+	}
+	if f.Flows[0].FollowSymlinks || !f.Flows[2].FollowSymlinks {
+		t.Errorf("followSymlinks: %v, %v; want false by default, true when set", f.Flows[0].FollowSymlinks, f.Flows[2].FollowSymlinks)
+	}
+}

@@ -62,6 +62,8 @@ func TestCheck(t *testing.T) {
 		{`{"flows":[{"filePattern":"/a","deliveryStream":"fh","aggregation":true}]}`, `not deliveryStream`},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","dataProcessingOptions":[{"optionName":"LOGTOJSON","logFormat":"SYSLOG","customFieldNames":["a"]}]}]}`, `5 fields but 1 names`},
 		{`not json`, `invalid character`},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"no spaces"}]}`, `kinesisStream "no spaces": a stream name is 1 to 128 letters`},
+		{`{"kinesis.endpoint":"garbage://x","flows":[{"filePattern":"/a","kinesisStream":"s"}]}`, `kinesis.endpoint "garbage://x": want an http or https URL`},
 	} {
 		code, out := runCmd(t, "-check", "-config", writeConfig(t, tc.cfg))
 		if code != 1 || !strings.Contains(out, tc.want) {
