@@ -27,6 +27,10 @@ type deaggregator struct {
 	hashRange *hashkey.Range
 	// outside counts user records whose hash key lies outside hashRange.
 	outside func(n int)
+	// undecoded counts records that start like a compressed container but
+	// are delivered as they are (corrupt, or expanding beyond
+	// aggregation.MaxExpansionRatio or MaxDecompressedSize).
+	undecoded func()
 	scratch []aggregation.UserRecord
 	// inside caches, for the container being read, whether a partition
 	// key's hash key lies in hashRange, so that a key shared by many user
@@ -49,7 +53,22 @@ type keyCheck struct {
 
 // appendRecords appends the user records of recs to dst.
 func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record {
+	dst, _ = d.appendRecordsUpTo(dst, recs, 0)
+	return dst
+}
+
+// appendRecordsUpTo appends the user records of recs to dst until the data
+// decompressed from compressed containers reaches limit (0: no limit),
+// and returns the records of recs not read yet. The data of plain and
+// uncompressed aggregated records is in recs already; decompressed data is
+// new memory, which limit bounds per batch.
+func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limit int) ([]Record, []types.Record) {
+	decompressed := 0
 	for i := range recs {
+		if limit > 0 && decompressed >= limit {
+			clear(d.scratch)
+			return dst, recs[i:]
+		}
 		r := &recs[i]
 		seq := aws.ToString(r.SequenceNumber)
 		arrival := aws.ToTime(r.ApproximateArrivalTimestamp)
@@ -69,7 +88,11 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 			d.resumeSeq = nil
 		}
 		users, ok := aggregation.DecodeAppend(d.scratch[:0], r.Data)
+		compressed := aggregation.IsCompressed(r.Data)
 		if !ok {
+			if compressed && d.undecoded != nil {
+				d.undecoded()
+			}
 			if atResume {
 				continue // the checkpointed record itself
 			}
@@ -87,6 +110,9 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 		outside := 0
 		for j := range users {
 			u := &users[j]
+			if compressed {
+				decompressed += len(u.Data)
+			}
 			sub := u.SubSequenceNumber
 			if atResume && sub <= skipThrough {
 				continue
@@ -110,7 +136,7 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 		}
 	}
 	clear(d.scratch) // drop references to the data of this batch
-	return dst
+	return dst, nil
 }
 
 func (d *deaggregator) inRange(u *aggregation.UserRecord) bool {

@@ -90,6 +90,7 @@
 //	kinesis_kcl_process_duration_seconds             histogram, per ProcessRecords call
 //	kinesis_kcl_process_errors_total                 counter, processor calls that failed
 //	kinesis_kcl_processor_panics_total               counter, processor calls that panicked (counted as failed too)
+//	kinesis_kcl_compressed_records_undecoded_total   counter, compressed containers delivered as they are (corrupt, or expanding beyond the bounds)
 //	kinesis_kcl_records_skipped_total                counter, by RetryThenSkip
 //	kinesis_kcl_leases_held                          gauge
 //	kinesis_kcl_get_records_errors_total{kind}       counter, failed GetRecords and GetShardIterator calls; kind: AWS error code, "http_STATUS", "timeout", "network"

@@ -24,6 +24,8 @@ type metrics struct {
 	checkpointErrors prometheus.Counter
 	childLeaseErrors prometheus.Counter
 	processorPanics  prometheus.Counter
+	// compressedUndecoded counts compressed containers delivered as-is.
+	compressedUndecoded prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -87,6 +89,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kinesis_kcl_child_lease_errors_total",
 			Help: "Failed attempts to create the leases of a closed shard's children.",
 		}),
+		compressedUndecoded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_kcl_compressed_records_undecoded_total",
+			Help: "Records that start like a compressed container but were delivered as they are: corrupt, or expanding beyond aggregation.MaxExpansionRatio or MaxDecompressedSize.",
+		}),
 		processorPanics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kinesis_kcl_processor_panics_total",
 			Help: "Processor calls that panicked (recovered, and handled as failures under OnProcessError).",
@@ -110,5 +116,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.checkpointErrors = metricreg.Register(reg, m.checkpointErrors)
 	m.childLeaseErrors = metricreg.Register(reg, m.childLeaseErrors)
 	m.processorPanics = metricreg.Register(reg, m.processorPanics)
+	m.compressedUndecoded = metricreg.Register(reg, m.compressedUndecoded)
 	return m
 }

@@ -1,9 +1,12 @@
 package kcl
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/kinesisgo/kinesis/lease"
 )
 
@@ -108,5 +112,71 @@ func TestWorkerStuckProcessorReleasesLeases(t *testing.T) {
 				t.Errorf("lease counter still moving after Run returned")
 			}
 		})
+	}
+}
+
+// TestWorkerBoundsDecompressedBatches: data decompressed from compressed
+// containers counts against Retrieval.PrefetchBytes (a batch is cut once it
+// is reached), and a container that would expand beyond
+// aggregation.MaxExpansionRatio is delivered as it is, and counted.
+func TestWorkerBoundsDecompressedBatches(t *testing.T) {
+	leakCheck(t)
+	fk := newStream(t, testStream, 1)
+	const shard = "shardId-000000000000"
+	const perContainer = 20 * 100 // 20 user records of 100 bytes
+	for c := range 5 {
+		var enc aggregation.Encoder
+		for i := range 20 {
+			enc.Add(aggregation.Record{PartitionKey: fmt.Sprintf("k%d", i), Data: fmt.Appendf(nil, "%-100d", c*100+i)})
+		}
+		data, err := aggregation.Compress(nil, enc.Encode(), aggregation.Zstd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		putTo(t, fk, shard, "k", data)
+	}
+	var bomb aggregation.Encoder
+	bomb.Add(aggregation.Record{PartitionKey: "k", Data: make([]byte, 1<<20)})
+	bombData, err := aggregation.Compress(nil, bomb.Encode(), aggregation.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putTo(t, fk, shard, "k", bombData)
+
+	var mu sync.Mutex
+	var batches []int // decompressed bytes per batch
+	r := &recorder{fail: func(_ context.Context, b *Batch) error {
+		n := 0
+		for _, rec := range b.Records {
+			if rec.Aggregated {
+				n += len(rec.Data)
+			}
+		}
+		mu.Lock()
+		batches = append(batches, n)
+		mu.Unlock()
+		return nil
+	}}
+	cfg := unitConfig(t, fk, lease.NewMemoryStore(), r)
+	cfg.Retrieval.PrefetchBytes = 2 * perContainer
+	w, _ := startWorker(t, cfg)
+	wait.For(t, 10*time.Second, "every record", func() bool { return r.count() == 5*20+1 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, n := range batches {
+		if n > cfg.Retrieval.PrefetchBytes+perContainer {
+			t.Errorf("batch %d holds %d decompressed bytes, want at most PrefetchBytes (%d) and one container", i, n, cfg.Retrieval.PrefetchBytes)
+		}
+	}
+	if len(batches) < 3 {
+		t.Errorf("%d batches (%v), want the 5 containers cut into at least 3", len(batches), batches)
+	}
+	got, _ := r.snapshot()
+	last := got[len(got)-1]
+	if last.Aggregated || !bytes.Equal(last.Data, bombData) {
+		t.Errorf("the bomb was delivered as %d bytes (aggregated %v), want as it is (%d bytes)", len(last.Data), last.Aggregated, len(bombData))
+	}
+	if n := testutil.ToFloat64(w.met.compressedUndecoded); n != 1 {
+		t.Errorf("kinesis_kcl_compressed_records_undecoded_total %v, want 1", n)
 	}
 }

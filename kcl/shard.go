@@ -118,7 +118,8 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 		return s.finish(ctx, proc, cp, o)
 	}
 
-	d := &deaggregator{shardID: s.id, outside: func(n int) { w.met.outsideHashRange.Add(float64(n)) }}
+	d := &deaggregator{shardID: s.id, outside: func(n int) { w.met.outsideHashRange.Add(float64(n)) },
+		undecoded: w.met.compressedUndecoded.Inc}
 	if resume != nil {
 		d.resumeSeq, d.resumeSub = resume, l.CheckpointSubSequence
 	}
@@ -162,12 +163,24 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 		}
 		// A new slice per batch (the processor may keep it), sized after
 		// the previous batch so that aggregated records rarely regrow it.
-		records := d.appendRecords(make([]Record, 0, max(len(f.records), sizeHint)), f.records)
-		sizeHint = len(records)
-		if len(records) > 0 {
-			b := &Batch{ShardID: s.id, Records: records, MillisBehindLatest: f.millisBehindLatest, Checkpointer: cp}
-			if o, ok := s.deliver(ctx, proc, b); !ok {
-				return finish(o)
+		// Data decompressed from compressed containers counts against
+		// PrefetchBytes: past it, the rest of the fetched records goes in
+		// another batch, so that a batch of small compressed records does
+		// not claim many times the bound.
+		for rest := f.records; len(rest) > 0; {
+			var records []Record
+			records, rest = d.appendRecordsUpTo(make([]Record, 0, max(len(rest), sizeHint)), rest, w.cfg.Retrieval.PrefetchBytes)
+			sizeHint = len(records)
+			if len(records) > 0 {
+				b := &Batch{ShardID: s.id, Records: records, MillisBehindLatest: f.millisBehindLatest, Checkpointer: cp}
+				if o, ok := s.deliver(ctx, proc, b); !ok {
+					return finish(o)
+				}
+			}
+			if len(rest) > 0 {
+				if o, stop := s.stopRequested(ctx); stop {
+					return finish(o)
+				}
 			}
 		}
 		if f.gone != nil {

@@ -287,6 +287,36 @@ func TestDecompressionBounded(t *testing.T) {
 	}
 }
 
+// TestDecompressionRatioBounded: a valid container of 1 MiB of zeros
+// compresses to about a thousandth of it, beyond MaxExpansionRatio: it is
+// treated as a plain record; a container of varied data is decoded.
+func TestDecompressionRatioBounded(t *testing.T) {
+	var bomb, varied Encoder
+	bomb.Add(Record{PartitionKey: "k", Data: make([]byte, 1<<20)})
+	for i := range 100 {
+		varied.Add(Record{PartitionKey: fmt.Sprintf("key-%d", i), Data: fmt.Appendf(nil, "GET /item/%d?session=%x 200 %d", i, i*7919, i*31)})
+	}
+	for _, c := range []Compression{Gzip, Zstd} {
+		data, err := Compress(nil, bomb.Encode(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !IsCompressed(data) || len(data)*MaxExpansionRatio >= 1<<20 {
+			t.Fatalf("%v: the bomb is %d bytes: not a bomb", c, len(data))
+		}
+		if _, ok := Decode(data); ok {
+			t.Errorf("%v: container expanding %d times accepted", c, (1<<20)/len(data))
+		}
+		data, err = Compress(nil, varied.Encode(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs, ok := Decode(data); !ok || len(rs) != 100 {
+			t.Errorf("%v: varied container: %d records, ok %v; want 100", c, len(rs), ok)
+		}
+	}
+}
+
 func assertRecords(t *testing.T, got, want []UserRecord) {
 	t.Helper()
 	if len(got) != len(want) {

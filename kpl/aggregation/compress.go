@@ -66,6 +66,18 @@ var compressedMagic = [4]byte{0xF3, 0x89, 0x9A, 0xC3}
 // largest Kinesis record (10 MiB), the cap on an uncompressed container.
 const MaxDecompressedSize = 16 << 20
 
+// MaxExpansionRatio bounds how much larger than its compressed bytes a
+// compressed container may decompress to; one that would expand more is
+// treated as a plain record (a decompression bomb: a 1 MiB record of
+// zeros would otherwise claim 16 MiB for each of the 10,000 records a
+// GetRecords call may return). Containers of real user records, even
+// repetitive log lines, compress far less.
+const MaxExpansionRatio = 100
+
+// IsCompressed reports whether data starts like a compressed container.
+// It does not check that it decompresses; Decode does.
+func IsCompressed(data []byte) bool { return bytes.HasPrefix(data, compressedMagic[:]) }
+
 // Compress appends to dst the container compressed with c and returns the
 // extended slice. With None it appends container unchanged. Compress does not
 // check that container is a valid container; Decode will.
@@ -100,12 +112,14 @@ func Compress(dst, container []byte, c Compression) ([]byte, error) {
 }
 
 // decompress returns the inner container of a compressed container, or
-// ok=false when data does not decompress (within MaxDecompressedSize).
+// ok=false when data does not decompress within MaxDecompressedSize and
+// MaxExpansionRatio times its size.
 func decompress(data []byte) (inner []byte, ok bool) {
 	if len(data) < len(compressedMagic)+1 {
 		return nil, false
 	}
 	body := data[len(compressedMagic)+1:]
+	limit := min(MaxDecompressedSize, MaxExpansionRatio*len(data))
 	switch Compression(data[len(compressedMagic)]) {
 	case Gzip:
 		r, _ := gzipReaders.Get().(*gzip.Reader)
@@ -120,18 +134,22 @@ func decompress(data []byte) (inner []byte, ok bool) {
 		}
 		defer gzipReaders.Put(r)
 		r.Multistream(false)
-		out, err := io.ReadAll(io.LimitReader(r, MaxDecompressedSize+1))
-		if err != nil || len(out) > MaxDecompressedSize {
+		out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		if err != nil || len(out) > limit {
 			return nil, false
 		}
 		return out, true
 	case Zstd:
+		var h zstd.Header
+		if err := h.Decode(body); err != nil || h.HasFCS && h.FrameContentSize > uint64(limit) {
+			return nil, false // refused before decoding: the frame says how large it is
+		}
 		dec, err := zstdDecoder()
 		if err != nil {
 			return nil, false
 		}
 		out, err := dec.DecodeAll(body, nil)
-		if err != nil || len(out) > MaxDecompressedSize {
+		if err != nil || len(out) > limit {
 			return nil, false
 		}
 		return out, true
