@@ -92,6 +92,13 @@ type Config struct {
 	// put again together); the ceiling starts at RetryBackoff and doubles
 	// with each failure of that record, up to 30s. Default 500ms.
 	RetryBackoff time.Duration
+	// UnavailableBackoff is how long a flow puts and reads nothing after
+	// its stream answered ResourceNotFoundException or
+	// AccessDeniedException (the stream does not exist, or the credentials
+	// may not write it): such an error is logged at error level with the
+	// flow, counted in kinesis_agent_stream_unavailable_total, and the
+	// records are put again once the pause is over. Default 1m.
+	UnavailableBackoff time.Duration
 	// CloseInactive is how long a file renamed away or deleted stays open
 	// after its last new byte. Default 5s.
 	CloseInactive time.Duration
@@ -111,7 +118,7 @@ func (c *Config) Validate() error {
 		return errors.New("agent: Offsets is required")
 	case c.NewSink == nil:
 		return errors.New("agent: NewSink is required")
-	case c.ShutdownTimeout < 0, c.ProgressInterval < 0, c.SaveInterval < 0, c.RetryBackoff < 0, c.CloseInactive < 0:
+	case c.ShutdownTimeout < 0, c.ProgressInterval < 0, c.SaveInterval < 0, c.RetryBackoff < 0, c.CloseInactive < 0, c.UnavailableBackoff < 0:
 		return errors.New("agent: durations must not be negative")
 	case c.MaxPendingRecords < 0, c.MaxPendingBytes < 0:
 		return errors.New("agent: MaxPendingRecords and MaxPendingBytes must not be negative")
@@ -143,6 +150,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.RetryBackoff == 0 {
 		d.RetryBackoff = 500 * time.Millisecond
+	}
+	if d.UnavailableBackoff == 0 {
+		d.UnavailableBackoff = time.Minute
 	}
 	if d.CloseInactive == 0 {
 		d.CloseInactive = 5 * time.Second

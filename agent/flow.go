@@ -20,6 +20,7 @@ import (
 	"github.com/kinesisgo/kinesis/agent/offsets"
 	"github.com/kinesisgo/kinesis/agent/process"
 	"github.com/kinesisgo/kinesis/agent/tail"
+	"github.com/kinesisgo/kinesis/internal/awserr"
 	"github.com/kinesisgo/kinesis/internal/backoff"
 )
 
@@ -53,6 +54,8 @@ type flow struct {
 	sentRecords  int64
 	sentBytes    int64
 	lastStats    map[*tail.File]lines.Stats
+	pausedUntil  time.Time // the stream was unavailable: put nothing before
+	unavailable  string    // the error code of the last pause; "" once a record got through
 }
 
 type fileState struct {
@@ -187,6 +190,13 @@ func (f *flow) drain(ctx context.Context, sink Sink) {
 		if n == 0 {
 			return
 		}
+		f.mu.Lock()
+		paused := time.Now().Before(f.pausedUntil)
+		f.mu.Unlock()
+		if paused {
+			f.log.Warn("stream unavailable at shutdown: records not acknowledged will be read again at the next start", zap.Int("records", n))
+			return
+		}
 		if err := f.runRetries(ctx, sink); err != nil {
 			break
 		}
@@ -200,10 +210,52 @@ func (f *flow) drain(ctx context.Context, sink Sink) {
 	}
 }
 
+// full reports whether reading must pause: too many records pending, or
+// the stream unavailable.
 func (f *flow) full() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.pendingRecs >= f.acfg.MaxPendingRecords || f.pendingBytes >= f.acfg.MaxPendingBytes
+	return f.pendingRecs >= f.acfg.MaxPendingRecords || f.pendingBytes >= f.acfg.MaxPendingBytes ||
+		time.Now().Before(f.pausedUntil)
+}
+
+// unavailableCodes are the errors that say a flow's stream cannot be
+// written however often it is tried, until an operator acts: the stream
+// (or delivery stream) does not exist, or the credentials may not write
+// it.
+var unavailableCodes = map[string]bool{
+	"ResourceNotFoundException": true,
+	"AccessDeniedException":     true,
+}
+
+// pauseIfUnavailable reports whether err says the stream is unavailable
+// (unavailableCodes). If so the flow pauses for UnavailableBackoff, unless
+// it is paused already: it puts nothing and reads nothing until then. The
+// first error of each pause is logged and counted.
+func (f *flow) pauseIfUnavailable(err error) bool {
+	code := awserr.Code(err)
+	if !unavailableCodes[code] {
+		return false
+	}
+	now := time.Now()
+	f.mu.Lock()
+	if now.Before(f.pausedUntil) {
+		f.mu.Unlock()
+		return true
+	}
+	f.pausedUntil, f.unavailable = now.Add(f.acfg.UnavailableBackoff), code
+	f.mu.Unlock()
+	f.m.unavailable(code).Inc()
+	f.log.Error("the stream cannot be written: it does not exist or access is denied; the flow pauses before trying again",
+		zap.String("stream", f.streamName()), zap.String("code", code), zap.Duration("retryIn", f.acfg.UnavailableBackoff), zap.Error(err))
+	return true
+}
+
+func (f *flow) streamName() string {
+	if f.cfg.Firehose() {
+		return f.cfg.DeliveryStream
+	}
+	return f.cfg.Stream
 }
 
 func (f *flow) handle(ctx context.Context, sink Sink, ev tail.Event) error {
@@ -357,13 +409,18 @@ func (f *flow) ship(ctx context.Context, sink Sink, st *fileState, r lines.Recor
 // putting failed records again meanwhile.
 func (f *flow) waitRoom(ctx context.Context, sink Sink) error {
 	var t *time.Ticker
-	for f.full() {
+	for {
+		// Records put again go first; they may fill the flow or find the
+		// stream unavailable.
+		if err := f.runRetries(ctx, sink); err != nil {
+			return err
+		}
+		if !f.full() {
+			return nil
+		}
 		if t == nil {
 			t = time.NewTicker(10 * time.Millisecond)
 			defer t.Stop()
-		}
-		if err := f.runRetries(ctx, sink); err != nil {
-			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -372,7 +429,6 @@ func (f *flow) waitRoom(ctx context.Context, sink Sink) error {
 		case <-t.C:
 		}
 	}
-	return nil
 }
 
 // partitionKey returns the key of a record read as raw and processed into
@@ -423,6 +479,15 @@ func (f *flow) put(ctx context.Context, sink Sink, it *item) error {
 			f.forget(it)
 			return ctx.Err()
 		}
+		if f.pauseIfUnavailable(err) {
+			// Put again by runRetries once the pause is over; the loop
+			// meanwhile goes on (logging progress, noticing ctx's end).
+			f.mu.Lock()
+			it.notBefore = f.pausedUntil
+			f.retries = append(f.retries, it)
+			f.mu.Unlock()
+			return nil
+		}
 		f.log.Debug("sink refused a record; waiting", zap.Error(err))
 		if err := backoff.Sleep(ctx, refusedBackoff.Delay(refused)); err != nil {
 			f.forget(it)
@@ -443,11 +508,15 @@ func (f *flow) forget(it *item) {
 
 // done is the sink's callback.
 func (f *flow) done(it *item, err error) {
+	paused := err != nil && f.pauseIfUnavailable(err)
 	f.mu.Lock()
 	if err != nil {
 		it.attempt++
 		p := backoff.Policy{Base: f.acfg.RetryBackoff, Max: maxRetryBackoff}
 		it.notBefore = time.Now().Add(p.Delay(it.attempt))
+		if paused && it.notBefore.Before(f.pausedUntil) {
+			it.notBefore = f.pausedUntil
+		}
 		f.retries = append(f.retries, it)
 		f.mu.Unlock()
 		f.m.failed.Inc()
@@ -459,7 +528,12 @@ func (f *flow) done(it *item, err error) {
 	f.pendingBytes -= len(it.rec.Data)
 	f.sentRecords++
 	f.sentBytes += int64(len(it.rec.Data))
+	recovered := f.unavailable
+	f.unavailable = ""
 	f.mu.Unlock()
+	if recovered != "" {
+		f.log.Info("the stream takes records again", zap.String("stream", f.streamName()), zap.String("after", recovered))
+	}
 	f.m.pending.Dec()
 	f.m.sentRecords.Inc()
 	f.m.sentBytes.Add(float64(len(it.rec.Data)))
@@ -496,6 +570,17 @@ func (f *flow) runRetries(ctx context.Context, sink Sink) error {
 			}
 			return err
 		}
+		f.mu.Lock()
+		if until := f.pausedUntil; now.Before(until) && i+1 < len(due) {
+			// The stream became unavailable: the rest wait for the pause.
+			for _, rest := range due[i+1:] {
+				rest.notBefore = until
+			}
+			f.retries = append(f.retries, due[i+1:]...)
+			f.mu.Unlock()
+			return nil
+		}
+		f.mu.Unlock()
 	}
 	return nil
 }

@@ -3,12 +3,17 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesisgo/kinesis/agent/config"
 	"github.com/kinesisgo/kinesis/agent/offsets"
@@ -227,4 +232,89 @@ func TestRefusedRecordForgottenWhenTheFlowStops(t *testing.T) {
 			t.Errorf("offset %d acknowledged for a record never taken", acked)
 		}
 	})
+}
+
+// unavailableSink answers code for every record until open is true: from
+// Put (refusing the record, as the producer does without a shard map) or
+// through done (as for a PutRecords call that failed).
+type unavailableSink struct {
+	mu       sync.Mutex
+	code     string
+	viaDone  bool
+	open     bool
+	answered int // records answered code
+	got      []string
+}
+
+func (s *unavailableSink) Put(_ context.Context, r Record, done func(error)) error {
+	s.mu.Lock()
+	if !s.open {
+		s.answered++
+		s.mu.Unlock()
+		err := fmt.Errorf("PutRecords: %w", &smithy.GenericAPIError{Code: s.code, Message: "not for you"})
+		if !s.viaDone {
+			return err
+		}
+		done(err)
+		return nil
+	}
+	s.got = append(s.got, string(r.Data))
+	s.mu.Unlock()
+	done(nil)
+	return nil
+}
+
+func (s *unavailableSink) Flush(context.Context) error { return nil }
+func (s *unavailableSink) Close(context.Context) error { return nil }
+
+func (s *unavailableSink) state() (answered int, got []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answered, slices.Clone(s.got)
+}
+
+// TestUnavailableStreamPausesTheFlow: a stream that does not exist or may
+// not be written is tried again once per UnavailableBackoff (not at the
+// usual backoff of failed records), each pause is logged at error level
+// and counted, and the records go out once the stream takes them.
+func TestUnavailableStreamPausesTheFlow(t *testing.T) {
+	for _, tc := range []struct {
+		code    string
+		viaDone bool
+	}{{"ResourceNotFoundException", false}, {"AccessDeniedException", true}, {"ResourceNotFoundException", true}} {
+		t.Run(fmt.Sprintf("%s/done=%v", tc.code, tc.viaDone), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				core, logs := observer.New(zap.InfoLevel)
+				sink := &unavailableSink{code: tc.code, viaDone: tc.viaDone}
+				f, events, stop := pumpFlow(t, flowFor(testPath), Config{Logger: zap.New(core)}, sink)
+				defer stop()
+				write(events, &tail.File{}, "one\ntwo\nthree\n")
+				// Answered at 0 s, then once a minute (and a tick).
+				time.Sleep(150 * time.Second)
+				synctest.Wait()
+				answered, got := sink.state()
+				if answered != 3 || len(got) != 0 {
+					t.Fatalf("in 150 s: %d records answered %s, %d taken; want 3 and 0 (one try a minute)", answered, tc.code, len(got))
+				}
+				if v := testutil.ToFloat64(f.m.unavailable(tc.code)); v != 3 {
+					t.Errorf("kinesis_agent_stream_unavailable_total = %v, want 3", v)
+				}
+				errs := logs.FilterLevelExact(zap.ErrorLevel).All()
+				if len(errs) != 3 || errs[0].ContextMap()["flow"] != f.id || errs[0].ContextMap()["code"] != tc.code {
+					t.Fatalf("error logs %+v, want 3 naming flow %s and code %s", errs, f.id, tc.code)
+				}
+				sink.mu.Lock()
+				sink.open = true
+				sink.mu.Unlock()
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				if _, got := sink.state(); !slices.Equal(got, []string{"one\n", "two\n", "three\n"}) {
+					t.Fatalf("after the stream opened: sent %q", got)
+				}
+				if logs.FilterMessageSnippet("takes records again").Len() != 1 {
+					t.Error("the recovery was not logged")
+				}
+			})
+		})
+	}
 }

@@ -10,11 +10,13 @@ import (
 type metrics struct {
 	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines, keyFallbacks, refused, invalidUTF8 *prometheus.CounterVec
 	pending, files, behind                                                                                               *prometheus.GaugeVec
+	unavailable                                                                                                          *prometheus.CounterVec // by flow and code
 }
 
 type flowMetrics struct {
 	sentRecords, sentBytes, failed, unparsed, dropped, truncated, split, headerLines, keyFallbacks, refused, invalidUTF8 prometheus.Counter
 	pending, files, behind                                                                                               prometheus.Gauge
+	unavailable                                                                                                          func(code string) prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		pending:     gauge("records_pending", "Records read and not yet acknowledged."),
 		files:       gauge("files_tracked", "Files followed."),
 		behind:      gauge("bytes_behind", "Bytes in followed files not yet read."),
+		unavailable: metricreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kinesis_agent_stream_unavailable_total",
+			Help: "Pauses of a flow whose stream was not found or could not be written for lack of access (by error code); each lasts UnavailableBackoff."},
+			[]string{"flow", "code"})),
 	}
 }
 
@@ -60,5 +65,6 @@ func (m *metrics) flow(id string) flowMetrics {
 		pending:      m.pending.WithLabelValues(id),
 		files:        m.files.WithLabelValues(id),
 		behind:       m.behind.WithLabelValues(id),
+		unavailable:  func(code string) prometheus.Counter { return m.unavailable.WithLabelValues(id, code) },
 	}
 }

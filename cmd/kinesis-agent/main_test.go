@@ -377,6 +377,12 @@ func TestEndpointFromConfigFile(t *testing.T) {
 // the process serves on the metrics address it logged, and whether it is
 // there.
 func (p *process) metric(name, flow string) (float64, bool) {
+	return p.series(name, `flow="`+flow+`"`)
+}
+
+// series returns the value of the kinesis_agent_ series name with exactly
+// labels (as Prometheus writes them: sorted by name, comma-separated).
+func (p *process) series(name, labels string) (float64, bool) {
 	m := regexp.MustCompile(`"msg":"metrics","listen":"([^"]+)"`).FindStringSubmatch(p.log())
 	if m == nil {
 		return 0, false
@@ -390,7 +396,7 @@ func (p *process) metric(name, flow string) (float64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	prefix := "kinesis_agent_" + name + `{flow="` + flow + `"} `
+	prefix := "kinesis_agent_" + name + "{" + labels + "} "
 	for _, l := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(l, prefix); ok {
 			var f float64

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,4 +109,35 @@ func TestOutagePausesAndResumes(t *testing.T) {
 		return len(e) == 1 && e[0].Offset == fi.Size()
 	})
 	t.Logf("read %d records for %d lines", r.total, len(lines))
+}
+
+// TestMissingStreamIsReported runs the agent with a stream that does not
+// exist: the error is logged at error level naming the flow and the code,
+// and counted, instead of records being tried again in silence.
+func TestMissingStreamIsReported(t *testing.T) {
+	ep := testenv.Require(t)
+	bin := buildAgent(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	appendLines(t, logPath, numbered("lost", 0, 5))
+	stream := testenv.UniqueName(t) // never created
+	flow := stream + ":" + logPath
+	cfg := writeConfig(t, map[string]any{"checkpointFile": filepath.Join(dir, "cp.json"), "metrics.listen": "127.0.0.1:0",
+		"flows": []any{map[string]any{"filePattern": logPath, "kinesisStream": stream, "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 100}}})
+	p := startAgentProcess(t, bin, cfg, "AWS_ENDPOINT_URL_KINESIS="+ep.Kinesis)
+	wait.For(t, 30*time.Second, "the missing stream counted", func() bool {
+		v, _ := p.series("stream_unavailable_total", `code="ResourceNotFoundException",flow="`+flow+`"`)
+		return v >= 1
+	})
+	var logged bool
+	for _, l := range strings.Split(p.log(), "\n") {
+		logged = logged || strings.Contains(l, `"level":"error"`) && strings.Contains(l, `"flow":"`+flow+`"`) &&
+			strings.Contains(l, `"code":"ResourceNotFoundException"`)
+	}
+	if !logged {
+		t.Error("no error logged naming the flow and ResourceNotFoundException")
+	}
+	if err := p.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 }
