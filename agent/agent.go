@@ -67,7 +67,8 @@ type Sink interface {
 type Config struct {
 	// Flows are the flows to run. At least one.
 	Flows []config.Flow
-	// Offsets stores acknowledged positions. Required.
+	// Offsets stores acknowledged positions. Required; New checks that its
+	// file can be written.
 	Offsets *offsets.Store
 	// NewSink returns the sink a flow sends to. Required. The agent closes
 	// the sinks it made when Run ends.
@@ -171,10 +172,16 @@ type Agent struct {
 	ran     atomic.Bool // Run was called
 }
 
-// New checks cfg and returns an agent ready to Run.
+// New checks cfg and returns an agent ready to Run. It fails when the
+// offsets store cannot be written (offsets.Store.Writable).
 func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if err := cfg.Offsets.Writable(); err != nil {
+		// Offsets that cannot be saved would make every restart send the
+		// files again from where the last saved offsets, if any, left them.
+		return nil, fmt.Errorf("agent: acknowledged offsets could not be saved, so every restart would send the files again: %w", err)
 	}
 	c := cfg.withDefaults()
 	a := &Agent{cfg: c, metrics: newMetrics(c.Metrics)}

@@ -19,6 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kinesisgo/kinesis/agent/config"
 	"github.com/kinesisgo/kinesis/agent/offsets"
@@ -397,7 +400,7 @@ func TestBackpressurePausesReading(t *testing.T) {
 func TestProcessingAndUnparsedCounting(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "data.csv")
-	if err := os.WriteFile(log, []byte("id,name\n1,ann\n2,bob,extra,fields\n3,cy\n"), 0o644); err != nil {
+	if err := os.WriteFile(log, []byte("id,name\n1,ann\n2,bob,extra,fields\n3,cy\n4,d\xffe\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, drop := range []bool{false, true} {
@@ -409,18 +412,18 @@ func TestProcessingAndUnparsedCounting(t *testing.T) {
 		fl.Processing = []config.Option{{Name: config.OptCSVToJSON, CustomFieldNames: []string{"id", "name"}, Delimiter: ","}}
 		cp := filepath.Join(dir, fmt.Sprintf("cp-%v.json", drop))
 		r := startAgent(t, Config{Flows: []config.Flow{fl}, Offsets: openStore(t, cp), NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
-		want := 3
+		want := 4
 		if drop {
-			want = 2
+			want = 3
 		}
 		wait.For(t, 5*time.Second, "records", func() bool { return len(sink.records()) >= want })
 		wait.For(t, 5*time.Second, "offset at end", func() bool {
 			e := openStore(t, cp).Get(fl.ID())
-			return len(e) == 1 && e[0].Offset == 38
+			return len(e) == 1 && e[0].Offset == 44
 		})
 		r.stop(t)
 		got := strings.Join(sink.records(), "")
-		for _, w := range []string{`{"id":"1","name":"ann"}` + "\n", `{"id":"3","name":"cy"}` + "\n"} {
+		for _, w := range []string{`{"id":"1","name":"ann"}` + "\n", `{"id":"3","name":"cy"}` + "\n", `{"id":"4","name":"d\ufffde"}` + "\n"} {
 			if !strings.Contains(got, w) {
 				t.Errorf("drop=%v: %q missing from %q", drop, w, got)
 			}
@@ -437,6 +440,9 @@ func TestProcessingAndUnparsedCounting(t *testing.T) {
 		}
 		if v := testutil.ToFloat64(m.headerLines.WithLabelValues(fl.ID())); v < 1 {
 			t.Errorf("header lines = %v", v)
+		}
+		if v := testutil.ToFloat64(m.invalidUTF8.WithLabelValues(fl.ID())); v != 1 {
+			t.Errorf("records_invalid_utf8_total = %v, want 1", v)
 		}
 	}
 }
@@ -758,5 +764,58 @@ func TestShutdownHasOneDeadline(t *testing.T) {
 		if e.Offset != 0 {
 			t.Errorf("offset %d saved for records never acknowledged", e.Offset)
 		}
+	}
+}
+
+// TestProgressLineSummarisesManyFiles follows 300 files while reading is
+// paused (acknowledgements held back): the progress line gives totals and
+// the few files furthest behind, not one entry per file.
+func TestProgressLineSummarisesManyFiles(t *testing.T) {
+	dir := t.TempDir()
+	const files = 300
+	for i := range files {
+		appendLines(t, filepath.Join(dir, fmt.Sprintf("f%03d.log", i)), 0, i+1) // 12 bytes a line
+	}
+	sink := newFakeSink(0)
+	sink.setHold(true)
+	defer sink.Close(context.Background())
+	core, logs := observer.New(zap.InfoLevel)
+	r := startAgent(t, Config{Flows: []config.Flow{flowFor(filepath.Join(dir, "*.log"))}, Offsets: openStore(t, filepath.Join(dir, "cp")),
+		MaxPendingRecords: 10, ProgressInterval: 20 * time.Millisecond, Logger: zap.New(core),
+		NewSink: func(config.Flow) (Sink, error) { return sink, nil }})
+	var line observer.LoggedEntry
+	wait.For(t, 20*time.Second, "a progress line with every file", func() bool {
+		for _, e := range logs.FilterMessage("progress").All() {
+			if e.ContextMap()["files"] == int64(files) {
+				line = e
+				return true
+			}
+		}
+		return false
+	})
+	sink.setHold(false)
+	r.stop(t)
+
+	buf, err := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()).EncodeEntry(line.Entry, line.Context)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() > 1500 {
+		t.Errorf("progress line of %d bytes for %d files:\n%s", buf.Len(), files, buf)
+	}
+	m := line.ContextMap()
+	// The newest files are read last: the five largest are untouched.
+	want := []any{}
+	for i := files - 1; i >= files-5; i-- {
+		want = append(want, fmt.Sprintf("%s=%d", filepath.Join(dir, fmt.Sprintf("f%03d.log", i)), 12*(i+1)))
+	}
+	if got := m["furthest_behind"]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("furthest_behind %v, want %v", got, want)
+	}
+	if n, ok := m["files_behind"].(int64); !ok || n < files-20 {
+		t.Errorf("files_behind %v, want most of the %d files", m["files_behind"], files)
+	}
+	if b, ok := m["bytes_behind"].(int64); !ok || b < 12*(files-20)*(files-20)/2 {
+		t.Errorf("bytes_behind %v, want the bytes of the unread files", m["bytes_behind"])
 	}
 }

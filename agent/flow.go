@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -616,19 +618,36 @@ func (f *flow) updateGauges() {
 	f.m.behind.Set(float64(total))
 }
 
-// logProgress logs one line: files, records and bytes acknowledged, records
-// pending and, per file, the bytes not yet read.
+// progressFiles is how many of the files furthest behind the progress line
+// names: a flow may follow thousands of files, and the line stays short.
+const progressFiles = 5
+
+// logProgress logs one line: files followed, records and bytes
+// acknowledged, records pending, the bytes not yet read in all files and in
+// how many, and the progressFiles files furthest behind with their bytes not
+// yet read.
 func (f *flow) logProgress() {
 	status := f.tailer.Status()
-	behind := make([]string, 0, len(status))
 	var total int64
+	behind := make([]tail.Status, 0, len(status))
 	for _, s := range status {
-		b := s.Size - s.Offset
-		total += b
-		behind = append(behind, s.Path+"="+strconv.FormatInt(b, 10))
+		if b := s.Size - s.Offset; b > 0 {
+			total += b
+			behind = append(behind, s)
+		}
 	}
 	f.m.files.Set(float64(len(status)))
 	f.m.behind.Set(float64(total))
+	slices.SortFunc(behind, func(a, b tail.Status) int {
+		if c := cmp.Compare(b.Size-b.Offset, a.Size-a.Offset); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	furthest := make([]string, 0, progressFiles)
+	for _, s := range behind[:min(len(behind), progressFiles)] {
+		furthest = append(furthest, s.Path+"="+strconv.FormatInt(s.Size-s.Offset, 10))
+	}
 	f.mu.Lock()
 	recs, bytes, pending := f.sentRecords, f.sentBytes, f.pendingRecs
 	f.mu.Unlock()
@@ -637,7 +656,9 @@ func (f *flow) logProgress() {
 		zap.Int64("records_sent", recs),
 		zap.Int64("bytes_sent", bytes),
 		zap.Int("records_pending", pending),
-		zap.Strings("bytes_behind", behind))
+		zap.Int64("bytes_behind", total),
+		zap.Int("files_behind", len(behind)),
+		zap.Strings("furthest_behind", furthest))
 }
 
 // maxKeyChars is Kinesis's limit on a partition key: 256 Unicode characters.

@@ -38,6 +38,8 @@ type document struct {
 }
 
 // Store holds the entries of every flow. It is safe for concurrent use.
+// The zero Store, not opened from a file, keeps its entries in memory only:
+// Save does nothing.
 type Store struct {
 	path  string
 	mu    sync.Mutex
@@ -147,7 +149,7 @@ func (s *Store) Flows() []string {
 // Save writes the store to disk if it changed since the last Save.
 func (s *Store) Save() error {
 	s.mu.Lock()
-	if !s.dirty {
+	if !s.dirty || s.path == "" {
 		s.mu.Unlock()
 		return nil
 	}
@@ -162,6 +164,28 @@ func (s *Store) Save() error {
 		s.dirty = true
 		s.mu.Unlock()
 		return fmt.Errorf("offsets: %w", err)
+	}
+	return nil
+}
+
+// Writable reports why Save could not replace the file, if it could not:
+// it writes the store's contents as Save does (temporary file, fsync,
+// rename), so a directory that is read-only, or a file the process may not
+// replace, is found before anything is sent. A missing file is created
+// (holding no flows). It returns nil for the zero Store.
+func (s *Store) Writable() error {
+	s.mu.Lock()
+	if s.path == "" {
+		s.mu.Unlock()
+		return nil
+	}
+	b, err := json.MarshalIndent(document{Version: 1, Flows: s.flows}, "", " ")
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("offsets: %w", err)
+	}
+	if err := writeAtomic(s.path, b); err != nil {
+		return fmt.Errorf("offsets: %s cannot be written: %w", s.path, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package offsets
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -70,5 +71,51 @@ func TestSaveWithoutChangesWritesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatal("an unchanged store should not be written")
+	}
+}
+
+func TestWritable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	path := filepath.Join(dir, "cp.json")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Writable(); err != nil {
+		t.Fatalf("Writable in a writable directory: %v", err)
+	}
+	if again, err := Open(path); err != nil || len(again.Flows()) != 0 {
+		t.Fatalf("the file Writable created: %v, flows %v", err, again.Flows())
+	}
+	// The directory replaced by a file: nothing can be written under it.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Writable(); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Writable = %v, want an error naming %s", err, path)
+	}
+	if err := (&Store{}).Writable(); err != nil {
+		t.Errorf("zero Store: Writable = %v", err)
+	}
+}
+
+func TestWritableReadOnlyDirectory(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes into read-only directories; cmd/kinesis-agent tests this as another user")
+	}
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "cp.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o700)
+	if err := s.Writable(); err == nil {
+		t.Fatal("Writable = nil in a read-only directory")
 	}
 }

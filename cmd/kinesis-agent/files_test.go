@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -107,5 +110,98 @@ func TestTruncatedWhileStoppedIsReadAgain(t *testing.T) {
 	}
 	if err := p.stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRefusesUnwritableCheckpoints starts the agent where it cannot save
+// its offsets: it must refuse to start, naming the checkpoint file, rather
+// than ship and send everything again at every restart. Run as root, the
+// test runs the agent as the user nobody, for whom permissions hold.
+func TestRefusesUnwritableCheckpoints(t *testing.T) {
+	bin := buildAgent(t)
+	asRoot := os.Geteuid() == 0
+	for _, tc := range []struct {
+		name     string
+		rootOnly bool
+		prepare  func(t *testing.T, state string) // makes state unusable; the file is state/cp.json
+	}{
+		{"read-only directory", false, func(t *testing.T, state string) {
+			if err := os.Chmod(state, 0o555); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		// The file belongs to root in a world-writable sticky directory
+		// (as /tmp): it cannot be replaced by another user.
+		{"file of another user in a sticky directory", true, func(t *testing.T, state string) {
+			if err := os.WriteFile(filepath.Join(state, "cp.json"), []byte(`{"version":1,"flows":{}}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(state, os.ModeSticky|0o777); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.rootOnly && !asRoot {
+				t.Skip("needs a file of another user")
+			}
+			// A tree the user nobody can read and run from.
+			root, err := os.MkdirTemp("", "kinesis-agent-cp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := filepath.Join(root, "state")
+			t.Cleanup(func() {
+				_ = os.Chmod(state, 0o700)
+				_ = os.RemoveAll(root)
+			})
+			if err := os.Chmod(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			exe := filepath.Join(root, "kinesis-agent")
+			b, err := os.ReadFile(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(exe, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			logPath := filepath.Join(root, "app.log")
+			if err := os.WriteFile(logPath, []byte("line\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(state, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tc.prepare(t, state)
+			cfg := filepath.Join(root, "agent.json")
+			conf := `{"checkpointFile":"` + filepath.Join(state, "cp.json") + `","kinesis.endpoint":"http://127.0.0.1:1",` +
+				`"flows":[{"filePattern":"` + logPath + `","kinesisStream":"s","initialPosition":"START_OF_FILE"}]}`
+			if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, "-config", cfg)
+			cmd.Env = []string{"HOME=" + root, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
+				"AWS_CONFIG_FILE=" + filepath.Join(root, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(root, "none")}
+			if asRoot {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			}
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("the agent ran on with offsets it cannot save; output:\n%s", out)
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("exit %v, want status 1; output:\n%s", err, out)
+			}
+			for _, want := range []string{"every restart would send the files again", filepath.Join(state, "cp.json") + " cannot be written"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
 	}
 }
