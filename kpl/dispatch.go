@@ -4,7 +4,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 // request is one PutRecords call in the making.
@@ -219,22 +218,23 @@ func (p *Producer) expireLocked(s *shard, now int64, dst []userRec) []userRec {
 func (p *Producer) expireBatch(b *batch, now int64, dst []userRec) ([]userRec, *batch) {
 	ttl := int64(p.cfg.RecordTTL)
 	var nb *batch
-	for i := range b.recs {
-		r := &b.recs[i]
-		if r.put+ttl <= now {
-			dst = append(dst, *r)
+	i := 0
+	for r := range b.enc.Records() {
+		pd := b.recs[i]
+		i++
+		if pd.put+ttl <= now {
+			dst = append(dst, userRec{pending: pd, lastErr: b.lastErr})
 			continue
 		}
 		if nb == nil {
 			nb = newBatch(b.shard)
-			nb.oldest, nb.key = r.put, r.key
+			nb.oldest, nb.lastErr = pd.put, b.lastErr
+			nb.key, nb.pk, nb.ehk = recordKey(r.PartitionKey, r.ExplicitHashKey), r.PartitionKey, r.ExplicitHashKey
 		}
 		// The records fitted in b together, so fewer of them fit in nb.
-		if !p.cfg.DisableAggregation {
-			nb.enc.Add(aggregation.Record{PartitionKey: r.pk, ExplicitHashKey: r.ehk, Data: r.data})
-		}
-		nb.recs = append(nb.recs, *r)
-		nb.oldest = min(nb.oldest, r.put)
+		nb.enc.Add(r)
+		nb.recs = append(nb.recs, pd)
+		nb.oldest = min(nb.oldest, pd.put)
 	}
 	freeBatch(b)
 	return dst, nb

@@ -20,7 +20,7 @@ func TestExpireTouchesOnlyExpiredBatches(t *testing.T) {
 	const ttl = int64(time.Second)
 	// Records put at t = 0..9 (expired at now = ttl+4 for put <= 4).
 	for i := range 10 {
-		r := userRec{pk: fmt.Sprintf("k%d", i), data: make([]byte, 100), put: int64(i)}
+		r := testRec(fmt.Sprintf("k%d", i), make([]byte, 100), int64(i))
 		p.addLocked(s, &r)
 	}
 	if len(s.sealed) < 2 {

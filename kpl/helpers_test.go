@@ -68,3 +68,11 @@ func describe(data []byte) string {
 	}
 	return fmt.Sprint(out)
 }
+
+// testRec returns a record with the given key and data, put at put, as Put
+// would make it.
+func testRec(pk string, data []byte, put int64) userRec {
+	r := userRec{pk: pk, data: data, key: recordKey(pk, "")}
+	r.put, r.size = put, uint32(len(pk)+len(data))
+	return r
+}

@@ -165,10 +165,11 @@ type Producer struct {
 	sendCancel context.CancelFunc
 	wg         sync.WaitGroup // dispatcher, refresher and senders
 
-	scan   int              // dispatcher's rotating start shard
-	bufs   sync.Pool        // request buffers (*[]byte)
-	bodies freeList[[]byte] // request bodies
-	chunks freeList[*chunk] // record data chunks
+	scan      int              // dispatcher's rotating start shard
+	bufs      sync.Pool        // request buffers (*[]byte)
+	bodies    freeList[[]byte] // request bodies
+	batches   freeList[*batch] // batches, with the memory holding their records
+	keepBatch int              // the largest batch kept in batches
 }
 
 // New starts a producer for cfg.Stream. It makes no calls itself; the shard
@@ -194,7 +195,10 @@ func New(cfg Config) (*Producer, error) {
 		stop:     make(chan struct{}),
 	}
 	p.autoBytes, p.autoRecords = autoBytes, autoRecords
-	p.chunks.max = cfg.MaxBufferedBytes / arenaChunk
+	// Batches come back to the free list once their records completed,
+	// enough to hold a full buffer of containers.
+	p.keepBatch = 2 * cfg.AggregationMaxSize
+	p.batches.max = max(cfg.MaxBufferedBytes/cfg.AggregationMaxSize, 16)
 	p.bodies.max = 4 // request bodies in flight take a quarter of the buffer: a few
 	p.maxBytes.Store(int64(cfg.MaxBufferedBytes))
 	p.maxRecords.Store(int64(cfg.MaxBufferedRecords))
@@ -228,31 +232,36 @@ func New(cfg Config) (*Producer, error) {
 // nanotime is the producer's monotonic clock in nanoseconds.
 func (p *Producer) nanotime() int64 { return int64(time.Since(p.start)) }
 
-// userRec is a user record in the producer's care.
-type userRec struct {
-	pk, ehk  string
-	data     []byte
-	key      hashkey.Key
+// pending is a user record's bookkeeping while it is in the producer's
+// care. In a batch, its data and keys are in the batch's encoder.
+type pending struct {
 	cb       func(Result)
-	lastErr  error  // why the last attempt failed
-	chunk    *chunk // holds data, if it was copied into a shared chunk
 	put      int64  // nanotime of Put
+	size     uint32 // data plus partition key, in bytes
 	attempts int32
 	epoch    uint8
 }
 
-func (r *userRec) size() int64 { return int64(len(r.data) + len(r.pk)) }
+// room is what the record counts against MaxBufferedBytes.
+func (r *pending) room() int64 { return int64(r.size) + recordOverhead }
 
 // recordOverhead is what a buffered record takes besides its data and
-// partition key, as measured in heap profiles: its userRec (120 bytes),
-// its entry in the encoder (48), its share of the encoder's partition key
-// table and index, and the spare capacity of the slices holding them. The
-// buffer counts it, so that MaxBufferedBytes bounds the memory of small
-// records too.
-const recordOverhead = 320
+// partition key, as measured in heap profiles: its pending entry (32 bytes)
+// and the spare capacity of the slice holding it, its framing in the
+// container, its share of the container's partition key index, and the
+// container memory not yet filled. The buffer counts it, so that
+// MaxBufferedBytes bounds the memory of small records too.
+const recordOverhead = 128
 
-// room is what r counts against MaxBufferedBytes.
-func (r *userRec) room() int64 { return r.size() + recordOverhead }
+// userRec is a user record outside any batch: being put, waiting for a
+// shard map, or moving between shards. It holds its data and keys itself.
+type userRec struct {
+	pending
+	pk, ehk string
+	data    []byte
+	key     hashkey.Key
+	lastErr error // why the last attempt failed
+}
 
 // Put queues a record and returns; callback (which may be nil) is called
 // once with the outcome, from one of the producer's goroutines. Callbacks
@@ -274,9 +283,10 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 	if err != nil {
 		return err
 	}
-	r := userRec{pk: rec.PartitionKey, ehk: rec.ExplicitHashKey, data: rec.Data, key: key, cb: callback}
+	r := userRec{pk: rec.PartitionKey, ehk: rec.ExplicitHashKey, data: rec.Data, key: key}
+	r.cb, r.size = callback, uint32(len(rec.Data)+len(rec.PartitionKey))
 	size := r.room()
-	if err := p.reserve(ctx, size, &r); err != nil {
+	if err := p.reserve(ctx, size, &r.pending); err != nil {
 		return err
 	}
 	r.put = p.nanotime()
@@ -314,7 +324,6 @@ func (p *Producer) Put(ctx context.Context, rec Record, callback func(Result)) e
 			s.mu.Unlock()
 			continue // the shard map changed under us
 		}
-		r.data, r.chunk = s.copyData(r.data)
 		sealed, sealedBytes, started := p.addLocked(s, &r)
 		s.mu.Unlock()
 		if sealed > 0 {
@@ -395,7 +404,7 @@ func utf16Len(s string) int {
 }
 
 // reserve counts a record into the buffer, waiting for room if need be.
-func (p *Producer) reserve(ctx context.Context, size int64, r *userRec) error {
+func (p *Producer) reserve(ctx context.Context, size int64, r *pending) error {
 	for {
 		e := p.epoch.Load() & 1
 		r.epoch = uint8(e)
@@ -571,20 +580,42 @@ func (p *Producer) failAll(err error) {
 	failed = append(failed, p.unrouted...)
 	p.unrouted = nil
 	p.mu.Unlock()
+	p.fail(failed, err, false)
 	if m := p.shards.Load(); m != nil {
 		for _, s := range m.shards {
 			s.mu.Lock()
 			s.dead = true
-			failed = s.takeAllLocked(failed)
-			s.dropChunkLocked()
+			batches := s.takeBatchesLocked(nil)
 			s.mu.Unlock()
+			for _, b := range batches {
+				p.failBatch(b, err, false)
+				freeBatch(b)
+			}
 		}
 	}
-	p.fail(failed, err, false)
 }
 
 // fail completes records with an error.
 func (p *Producer) fail(recs []userRec, err error, expired bool) {
+	if len(recs) == 0 {
+		return
+	}
+	pend := make([]pending, len(recs))
+	for i := range recs {
+		pend[i] = recs[i].pending
+	}
+	p.failPending(pend, func(i int) error { return recs[i].lastErr }, err, expired)
+}
+
+// failBatch completes a batch's records with an error. The caller frees
+// the batch.
+func (p *Producer) failBatch(b *batch, err error, expired bool) {
+	p.failPending(b.recs, func(int) error { return b.lastErr }, err, expired)
+}
+
+// failPending completes records with an error; lastErr(i) is why record i's
+// last attempt failed.
+func (p *Producer) failPending(recs []pending, lastErr func(i int) error, err error, expired bool) {
 	if len(recs) == 0 {
 		return
 	}
@@ -601,8 +632,8 @@ func (p *Producer) fail(recs []userRec, err error, expired bool) {
 		e := err
 		if expired {
 			e = ErrRecordExpired
-			if r.lastErr != nil {
-				e = fmt.Errorf("%w (last error: %w)", ErrRecordExpired, r.lastErr)
+			if last := lastErr(i); last != nil {
+				e = fmt.Errorf("%w (last error: %w)", ErrRecordExpired, last)
 			}
 		}
 		if r.cb != nil {
@@ -614,7 +645,7 @@ func (p *Producer) fail(recs []userRec, err error, expired bool) {
 
 // giveRoom gives the buffer room of completed records back, before their
 // callbacks run.
-func (p *Producer) giveRoom(recs []userRec) {
+func (p *Producer) giveRoom(recs []pending) {
 	var b int64
 	for i := range recs {
 		b += recs[i].room()
@@ -625,26 +656,12 @@ func (p *Producer) giveRoom(recs []userRec) {
 }
 
 // releaseRecs takes completed records, whose room giveRoom gave back and
-// whose callbacks have returned, out of the buffer accounting and gives
-// their data's memory back. Nothing may read the records' data afterwards.
-func (p *Producer) releaseRecs(recs []userRec) {
+// whose callbacks have returned, out of the buffer accounting. Their batch
+// may be freed afterwards.
+func (p *Producer) releaseRecs(recs []pending) {
 	var n [2]int
-	var c *chunk
-	var inChunk int64
 	for i := range recs {
-		r := &recs[i]
-		n[r.epoch]++
-		if r.chunk != c {
-			if c != nil {
-				c.release(inChunk)
-			}
-			c, inChunk = r.chunk, 0
-		}
-		inChunk++
-		r.data, r.chunk = nil, nil
-	}
-	if c != nil {
-		c.release(inChunk)
+		n[recs[i].epoch]++
 	}
 	for e := range n {
 		if n[e] > 0 {

@@ -111,11 +111,7 @@ func (p *Producer) encode(req *request) ([]types.PutRecordsRequestEntry, error) 
 	aggPK := aws.String(aggregatedPartitionKey)
 	for i, b := range req.batches {
 		if len(b.recs) == 1 {
-			r := &b.recs[0]
-			entries[i] = types.PutRecordsRequestEntry{Data: r.data, PartitionKey: aws.String(r.pk)}
-			if r.ehk != "" {
-				entries[i].ExplicitHashKey = aws.String(r.ehk)
-			}
+			entries[i] = b.singleEntry()
 			continue
 		}
 		start := len(buf)
@@ -136,6 +132,15 @@ func (p *Producer) encode(req *request) ([]types.PutRecordsRequestEntry, error) 
 	return entries, nil
 }
 
+// singleEntry is the entry of a batch sent as its one record.
+func (b *batch) singleEntry() types.PutRecordsRequestEntry {
+	e := types.PutRecordsRequestEntry{Data: b.singleData(), PartitionKey: aws.String(b.pk)}
+	if b.ehk != "" {
+		e.ExplicitHashKey = aws.String(b.ehk)
+	}
+	return e
+}
+
 // noData is the Data of the entries whose data is written into the body
 // from their containers (the SDK's validation wants it not nil).
 var noData = []byte{}
@@ -149,11 +154,7 @@ func (p *Producer) entriesDirect(req *request) ([]types.PutRecordsRequestEntry, 
 	aggPK := aws.String(aggregatedPartitionKey)
 	for i, b := range req.batches {
 		if len(b.recs) == 1 {
-			r := &b.recs[0]
-			entries[i] = types.PutRecordsRequestEntry{Data: r.data, PartitionKey: aws.String(r.pk)}
-			if r.ehk != "" {
-				entries[i].ExplicitHashKey = aws.String(r.ehk)
-			}
+			entries[i] = b.singleEntry()
 			continue
 		}
 		entries[i] = types.PutRecordsRequestEntry{Data: noData, PartitionKey: aggPK, ExplicitHashKey: aws.String(b.key.String())}
@@ -218,19 +219,17 @@ func (p *Producer) completeRequest(req *request, results []types.PutRecordsResul
 		}
 		if retryable {
 			o.retry = true
-			for j := range b.recs {
-				b.recs[j].lastErr = failure
-			}
+			b.lastErr = failure
 			p.metrics.retried.Add(float64(len(b.recs)))
 			if !p.cfg.PreserveOrder {
 				// Sent again as it is: not taken apart, not encoded again.
 				o.batches = append(o.batches, b)
 				continue
 			}
-			o.recs = append(o.recs, b.recs...)
+			o.recs = b.unpack(o.recs)
 		} else {
 			p.log.Warn("records failed", zap.Int("records", len(b.recs)), zap.String("shard", s.id), zap.Error(failure))
-			p.fail(b.recs, failure, false)
+			p.failBatch(b, failure, false)
 		}
 		freeBatch(b)
 	}
@@ -357,7 +356,7 @@ func (p *Producer) requeueBatches(s *shard, batches []*batch, now int64) {
 		s.mu.Unlock()
 		var recs []userRec
 		for _, b := range keep {
-			recs = append(recs, b.recs...)
+			recs = b.unpack(recs)
 			freeBatch(b)
 		}
 		p.requeue(s, recs, now)

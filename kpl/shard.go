@@ -16,8 +16,10 @@ type shard struct {
 	mu       sync.Mutex
 	open     *batch            // being filled
 	sealed   []*batch          // full, waiting to be sent, oldest first
-	chunk    *chunk            // where record data is copied to
-	chunks   *freeList[*chunk] // the producer's chunks kept for reuse (nil: none)
+	batches  *freeList[*batch] // the producer's batches kept for reuse (nil: none)
+	// keepBatch is the size above which a batch's memory is not kept for
+	// reuse: a large record sent on its own would otherwise pin it.
+	keepBatch int
 	removed  bool              // no longer in the shard map; records go elsewhere
 	dead     bool              // the producer is closed
 	inflight int               // requests in flight holding batches of this shard
@@ -34,74 +36,125 @@ type shard struct {
 }
 
 // batch is the user records that will travel as one Kinesis record: an
-// aggregated record, or the single record itself.
+// aggregated record, or the single record itself. Their data and keys are
+// in enc, copied there by Put: the one copy the producer makes of them
+// before the request body.
 type batch struct {
 	shard  *shard
-	recs   []userRec
+	recs   []pending
 	enc    aggregation.Encoder
 	oldest int64 // nanotime of the oldest record's Put
-	key    hashkey.Key
+	// The first record's hash key (the aggregated record's explicit hash
+	// key) and keys (those of a batch sent as its single record).
+	key     hashkey.Key
+	pk, ehk string
+	lastErr error // why the batch's last attempt failed
 }
 
 // wireSize is what the batch counts against the request and shard limits:
 // data plus partition key.
 func (b *batch) wireSize() int {
 	if len(b.recs) == 1 {
-		return int(b.recs[0].size())
+		return int(b.recs[0].size)
 	}
 	return b.enc.Size() + len(aggregatedPartitionKey)
+}
+
+// singleData returns the data of a batch's first record, in b's memory.
+func (b *batch) singleData() []byte {
+	for r := range b.enc.Records() {
+		return r.Data
+	}
+	return nil
+}
+
+// unpack appends b's records to dst as records of their own, their data
+// copied out of b.
+func (b *batch) unpack(dst []userRec) []userRec {
+	i := 0
+	for r := range b.enc.Records() {
+		u := userRec{pending: b.recs[i], pk: r.PartitionKey, ehk: r.ExplicitHashKey, data: cloneData(r.Data), lastErr: b.lastErr}
+		if i == 0 {
+			u.key = b.key
+		} else {
+			u.key = recordKey(r.PartitionKey, r.ExplicitHashKey)
+		}
+		dst = append(dst, u)
+		i++
+	}
+	return dst
+}
+
+// recordKey returns the hash key of a record that was validated by Put.
+func recordKey(pk, ehk string) hashkey.Key {
+	if ehk != "" {
+		k, _ := hashkey.Parse(ehk)
+		return k
+	}
+	return hashkey.FromPartitionKey(pk)
 }
 
 // aggregatedPartitionKey is the partition key of aggregated records; their
 // ExplicitHashKey (the first user record's hash key) routes them.
 const aggregatedPartitionKey = "a"
 
-var batchPool = sync.Pool{New: func() any { return new(batch) }}
-
 func newBatch(s *shard) *batch {
-	b := batchPool.Get().(*batch)
-	b.shard = s
-	return b
+	if s.batches != nil {
+		if b, ok := s.batches.get(); ok {
+			b.shard = s
+			return b
+		}
+	}
+	return &batch{shard: s}
 }
 
+// freeBatch gives b's memory back for reuse. Nothing may read b, or data
+// from b, afterwards.
 func freeBatch(b *batch) {
+	free, keep := b.shard.batches, b.shard.keepBatch
+	if free == nil || b.enc.Size() > keep || cap(b.recs) > keep/4 {
+		return
+	}
 	clear(b.recs)
 	b.recs = b.recs[:0]
 	b.enc.Reset()
 	b.shard = nil
 	b.oldest = 0
-	batchPool.Put(b)
+	b.pk, b.ehk, b.lastErr = "", "", nil
+	free.put(b)
 }
 
-// addLocked adds r to s's open batch, sealing batches that are full, and
-// returns how many it sealed and their wire bytes, and whether r started a
-// new batch. s.mu is held.
+// addLocked adds r to s's open batch, copying its data and keys into it and
+// sealing batches that are full, and returns how many it sealed and their
+// wire bytes, and whether r started a new batch. s.mu is held.
 func (p *Producer) addLocked(s *shard, r *userRec) (sealed int, sealedBytes int64, started bool) {
 	b := s.open
 	if b == nil {
 		b = newBatch(s)
 		s.open = b
 	}
+	rec := aggregation.Record{PartitionKey: r.pk, ExplicitHashKey: r.ehk, Data: r.data}
 	if len(b.recs) > 0 {
-		if p.cfg.DisableAggregation || !b.enc.TryAdd(aggregation.Record{PartitionKey: r.pk, ExplicitHashKey: r.ehk, Data: r.data}, p.cfg.AggregationMaxSize) {
+		if p.cfg.DisableAggregation || !b.enc.TryAdd(rec, p.cfg.AggregationMaxSize) {
 			s.sealed = append(s.sealed, b)
 			sealed, sealedBytes = 1, int64(b.wireSize())
 			b = newBatch(s)
 			s.open = b
 		} else {
-			b.recs = append(b.recs, *r)
+			b.recs = append(b.recs, r.pending)
 			b.oldest = min(b.oldest, r.put)
+			if r.lastErr != nil {
+				b.lastErr = r.lastErr
+			}
 			return 0, 0, false
 		}
 	}
 	// First record of a batch: it always goes in, even when over the cap
 	// (it is then sent on its own).
-	if !p.cfg.DisableAggregation {
-		b.enc.Add(aggregation.Record{PartitionKey: r.pk, ExplicitHashKey: r.ehk, Data: r.data})
-	}
-	b.recs = append(b.recs, *r)
+	b.enc.Add(rec)
+	b.recs = append(b.recs, r.pending)
 	b.oldest = r.put
-	b.key = r.key
+	b.key, b.pk, b.ehk, b.lastErr = r.key, r.pk, r.ehk, r.lastErr
 	if p.cfg.DisableAggregation || b.enc.Size() >= p.cfg.AggregationMaxSize {
 		s.sealed = append(s.sealed, b)
 		s.open = nil
@@ -111,18 +164,28 @@ func (p *Producer) addLocked(s *shard, r *userRec) (sealed int, sealedBytes int6
 	return sealed, sealedBytes, true
 }
 
-// takeAllLocked appends all of s's queued records to dst, oldest first, and
-// empties s. s.mu is held.
+// takeAllLocked appends all of s's queued records to dst, oldest first, as
+// records of their own, and empties s. s.mu is held.
 func (s *shard) takeAllLocked(dst []userRec) []userRec {
-	for _, b := range s.sealed {
-		dst = append(dst, b.recs...)
+	for _, b := range s.takeBatchesLocked(nil) {
+		dst = b.unpack(dst)
 		freeBatch(b)
 	}
+	return dst
+}
+
+// takeBatchesLocked appends all of s's queued batches to dst, oldest first,
+// and empties s. s.mu is held.
+func (s *shard) takeBatchesLocked(dst []*batch) []*batch {
+	dst = append(dst, s.sealed...)
 	clear(s.sealed)
 	s.sealed = s.sealed[:0]
 	if s.open != nil {
-		dst = append(dst, s.open.recs...)
-		freeBatch(s.open)
+		if len(s.open.recs) > 0 {
+			dst = append(dst, s.open)
+		} else {
+			freeBatch(s.open)
+		}
 		s.open = nil
 	}
 	return dst
@@ -163,7 +226,7 @@ func (p *Producer) requeueLocked(s *shard, recs []userRec) {
 	}
 	var rest []*batch
 	if len(s.sealed) == 0 && s.open != nil {
-		recs = append(recs, s.open.recs...)
+		recs = s.open.unpack(recs)
 		freeBatch(s.open)
 		s.open = nil
 	}

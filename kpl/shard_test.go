@@ -79,19 +79,19 @@ func TestRequeueKeepsOrder(t *testing.T) {
 	mk := func(from, to int) []userRec {
 		var out []userRec
 		for i := from; i < to; i++ {
-			out = append(out, userRec{pk: "k", data: []byte(fmt.Sprintf("r%04d", i)), put: int64(i)})
+			out = append(out, testRec("k", []byte(fmt.Sprintf("r%04d", i)), int64(i)))
 		}
 		return out
 	}
 	order := func(s *shard) []string {
 		var out []string
 		for _, b := range s.sealed {
-			for _, r := range b.recs {
+			for _, r := range b.unpack(nil) {
 				out = append(out, string(r.data))
 			}
 		}
 		if s.open != nil {
-			for _, r := range s.open.recs {
+			for _, r := range s.open.unpack(nil) {
 				out = append(out, string(r.data))
 			}
 		}
@@ -129,7 +129,7 @@ func TestRequeueKeepsOrder(t *testing.T) {
 func TestRequeueMergesByPutTimeWithPreserveOrder(t *testing.T) {
 	p := &Producer{cfg: Config{AggregationMaxSize: 200, PreserveOrder: true}.withDefaults()}
 	s := &shard{}
-	rec := func(i int) userRec { return userRec{pk: "k", data: []byte(fmt.Sprint(i)), put: int64(i)} }
+	rec := func(i int) userRec { return testRec("k", []byte(fmt.Sprint(i)), int64(i)) }
 	// The queue holds records 10-19; records 0-4 and then 5-9 come back
 	// (in that order, or the other: both must end up first, in order).
 	for i := 10; i < 20; i++ {
@@ -140,12 +140,12 @@ func TestRequeueMergesByPutTimeWithPreserveOrder(t *testing.T) {
 	p.requeueLocked(s, []userRec{rec(0), rec(1), rec(2), rec(3), rec(4)})
 	var got []string
 	for _, b := range s.sealed {
-		for _, r := range b.recs {
+		for _, r := range b.unpack(nil) {
 			got = append(got, string(r.data))
 		}
 	}
 	if s.open != nil {
-		for _, r := range s.open.recs {
+		for _, r := range s.open.unpack(nil) {
 			got = append(got, string(r.data))
 		}
 	}

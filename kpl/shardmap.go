@@ -56,7 +56,7 @@ func (p *Producer) install(list []types.Shard) {
 		}
 		s := byID[aws.ToString(sh.ShardId)]
 		if s == nil || s.rng != rng {
-			s = &shard{id: aws.ToString(sh.ShardId), rng: rng, chunks: &p.chunks}
+			s = &shard{id: aws.ToString(sh.ShardId), rng: rng, batches: &p.batches, keepBatch: p.keepBatch}
 			s.bytes.rate = rate * ShardBytesPerSecond
 			s.records.rate = rate * ShardRecordsPerSecond
 			s.rateFactor = 1
@@ -101,7 +101,6 @@ func (p *Producer) install(list []types.Shard) {
 			s.mu.Lock()
 			s.removed = true
 			moved = s.takeAllLocked(moved)
-			s.dropChunkLocked()
 			s.mu.Unlock()
 		}
 	}

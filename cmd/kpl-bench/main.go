@@ -178,7 +178,8 @@ func runBench(o options) error {
 			expired.Add(1)
 		default:
 			failed.Add(1)
-			firstErr.CompareAndSwap(nil, &r.Err)
+			err := r.Err // only this copy escapes, not every Result
+			firstErr.CompareAndSwap(nil, &err)
 		}
 	}
 

@@ -333,19 +333,33 @@ func assertRecords(t *testing.T, got, want []UserRecord) {
 
 func assertTablesDeduplicated(t *testing.T, e *Encoder) {
 	t.Helper()
+	// Decode the tables as they are on the wire.
 	seen := map[string]bool{}
-	for _, k := range e.pks {
-		if seen[k] {
-			t.Fatalf("partition key %q twice in the table", k)
+	for p := e.keys; len(p) > 0; {
+		_, v, rest, ok := nextField(p)
+		if !ok {
+			t.Fatal("malformed partition key table")
 		}
-		seen[k] = true
+		p = rest
+		if seen[string(v)] {
+			t.Fatalf("partition key %q twice in the table", v)
+		}
+		seen[string(v)] = true
+	}
+	if len(seen) != len(e.pkOff) {
+		t.Fatalf("%d partition keys in the table, %d indexed", len(seen), len(e.pkOff))
 	}
 	clear(seen)
-	for _, k := range e.ehks {
-		if seen[k] {
-			t.Fatalf("explicit hash key %q twice in the table", k)
+	for p := e.ehkTab; len(p) > 0; {
+		_, v, rest, ok := nextField(p)
+		if !ok {
+			t.Fatal("malformed explicit hash key table")
 		}
-		seen[k] = true
+		p = rest
+		if seen[string(v)] {
+			t.Fatalf("explicit hash key %q twice in the table", v)
+		}
+		seen[string(v)] = true
 	}
 }
 
@@ -466,5 +480,52 @@ func TestAppendBase64(t *testing.T) {
 		if e.Base64Size() != len(want) {
 			t.Errorf("sizes %v: Base64Size %d, want %d", sizes, e.Base64Size(), len(want))
 		}
+	}
+}
+
+// TestRecordsAndCopies checks that the Encoder copies each record at Add
+// (the caller's buffer may change afterwards), and that Records gives back
+// every record in order with its keys, across enough distinct partition
+// keys to grow the key table several times.
+func TestRecordsAndCopies(t *testing.T) {
+	var e Encoder
+	buf := make([]byte, 8)
+	var want []Record
+	for i := range 1000 {
+		copy(buf, fmt.Sprintf("%08d", i))
+		r := Record{PartitionKey: fmt.Sprintf("key-%d", i%700), Data: buf}
+		if i%3 == 0 {
+			r.ExplicitHashKey = fmt.Sprint(i % 5)
+		}
+		e.Add(r)
+		r.Data = bytes.Clone(buf)
+		want = append(want, r)
+	}
+	copy(buf, "changed!")
+	i := 0
+	for r := range e.Records() {
+		w := want[i]
+		if r.PartitionKey != w.PartitionKey || r.ExplicitHashKey != w.ExplicitHashKey || !bytes.Equal(r.Data, w.Data) {
+			t.Fatalf("record %d: got %+v, want %+v", i, r, w)
+		}
+		i++
+	}
+	if i != len(want) || e.Len() != len(want) {
+		t.Fatalf("Records gave %d records, Len %d, want %d", i, e.Len(), len(want))
+	}
+	got, ok := Decode(e.Encode())
+	if !ok || len(got) != len(want) {
+		t.Fatalf("Decode: ok %v, %d records", ok, len(got))
+	}
+	for i, g := range got {
+		if g.PartitionKey != want[i].PartitionKey || g.ExplicitHashKey != want[i].ExplicitHashKey || !bytes.Equal(g.Data, want[i].Data) {
+			t.Fatalf("decoded record %d: got %+v, want %+v", i, g, want[i])
+		}
+	}
+	assertTablesDeduplicated(t, &e)
+	e.Reset()
+	e.Add(Record{PartitionKey: "key-1", Data: []byte("x")})
+	if got, _ := Decode(e.Encode()); len(got) != 1 || got[0].PartitionKey != "key-1" || string(got[0].Data) != "x" {
+		t.Fatalf("after Reset: %+v", got)
 	}
 }

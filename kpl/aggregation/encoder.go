@@ -29,9 +29,10 @@ package aggregation
 import (
 	"crypto/md5"
 	"encoding/base64"
-	"hash"
+	"hash/maphash"
+	"iter"
 	"math/bits"
-	"sync"
+	"slices"
 )
 
 // Magic is the prefix of every aggregated container.
@@ -69,49 +70,56 @@ type Record struct {
 	// ExplicitHashKey is the user record's explicit hash key as a decimal
 	// string, or "" for none.
 	ExplicitHashKey string
-	// Data is the user record's payload. The Encoder keeps a reference to
-	// it until Reset; it must not be modified before then.
+	// Data is the user record's payload. The Encoder copies it.
 	Data []byte
-}
-
-type entry struct {
-	pk   uint64
-	ehk  uint64 // index+1 into the explicit hash key table; 0 = none
-	data []byte
-	size int // encoded size of the Record message, without its tag and length
 }
 
 // Encoder collects user records and encodes them as one container. The zero
 // value is an empty Encoder ready to use. Partition keys and explicit hash
 // keys are each stored once in their tables however many records use them.
 //
+// Add copies each record into the Encoder's own memory, already laid out as
+// it will be in the container: encoding the container later only frames it
+// and adds its digest, and the caller may reuse a record's data as soon as
+// Add returns.
+//
 // An Encoder is not safe for concurrent use.
 type Encoder struct {
-	pks    []string
-	pkIdx  map[string]uint64
-	ehks   []string
+	// keys is the partition key table as it goes on the wire (fields of
+	// AggregatedRecord); pkOff and pkLen locate each key's bytes in it.
+	keys         []byte
+	pkOff, pkLen []uint32
+	// slots is an open-addressing table of the partition keys: each slot
+	// is 0 (empty) or a key's index plus one in its low 32 bits and the
+	// key's hash in its high 32 bits.
+	slots []uint64
+	seed  maphash.Seed
+	// ehkTab is the explicit hash key table as it goes on the wire.
+	ehkTab []byte
 	ehkIdx map[string]uint64
-	recs   []entry
-	proto  int // size of the protobuf message so far
+	// recs is the records as they go on the wire (fields of
+	// AggregatedRecord, each a Record message with the data in it).
+	recs []byte
+	n    int
 }
 
 // Len returns the number of user records added since the last Reset.
-func (e *Encoder) Len() int { return len(e.recs) }
+func (e *Encoder) Len() int { return e.n }
 
 // Size returns the exact size in bytes of the container Encode would return
 // now, including the prefix and the MD5 digest.
-func (e *Encoder) Size() int { return e.proto + Overhead }
+func (e *Encoder) Size() int { return len(e.keys) + len(e.ehkTab) + len(e.recs) + Overhead }
 
 // SizeWith returns the exact size in bytes the container would have if r were
 // added, without adding it. Callers use it to keep a container under a cap.
 func (e *Encoder) SizeWith(r Record) int {
 	c := e.cost(r)
-	return e.proto + c.grow + Overhead
+	return e.Size() + c.grow
 }
 
 // Add appends r to the container.
 func (e *Encoder) Add(r Record) {
-	e.add(r, e.cost(r))
+	e.add(r, e.cost(r), 0)
 }
 
 // TryAdd appends r if the container stays within maxSize bytes (prefix and
@@ -119,77 +127,190 @@ func (e *Encoder) Add(r Record) {
 // step.
 func (e *Encoder) TryAdd(r Record, maxSize int) bool {
 	c := e.cost(r)
-	if e.proto+c.grow+Overhead > maxSize {
+	if e.Size()+c.grow > maxSize {
 		return false
 	}
-	e.add(r, c)
+	e.add(r, c, maxSize-Overhead-len(e.keys)-len(e.ehkTab))
 	return true
-}
-
-func (e *Encoder) add(r Record, c addCost) {
-	if c.newPK {
-		if e.pkIdx == nil {
-			e.pkIdx = make(map[string]uint64)
-		}
-		e.pkIdx[r.PartitionKey] = c.ent.pk
-		e.pks = append(e.pks, r.PartitionKey)
-	}
-	if c.newEHK {
-		if e.ehkIdx == nil {
-			e.ehkIdx = make(map[string]uint64)
-		}
-		e.ehkIdx[r.ExplicitHashKey] = c.ent.ehk - 1
-		e.ehks = append(e.ehks, r.ExplicitHashKey)
-	}
-	e.recs = append(e.recs, c.ent)
-	e.proto += c.grow
 }
 
 // addCost is what adding one record takes.
 type addCost struct {
-	grow          int // growth of the protobuf message in bytes
-	newPK, newEHK bool
-	ent           entry
+	grow    int    // growth of the protobuf message in bytes
+	msg     int    // size of the Record message, without its tag and length
+	pk, ehk uint64 // key indices (ehk: index+1, 0 for none)
+	slot    int    // where a new partition key goes in slots
+	hash    uint32
+	newPK   bool
+	newEHK  bool
 }
 
 // cost works out what adding r would take.
 func (e *Encoder) cost(r Record) addCost {
 	var c addCost
-	pk, ok := e.pkIdx[r.PartitionKey]
-	if !ok {
-		pk = uint64(len(e.pks))
-		c.newPK = true
+	c.pk, c.slot, c.hash, c.newPK = e.lookup(r.PartitionKey)
+	if c.newPK {
 		c.grow += fieldSize(len(r.PartitionKey))
 	}
-	c.ent = entry{pk: pk, data: r.Data}
-	size := 1 + varintSize(pk) + fieldSize(len(r.Data))
+	c.msg = 1 + varintSize(c.pk) + fieldSize(len(r.Data))
 	if r.ExplicitHashKey != "" {
 		ehk, ok := e.ehkIdx[r.ExplicitHashKey]
 		if !ok {
-			ehk = uint64(len(e.ehks))
+			ehk = uint64(len(e.ehkIdx))
 			c.newEHK = true
 			c.grow += fieldSize(len(r.ExplicitHashKey))
 		}
-		c.ent.ehk = ehk + 1
-		size += 1 + varintSize(ehk)
+		c.ehk = ehk + 1
+		c.msg += 1 + varintSize(ehk)
 	}
-	c.ent.size = size
-	c.grow += fieldSize(size)
+	c.grow += fieldSize(c.msg)
 	return c
 }
 
-// Reset empties the Encoder, keeping its allocated memory for reuse, and
-// drops its references to record data.
+// lookup finds pk in the partition key table: its index, or, when it is not
+// there, the index it would take and the free slot for it.
+func (e *Encoder) lookup(pk string) (idx uint64, slot int, hash uint32, isNew bool) {
+	if e.slots == nil {
+		e.seed = maphash.MakeSeed()
+		e.slots = make([]uint64, 64)
+	}
+	h := maphash.String(e.seed, pk)
+	hash = uint32(h >> 32)
+	mask := len(e.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := e.slots[i]
+		if s == 0 {
+			return uint64(len(e.pkOff)), i, hash, true
+		}
+		if uint32(s>>32) != hash {
+			continue
+		}
+		k := uint32(s) - 1
+		off, n := e.pkOff[k], e.pkLen[k]
+		if string(e.keys[off:off+n]) == pk {
+			return uint64(k), i, hash, false
+		}
+	}
+}
+
+// add adds r at cost c; limit, if not 0, is the container's cap.
+func (e *Encoder) add(r Record, c addCost, limit int) {
+	if c.newPK {
+		e.keys = append(e.keys, tagPartitionKeyTable)
+		e.keys = appendVarint(e.keys, uint64(len(r.PartitionKey)))
+		e.pkOff = append(e.pkOff, uint32(len(e.keys)))
+		e.pkLen = append(e.pkLen, uint32(len(r.PartitionKey)))
+		e.keys = append(e.keys, r.PartitionKey...)
+		e.slots[c.slot] = uint64(c.hash)<<32 | (c.pk + 1)
+		if 2*len(e.pkOff) > len(e.slots) {
+			e.growSlots()
+		}
+	}
+	if c.newEHK {
+		if e.ehkIdx == nil {
+			e.ehkIdx = make(map[string]uint64)
+		}
+		e.ehkIdx[r.ExplicitHashKey] = c.ehk - 1
+		e.ehkTab = appendString(e.ehkTab, tagExplicitHashKeyTable, r.ExplicitHashKey)
+	}
+	if n := len(e.recs) + fieldSize(c.msg); n > cap(e.recs) {
+		// Grow by doubling, but never past the container's cap: a
+		// container filled to it holds no spare memory.
+		c := max(2*cap(e.recs), 512)
+		if limit > 0 {
+			c = min(c, limit)
+		}
+		grown := make([]byte, len(e.recs), max(c, n))
+		copy(grown, e.recs)
+		e.recs = grown
+	}
+	b := append(e.recs, tagRecords)
+	b = appendVarint(b, uint64(c.msg))
+	b = append(b, tagPartitionKeyIndex)
+	b = appendVarint(b, c.pk)
+	if c.ehk != 0 {
+		b = append(b, tagExplicitHashKeyIndex)
+		b = appendVarint(b, c.ehk-1)
+	}
+	b = append(b, tagData)
+	b = appendVarint(b, uint64(len(r.Data)))
+	e.recs = append(b, r.Data...)
+	e.n++
+}
+
+// growSlots doubles the partition key table's slots.
+func (e *Encoder) growSlots() {
+	old := e.slots
+	e.slots = make([]uint64, 2*len(old))
+	mask := len(e.slots) - 1
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		k := uint32(s) - 1
+		off, n := e.pkOff[k], e.pkLen[k]
+		h := maphash.Bytes(e.seed, e.keys[off:off+n])
+		i := int(h) & mask
+		for e.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		e.slots[i] = s
+	}
+}
+
+// Reset empties the Encoder, keeping its allocated memory for reuse.
 func (e *Encoder) Reset() {
-	clear(e.pks)
-	e.pks = e.pks[:0]
-	clear(e.ehks)
-	e.ehks = e.ehks[:0]
-	clear(e.recs)
-	e.recs = e.recs[:0]
-	clear(e.pkIdx)
+	if len(e.pkOff) > 0 {
+		clear(e.slots)
+	}
+	e.keys, e.pkOff, e.pkLen = e.keys[:0], e.pkOff[:0], e.pkLen[:0]
+	e.ehkTab = e.ehkTab[:0]
 	clear(e.ehkIdx)
-	e.proto = 0
+	e.recs = e.recs[:0]
+	e.n = 0
+}
+
+// Records returns an iterator over the records added since the last Reset,
+// in the order they were added. A record's Data shares the Encoder's memory
+// and is valid until the Encoder is next changed; its keys are strings of
+// their own.
+func (e *Encoder) Records() iter.Seq[Record] {
+	return func(yield func(Record) bool) {
+		var pks, ehks []string
+		for p := e.recs; len(p) > 0; {
+			// The Encoder wrote these bytes: they parse.
+			_, msg, rest, _ := nextField(p)
+			p = rest
+			data, pk, ehk, _ := decodeRecord(msg)
+			r := Record{Data: data}
+			if pks == nil {
+				pks = make([]string, len(e.pkOff))
+			}
+			if pks[pk] == "" {
+				off, n := e.pkOff[pk], e.pkLen[pk]
+				pks[pk] = string(e.keys[off : off+n])
+			}
+			r.PartitionKey = pks[pk]
+			if ehk != 0 {
+				if ehks == nil {
+					ehks = e.ehkList()
+				}
+				r.ExplicitHashKey = ehks[ehk-1]
+			}
+			if !yield(r) {
+				return
+			}
+		}
+	}
+}
+
+// ehkList returns the explicit hash key table in index order.
+func (e *Encoder) ehkList() []string {
+	out := make([]string, len(e.ehkIdx))
+	for k, i := range e.ehkIdx {
+		out[i] = k
+	}
+	return out
 }
 
 // Encode returns the container in a new slice of exactly Size bytes.
@@ -199,33 +320,12 @@ func (e *Encoder) Encode() []byte {
 
 // AppendTo appends the container to dst and returns the extended slice.
 func (e *Encoder) AppendTo(dst []byte) []byte {
-	if cap(dst)-len(dst) < e.Size() {
-		grown := make([]byte, len(dst), len(dst)+e.Size())
-		copy(grown, dst)
-		dst = grown
-	}
+	dst = slices.Grow(dst, e.Size())
 	dst = append(dst, magic[:]...)
 	start := len(dst)
-	for _, pk := range e.pks {
-		dst = appendString(dst, tagPartitionKeyTable, pk)
-	}
-	for _, ehk := range e.ehks {
-		dst = appendString(dst, tagExplicitHashKeyTable, ehk)
-	}
-	for i := range e.recs {
-		r := &e.recs[i]
-		dst = append(dst, tagRecords)
-		dst = appendVarint(dst, uint64(r.size))
-		dst = append(dst, tagPartitionKeyIndex)
-		dst = appendVarint(dst, r.pk)
-		if r.ehk != 0 {
-			dst = append(dst, tagExplicitHashKeyIndex)
-			dst = appendVarint(dst, r.ehk-1)
-		}
-		dst = append(dst, tagData)
-		dst = appendVarint(dst, uint64(len(r.data)))
-		dst = append(dst, r.data...)
-	}
+	dst = append(dst, e.keys...)
+	dst = append(dst, e.ehkTab...)
+	dst = append(dst, e.recs...)
 	sum := md5.Sum(dst[start:])
 	return append(dst, sum[:]...)
 }
@@ -261,85 +361,49 @@ func (e *Encoder) Base64Size() int { return base64.StdEncoding.EncodedLen(e.Size
 
 // AppendBase64 appends the container to dst in standard base64 (RFC 4648,
 // padded), as a JSON request body carries a Kinesis record's data, and
-// returns the extended slice. The container itself is never held in memory
-// whole: it is encoded piece by piece through a small buffer, its MD5 digest
-// computed on the way.
+// returns the extended slice. The container is never assembled in memory:
+// its parts are encoded straight from where Add put them.
 func (e *Encoder) AppendBase64(dst []byte) []byte {
-	if cap(dst)-len(dst) < e.Base64Size() {
-		grown := make([]byte, len(dst), len(dst)+e.Base64Size())
-		copy(grown, dst)
-		dst = grown
-	}
-	w := b64Writers.Get().(*b64Writer)
-	w.dst, w.sum = dst, md5.New()
-	w.buf = append(w.buf[:0], magic[:]...)
-	w.hashed = len(magic)
-	for _, pk := range e.pks {
-		w.buf = appendString(w.buf, tagPartitionKeyTable, pk)
-		w.flush(false)
-	}
-	for _, ehk := range e.ehks {
-		w.buf = appendString(w.buf, tagExplicitHashKeyTable, ehk)
-		w.flush(false)
-	}
-	for i := range e.recs {
-		r := &e.recs[i]
-		w.buf = append(w.buf, tagRecords)
-		w.buf = appendVarint(w.buf, uint64(r.size))
-		w.buf = append(w.buf, tagPartitionKeyIndex)
-		w.buf = appendVarint(w.buf, r.pk)
-		if r.ehk != 0 {
-			w.buf = append(w.buf, tagExplicitHashKeyIndex)
-			w.buf = appendVarint(w.buf, r.ehk-1)
-		}
-		w.buf = append(w.buf, tagData)
-		w.buf = appendVarint(w.buf, uint64(len(r.data)))
-		for d := r.data; len(d) > 0; {
-			n := max(min(len(d), b64Chunk-len(w.buf)), 0)
-			w.buf = append(w.buf, d[:n]...)
-			d = d[n:]
-			w.flush(false)
-		}
-	}
-	w.sum.Write(w.buf[w.hashed:])
-	w.hashed = len(w.buf)
-	w.buf = w.sum.Sum(w.buf)
-	w.hashed = len(w.buf)
-	w.flush(true)
-	dst = w.dst
-	w.dst, w.sum = nil, nil
-	b64Writers.Put(w)
-	return dst
+	dst = slices.Grow(dst, e.Base64Size())
+	h := md5.New()
+	h.Write(e.keys)
+	h.Write(e.ehkTab)
+	h.Write(e.recs)
+	var sum [md5.Size]byte
+	h.Sum(sum[:0])
+	w := b64Writer{dst: dst}
+	w.write(magic[:])
+	w.write(e.keys)
+	w.write(e.ehkTab)
+	w.write(e.recs)
+	w.write(sum[:])
+	return w.close()
 }
 
-// b64Chunk is the size of AppendBase64's buffer: a multiple of 3, so that
-// every flush but the last encodes whole base64 groups.
-const b64Chunk = 3 << 12
-
+// b64Writer base64-encodes a sequence of byte slices as if they were one,
+// carrying the bytes that do not fill a 3-byte group over to the next.
 type b64Writer struct {
-	dst    []byte
-	buf    []byte
-	hashed int // bytes of buf already written to sum
-	sum    hash.Hash
+	dst   []byte
+	carry [3]byte
+	nc    int
 }
 
-var b64Writers = sync.Pool{New: func() any { return &b64Writer{buf: make([]byte, 0, b64Chunk+64)} }}
+func (w *b64Writer) write(p []byte) {
+	if w.nc > 0 {
+		n := copy(w.carry[w.nc:], p)
+		w.nc += n
+		p = p[n:]
+		if w.nc < 3 {
+			return
+		}
+		w.dst = base64.StdEncoding.AppendEncode(w.dst, w.carry[:])
+		w.nc = 0
+	}
+	whole := len(p) - len(p)%3
+	w.dst = base64.StdEncoding.AppendEncode(w.dst, p[:whole])
+	w.nc = copy(w.carry[:], p[whole:])
+}
 
-// flush encodes buf's whole base64 groups (all of it when last), once it is
-// full or last, keeping the rest at its start.
-func (w *b64Writer) flush(last bool) {
-	if !last && len(w.buf) < b64Chunk {
-		return
-	}
-	if w.hashed < len(w.buf) {
-		w.sum.Write(w.buf[w.hashed:])
-	}
-	n := len(w.buf)
-	if !last {
-		n -= n % 3
-	}
-	w.dst = base64.StdEncoding.AppendEncode(w.dst, w.buf[:n])
-	rest := copy(w.buf, w.buf[n:])
-	w.buf = w.buf[:rest]
-	w.hashed = rest
+func (w *b64Writer) close() []byte {
+	return base64.StdEncoding.AppendEncode(w.dst, w.carry[:w.nc])
 }
