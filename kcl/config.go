@@ -202,6 +202,12 @@ type LeaseConfig struct {
 	// for each kind of pass: the renewals of one renewal pass, the takes of
 	// one taker pass, the releases of a shutdown. Default 16.
 	MaxConcurrentWrites int
+	// BalanceByCount spreads leases over the workers by count only. By
+	// default (false) the worker writes each shard's measured read rate to
+	// its lease at every renewal (throughputKBps), and once every lease
+	// has one the workers spread the throughput instead, so that hot
+	// shards end on different workers.
+	BalanceByCount bool
 }
 
 // leaseConfig is the lease.Config the worker's coordinator runs with.
@@ -210,7 +216,8 @@ func (c Config) leaseConfig(store lease.Store) lease.Config {
 		Store: store, WorkerID: c.WorkerID,
 		FailoverTime: c.Lease.FailoverTime, RenewInterval: c.Lease.RenewInterval, TakeInterval: c.Lease.TakeInterval,
 		MaxLeasesForWorker: c.Lease.MaxLeasesForWorker, MaxConcurrentWrites: c.Lease.MaxConcurrentWrites,
-		Logger: c.Logger, Metrics: c.Metrics,
+		BalanceByCount: c.Lease.BalanceByCount,
+		Logger:         c.Logger, Metrics: c.Metrics,
 	}
 }
 

@@ -433,6 +433,41 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 				t.Errorf("leases held = %d of 4, want the cap 1", n)
 			}
 		}},
+		{"Lease.BalanceByCount", func(t *testing.T, r *rig) {
+			// A live peer holds the two hot shards of four. By throughput,
+			// the worker asks for one of them once its own two are
+			// measured (after its first renewals); by count it has its 2
+			// of 4 and asks for nothing.
+			for _, byCount := range []bool{false, true} {
+				r.reset()
+				r.setStream(kinesistest.Config{Shards: 4})
+				for _, id := range []string{"shardId-000000000000", "shardId-000000000001"} {
+					if _, err := r.store.Create(context.Background(), lease.Lease{Key: id, Owner: "peer", Counter: 1,
+						Checkpoint: string(checkpoint.TrimHorizon), ThroughputKBps: 1000, ThroughputKnown: true}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				cfg := r.config()
+				cfg.InitialPosition = checkpoint.TrimHorizon
+				cfg.Lease.BalanceByCount, cfg.Lease.RenewInterval = byCount, time.Second
+				w, stop := r.run(cfg)
+				r.waitHeld(t, w, 2)
+				time.Sleep(5 * time.Second) // renewals at 1s and 2s measure; the peer's leases expire only at 10s
+				asked := 0
+				ls, _ := r.store.List(context.Background())
+				for _, l := range ls {
+					if l.CheckpointOwner == "peer" {
+						asked++
+					}
+				}
+				if want := map[bool]int{false: 1, true: 0}[byCount]; asked != want {
+					t.Errorf("BalanceByCount %v: %d hot leases asked of the peer, want %d", byCount, asked, want)
+				}
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
 		{"Lease.MaxConcurrentWrites", func(t *testing.T, r *rig) {
 			r.setStream(kinesistest.Config{Shards: 6})
 			r.store.renewTakes = 100 * time.Millisecond

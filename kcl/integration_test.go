@@ -59,7 +59,7 @@ type collector struct {
 }
 
 func (c *collector) processor(worker string) kcl.RecordProcessor {
-	return kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
+	return checkpointOnShutdown{kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
 		c.mu.Lock()
 		for _, r := range b.Records {
 			c.all = append(c.all, delivery{worker: worker, shard: r.ShardID, pk: r.PartitionKey, seq: r.SequenceNumber, sub: r.SubSequenceNumber, data: string(r.Data)})
@@ -74,7 +74,16 @@ func (c *collector) processor(worker string) kcl.RecordProcessor {
 			return nil
 		}
 		return b.Checkpoint(ctx)
-	})
+	})}
+}
+
+// checkpointOnShutdown is a processor that checkpoints what it processed
+// in ShutdownRequested: at a graceful shutdown, and when its lease is
+// handed over to another worker (a move to balance the load).
+type checkpointOnShutdown struct{ kcl.ProcessorFunc }
+
+func (checkpointOnShutdown) ShutdownRequested(ctx context.Context, in *kcl.ShutdownRequestedInput) error {
+	return in.Checkpointer.CheckpointProcessed(ctx)
 }
 
 func (c *collector) snapshot() []delivery {

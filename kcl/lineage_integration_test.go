@@ -166,10 +166,10 @@ func TestIntegrationSplitThenMergeLaggingConsumer(t *testing.T) {
 	cfg := e.config("worker-a")
 	cfg.Retrieval.MaxRecords = 10
 	slow := cfg.Processor
-	cfg.Processor = kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
+	cfg.Processor = checkpointOnShutdown{kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
 		time.Sleep(20 * time.Millisecond) // a processor slower than the stream: the consumer lags
 		return slow.ProcessRecords(ctx, b)
-	})
+	})}
 	e.start(cfg)
 	p := &producer{client: e.kinesis, stream: e.stream}
 	p.put(t, 30, 4)

@@ -45,6 +45,15 @@ type shardWorker struct {
 	lostOnce     sync.Once
 	lost         atomic.Bool   // set when the lease was lost; checkpoints fail from then on
 	done         chan struct{} // closed when run returns
+
+	// bytesRead counts the bytes of the records read; rate turns it into
+	// the throughput written to the lease at each renewal.
+	bytesRead atomic.Int64
+	rateMu    sync.Mutex
+	rateBytes int64     // bytesRead at the previous rate call; guarded by rateMu
+	rateAt    time.Time // when that was; guarded by rateMu
+	rateAvg   float64   // the smoothed rate, KiB/s; guarded by rateMu
+	rateKnown bool      // rateAvg holds a measurement; guarded by rateMu
 }
 
 // requestShutdown asks the shard to stop after its current batch, call
@@ -63,6 +72,37 @@ func (s *shardWorker) shutdownContext(ctx context.Context) (context.Context, con
 	sctx, cancel := context.WithCancel(s.shutdownCtx)
 	stop := context.AfterFunc(ctx, cancel)
 	return sctx, func() { stop(); cancel() }
+}
+
+// rateSmoothing is the weight of each new measurement in the shard's
+// read rate (an exponentially weighted moving average over about four
+// renewal intervals): the rates the balancing plan compares must not
+// follow every burst, or leases would move back and forth.
+const rateSmoothing = 0.25
+
+// rate returns the shard's read rate in KiB per second: the bytes read
+// since the previous call, smoothed, starting from the rate its previous
+// holder wrote to the lease (a shard just taken over reads its backlog
+// first). false at the first call of a lease never measured.
+func (s *shardWorker) rate(now time.Time) (float64, bool) {
+	n := s.bytesRead.Load()
+	s.rateMu.Lock()
+	defer s.rateMu.Unlock()
+	lastBytes, lastAt := s.rateBytes, s.rateAt
+	s.rateBytes, s.rateAt = n, now
+	if lastAt.IsZero() || !now.After(lastAt) {
+		if s.lease.ThroughputKnown {
+			s.rateAvg, s.rateKnown = s.lease.ThroughputKBps, true
+		}
+		return s.rateAvg, s.rateKnown
+	}
+	sample := float64(n-lastBytes) / 1024 / now.Sub(lastAt).Seconds()
+	if !s.rateKnown {
+		s.rateAvg, s.rateKnown = sample, true
+	} else {
+		s.rateAvg += rateSmoothing * (sample - s.rateAvg)
+	}
+	return s.rateAvg, true
 }
 
 // leaseLost stops the shard at once; LeaseLost is called.
@@ -154,6 +194,7 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 			if !ok {
 				return finish(s.cancelOutcome(ctx))
 			}
+			s.bytesRead.Add(int64(f.bytes))
 		}
 		// A stop decided while the batch waited takes priority over it:
 		// the select above picks any ready case, and no batch is handed

@@ -133,6 +133,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	lc := cfg.leaseConfig(w.store)
 	lc.OnAcquired, lc.OnLost, lc.OnHandOver = w.acquired, w.lost, w.handOver
+	lc.Throughput = w.throughput
 	if w.coord, err = lease.NewCoordinator(lc); err != nil {
 		return nil, fmt.Errorf("kcl: lease settings: %w", err)
 	}
@@ -491,6 +492,19 @@ func (w *Worker) handOver(l lease.Lease) {
 	go func() { <-s.done; cancel() }()
 	s.log.Info("another worker asked for the lease; handing it over after the batch in flight", zap.String("to", l.Owner))
 	s.requestShutdown(ctx)
+}
+
+// throughput is the coordinator's Throughput: the rate the shard was read
+// at since the previous call (a renewal interval), in KiB per second; false
+// for a shard not processed here or measured for the first time.
+func (w *Worker) throughput(key string) (float64, bool) {
+	w.mu.Lock()
+	s := w.shards[key]
+	w.mu.Unlock()
+	if s == nil {
+		return 0, false
+	}
+	return s.rate(time.Now())
 }
 
 // notifyEnded tells the shards of this process waiting for shardID that it

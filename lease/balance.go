@@ -2,6 +2,7 @@ package lease
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
 )
@@ -35,6 +36,7 @@ type view struct {
 	owned   map[string][]Lease // live worker -> its unexpired leases, sorted by key
 	free    []Lease            // unowned or expired leases, sorted by key
 	workers []string           // live workers and me, sorted
+	byCount bool               // Config.BalanceByCount
 }
 
 // targets returns each live worker's target.
@@ -63,8 +65,19 @@ func (v view) targets() map[string]int {
 }
 
 // plan returns the leases the worker v.me should take, in the order it
-// should take them, and its target.
-func (v view) plan() (take []Lease, target int) {
+// should take them: by throughput when every owned lease has it measured
+// (and not BalanceByCount), else by count.
+func (v view) plan() []Lease {
+	if !v.byCount && v.measured() {
+		return v.throughputPlan()
+	}
+	take, _ := v.countPlan()
+	return take
+}
+
+// countPlan returns the leases the worker v.me should take to balance the
+// lease counts, in the order it should take them, and its target.
+func (v view) countPlan() (take []Lease, target int) {
 	t := v.targets()
 	pool := slices.Clone(v.free)
 	for _, w := range v.workers {
@@ -85,4 +98,109 @@ func (v view) plan() (take []Lease, target int) {
 		pool = pool[need:]
 	}
 	return nil, t[v.me]
+}
+
+// Balancing by throughput.
+//
+// Once every owned lease carries the throughput its holder measured
+// (throughputKBps, written at each renewal), the plan spreads throughput
+// instead of counts, from the same view on every worker:
+//
+//   - Free leases go one by one (by key) to the worker with the least
+//     throughput (then the fewest leases, then by ID); a lease never
+//     measured weighs the mean of the measured ones.
+//   - With no free lease, at most one move a pass: from the worker with the
+//     most throughput (a) to the one with the least (b), the lease of a
+//     that narrows their gap d the most (weight t, gain d - |d - 2t|),
+//     only when the gain exceeds moveThreshold (20 %) of the mean load per
+//     worker. Every such move lowers the sum of squared loads (by 2t(d-t)),
+//     so the moves stop: the plan settles and does not ping-pong between
+//     two assignments while the throughputs stay as measured.
+//
+// Hot shards so end on different workers; lease counts may differ.
+
+// moveThreshold is the least gain, as a fraction of the mean load per
+// worker, that a move for throughput must bring: measurements move a
+// little from one renewal to the next, and a move costs a hand-over.
+const moveThreshold = 0.2
+
+// measured reports whether every owned lease has a measured throughput and
+// their total is positive (an idle stream is balanced by count).
+func (v view) measured() bool {
+	total, n := 0.0, 0
+	for _, ls := range v.owned {
+		for _, l := range ls {
+			if !l.ThroughputKnown {
+				return false
+			}
+			total += l.ThroughputKBps
+			n++
+		}
+	}
+	return n > 0 && total > 0
+}
+
+func (v view) throughputPlan() []Lease {
+	total, n := 0.0, 0
+	for _, ls := range v.owned {
+		for _, l := range ls {
+			total += l.ThroughputKBps
+			n++
+		}
+	}
+	mean := total / float64(n)
+	weight := func(l Lease) float64 {
+		if l.ThroughputKnown {
+			return l.ThroughputKBps
+		}
+		return mean
+	}
+	load := make(map[string]float64, len(v.workers))
+	count := make(map[string]int, len(v.workers))
+	for _, w := range v.workers {
+		for _, l := range v.owned[w] {
+			load[w] += weight(l)
+		}
+		count[w] = len(v.owned[w])
+	}
+	least := func() string {
+		best := v.workers[0]
+		for _, w := range v.workers[1:] {
+			if load[w] < load[best] || load[w] == load[best] && count[w] < count[best] {
+				best = w
+			}
+		}
+		return best
+	}
+	if len(v.free) > 0 {
+		var take []Lease
+		for _, l := range v.free {
+			w := least()
+			load[w] += weight(l)
+			count[w]++
+			if w == v.me {
+				take = append(take, l)
+			}
+		}
+		return take
+	}
+	a, b := v.workers[0], least()
+	for _, w := range v.workers[1:] {
+		if load[w] > load[a] {
+			a = w
+		}
+	}
+	d := load[a] - load[b]
+	var move *Lease
+	bestGain := moveThreshold * total / float64(len(v.workers)) // of the mean load per worker
+	for i, l := range v.owned[a] {
+		t := weight(l)
+		if gain := d - math.Abs(d-2*t); gain > bestGain {
+			move, bestGain = &v.owned[a][i], gain
+		}
+	}
+	if move == nil || b != v.me {
+		return nil
+	}
+	return []Lease{*move}
 }

@@ -24,6 +24,8 @@ type sim struct {
 	store   *countingStore
 	clk     *fakeClock
 	workers map[string]*Coordinator
+	// throughput, when set, is every coordinator's Config.Throughput.
+	throughput func(key string) (float64, bool)
 }
 
 func newSim(t *testing.T, leases int) *sim {
@@ -37,7 +39,7 @@ func newSim(t *testing.T, leases int) *sim {
 }
 
 func (s *sim) add(id string) *Coordinator {
-	c, err := NewCoordinator(Config{Store: s.store, WorkerID: id, FailoverTime: simFailover, TakeInterval: simTake})
+	c, err := NewCoordinator(Config{Store: s.store, WorkerID: id, FailoverTime: simFailover, TakeInterval: simTake, Throughput: s.throughput})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -268,4 +270,129 @@ func TestBalanceColdStart(t *testing.T) {
 		s.quiet(fmt.Sprintf("cold start N=%d M=%d", c.n, c.m))
 		t.Logf("N=%d M=%d: balanced after %d pass(es), %d ownership changes (minimum %d)", c.n, c.m, rounds, moves, c.m)
 	}
+}
+
+// TestBalanceByThroughput: 8 leases, 2 of them read 10 times as fast as
+// the others, 2 workers. Balanced by count first (before anything is
+// measured), the two hot leases are on one worker; once every lease has a
+// measured throughput they end on different workers within 3 taker
+// passes, and the plan then stays put.
+func TestBalanceByThroughput(t *testing.T) {
+	hot := map[string]bool{"shardId-000000000000": true, "shardId-000000000001": true}
+	s := newSim(t, 8)
+	s.throughput = func(key string) (float64, bool) {
+		if hot[key] {
+			return 1000, true
+		}
+		return 100, true
+	}
+	s.add("a")
+	s.round() // a takes all 8 (nothing measured yet: by count)
+	s.add("b")
+	owners := func() map[string]string {
+		ls, err := s.store.Store.List(s.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, l := range ls {
+			out[l.Key] = l.Owner
+		}
+		return out
+	}
+	allMeasured := func() bool {
+		ls, _ := s.store.Store.List(s.ctx)
+		for _, l := range ls {
+			if !l.ThroughputKnown {
+				return false
+			}
+		}
+		return true
+	}
+	split := func() bool {
+		o := owners()
+		a, b := o["shardId-000000000000"], o["shardId-000000000001"]
+		return a != b && a != "" && b != "" && s.workers[a] != nil && s.workers[b] != nil &&
+			slices.ContainsFunc(s.workers[a].Held(), func(l Lease) bool { return l.Key == "shardId-000000000000" }) &&
+			slices.ContainsFunc(s.workers[b].Held(), func(l Lease) bool { return l.Key == "shardId-000000000001" })
+	}
+	measuredAt, splitAt := -1, -1
+	for r := 1; r <= 12 && splitAt < 0; r++ {
+		s.round()
+		if measuredAt < 0 && allMeasured() {
+			measuredAt = r
+		}
+		if split() {
+			splitAt = r
+		}
+	}
+	if measuredAt < 0 || splitAt < 0 {
+		t.Fatalf("hot leases not split after 12 rounds (all measured from round %d): owners %v", measuredAt, owners())
+	}
+	t.Logf("every lease measured after round %d, hot leases split after round %d", measuredAt, splitAt)
+	if passes := splitAt - measuredAt; passes > 3 {
+		t.Errorf("split %d taker passes after every lease was measured, want at most 3", passes)
+	}
+	// The cold leases may still move to even the loads out; then nothing
+	// moves.
+	settled := false
+	for range 5 {
+		before := s.store.Moves()
+		s.round()
+		if s.store.Moves() == before {
+			settled = true
+			break
+		}
+	}
+	before := s.store.Moves()
+	for range 10 {
+		s.round()
+	}
+	if d := s.store.Moves() - before; !settled || d != 0 {
+		t.Errorf("%d ownership changes in 10 rounds after settling (settled %v): the plan ping-pongs (owners %v)", d, settled, owners())
+	}
+	if !split() {
+		t.Errorf("hot leases together again: owners %v", owners())
+	}
+}
+
+// TestPlanThroughputAndCount: the same view, two hot leases on one worker
+// with counts even: the throughput plan moves one hot lease, the count
+// plan (BalanceByCount, or a lease not measured) nothing.
+func TestPlanThroughputAndCount(t *testing.T) {
+	l := func(key string, kbps float64) Lease {
+		return Lease{Key: key, Owner: "a", ThroughputKBps: kbps, ThroughputKnown: true}
+	}
+	v := view{me: "b", workers: []string{"a", "b"}, owned: map[string][]Lease{
+		"a": {l("s0", 1000), l("s1", 1000), l("s2", 100), l("s3", 100)},
+		"b": {l("s4", 100), l("s5", 100), l("s6", 100), l("s7", 100)},
+	}}
+	for i := range v.owned["b"] {
+		v.owned["b"][i].Owner = "b"
+	}
+	if got := v.plan(); len(got) != 1 || (got[0].Key != "s0" && got[0].Key != "s1") {
+		t.Errorf("throughput plan for b: %v, want one hot lease", keysOf(got))
+	}
+	v.byCount = true
+	if got := v.plan(); len(got) != 0 {
+		t.Errorf("count plan for b: %v, want nothing (4 and 4)", keysOf(got))
+	}
+	v.byCount = false
+	v.owned["a"][3].ThroughputKnown = false
+	if got := v.plan(); len(got) != 0 {
+		t.Errorf("plan with a lease not measured: %v, want the count plan's nothing", keysOf(got))
+	}
+	v.me = "a"
+	v.owned["a"][3].ThroughputKnown = true
+	if got := v.plan(); len(got) != 0 {
+		t.Errorf("throughput plan for a, the loaded worker: %v, want nothing", keysOf(got))
+	}
+}
+
+func keysOf(ls []Lease) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Key
+	}
+	return out
 }

@@ -65,6 +65,15 @@ type Config struct {
 	// not called for leases given up with Release or ReleaseAll. Optional;
 	// same rules as OnAcquired.
 	OnLost func(Lease)
+	// Throughput reports the rate this worker reads a held lease's shard
+	// at, in KiB per second, and whether it has measured it yet; each
+	// renewal writes it to the lease (throughputKBps), and the balancing
+	// plan spreads it over the workers (see BalanceByCount). Default nil:
+	// nothing is measured, and leases are balanced by count.
+	Throughput func(key string) (kbps float64, ok bool)
+	// BalanceByCount balances leases by count even when their throughput
+	// is known. Default false: by throughput once every lease has it.
+	BalanceByCount bool
 	// OnHandOver is called when another worker asked for a held lease to
 	// balance the load (Lease.CheckpointOwner is this worker, Owner the
 	// next one): the holder stops processing the shard after its batch in

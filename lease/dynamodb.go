@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -381,9 +382,14 @@ func (s *DynamoDBStore) update(ctx context.Context, op string, l Lease, checkOwn
 	return stored, nil
 }
 
-// Renew increments the counter if Counter and Owner match.
+// Renew increments the counter if Counter and Owner match, and writes the
+// measured throughput.
 func (s *DynamoDBStore) Renew(ctx context.Context, l Lease) (Lease, error) {
-	return s.update(ctx, "renew", l, true, update{})
+	var u update
+	if l.ThroughputKnown {
+		u.set = map[string]types.AttributeValue{attrThroughput: floatAttr(l.ThroughputKBps)}
+	}
+	return s.update(ctx, "renew", l, true, u)
 }
 
 // Take sets the owner if Counter matches.
@@ -492,6 +498,10 @@ func numAttr(n int64) types.AttributeValue {
 
 func millisAttr(t time.Time) types.AttributeValue { return numAttr(t.UnixMilli()) }
 
+func floatAttr(f float64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatFloat(f, 'f', -1, 64)}
+}
+
 func unsignedAttr(n uint64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatUint(n, 10)}
 }
@@ -535,6 +545,9 @@ func toItem(l Lease) map[string]types.AttributeValue {
 	str(attrStartingHashKey, l.StartingHashKey)
 	str(attrEndingHashKey, l.EndingHashKey)
 	str(attrCheckpointOwner, l.CheckpointOwner)
+	if l.ThroughputKnown {
+		item[attrThroughput] = floatAttr(l.ThroughputKBps)
+	}
 	if !l.LatestTimestamp.IsZero() {
 		item[attrLatestTimestamp] = millisAttr(l.LatestTimestamp)
 	}
@@ -629,6 +642,14 @@ func fromItem(item map[string]types.AttributeValue) (Lease, error) {
 	str(attrStartingHashKey, &l.StartingHashKey)
 	str(attrEndingHashKey, &l.EndingHashKey)
 	str(attrCheckpointOwner, &l.CheckpointOwner)
+	if text, ok := number(attrThroughput); ok {
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			errs = append(errs, fmt.Errorf("%s %q is not a non-negative number", attrThroughput, text))
+		} else {
+			l.ThroughputKBps, l.ThroughputKnown = f, true
+		}
+	}
 	var latest int64
 	if num(attrLatestTimestamp, &latest); latest != 0 {
 		l.LatestTimestamp = time.UnixMilli(latest)
@@ -651,5 +672,5 @@ var knownAttrs = map[string]bool{
 	attrKey: true, attrOwner: true, attrCounter: true, attrCheckpoint: true, attrCheckpointSub: true,
 	attrPendingCheckpoint: true, attrPendingCheckpointSub: true, attrOwnerSwitches: true,
 	attrParents: true, attrChildren: true, attrStartingHashKey: true, attrEndingHashKey: true,
-	attrLatestTimestamp: true, attrCheckpointOwner: true,
+	attrLatestTimestamp: true, attrCheckpointOwner: true, attrThroughput: true,
 }

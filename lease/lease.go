@@ -81,6 +81,7 @@ const (
 	attrStartingHashKey       = "startingHashKey"
 	attrEndingHashKey         = "endingHashKey"
 	attrCheckpointOwner       = "checkpointOwner" // the Java KCL 3.x's: the holder finishing a hand-over
+	attrThroughput            = "throughputKBps"  // the Java KCL 3.x's: bytes/s read, in KiB, written at renewal
 	// attrLatestTimestamp is this package's own: the time a LATEST
 	// checkpoint stands for, in Unix milliseconds. The Java KCL ignores it
 	// and keeps it (it updates single attributes).
@@ -152,6 +153,13 @@ type Lease struct {
 	// finish, once the lease's counter has not moved for FailoverTime.
 	// Empty otherwise.
 	CheckpointOwner string
+	// ThroughputKBps is the rate the holder reads the shard at, in KiB per
+	// second, as it measured it at its last renewal (the Java KCL 3.x's
+	// throughputKBps); the balancing plan spreads it over the workers.
+	// ThroughputKnown tells whether it was measured (the attribute is
+	// present): 0 is a measurement, of an idle shard.
+	ThroughputKBps  float64
+	ThroughputKnown bool
 	// LatestTimestamp is the time a LATEST checkpoint stands for: when the
 	// shard syncer created the lease, or when a coordinator first took it
 	// if it was created without one (by the Java KCL, say). A worker that

@@ -107,9 +107,14 @@ func (s *MemoryStore) write(ctx context.Context, op string, l Lease, checkOwner 
 	return cur.Clone(), nil
 }
 
-// Renew increments the counter if Counter and Owner match.
+// Renew increments the counter if Counter and Owner match, and writes the
+// measured throughput.
 func (s *MemoryStore) Renew(ctx context.Context, l Lease) (Lease, error) {
-	return s.update(ctx, "renew", l, true, func(*Lease) {})
+	return s.update(ctx, "renew", l, true, func(cur *Lease) {
+		if l.ThroughputKnown {
+			cur.ThroughputKBps, cur.ThroughputKnown = l.ThroughputKBps, true
+		}
+	})
 }
 
 // Take sets the owner if Counter matches.

@@ -74,7 +74,13 @@ func (c *Coordinator) renew(ctx context.Context, h *heldLease) {
 	for try := 1; ; try++ {
 		start := c.now()
 		callCtx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval) // never past the next pass
-		stored, err := c.cfg.Store.Renew(callCtx, h.lease)
+		l := h.lease
+		if c.cfg.Throughput != nil {
+			if kbps, ok := c.cfg.Throughput(l.Key); ok {
+				l.ThroughputKBps, l.ThroughputKnown = kbps, true
+			}
+		}
+		stored, err := c.cfg.Store.Renew(callCtx, l)
 		cancel()
 		c.metrics.renewLatency.Observe(c.now().Sub(start).Seconds())
 		if err == nil {

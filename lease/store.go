@@ -28,7 +28,8 @@ type Store interface {
 	// Create writes l if no lease with its key exists, else fails with
 	// ErrExists. Owner and Counter are written as given.
 	Create(ctx context.Context, l Lease) (Lease, error)
-	// Renew increments the counter, if Counter and Owner are as in l.
+	// Renew increments the counter, if Counter and Owner are as in l, and
+	// writes ThroughputKBps when ThroughputKnown.
 	Renew(ctx context.Context, l Lease) (Lease, error)
 	// Take makes owner the owner, if Counter is as in l (whoever owns it).
 	// OwnerSwitchesSinceCheckpoint grows by one when the lease had another

@@ -36,7 +36,7 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 	c.mu.Lock()
 	var movedOn []Lease // held here, owned by another in the table
 	seen := make(map[string]observation, len(leases))
-	v := view{me: me, owned: make(map[string][]Lease)}
+	v := view{me: me, owned: make(map[string][]Lease), byCount: c.cfg.BalanceByCount}
 	var reacquire, longFree, forced []Lease
 	unfinished := 0
 	pending := 0 // hand-overs to this worker in progress
@@ -115,7 +115,7 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 		v.workers = append(v.workers, me)
 	}
 	slices.Sort(v.workers)
-	planned, _ := v.plan()
+	planned := v.plan()
 	take := append(append(reacquire, forced...), planned...)
 	for _, l := range longFree { // free for three scans: whoever the plan named is not taking it
 		if !slices.ContainsFunc(take, func(t Lease) bool { return t.Key == l.Key }) {

@@ -102,6 +102,7 @@ var properties = []property{
 	{"Checkpoint", checkCheckpoint},
 	{"LatestTimestamp", checkLatestTimestamp},
 	{"HandOver", checkHandOver},
+	{"Throughput", checkThroughput},
 	{"Delete", checkDelete},
 	{"UnknownAttributesKept", checkUnknownAttributesKept},
 	{"ReturnsCopies", checkReturnsCopies},
@@ -120,7 +121,7 @@ const (
 // checkpoint.
 func extra() map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		"throughputKBps":         &types.AttributeValueMemberN{Value: "12.5"},
+		"isMarkedForLeaseSteal":  &types.AttributeValueMemberBOOL{Value: false},
 		"someFutureAttribute":    &types.AttributeValueMemberS{Value: "kept"},
 		"pendingCheckpointState": &types.AttributeValueMemberB{Value: []byte{1, 2, 3}},
 	}
@@ -628,6 +629,31 @@ func checkHandOver(ctx context.Context, s lease.Store) error {
 	}
 	if taken.CheckpointOwner != "" || taken.Owner != "w3" {
 		return failf("Take during a hand-over: owner %q checkpoint owner %q, want w3 and none", taken.Owner, taken.CheckpointOwner)
+	}
+	return nil
+}
+
+// checkThroughput: Renew writes the measured throughput when known, and
+// keeps the last one otherwise.
+func checkThroughput(ctx context.Context, s lease.Store) error {
+	l, err := create(ctx, s, lease.Lease{Key: "busy", Owner: "w1", Checkpoint: seq1})
+	if err != nil {
+		return err
+	}
+	l.ThroughputKBps, l.ThroughputKnown = 123.5, true
+	r, err := s.Renew(ctx, l)
+	if err != nil {
+		return failf("Renew with a throughput: %w", err)
+	}
+	if got, err := s.Get(ctx, l.Key); err != nil || got.ThroughputKBps != 123.5 || !got.ThroughputKnown || r.ThroughputKBps != 123.5 {
+		return failf("Renew with a throughput: stored %v (known %v, %v), returned %v; want 123.5", got.ThroughputKBps, got.ThroughputKnown, err, r.ThroughputKBps)
+	}
+	r.ThroughputKBps, r.ThroughputKnown = 0, false
+	if _, err := s.Renew(ctx, r); err != nil {
+		return failf("Renew without a throughput: %w", err)
+	}
+	if got, err := s.Get(ctx, l.Key); err != nil || got.ThroughputKBps != 123.5 || !got.ThroughputKnown {
+		return failf("Renew without a throughput: stored %v (known %v, %v), want 123.5 kept", got.ThroughputKBps, got.ThroughputKnown, err)
 	}
 	return nil
 }
