@@ -41,6 +41,10 @@ var ErrRecordRejected = errors.New("agent: record rejected by the sink")
 // New to run the flows again; it resumes from the saved offsets.
 var ErrAlreadyRun = errors.New("agent: Run already called")
 
+// DefaultMaxPendingBytes is the default of Config.MaxPendingBytes, and the
+// buffer bound ProducerConfig gives the producer of a Kinesis flow.
+const DefaultMaxPendingBytes = 32 << 20
+
 // Record is one record for a stream.
 type Record struct {
 	PartitionKey string
@@ -85,7 +89,8 @@ type Config struct {
 	// MaxPendingRecords bounds the records of one flow read but not yet
 	// acknowledged; reading pauses at the bound. Default 20,000.
 	MaxPendingRecords int
-	// MaxPendingBytes bounds the bytes of those records. Default 32 MiB.
+	// MaxPendingBytes bounds the bytes of those records. Default
+	// DefaultMaxPendingBytes (32 MiB).
 	MaxPendingBytes int
 	// RetryBackoff is the longest wait before a record the sink gave up on
 	// is put again after its first failure. The wait is random between zero
@@ -147,7 +152,7 @@ func (c *Config) withDefaults() Config {
 		d.MaxPendingRecords = 20_000
 	}
 	if d.MaxPendingBytes == 0 {
-		d.MaxPendingBytes = 32 << 20
+		d.MaxPendingBytes = DefaultMaxPendingBytes
 	}
 	if d.RetryBackoff == 0 {
 		d.RetryBackoff = 500 * time.Millisecond

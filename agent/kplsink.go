@@ -19,7 +19,17 @@ const partitionKeyRoom = 256
 // ProducerConfig returns the kpl configuration for a flow: the stream,
 // aggregation as configured (off by default, like AWS's agent), records
 // buffered up to maxBufferAgeMillis, requests of at most
-// maxBufferSizeRecords records and maxBufferSizeBytes bytes. client, logger
+// maxBufferSizeRecords records and maxBufferSizeBytes bytes, and a buffer
+// (MaxBufferedBytes) of DefaultMaxPendingBytes, the agent's own bound on a
+// flow's records awaiting acknowledgement. The producer's default (64 MiB,
+// lowered to 15 MiB a shard) is never filled, since a flow's pending records
+// are those in its producer, but sizes the request bodies the producer keeps
+// in flight and its pool of containers, which adds to the memory of a
+// catch-up after a throttle. For a stream of one shard the bound is above
+// the 15 MiB the producer would choose (what the shard takes in half of
+// RecordTTL), so records queued behind a throttle are likelier to expire; the
+// agent puts those again. A caller running an agent with another
+// Config.MaxPendingBytes sets MaxBufferedBytes to it. client, logger
 // and reg may be nil (AWS config chain, no logs, no metrics); the metrics
 // carry a flow label so that several flows can share a registry.
 func ProducerConfig(fl config.Flow, client kpl.KinesisAPI, logger *zap.Logger, reg prometheus.Registerer) kpl.Config {
@@ -36,6 +46,7 @@ func ProducerConfig(fl config.Flow, client kpl.KinesisAPI, logger *zap.Logger, r
 		CollectionMaxSize:     min(max(fl.MaxBufferSizeBytes, maxRecord), kpl.MaxRequestSize),
 		RecordMaxBufferedTime: fl.MaxBufferAge,
 		MaxRecordSize:         maxRecord,
+		MaxBufferedBytes:      DefaultMaxPendingBytes,
 		Logger:                logger,
 		Metrics:               reg,
 	}
