@@ -113,10 +113,13 @@ type Config struct {
 	MaxRecordSize int
 
 	// MaxBufferedRecords and MaxBufferedBytes bound the records put but not
-	// yet completed, and their bytes: data plus partition key plus 320
-	// bytes of the producer's own per record, plus the PutRecords request
-	// bodies in flight (at most a quarter of MaxBufferedBytes). When either
-	// is reached, Put blocks until there is room or its context ends, or
+	// yet completed, and the memory they take: MaxBufferedBytes counts
+	// their data plus partition key plus 128 bytes of the producer's own
+	// per record, plus the PutRecords request bodies in flight, twice (the
+	// Go heap's room to grow between collections at GOGC=100), so that
+	// records fill at most half of it and request bodies in flight at most
+	// an eighth. When either is reached, Put blocks until there is room or
+	// its context ends, or
 	// fails with ErrBufferFull if FailWhenBufferFull is set. Defaults
 	// 500,000 records and 64 MiB, each lowered, once the shard map is
 	// known, to what the stream can take in half of RecordTTL at its write

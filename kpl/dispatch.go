@@ -3,7 +3,6 @@ package kpl
 import (
 	"math"
 	"time"
-
 )
 
 // request is one PutRecords call in the making.
@@ -141,16 +140,19 @@ func (p *Producer) pump() int64 {
 				next = min(next, max(atB, atR))
 				break
 			}
-			if req != nil && (len(req.batches) >= p.cfg.CollectionMaxCount || req.bytes+size > p.cfg.CollectionMaxSize) {
+			// Request bodies in flight count against the buffer's bound,
+			// and take no more than a quarter of it (but one batch may
+			// always go): a request ends where its body would pass that.
+			bodyRoom := p.memLimit()/4 - p.bodyBytes.Load()
+			if req != nil && (len(req.batches) >= p.cfg.CollectionMaxCount || req.bytes+size > p.cfg.CollectionMaxSize ||
+				bodyEstimate(req.bytes+size, len(req.batches)+1) > bodyRoom) {
 				p.startRequest(req, m.version)
 				req = nil
+				bodyRoom = p.memLimit()/4 - p.bodyBytes.Load()
 			}
 			if req == nil {
-				// Request bodies in flight count against the buffer's
-				// bound, and take no more than a quarter of it (but one request
-				// may always go).
 				n := p.inflight.Load()
-				if int(n) >= p.cfg.MaxConnections || (n > 0 && p.bodyBytes.Load() >= p.maxBytes.Load()/4) {
+				if int(n) >= p.cfg.MaxConnections || (n > 0 && bodyEstimate(size, 1) > bodyRoom) {
 					full = true
 					break
 				}
@@ -258,8 +260,7 @@ func splitExpired(recs []userRec, now, ttl int64) (expired, kept []userRec) {
 // calls it, so the connection count it checked still holds.
 func (p *Producer) startRequest(req *request, version uint64) {
 	req.version = version
-	// Base64 takes 4 bytes for 3; each entry's JSON framing about 100.
-	req.bodyEst = int64(req.bytes/3*4 + 4 + 128*len(req.batches) + 512)
+	req.bodyEst = bodyEstimate(req.bytes, len(req.batches))
 	p.bodyBytes.Add(req.bodyEst)
 	p.inflight.Add(1)
 	p.metrics.inflight.Inc()
@@ -272,4 +273,11 @@ func (p *Producer) startRequest(req *request, version uint64) {
 	p.mu.Unlock()
 	p.wg.Add(1)
 	go p.send(req)
+}
+
+// bodyEstimate is the most a PutRecords body of the given entries and
+// bytes (data plus partition keys) takes: base64 takes 4 bytes for 3, each
+// entry's JSON framing about 100.
+func bodyEstimate(bytes, entries int) int64 {
+	return int64(bytes/3*4 + 4 + 128*entries + 512)
 }

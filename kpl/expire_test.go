@@ -92,9 +92,10 @@ func TestDefaultBufferBoundFollowsShards(t *testing.T) {
 			t.Fatal("no ErrBufferFull after 1000 records of 64 KiB")
 		}
 	}
-	// Request bodies in flight count against the bound too, and take up
-	// to half of it: the records alone fill between a quarter and all.
-	if got, max := p.bufBytes.Load(), want; got > max || got < max/4 {
+	// The buffer holds up to 1/gcHeadroom of the bound in records and
+	// request bodies in flight, and the bodies take up to a quarter of
+	// that: the records alone fill between a quarter and all of it.
+	if got, max := p.bufBytes.Load(), want/gcHeadroom; got > max || got < max/4 {
 		t.Errorf("buffer full at %d bytes of records, want at most %d and at least a quarter of it", got, max)
 	}
 	// Sending 15 MiB at one shard's rate takes a while: give up on it.

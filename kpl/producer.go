@@ -145,6 +145,7 @@ type Producer struct {
 	// can take within half of RecordTTL (see setDrainBound).
 	maxBytes, maxRecords   atomic.Int64
 	bodyBytes              atomic.Int64 // request bodies in flight, counted against maxBytes
+	freeBodyBytes          atomic.Int64 // capacity of the request bodies kept for reuse
 	autoBytes, autoRecords bool
 	spaceMu                sync.Mutex
 	spaceCh                chan struct{} // closed and replaced whenever records complete
@@ -416,7 +417,7 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *pending) error {
 			return ErrClosed
 		}
 		// A record always fits in an empty buffer.
-		maxR, maxB := p.maxRecords.Load(), p.maxBytes.Load()
+		maxR, maxB := p.maxRecords.Load(), p.memLimit()
 		if (total <= maxR && b+p.bodyBytes.Load() <= maxB) || total == 1 {
 			return nil
 		}
@@ -442,6 +443,17 @@ func (p *Producer) reserve(ctx context.Context, size int64, r *pending) error {
 		}
 	}
 }
+
+// gcHeadroom is how much memory the Go heap takes for each byte it holds:
+// with GOGC=100 (the default) the garbage collector lets the heap grow to
+// twice its live data before it collects. The buffer holds no more than
+// MaxBufferedBytes/gcHeadroom of records and request bodies, so that the
+// memory they take stays within MaxBufferedBytes.
+const gcHeadroom = 2
+
+// memLimit is the bytes of records and request bodies the buffer holds at
+// most.
+func (p *Producer) memLimit() int64 { return p.maxBytes.Load() / gcHeadroom }
 
 // setDrainBound lowers the buffer bounds left at their defaults to what a
 // stream of the given number of shards can take within half of RecordTTL

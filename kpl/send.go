@@ -435,16 +435,22 @@ func (p *Producer) putBuf(req *request) {
 }
 
 // Request bodies are reused too, once a call has returned with its
-// response: a buffer is taken from the pool when it is large enough.
+// response: a buffer is taken from the free list when it is large enough.
+// The bodies kept take no more than the quarter of the buffer's bound that
+// bodies in flight may take.
 func (p *Producer) getBody(n int) []byte {
-	if b, ok := p.bodies.get(); ok && cap(b) >= n {
-		return b[:0]
+	if b, ok := p.bodies.get(); ok {
+		p.freeBodyBytes.Add(-int64(cap(b)))
+		if cap(b) >= n {
+			return b[:0]
+		}
 	}
 	return make([]byte, 0, n)
 }
 
 func (p *Producer) putBody(b []byte) {
-	if cap(b) > 2*MaxRequestSize {
+	if p.freeBodyBytes.Add(int64(cap(b))) > p.memLimit()/4 {
+		p.freeBodyBytes.Add(-int64(cap(b)))
 		return
 	}
 	p.bodies.put(b[:0])

@@ -13,19 +13,19 @@ type shard struct {
 	id  string
 	rng hashkey.Range
 
-	mu       sync.Mutex
-	open     *batch            // being filled
-	sealed   []*batch          // full, waiting to be sent, oldest first
-	batches  *freeList[*batch] // the producer's batches kept for reuse (nil: none)
+	mu      sync.Mutex
+	open    *batch            // being filled
+	sealed  []*batch          // full, waiting to be sent, oldest first
+	batches *freeList[*batch] // the producer's batches kept for reuse (nil: none)
 	// keepBatch is the size above which a batch's memory is not kept for
 	// reuse: a large record sent on its own would otherwise pin it.
 	keepBatch int
-	removed  bool              // no longer in the shard map; records go elsewhere
-	dead     bool              // the producer is closed
-	inflight int               // requests in flight holding batches of this shard
-	failures int               // consecutive failed attempts
-	retryAt  int64             // nanotime before which nothing is sent (backoff)
-	drain    bool              // throttled: the dispatcher empties the buckets and slows down
+	removed   bool  // no longer in the shard map; records go elsewhere
+	dead      bool  // the producer is closed
+	inflight  int   // requests in flight holding batches of this shard
+	failures  int   // consecutive failed attempts
+	retryAt   int64 // nanotime before which nothing is sent (backoff)
+	drain     bool  // throttled: the dispatcher empties the buckets and slows down
 
 	// Used by the dispatcher only (besides bytes and records below).
 	rateFactor  float64 // share of RateLimit currently used, (0, 1]

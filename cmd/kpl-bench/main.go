@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
@@ -248,6 +249,9 @@ func runBench(o options) error {
 	fmt.Printf("records/s          %.0f (written, wall clock)\n", float64(ok.Load())/wall.Seconds())
 	maxrss, hwm := peakRSS()
 	fmt.Printf("peak rss           %.1f MiB (getrusage maxrss), %.1f MiB (VmHWM)\n", maxrss, hwm)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("gc                 %d cycles, %.0f MiB allocated, %.1f MiB heap in use at the end\n", ms.NumGC, float64(ms.TotalAlloc)/(1<<20), float64(ms.HeapInuse)/(1<<20))
 	return nil
 }
 

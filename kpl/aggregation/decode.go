@@ -71,11 +71,33 @@ func decodeMessage(dst []UserRecord, msg []byte) ([]UserRecord, bool) {
 	out := dst
 	base := len(dst)
 	for p := msg; len(p) > 0; {
-		tag, v, rest, ok := nextField(p)
-		if !ok {
-			return dst, false
+		// The fields encoders write, length-delimited with a length of
+		// one or two bytes, are read here; anything else by nextField.
+		tag := p[0]
+		var v []byte
+		if (tag == tagRecords || tag == tagPartitionKeyTable || tag == tagExplicitHashKeyTable) && len(p) >= 3 {
+			l, n := uint64(p[1]), 2
+			if l >= 0x80 {
+				l, n = l&0x7f|uint64(p[2])<<7, 3
+			}
+			if l < 1<<14 && l <= uint64(len(p)-n) {
+				v = p[n : n+int(l)]
+				p = p[n+int(l):]
+			} else {
+				tag = 0
+			}
+		} else {
+			tag = 0
 		}
-		p = rest
+		if tag == 0 {
+			var rest []byte
+			var ok bool
+			tag, v, rest, ok = nextField(p)
+			if !ok {
+				return dst, false
+			}
+			p = rest
+		}
 		switch tag {
 		case tagPartitionKeyTable:
 			sc.pks = append(sc.pks, uint32(len(sc.keys)), uint32(len(sc.keys)+len(v)))

@@ -93,6 +93,7 @@ type Encoder struct {
 	// is 0 (empty) or a key's index plus one in its low 32 bits and the
 	// key's hash in its high 32 bits.
 	slots []uint64
+	dirty bool // slots holds the keys of before the last Reset
 	seed  maphash.Seed
 	// ehkTab is the explicit hash key table as it goes on the wire.
 	ehkTab []byte
@@ -174,6 +175,10 @@ func (e *Encoder) lookup(pk string) (idx uint64, slot int, hash uint32, isNew bo
 		e.seed = maphash.MakeSeed()
 		e.slots = make([]uint64, 64)
 	}
+	if e.dirty {
+		clear(e.slots)
+		e.dirty = false
+	}
 	h := maphash.String(e.seed, pk)
 	hash = uint32(h >> 32)
 	mask := len(e.slots) - 1
@@ -214,11 +219,12 @@ func (e *Encoder) add(r Record, c addCost, limit int) {
 		e.ehkTab = appendString(e.ehkTab, tagExplicitHashKeyTable, r.ExplicitHashKey)
 	}
 	if n := len(e.recs) + fieldSize(c.msg); n > cap(e.recs) {
-		// Grow by doubling, but never past the container's cap: a
-		// container filled to it holds no spare memory.
+		// Grow by doubling, or, for a container with a cap, to the cap
+		// at once (from the second record on): a container that grows to
+		// its cap leaves no garbage behind, and none of it is spare.
 		c := max(2*cap(e.recs), 512)
 		if limit > 0 {
-			c = min(c, limit)
+			c = limit
 		}
 		grown := make([]byte, len(e.recs), max(c, n))
 		copy(grown, e.recs)
@@ -260,9 +266,7 @@ func (e *Encoder) growSlots() {
 
 // Reset empties the Encoder, keeping its allocated memory for reuse.
 func (e *Encoder) Reset() {
-	if len(e.pkOff) > 0 {
-		clear(e.slots)
-	}
+	e.dirty = len(e.pkOff) > 0
 	e.keys, e.pkOff, e.pkLen = e.keys[:0], e.pkOff[:0], e.pkLen[:0]
 	e.ehkTab = e.ehkTab[:0]
 	clear(e.ehkIdx)
