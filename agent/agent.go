@@ -41,8 +41,8 @@ var ErrRecordRejected = errors.New("agent: record rejected by the sink")
 // New to run the flows again; it resumes from the saved offsets.
 var ErrAlreadyRun = errors.New("agent: Run already called")
 
-// DefaultMaxPendingBytes is the default of Config.MaxPendingBytes, and the
-// buffer bound ProducerConfig gives the producer of a Kinesis flow.
+// DefaultMaxPendingBytes is the default of Config.MaxPendingBytes; half of
+// it is the buffer ProducerConfig gives the producer of a Kinesis flow.
 const DefaultMaxPendingBytes = 32 << 20
 
 // Record is one record for a stream.

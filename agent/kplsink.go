@@ -20,16 +20,14 @@ const partitionKeyRoom = 256
 // aggregation as configured (off by default, like AWS's agent), records
 // buffered up to maxBufferAgeMillis, requests of at most
 // maxBufferSizeRecords records and maxBufferSizeBytes bytes, and a buffer
-// (MaxBufferedBytes) of DefaultMaxPendingBytes, the agent's own bound on a
-// flow's records awaiting acknowledgement. The producer's default (64 MiB,
-// lowered to 15 MiB a shard) is never filled, since a flow's pending records
-// are those in its producer, but sizes the request bodies the producer keeps
-// in flight and its pool of containers, which adds to the memory of a
-// catch-up after a throttle. For a stream of one shard the bound is above
-// the 15 MiB the producer would choose (what the shard takes in half of
-// RecordTTL), so records queued behind a throttle are likelier to expire; the
-// agent puts those again. A caller running an agent with another
-// Config.MaxPendingBytes sets MaxBufferedBytes to it. client, logger
+// (MaxBufferedBytes) of half DefaultMaxPendingBytes. A record the agent has
+// put is held twice until it is acknowledged: by the agent, to put it again
+// if the producer gives up on it, and in the producer's container; half the
+// agent's bound for the producer keeps both copies within it. (The
+// producer's own default, 64 MiB lowered to 15 MiB a shard, is never filled
+// by a flow, but sizes the request bodies it keeps in flight, which adds to
+// the memory of a catch-up after a throttle.) A caller running an agent with
+// another Config.MaxPendingBytes sets MaxBufferedBytes to half of it. client, logger
 // and reg may be nil (AWS config chain, no logs, no metrics); the metrics
 // carry a flow label so that several flows can share a registry.
 func ProducerConfig(fl config.Flow, client kpl.KinesisAPI, logger *zap.Logger, reg prometheus.Registerer) kpl.Config {
@@ -46,7 +44,7 @@ func ProducerConfig(fl config.Flow, client kpl.KinesisAPI, logger *zap.Logger, r
 		CollectionMaxSize:     min(max(fl.MaxBufferSizeBytes, maxRecord), kpl.MaxRequestSize),
 		RecordMaxBufferedTime: fl.MaxBufferAge,
 		MaxRecordSize:         maxRecord,
-		MaxBufferedBytes:      DefaultMaxPendingBytes,
+		MaxBufferedBytes:      DefaultMaxPendingBytes / 2,
 		Logger:                logger,
 		Metrics:               reg,
 	}

@@ -43,7 +43,7 @@ func TestProducerConfigIsValidForAnyValidFlow(t *testing.T) {
 		}
 		if pc.DisableAggregation == fl.Aggregation || pc.Compression != fl.Compression || pc.Stream != fl.Stream ||
 			pc.RecordMaxBufferedTime != fl.MaxBufferAge || pc.CollectionMaxCount != fl.MaxBufferSizeRecords ||
-			pc.MaxRecordSize < fl.MaxRecordSizeBytes+256 || pc.MaxBufferedBytes != DefaultMaxPendingBytes {
+			pc.MaxRecordSize < fl.MaxRecordSizeBytes+256 || pc.MaxBufferedBytes != DefaultMaxPendingBytes/2 {
 			t.Errorf("mapping %+v -> %+v", fl, pc)
 		}
 	}

@@ -181,10 +181,11 @@ func peakRSS(pid int) (int64, error) {
 //	go test -run '^$' -bench ThrottledMemory -benchtime 1x ./cmd/kinesis-agent
 func BenchmarkThrottledMemory(b *testing.B) {
 	// rssBound is the documented ceiling of one flow's process under a
-	// throttle with the default limits: 32 MiB of pending record data, as
-	// much again for its encoding in aggregated records and requests, twice
-	// that for the Go collector's headroom (GOGC 100), and 32 MiB for the
-	// runtime, the SDK and the read buffers.
+	// throttle and through the catch-up after it, with the default limits:
+	// 32 MiB of pending record data, as much again for its encoding in
+	// aggregated records and requests, twice that for the Go collector's
+	// headroom (GOGC 100), and 32 MiB for the runtime, the SDK and the read
+	// buffers.
 	const rssBound = 160 << 20
 	const (
 		throttle = 60 * time.Second
@@ -266,6 +267,9 @@ func BenchmarkThrottledMemory(b *testing.B) {
 	}
 	if err := p.stop(syscall.SIGTERM); err != nil {
 		b.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if after > rssBound {
+		b.Errorf("peak RSS %d MiB with the catch-up, over the %d MiB bound", after>>20, rssBound>>20)
 	}
 	if got := px.Stats().UserRecords; got < int64(written) {
 		b.Fatalf("%d of %d lines written to the stream", got, written)
