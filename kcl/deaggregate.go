@@ -31,7 +31,7 @@ type deaggregator struct {
 	// are delivered as they are (corrupt, or expanding beyond
 	// aggregation.MaxExpansionRatio or MaxDecompressedSize).
 	undecoded func()
-	scratch []aggregation.UserRecord
+	scratch   []aggregation.UserRecord
 	// inside caches, for the container being read, whether a partition
 	// key's hash key lies in hashRange, so that a key shared by many user
 	// records is hashed once per container. aggregation.Decode gives every
@@ -107,6 +107,9 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 		}
 		d.scratch = users
 		d.gen++
+		// A shard holding the whole hash key space (the one shard of a
+		// stream never resharded) contains every key: nothing to hash.
+		check := d.hashRange != nil && *d.hashRange != fullRange
 		outside := 0
 		for j := range users {
 			u := &users[j]
@@ -117,7 +120,7 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 			if atResume && sub <= skipThrough {
 				continue
 			}
-			if d.hashRange != nil && !d.inRange(u) {
+			if check && !d.inRange(u) {
 				outside++
 			}
 			dst = append(dst, Record{
@@ -138,6 +141,9 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 	clear(d.scratch) // drop references to the data of this batch
 	return dst, nil
 }
+
+// fullRange is the whole hash key space.
+var fullRange = hashkey.Range{End: hashkey.Max}
 
 func (d *deaggregator) inRange(u *aggregation.UserRecord) bool {
 	if u.ExplicitHashKey != "" {

@@ -118,4 +118,14 @@ func TestDeaggregatorCountsRecordsOutsideTheShard(t *testing.T) {
 	if outside != 3*len(keys) {
 		t.Fatalf("second container: counted %d outside, want %d", outside, 3*len(keys))
 	}
+	// A shard holding the whole space (checked without hashing) has
+	// every record inside.
+	full, err := hashkey.ParseRange("0", hashkey.Max.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.hashRange, outside = &full, 0
+	if got := d.appendRecords(nil, []types.Record{kinesisRecord("3", "a", e.Encode())}); len(got) != 3*len(keys)+1 || outside != 0 {
+		t.Fatalf("whole space: delivered %d, counted %d outside, want %d and 0", len(got), outside, 3*len(keys)+1)
+	}
 }
