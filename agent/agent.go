@@ -12,7 +12,10 @@
 // acknowledged too, so a restart after a crash resumes with nothing lost;
 // only records in flight at the crash may be sent twice. While the sink is
 // blocked or too many records await acknowledgement, reading pauses: memory
-// stays bounded.
+// stays bounded. A stream that does not exist or may not be written
+// (ResourceNotFoundException, AccessDeniedException) pauses its flow for
+// Config.UnavailableBackoff, logged and counted, rather than being tried
+// again at the pace of passing failures.
 package agent
 
 import (

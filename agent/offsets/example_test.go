@@ -34,3 +34,20 @@ func ExampleOpen_corrupt() {
 	fmt.Println(errors.Is(err, offsets.ErrCorrupt))
 	// Output: true
 }
+
+// A store whose file cannot be replaced (here its directory was removed and
+// a plain file put in its place) is found out before anything is sent.
+func ExampleStore_Writable() {
+	dir, _ := os.MkdirTemp("", "offsets")
+	defer os.RemoveAll(dir)
+	state := filepath.Join(dir, "state")
+	s, _ := offsets.Open(filepath.Join(state, "checkpoints.json"))
+	fmt.Println(s.Writable())
+
+	_ = os.RemoveAll(state)
+	_ = os.WriteFile(state, nil, 0o600)
+	fmt.Println(s.Writable() != nil)
+	// Output:
+	// <nil>
+	// true
+}
