@@ -709,8 +709,8 @@ func (s *stuckSink) Put(_ context.Context, _ Record, done func(error)) error {
 func (s *stuckSink) Flush(ctx context.Context) error {
 	d, _ := ctx.Deadline()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.flushBy = append(s.flushBy, d)
-	s.mu.Unlock()
 	return nil
 }
 
