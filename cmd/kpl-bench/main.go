@@ -57,6 +57,7 @@ type options struct {
 	n          int
 	size       int
 	keys       int
+	randomKeys bool
 	shards     int
 	limit      bool
 	duration   time.Duration
@@ -75,6 +76,7 @@ func run() error {
 	flag.IntVar(&o.n, "n", 1_000_000, "user records to put (ignored with -duration)")
 	flag.IntVar(&o.size, "size", 100, "bytes of data per user record")
 	flag.IntVar(&o.keys, "keys", 65536, "size of the partition key table (random 16-32 character keys)")
+	flag.BoolVar(&o.randomKeys, "random-key-order", false, "draw each record's key from the table at random (a cache miss or two per record, the generator's) instead of in the table's order")
 	flag.IntVar(&o.shards, "shards", 1, "shards of the sink's stream")
 	flag.BoolVar(&o.limit, "limit", false, "the sink enforces each shard's write limits (1 MiB/s, 1,000 records/s)")
 	flag.DurationVar(&o.duration, "duration", 0, "put as fast as possible for this long instead of -n records")
@@ -160,9 +162,17 @@ func runBench(o options) error {
 		}
 		keys[i] = string(b)
 	}
-	idx := make([]uint32, 1<<16)
-	for i := range idx {
-		idx[i] = uint32(rng.IntN(len(keys)))
+	// The keys are put in the table's order, which the memory they were
+	// allocated in follows, so that reading them costs the generator next
+	// to nothing, as an application's freshly made keys would; or, with
+	// -random-key-order, in a random order.
+	seq := make([]string, 1<<16)
+	for i := range seq {
+		if o.randomKeys {
+			seq[i] = keys[rng.IntN(len(keys))]
+		} else {
+			seq[i] = keys[i%len(keys)]
+		}
 	}
 	data := make([]byte, o.size)
 	for i := range data {
@@ -213,7 +223,7 @@ func runBench(o options) error {
 		if o.duration > 0 && put&1023 == 0 && time.Now().After(deadline) {
 			break
 		}
-		rec := kpl.Record{PartitionKey: keys[idx[put&(1<<16-1)]], Data: data}
+		rec := kpl.Record{PartitionKey: seq[put&(1<<16-1)], Data: data}
 		if err := p.Put(ctx, rec, cb); err != nil {
 			return fmt.Errorf("put: %w", err)
 		}
@@ -238,7 +248,11 @@ func runBench(o options) error {
 	wall := time.Since(start)
 	cpu := cpuTime() - cpu0
 
-	fmt.Printf("records            %d of %d B (keys: table of %d, 16-32 characters)\n", put, o.size, o.keys)
+	order := "in order"
+	if o.randomKeys {
+		order = "in random order"
+	}
+	fmt.Printf("records            %d of %d B (keys: table of %d, 16-32 characters, %s)\n", put, o.size, o.keys, order)
 	fmt.Printf("written            %d   expired %d   failed %d\n", ok.Load(), expired.Load(), failed.Load())
 	if e := firstErr.Load(); e != nil {
 		fmt.Printf("first failure      %v\n", *e)

@@ -184,6 +184,7 @@ func TestRoundTripEdgeCases(t *testing.T) {
 		{PartitionKey: long, Data: []byte{}},
 		{PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211455", Data: bytes.Repeat([]byte{0xff}, 70000)},
 		{PartitionKey: "k", ExplicitHashKey: "0", Data: []byte{0}},
+		{PartitionKey: "", Data: []byte("empty key")},
 	}
 	var e Encoder
 	for _, r := range recs {
@@ -202,6 +203,7 @@ func TestRoundTripEdgeCases(t *testing.T) {
 		{PartitionKey: long, Data: []byte{}, SubSequenceNumber: 1},
 		{PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211455", Data: recs[2].Data, SubSequenceNumber: 2},
 		{PartitionKey: "k", ExplicitHashKey: "0", Data: []byte{0}, SubSequenceNumber: 3},
+		{PartitionKey: "", Data: []byte("empty key"), SubSequenceNumber: 4},
 	}
 	assertRecords(t, got, want)
 }

@@ -70,6 +70,8 @@ func decodeMessage(dst []UserRecord, msg []byte) ([]UserRecord, bool) {
 	defer sc.put()
 	out := dst
 	base := len(dst)
+	var lo, hi uint32 // the part of msg holding keys
+	keyBytes, haveKeys := 0, false
 	for p := msg; len(p) > 0; {
 		// The fields encoders write, length-delimited with a length of
 		// one or two bytes, are read here; anything else by nextField.
@@ -99,12 +101,20 @@ func decodeMessage(dst []UserRecord, msg []byte) ([]UserRecord, bool) {
 			p = rest
 		}
 		switch tag {
-		case tagPartitionKeyTable:
-			sc.pks = append(sc.pks, uint32(len(sc.keys)), uint32(len(sc.keys)+len(v)))
-			sc.keys = append(sc.keys, v...)
-		case tagExplicitHashKeyTable:
-			sc.ehks = append(sc.ehks, uint32(len(sc.keys)), uint32(len(sc.keys)+len(v)))
-			sc.keys = append(sc.keys, v...)
+		case tagPartitionKeyTable, tagExplicitHashKeyTable:
+			// Keys are noted by their place in msg.
+			end := uint32(len(msg) - len(p))
+			start := end - uint32(len(v))
+			if tag == tagPartitionKeyTable {
+				sc.pks = append(sc.pks, start, end)
+			} else {
+				sc.ehks = append(sc.ehks, start, end)
+			}
+			if !haveKeys {
+				lo, hi, haveKeys = start, end, true
+			}
+			lo, hi = min(lo, start), max(hi, end)
+			keyBytes += len(v)
 		case tagRecords:
 			data, pk, ehk, ok := decodeRecord(v)
 			if !ok {
@@ -118,8 +128,28 @@ func decodeMessage(dst []UserRecord, msg []byte) ([]UserRecord, bool) {
 	if len(out) == base || nPK == 0 {
 		return dst, false
 	}
-	// All keys share one string allocation.
-	all := string(sc.keys)
+	// All keys share one string allocation: the part of msg holding the
+	// key tables when they are together (as encoders write them, with
+	// only their fields' framing between keys), or else a copy of the keys.
+	var all string
+	if hi-lo <= uint32(2*keyBytes+64) {
+		all = string(msg[lo:hi])
+		for i := range sc.pks {
+			sc.pks[i] -= lo
+		}
+		for i := range sc.ehks {
+			sc.ehks[i] -= lo
+		}
+	} else {
+		for _, offs := range [][]uint32{sc.pks, sc.ehks} {
+			for i := 0; i < len(offs); i += 2 {
+				start := uint32(len(sc.keys))
+				sc.keys = append(sc.keys, msg[offs[i]:offs[i+1]]...)
+				offs[i], offs[i+1] = start, uint32(len(sc.keys))
+			}
+		}
+		all = string(sc.keys)
+	}
 	recs := out[base:]
 	for i := range recs {
 		pk, ehk := sc.idx[2*i], sc.idx[2*i+1]
@@ -157,19 +187,8 @@ func (sc *scratch) put() {
 // explicit hash key's plus one, 0 for none).
 func decodeRecord(msg []byte) (data []byte, pk, ehk uint64, ok bool) {
 	// The layout encoders write: 08 <index> [10 <index>] 1A <length> <data>.
-	if len(msg) >= 4 && msg[0] == tagPartitionKeyIndex && msg[1] < 0x80 {
-		pk = uint64(msg[1])
-		p := msg[2:]
-		if p[0] == tagExplicitHashKeyIndex && len(p) >= 4 && p[1] < 0x80 {
-			ehk = uint64(p[1]) + 1
-			p = p[2:]
-		}
-		if p[0] == tagData {
-			if l, n := readVarint(p[1:]); n > 0 && l == uint64(len(p)-1-n) {
-				return p[1+n : len(p) : len(p)], pk, ehk, true
-			}
-		}
-		pk, ehk = 0, 0
+	if data, pk, ehk, ok := decodeRecordLayout(msg); ok {
+		return data, pk, ehk, true
 	}
 	var havePK, haveData bool
 	for p := msg; len(p) > 0; {
@@ -201,6 +220,35 @@ func decodeRecord(msg []byte) (data []byte, pk, ehk uint64, ok bool) {
 		data = []byte{}
 	}
 	return data, pk, ehk, true
+}
+
+// decodeRecordLayout parses a Record message laid out as encoders write
+// it, 08 <index> [10 <index>] 1A <length> <data>; ok is false for any other
+// layout, which decodeRecord then reads field by field.
+func decodeRecordLayout(msg []byte) (data []byte, pk, ehk uint64, ok bool) {
+	if len(msg) < 4 || msg[0] != tagPartitionKeyIndex {
+		return nil, 0, 0, false
+	}
+	pk, n := readVarint(msg[1:])
+	if n <= 0 {
+		return nil, 0, 0, false
+	}
+	p := msg[1+n:]
+	if len(p) >= 2 && p[0] == tagExplicitHashKeyIndex {
+		idx, m := readVarint(p[1:])
+		if m <= 0 || idx == ^uint64(0) {
+			return nil, 0, 0, false
+		}
+		ehk, p = idx+1, p[1+m:]
+	}
+	if len(p) < 2 || p[0] != tagData {
+		return nil, 0, 0, false
+	}
+	l, m := readVarint(p[1:])
+	if m <= 0 || l != uint64(len(p)-1-m) {
+		return nil, 0, 0, false
+	}
+	return p[1+m : len(p) : len(p)], pk, ehk, true
 }
 
 // nextField reads one field from p. It returns the field's tag byte for
