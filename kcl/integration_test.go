@@ -427,7 +427,9 @@ func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
 	crashed := time.Now()
 	deadCheckpoints := map[string]string{}
 	for _, l := range e.leases() {
-		if l.Owner == dead {
+		// A lease the dead worker was handing over (CheckpointOwner) was
+		// still processed by it.
+		if l.Owner == dead || l.CheckpointOwner == dead {
 			deadCheckpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatUint(l.CheckpointSubSequence, 10)
 		}
 	}

@@ -255,7 +255,9 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 // TestBalanceColdStart: N workers starting together on M unowned leases
 // balance within 2 passes. A starting worker sees only the workers that
 // hold leases already, so the first ones take more than their share and
-// later ones steal: moves here exceed the minimum (M), and are logged.
+// later ones ask for the surplus, redirecting hand-overs still in progress
+// to themselves: moves here (counted per hand-over asked or redirected)
+// exceed the minimum (M), and are logged.
 func TestBalanceColdStart(t *testing.T) {
 	for _, c := range []struct{ n, m int }{{2, 10}, {3, 12}, {5, 100}, {10, 100}, {10, 7}} {
 		s := newSim(t, c.m)

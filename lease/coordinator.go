@@ -520,6 +520,7 @@ func (c *Coordinator) recheck(ctx context.Context, h *heldLease) (bool, error) {
 // h.mu is held.
 func (c *Coordinator) handOverAskedLocked(ctx context.Context, h *heldLease, cur Lease) {
 	if h.handingOver {
+		h.set(cur) // redirected to another next owner: go on from its counter
 		return
 	}
 	h.set(cur)
@@ -660,6 +661,12 @@ func (c *Coordinator) releaseHeld(ctx context.Context, h *heldLease) error {
 				err = gerr // cannot tell: retry the release if the read may pass
 			case h.handingOver && cur.CheckpointOwner == "" && cur.Owner == h.lease.Owner && h.ownWrite(cur):
 				return nil // handed over by an attempt whose reply was lost
+			case h.handingOver && cur.CheckpointOwner == c.cfg.WorkerID && cur.Counter > h.lease.Counter:
+				h.set(cur) // redirected to another next owner: hand it to that one
+				if try < storeAttempts {
+					continue
+				}
+				return err
 			case h.handingOver:
 				return err // taken by the next owner without waiting, or by another
 			case cur.Owner == "" && h.ownWrite(cur):

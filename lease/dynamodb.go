@@ -418,10 +418,16 @@ func (s *DynamoDBStore) Release(ctx context.Context, l Lease) (Lease, error) {
 
 // HandOver names next as the owner and the current owner as
 // CheckpointOwner, if Counter and Owner match and no hand-over is in
-// progress.
+// progress; or redirects the hand-over in progress of l to next.
 func (s *DynamoDBStore) HandOver(ctx context.Context, l Lease, next string) (Lease, error) {
 	if next == "" || l.Owner == "" || next == l.Owner {
 		return Lease{}, fmt.Errorf("hand over lease %q from %q to %q: need two different owners", l.Key, l.Owner, next)
+	}
+	if l.CheckpointOwner != "" { // redirect a hand-over in progress
+		return s.update(ctx, "hand over", l, true, update{
+			set: map[string]types.AttributeValue{attrOwner: &types.AttributeValueMemberS{Value: next}},
+			is:  map[string]string{attrCheckpointOwner: l.CheckpointOwner},
+		})
 	}
 	return s.update(ctx, "hand over", l, true, update{
 		set: map[string]types.AttributeValue{

@@ -146,10 +146,14 @@ func (s *MemoryStore) Release(ctx context.Context, l Lease) (Lease, error) {
 
 // HandOver names next as the owner and the current owner as
 // CheckpointOwner, if Counter and Owner match and no hand-over is in
-// progress.
+// progress; or redirects the hand-over in progress of l to next.
 func (s *MemoryStore) HandOver(ctx context.Context, l Lease, next string) (Lease, error) {
 	if next == "" || l.Owner == "" || next == l.Owner {
 		return Lease{}, fmt.Errorf("hand over lease %q from %q to %q: need two different owners", l.Key, l.Owner, next)
+	}
+	if l.CheckpointOwner != "" { // redirect a hand-over in progress
+		return s.updateIf(ctx, "hand over", l, func(cur *Lease) bool { return cur.CheckpointOwner == l.CheckpointOwner },
+			func(cur *Lease) { cur.Owner = next })
 	}
 	return s.updateIf(ctx, "hand over", l, func(cur *Lease) bool { return cur.CheckpointOwner == "" }, func(cur *Lease) {
 		cur.CheckpointOwner = cur.Owner

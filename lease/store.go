@@ -46,7 +46,9 @@ type Store interface {
 	// HandOver starts the hand-over of l to next: Owner becomes next and
 	// CheckpointOwner the current owner, if Counter and Owner are as in l
 	// and no hand-over is in progress. OwnerSwitchesSinceCheckpoint grows
-	// by one. Take ends a hand-over (it removes CheckpointOwner).
+	// by one. For l in a hand-over (l.CheckpointOwner set) it redirects it:
+	// Owner becomes next, if Counter, Owner and CheckpointOwner are as in
+	// l. Take ends a hand-over (it removes CheckpointOwner).
 	HandOver(ctx context.Context, l Lease, next string) (Lease, error)
 	// Checkpoint writes the progress fields of l (Checkpoint,
 	// CheckpointSubSequence, PendingCheckpoint,

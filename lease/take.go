@@ -155,7 +155,7 @@ func (c *Coordinator) dropMovedOn(ls []Lease) {
 func (c *Coordinator) takeAll(ctx context.Context, take []Lease, v view) {
 	forEach(ctx, take, c.cfg.MaxConcurrentWrites, func(l Lease) {
 		live := l.Owner != "" && l.Owner != v.me && slices.ContainsFunc(v.owned[l.Owner], func(o Lease) bool { return o.Key == l.Key })
-		if live && l.CheckpointOwner == "" {
+		if live { // a hand-over in progress is redirected
 			c.askHandOver(ctx, l)
 			return
 		}
@@ -166,8 +166,10 @@ func (c *Coordinator) takeAll(ctx context.Context, take []Lease, v view) {
 // askHandOver asks the live worker holding l to hand it over to this one
 // (Store.HandOver): that worker finishes its batch, checkpoints and
 // releases the lease to this worker, which takes it up at a later pass, so
-// a move to balance the load delivers no record twice. A holder that does
-// not finish within FailoverTime has the lease taken.
+// a move to balance the load delivers no record twice. A hand-over already
+// in progress to another worker is redirected to this one (never taken
+// from its holder's hands). A holder that does not finish within
+// FailoverTime has the lease taken.
 func (c *Coordinator) askHandOver(ctx context.Context, l Lease) {
 	err := withRetry(ctx, c.retry, func() error {
 		_, err := c.cfg.Store.HandOver(ctx, l, c.cfg.WorkerID)

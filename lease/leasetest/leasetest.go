@@ -592,12 +592,23 @@ func checkHandOver(ctx context.Context, s lease.Store) error {
 	if err := unchanged(ctx, s, want, "HandOver"); err != nil {
 		return failf("HandOver did not store what it returned: %w", err)
 	}
-	_, err = s.HandOver(ctx, h, "w3")
-	if err := wantErr(err, lease.ErrConflict, "HandOver during a hand-over"); err != nil {
+	fresh := h
+	fresh.CheckpointOwner = ""
+	_, err = s.HandOver(ctx, fresh, "w3")
+	if err := wantErr(err, lease.ErrConflict, "HandOver starting a hand-over during one"); err != nil {
+		return err
+	}
+	// Redirected: the holder still finishes, for another next owner.
+	r, err := s.HandOver(ctx, h, "w3")
+	if err != nil {
+		return failf("HandOver redirecting a hand-over: %w", err)
+	}
+	want.Owner, want.Counter = "w3", h.Counter+1
+	if err := wantLease(r, want, "HandOver redirecting a hand-over"); err != nil {
 		return err
 	}
 	// The holder checkpoints, then hands the lease over.
-	cp := h
+	cp := r
 	cp.Checkpoint = seq2
 	cp, err = s.Checkpoint(ctx, cp)
 	if err != nil {
@@ -619,7 +630,7 @@ func checkHandOver(ctx context.Context, s lease.Store) error {
 		return err
 	}
 	// A take ends a hand-over that was not finished.
-	again, err := s.HandOver(ctx, done, "w3")
+	again, err := s.HandOver(ctx, done, "w4")
 	if err != nil {
 		return failf("second HandOver: %w", err)
 	}
