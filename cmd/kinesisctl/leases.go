@@ -24,32 +24,43 @@ import (
 
 // leaseInfo is the JSON form of a lease (leases APP).
 type leaseInfo struct {
-	Shard                        string   `json:"shard"`
-	Owner                        string   `json:"owner,omitempty"`
-	Counter                      int64    `json:"counter"`
-	Checkpoint                   string   `json:"checkpoint"`
-	CheckpointSubSequence        uint64   `json:"checkpointSubSequenceNumber"`
-	PendingCheckpoint            string   `json:"pendingCheckpoint,omitempty"`
-	PendingCheckpointSubSequence uint64   `json:"pendingCheckpointSubSequenceNumber,omitempty"`
-	OwnerSwitchesSinceCheckpoint int64    `json:"ownerSwitchesSinceCheckpoint"`
-	Parents                      []string `json:"parents,omitempty"`
-	Children                     []string `json:"children,omitempty"`
-	StartingHashKey              string   `json:"startingHashKey,omitempty"`
-	EndingHashKey                string   `json:"endingHashKey,omitempty"`
+	Shard                        string `json:"shard"`
+	Owner                        string `json:"owner,omitempty"`
+	Counter                      int64  `json:"counter"`
+	Checkpoint                   string `json:"checkpoint"`
+	CheckpointSubSequence        uint64 `json:"checkpointSubSequenceNumber"`
+	PendingCheckpoint            string `json:"pendingCheckpoint,omitempty"`
+	PendingCheckpointSubSequence uint64 `json:"pendingCheckpointSubSequenceNumber,omitempty"`
+	OwnerSwitchesSinceCheckpoint int64  `json:"ownerSwitchesSinceCheckpoint"`
+	// CheckpointOwner is set while the lease is handed over: the worker
+	// finishing its batch before Owner, the next owner, takes it up.
+	CheckpointOwner string `json:"checkpointOwner,omitempty"`
+	// ThroughputKBps is the read rate its holder measured (KiB/s), absent
+	// when never measured.
+	ThroughputKBps  *float64 `json:"throughputKBps,omitempty"`
+	Parents         []string `json:"parents,omitempty"`
+	Children        []string `json:"children,omitempty"`
+	StartingHashKey string   `json:"startingHashKey,omitempty"`
+	EndingHashKey   string   `json:"endingHashKey,omitempty"`
 	// Malformed says what is wrong with an item kcl cannot read as a
 	// lease; Shard is then its leaseKey and the other fields are empty.
 	Malformed string `json:"malformed,omitempty"`
 }
 
 func leaseInfoFrom(l lease.Lease) leaseInfo {
-	return leaseInfo{
+	li := leaseInfo{
 		Shard: l.Key, Owner: l.Owner, Counter: l.Counter,
 		Checkpoint: l.Checkpoint, CheckpointSubSequence: l.CheckpointSubSequence,
 		PendingCheckpoint: l.PendingCheckpoint, PendingCheckpointSubSequence: l.PendingCheckpointSubSequence,
-		OwnerSwitchesSinceCheckpoint: l.OwnerSwitchesSinceCheckpoint,
-		Parents:                      l.ParentShardIDs, Children: l.ChildShardIDs,
+		OwnerSwitchesSinceCheckpoint: l.OwnerSwitchesSinceCheckpoint, CheckpointOwner: l.CheckpointOwner,
+		Parents: l.ParentShardIDs, Children: l.ChildShardIDs,
 		StartingHashKey: l.StartingHashKey, EndingHashKey: l.EndingHashKey,
 	}
+	if l.ThroughputKnown {
+		kbps := l.ThroughputKBps
+		li.ThroughputKBps = &kbps
+	}
+	return li
 }
 
 // leaseKeyAttr is the lease table's hash key, a string: kcl's and the Java
@@ -120,9 +131,12 @@ func (a *app) leasesCommand() *cobra.Command {
 		Use:   "leases APP",
 		Short: "Show an application's leases: shard, owner, checkpoint, lineage, owner switches",
 		Long: `Show the lease table of a kcl (or Java KCL 2.x) application: one lease per
-shard, with its owner, lease counter, checkpoint (sequence number/sub-sequence
-or TRIM_HORIZON, LATEST, AT_TIMESTAMP, SHARD_END), parents and children, and
-how often it changed owner since its last checkpoint. Then the number of
+shard, with its owner (while a lease is handed over to balance the load:
+the next owner, and the worker finishing its batch), lease counter,
+checkpoint (sequence number/sub-sequence or TRIM_HORIZON, LATEST,
+AT_TIMESTAMP, SHARD_END), the read rate its holder measured (KiB/s, "-"
+when never measured), parents and children, and how often it changed owner
+since its last checkpoint. Then the number of
 unfinished leases each worker holds, and the number of finished ones
 (SHARD_END, kept until their children have started).
 
@@ -192,12 +206,20 @@ func printLeases(w io.Writer, infos []leaseInfo) error {
 
 // printLeaseTable prints the leases, then how many each worker holds.
 func printLeaseTable(w io.Writer, leases []leaseInfo) error {
-	t := newTable(w, "SHARD", "OWNER", "COUNTER", "CHECKPOINT", "PENDING", "PARENTS", "CHILDREN", "SWITCHES")
+	t := newTable(w, "SHARD", "OWNER", "COUNTER", "CHECKPOINT", "PENDING", "KIB/S", "PARENTS", "CHILDREN", "SWITCHES")
 	perOwner := map[string]int{}
 	for _, l := range leases {
 		owner := l.Owner
 		if owner == "" {
 			owner = "(unowned)"
+		}
+		shownOwner := owner
+		if l.CheckpointOwner != "" {
+			shownOwner = owner + " (handed over by " + l.CheckpointOwner + ")"
+		}
+		rate := "-"
+		if l.ThroughputKBps != nil {
+			rate = strconv.FormatFloat(*l.ThroughputKBps, 'f', 1, 64)
 		}
 		if l.Checkpoint == string(checkpoint.ShardEnd) {
 			perOwner["(finished)"]++ // processed to the end; kept until its children have started
@@ -208,8 +230,8 @@ func printLeaseTable(w io.Writer, leases []leaseInfo) error {
 		if l.PendingCheckpoint != "" {
 			pending = formatCheckpoint(l.PendingCheckpoint, l.PendingCheckpointSubSequence)
 		}
-		t.row(l.Shard, owner, strconv.FormatInt(l.Counter, 10), formatCheckpoint(l.Checkpoint, l.CheckpointSubSequence),
-			pending, strings.Join(l.Parents, ","), strings.Join(l.Children, ","), strconv.FormatInt(l.OwnerSwitchesSinceCheckpoint, 10))
+		t.row(l.Shard, shownOwner, strconv.FormatInt(l.Counter, 10), formatCheckpoint(l.Checkpoint, l.CheckpointSubSequence),
+			pending, rate, strings.Join(l.Parents, ","), strings.Join(l.Children, ","), strconv.FormatInt(l.OwnerSwitchesSinceCheckpoint, 10))
 	}
 	if err := t.flush(); err != nil {
 		return err

@@ -57,9 +57,10 @@ func TestLeasesAndLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range []lease.Lease{
-		{Key: "shardId-000000000000", Owner: "worker-1", Counter: 7, Checkpoint: seqs[3], OwnerSwitchesSinceCheckpoint: 2},
+		{Key: "shardId-000000000000", Owner: "worker-1", Counter: 7, Checkpoint: seqs[3], OwnerSwitchesSinceCheckpoint: 2,
+			ThroughputKBps: 12.25, ThroughputKnown: true},
 		{Key: "shardId-000000000001", Owner: "worker-2", Counter: 3, Checkpoint: aws.ToString(agg.SequenceNumber), CheckpointSubSequence: 1,
-			PendingCheckpoint: aws.ToString(agg.SequenceNumber), PendingCheckpointSubSequence: 3},
+			PendingCheckpoint: aws.ToString(agg.SequenceNumber), PendingCheckpointSubSequence: 3, CheckpointOwner: "worker-1"},
 		{Key: "shardId-000000000098", Counter: 1, Checkpoint: string(checkpoint.AtTimestamp)},
 		{Key: "shardId-000000000099", Owner: "worker-1", Counter: 9, Checkpoint: string(checkpoint.ShardEnd),
 			ChildShardIDs: []string{"shardId-000000000000"}},
@@ -77,14 +78,18 @@ func TestLeasesAndLag(t *testing.T) {
 	if l0.Shard != "shardId-000000000000" || l0.Owner != "worker-1" || l0.Counter != 7 || l0.Checkpoint != seqs[3] || l0.OwnerSwitchesSinceCheckpoint != 2 {
 		t.Errorf("lease 0: %+v", l0)
 	}
-	if l1.CheckpointSubSequence != 1 || l1.PendingCheckpointSubSequence != 3 || l1.Owner != "worker-2" {
+	if l1.CheckpointSubSequence != 1 || l1.PendingCheckpointSubSequence != 3 || l1.Owner != "worker-2" || l1.CheckpointOwner != "worker-1" {
 		t.Errorf("lease 1: %+v", l1)
+	}
+	if l0.ThroughputKBps == nil || *l0.ThroughputKBps != 12.25 || l1.ThroughputKBps != nil {
+		t.Errorf("throughput of leases 0 and 1: %v, %v; want 12.25 and none", l0.ThroughputKBps, l1.ThroughputKBps)
 	}
 	if leases[3].Checkpoint != string(checkpoint.ShardEnd) || strings.Join(leases[3].Children, ",") != "shardId-000000000000" {
 		t.Errorf("lease 99: %+v", leases[3])
 	}
 	human := mustRun(t, "leases", table).stdout
-	for _, want := range []string{"(unowned)", "SHARD_END", aws.ToString(agg.SequenceNumber) + "/1", "WORKER"} {
+	for _, want := range []string{"(unowned)", "SHARD_END", aws.ToString(agg.SequenceNumber) + "/1", "WORKER",
+		"worker-2 (handed over by worker-1)", "KIB/S", " 12.2 "} {
 		if !strings.Contains(human, want) {
 			t.Errorf("leases table lacks %q:\n%s", want, human)
 		}
