@@ -420,7 +420,7 @@ func (s *DynamoDBStore) Release(ctx context.Context, l Lease) (Lease, error) {
 // CheckpointOwner, if Counter and Owner match and no hand-over is in
 // progress; or redirects the hand-over in progress of l to next.
 func (s *DynamoDBStore) HandOver(ctx context.Context, l Lease, next string) (Lease, error) {
-	if next == "" || l.Owner == "" || next == l.Owner {
+	if next == "" || l.Owner == "" || next == l.Owner || next == l.CheckpointOwner {
 		return Lease{}, fmt.Errorf("hand over lease %q from %q to %q: need two different owners", l.Key, l.Owner, next)
 	}
 	if l.CheckpointOwner != "" { // redirect a hand-over in progress

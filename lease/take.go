@@ -155,11 +155,15 @@ func (c *Coordinator) dropMovedOn(ls []Lease) {
 func (c *Coordinator) takeAll(ctx context.Context, take []Lease, v view) {
 	forEach(ctx, take, c.cfg.MaxConcurrentWrites, func(l Lease) {
 		live := l.Owner != "" && l.Owner != v.me && slices.ContainsFunc(v.owned[l.Owner], func(o Lease) bool { return o.Key == l.Key })
-		if live { // a hand-over in progress is redirected
+		switch {
+		case live && l.CheckpointOwner == v.me:
+			// This worker is finishing it for another: it may move back
+			// once that one holds it.
+		case live: // a hand-over in progress is redirected
 			c.askHandOver(ctx, l)
-			return
+		default:
+			c.take(ctx, l)
 		}
-		c.take(ctx, l)
 	})
 }
 

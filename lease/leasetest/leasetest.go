@@ -598,6 +598,12 @@ func checkHandOver(ctx context.Context, s lease.Store) error {
 	if err := wantErr(err, lease.ErrConflict, "HandOver starting a hand-over during one"); err != nil {
 		return err
 	}
+	if _, err := s.HandOver(ctx, h, "w1"); err == nil {
+		return failf("HandOver redirecting a hand-over to its own holder: no error")
+	}
+	if err := unchanged(ctx, s, want, "HandOver redirecting to the holder"); err != nil {
+		return err
+	}
 	// Redirected: the holder still finishes, for another next owner.
 	r, err := s.HandOver(ctx, h, "w3")
 	if err != nil {
