@@ -959,8 +959,7 @@ func TestIntegrationMissingStreamFailsRun(t *testing.T) {
 // records are processed, none lost.
 func TestIntegrationExpiredParentStartsChildren(t *testing.T) {
 	e := newEnv(t, 1)
-	px, client := e.px, e.kinesis
-	p := &producer{client: client, stream: e.stream}
+	p := &producer{client: e.kinesis, stream: e.stream}
 	p.put(t, 10, 2)
 	first := e.start(e.config("worker-a"))
 	wait.For(t, 60*time.Second, "the parent's records", func() bool { return e.collector.distinct() >= p.total() })
@@ -968,24 +967,10 @@ func TestIntegrationExpiredParentStartsChildren(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	shards, err := client.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(e.stream)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := shards.Shards[0]
-	start, _ := new(big.Int).SetString(*parent.HashKeyRange.StartingHashKey, 10)
-	end, _ := new(big.Int).SetString(*parent.HashKeyRange.EndingHashKey, 10)
-	mid := new(big.Int).Rsh(new(big.Int).Add(start, end), 1)
-	if _, err := client.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.stream),
-		ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.WaitStreamActive(ctx, client, e.stream); err != nil {
-		t.Fatal(err)
-	}
+	parent := splitFirst(t, e)
 	before := p.total()
 	p.put(t, 10, 3)
-	if err := px.ExpireShard(ctx, e.stream, *parent.ShardId); err != nil {
+	if err := e.px.ExpireShard(ctx, e.stream, parent); err != nil {
 		t.Fatal(err)
 	}
 
@@ -1000,7 +985,7 @@ func TestIntegrationExpiredParentStartsChildren(t *testing.T) {
 	}
 	checkKeyOrder(t, e.collector.snapshot(), p.count)
 	for _, l := range e.leases() {
-		if l.Key == *parent.ShardId && !l.Finished() {
+		if l.Key == parent && !l.Finished() {
 			t.Errorf("parent lease at %s, want SHARD_END", l.Checkpoint)
 		}
 	}
