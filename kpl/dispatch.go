@@ -141,8 +141,9 @@ func (p *Producer) pump() int64 {
 				break
 			}
 			// Request bodies in flight count against the buffer's bound,
-			// and take no more than a quarter of it (but one batch may
-			// always go): a request ends where its body would pass that.
+			// and take no more than a quarter of what it holds (memLimit;
+			// but one batch may always go): a request ends where its body
+			// would pass that.
 			bodyRoom := p.memLimit()/4 - p.bodyBytes.Load()
 			if req != nil && (len(req.batches) >= p.cfg.CollectionMaxCount || req.bytes+size > p.cfg.CollectionMaxSize ||
 				bodyEstimate(req.bytes+size, len(req.batches)+1) > bodyRoom) {

@@ -200,7 +200,7 @@ func New(cfg Config) (*Producer, error) {
 	// enough to hold a full buffer of containers.
 	p.keepBatch = 2 * cfg.AggregationMaxSize
 	p.batches.max = max(cfg.MaxBufferedBytes/cfg.AggregationMaxSize, 16)
-	p.bodies.max = 4 // request bodies in flight take a quarter of the buffer: a few
+	p.bodies.max = 4 // request bodies in flight take a quarter of what the buffer holds: a few
 	p.maxBytes.Store(int64(cfg.MaxBufferedBytes))
 	p.maxRecords.Store(int64(cfg.MaxBufferedRecords))
 	if p.log == nil {
