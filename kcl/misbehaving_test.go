@@ -68,7 +68,6 @@ func TestWorkerStuckProcessorReleasesLeases(t *testing.T) {
 			putTo(t, fk, shard, "k", []byte("hangs"))
 			stuck := make(chan struct{})
 			unblock := make(chan struct{})
-			t.Cleanup(func() { close(unblock) }) // the goroutine left behind ends with the test
 			r := &recorder{fail: func(context.Context, *Batch) error {
 				close(stuck)
 				<-unblock // ignores its context
@@ -82,6 +81,12 @@ func TestWorkerStuckProcessorReleasesLeases(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.abortGrace = 200 * time.Millisecond
+			t.Cleanup(func() {
+				// The goroutine left behind ends with the test, and logs
+				// on its way out: wait for it.
+				close(unblock)
+				w.shardWG.Wait()
+			})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			errc := make(chan error, 1)
