@@ -8,7 +8,10 @@
 // serves GET /stats (JSON counters), and prints the counters when it ends
 // on SIGINT or SIGTERM. With -shard-lifecycle it answers ListShards with
 // AWS's filters and ages closed shards out after -retention, or at once on
-// POST /expire-shard?stream=NAME&shard=ID. Run it with -h for every flag.
+// POST /expire-shard?stream=NAME&shard=ID. With -firehose-dir it emulates
+// Firehose delivery streams (records written to a folder per stream), with
+// -sts-role it answers STS AssumeRole, and with -require-key it lets only
+// one access key write a stream. Run it with -h for every flag.
 package main
 
 import (
@@ -132,6 +135,16 @@ func parseFlags(args []string, stderr io.Writer) (proxy.Config, bool, error) {
 	fs.DurationVar(&d.Jitter, "dynamodb-jitter", 0, "random extra latency in [0, jitter) for DynamoDB calls")
 	dops := fs.String("dynamodb-ops", "", "comma-separated DynamoDB operations the faults apply to (default all), e.g. UpdateItem")
 
+	firehoseDir := fs.String("firehose-dir", "", "emulate Firehose PutRecordBatch and PutRecord, writing what each delivery stream receives to a folder of its own under this one")
+	fh := proxy.FirehoseConfig{}
+	fs.IntVar(&fh.RecordsPerSecond, "firehose-records", 0, "per-delivery-stream limit in records/s (0: none)")
+	fs.IntVar(&fh.BytesPerSecond, "firehose-bytes", 0, "per-delivery-stream limit in bytes/s (0: none)")
+	fs.Float64Var(&fh.Faults.Throttle, "firehose-throttle", 0, "probability that a Firehose call is answered ServiceUnavailableException whole")
+	fs.Float64Var(&fh.Faults.RecordFailure, "firehose-record-failure", 0, "probability that one record of a PutRecordBatch fails")
+	var roles, keys listFlag
+	fs.Var(&roles, "sts-role", "answer STS AssumeRole for this role ARN, as ARN or ARN=EXTERNAL_ID (repeatable)")
+	stsDuration := fs.Duration("sts-duration", 0, "lifetime of the credentials AssumeRole hands out (default: the request's, or 1h)")
+	fs.Var(&keys, "require-key", "only this access key ID may sign calls naming the stream or delivery stream, as STREAM=ACCESS_KEY_ID (repeatable)")
 	verbose := fs.Bool("v", false, "log to standard error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, false, err
@@ -141,7 +154,42 @@ func parseFlags(args []string, stderr io.Writer) (proxy.Config, bool, error) {
 	}
 	k.Operations = splitList(*kops)
 	d.Operations = splitList(*dops)
+	if *firehoseDir != "" {
+		fh.Dir = *firehoseDir
+		cfg.Firehose = &fh
+	} else if fh != (proxy.FirehoseConfig{}) {
+		return cfg, false, errors.New("the -firehose-* settings need -firehose-dir")
+	}
+	if len(roles) > 0 {
+		cfg.STS = &proxy.STSConfig{Roles: map[string]proxy.STSRole{}, Duration: *stsDuration}
+		for _, r := range roles {
+			arn, ext, _ := strings.Cut(r, "=")
+			cfg.STS.Roles[arn] = proxy.STSRole{ExternalID: ext}
+		}
+	} else if *stsDuration != 0 {
+		return cfg, false, errors.New("-sts-duration needs -sts-role")
+	}
+	for _, kv := range keys {
+		stream, key, ok := strings.Cut(kv, "=")
+		if !ok || stream == "" || key == "" {
+			return cfg, false, fmt.Errorf("-require-key %q: want STREAM=ACCESS_KEY_ID", kv)
+		}
+		if cfg.RequireAccessKey == nil {
+			cfg.RequireAccessKey = map[string]string{}
+		}
+		cfg.RequireAccessKey[stream] = key
+	}
 	return cfg, *verbose, cfg.Validate()
+}
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }
 
 func splitList(s string) []string {

@@ -25,7 +25,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		"read-bytes", "read-calls", "shard-map-ttl", "shard-lifecycle", "retention", "kinesis-internal-failure", "kinesis-500", "kinesis-503",
 		"kinesis-limit-exceeded", "kinesis-close", "kinesis-latency", "kinesis-jitter", "kinesis-ops",
 		"dynamodb-throughput", "dynamodb-throttling", "dynamodb-500", "dynamodb-503", "dynamodb-close",
-		"dynamodb-latency", "dynamodb-jitter", "dynamodb-ops", "v"} {
+		"dynamodb-latency", "dynamodb-jitter", "dynamodb-ops", "firehose-dir", "firehose-records", "firehose-bytes",
+		"firehose-throttle", "firehose-record-failure", "sts-role", "sts-duration", "require-key", "v"} {
 		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(name) + `(\s|$)`).MatchString(out.String()) {
 			t.Errorf("-h does not document -%s", name)
 		}
@@ -43,7 +44,21 @@ func TestParseFlags(t *testing.T) {
 		strings.Join(cfg.Kinesis.Operations, ",") != "PutRecords,GetRecords" || cfg.DynamoDB.Latency != 50*time.Millisecond {
 		t.Errorf("parsed %+v", cfg)
 	}
+	cfg, _, err = parseFlags([]string{"-kinesis", "http://127.0.0.1:1", "-firehose-dir", t.TempDir(), "-firehose-records", "100",
+		"-firehose-record-failure", "0.01", "-sts-role", "arn:aws:iam::1:role/a", "-sts-role", "arn:aws:iam::1:role/b=ext",
+		"-sts-duration", "5m", "-require-key", "logs=AKIA1", "-require-key", "events=ASIA2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Firehose == nil || cfg.Firehose.RecordsPerSecond != 100 || cfg.Firehose.Faults.RecordFailure != 0.01 ||
+		cfg.STS == nil || cfg.STS.Duration != 5*time.Minute || len(cfg.STS.Roles) != 2 || cfg.STS.Roles["arn:aws:iam::1:role/b"].ExternalID != "ext" ||
+		cfg.RequireAccessKey["logs"] != "AKIA1" || cfg.RequireAccessKey["events"] != "ASIA2" {
+		t.Errorf("parsed Firehose %+v, STS %+v, keys %v", cfg.Firehose, cfg.STS, cfg.RequireAccessKey)
+	}
 	for _, args := range [][]string{
+		{"-kinesis", "http://x", "-firehose-records", "5"}, // without -firehose-dir
+		{"-kinesis", "http://x", "-sts-duration", "1m"},    // without -sts-role
+		{"-kinesis", "http://x", "-require-key", "logs"},
 		{}, // no upstream
 		{"-kinesis", "http://x", "-kinesis-500", "2"}, // not a probability
 		{"-kinesis", "http://x", "-dynamodb-ops", "PutRecords"},
