@@ -54,7 +54,10 @@ func deliveredLines(t *testing.T, px *proxy.Proxy, name string) []string {
 }
 
 func TestFirehoseFlowDeliversEverythingDespiteFaults(t *testing.T) {
-	px, client := firehoseProxy(t, proxy.FirehoseFaults{Throttle: 0.1, RecordFailure: 0.02, InternalFailure: 0.01})
+	// Throttle 0.4: the records take 15 calls or more, so the chance of a
+	// run with no throttled call is at most 0.6^15 (0.05 %); at 0.1 it was
+	// about 9 %, and the check below failed that often.
+	px, client := firehoseProxy(t, proxy.FirehoseFaults{Throttle: 0.4, RecordFailure: 0.02, InternalFailure: 0.01})
 	dir := t.TempDir()
 	log := filepath.Join(dir, "app.log")
 	appendLines(t, log, 0, 3000)
