@@ -250,7 +250,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Info("worker aborted; leases are left to expire")
 		w.stopShards()
 		abort(errAborted)
-		stuck = w.waitShards(w.abortGrace)
+		stuck = w.waitShards(w.shardsDone(), w.abortGrace)
 	}
 	stopBackground()
 	bg.Wait()
@@ -277,11 +277,16 @@ func (w *Worker) fail(err error) {
 	})
 }
 
-// waitShards waits at most d for every shard goroutine to end, and returns
-// the shards still running then, sorted.
-func (w *Worker) waitShards(d time.Duration) []string {
+// shardsDone returns a channel closed once every shard goroutine has ended.
+func (w *Worker) shardsDone() <-chan struct{} {
 	all := make(chan struct{})
 	go func() { w.shardWG.Wait(); close(all) }()
+	return all
+}
+
+// waitShards waits at most d for all (from shardsDone) to close, and
+// returns the shards still running then, sorted.
+func (w *Worker) waitShards(all <-chan struct{}, d time.Duration) []string {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -356,14 +361,13 @@ func (w *Worker) gracefulStop(ctx context.Context, abort context.CancelCauseFunc
 	for _, s := range w.stopShards() {
 		s.requestShutdown(ctx)
 	}
-	all := make(chan struct{})
-	go func() { w.shardWG.Wait(); close(all) }()
+	all := w.shardsDone()
 	select {
 	case <-all:
 	case <-ctx.Done():
 		w.log.Warn("graceful shutdown timed out; stopping the remaining shards", zap.Error(ctx.Err()))
 		abort(errAborted)
-		stuck := w.waitShards(w.abortGrace)
+		stuck := w.waitShards(all, w.abortGrace)
 		if len(stuck) > 0 {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 			defer cancel()

@@ -100,7 +100,7 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 	noTaking := c.noTaking
 	c.mu.Unlock()
 	c.metrics.leasesInTable.Set(float64(unfinished))
-	c.dropMovedOn(movedOn)
+	c.dropMovedOn(ctx, movedOn)
 	if noTaking {
 		return next
 	}
@@ -133,7 +133,7 @@ func (c *Coordinator) takePass(ctx context.Context) time.Time {
 // dropMovedOn reports lost the held leases a scan saw with another owner
 // (or none) and a counter past the one held: someone else wrote them since,
 // so this worker's next renewal would fail anyway.
-func (c *Coordinator) dropMovedOn(ls []Lease) {
+func (c *Coordinator) dropMovedOn(ctx context.Context, ls []Lease) {
 	for _, l := range ls {
 		h := c.heldLease(l.Key)
 		if h == nil {
@@ -143,7 +143,7 @@ func (c *Coordinator) dropMovedOn(ls []Lease) {
 		switch {
 		case h.gone || h.handingOver || l.Counter <= h.lease.Counter || l.Owner == c.cfg.WorkerID:
 		case l.CheckpointOwner == c.cfg.WorkerID:
-			c.handOverAskedLocked(context.Background(), h, l)
+			c.handOverAskedLocked(ctx, h, l)
 		default:
 			c.loseLocked(h, "taker pass saw another owner")
 		}
