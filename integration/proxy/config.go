@@ -97,6 +97,12 @@ type Config struct {
 	// PutRecordBatch and PutRecord (X-Amz-Target Firehose_20150804.*).
 	// Default nil: Firehose requests are refused as unknown targets.
 	Firehose *FirehoseConfig
+	// FanOut makes the proxy serve enhanced fan-out itself (see
+	// FanOutConfig): consumers registered with the proxy, and
+	// SubscribeToShard event streams it reads from the upstream shard, with
+	// AWS's rules and limits. Default nil: the consumer operations and
+	// SubscribeToShard are forwarded.
+	FanOut *FanOutConfig
 	// RequireAccessKey maps a Kinesis stream or Firehose delivery stream
 	// name to the only access key ID allowed to sign calls naming it (in
 	// StreamName, StreamARN or DeliveryStreamName); calls signed with
@@ -237,6 +243,11 @@ func (c Config) Validate() error {
 	}
 	if c.Firehose != nil {
 		if err := c.Firehose.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.FanOut != nil {
+		if err := c.FanOut.Validate(); err != nil {
 			return err
 		}
 	}

@@ -65,6 +65,27 @@
 //     ServiceUnavailableException or InternalFailure. Delivered records are
 //     written to a folder per delivery stream (Proxy.FirehoseDir,
 //     Proxy.FirehoseData).
+//   - Optionally (Config.FanOut), enhanced fan-out, which kinesis-mock serves
+//     without the initial-response event the AWS SDK for Go v2 waits for.
+//     The proxy keeps the consumers itself (RegisterStreamConsumer,
+//     DescribeStreamConsumer, ListStreamConsumers, DeregisterStreamConsumer:
+//     CREATING for FanOutConfig.ConsumerDelay, then ACTIVE; 20 per stream and
+//     5 CREATING at once; ARNs of AWS's form
+//     STREAM_ARN/consumer/NAME:CREATION_EPOCH_SECONDS) and answers
+//     SubscribeToShard with an event stream (application/vnd.amazon.eventstream)
+//     it feeds from the upstream shard with GetShardIterator and GetRecords:
+//     the initial-response event, then SubscribeToShardEvent events with
+//     Records, ContinuationSequenceNumber, MillisBehindLatest and, at a
+//     closed shard's end, ChildShards, after which the stream ends. AWS's
+//     rules: a subscription ends after 5 minutes on Config.Now; one call per
+//     second per consumer and shard (LimitExceededException); a second call
+//     within 5 s of a successful one gets ResourceInUseException, a later one
+//     takes over and the old stream ends with a ResourceInUseException event;
+//     2 MiB/s per consumer and shard. Faults (FanOutFaults, changed with
+//     Proxy.SetFanOutFaults): streams cut mid-way and InternalFailureException
+//     events. The listener serves HTTP/2 without TLS (prior knowledge) beside
+//     HTTP/1.1, so that a client whose transport speaks only HTTP/2 uses
+//     HTTP/2 as it does with AWS.
 //   - Optionally (Config.STS), an STS stand-in answering AssumeRole with
 //     temporary credentials for the roles it lists (external IDs checked),
 //     and (Config.RequireAccessKey) streams and delivery streams that only

@@ -34,6 +34,7 @@ type Proxy struct {
 	stats    counters
 	ids      identities     // STS stand-in and RequireAccessKey
 	fh       *firehoseState // under Config.Firehose
+	fan      *fanOut        // under Config.FanOut
 
 	faultMu  sync.Mutex
 	rng      *rand.Rand
@@ -103,6 +104,9 @@ func Start(cfg Config) (*Proxy, error) {
 	if cfg.Firehose != nil {
 		p.fh = newFirehoseState(cfg.Firehose)
 	}
+	if cfg.FanOut != nil {
+		p.fan = newFanOut(*cfg.FanOut)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: listen: %w", err)
@@ -114,7 +118,12 @@ func Start(cfg Config) (*Proxy, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          zap.NewStdLog(log),
 		BaseContext:       func(net.Listener) context.Context { return p.baseCtx },
+		// HTTP/2 without TLS (prior knowledge) beside HTTP/1.1, for
+		// SubscribeToShard as AWS serves it, over HTTP/2.
+		Protocols: new(http.Protocols),
 	}
+	p.srv.Protocols.SetHTTP1(true)
+	p.srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() {
 		defer close(p.served)
 		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -274,6 +283,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
+		if p.fan != nil {
+			p.subscribeToShard(w, r, body)
+			return
+		}
 		p.forwardStream(w, r, s, body)
 		return
 	}
@@ -327,6 +340,9 @@ func (p *Proxy) handle(ctx context.Context, s service, op string, h http.Header,
 			p.log.Debug("proxy: call rate exceeded", zap.String("op", op))
 			return errorResponse(s, *e)
 		}
+	}
+	if s == kinesisService && p.fan != nil && fanOutOps[op] {
+		return p.consumerOp(ctx, op, h, body)
 	}
 	if s == kinesisService {
 		switch op {
