@@ -10,12 +10,10 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/kinesisgo/kinesis/checkpoint"
-	"github.com/kinesisgo/kinesis/internal/awserr"
 	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 	"github.com/kinesisgo/kinesis/lease"
@@ -72,25 +70,13 @@ const leaseKeyAttr = "leaseKey"
 // consumed). A table without the lease table's key schema is reported as
 // not found: it is not a lease table.
 func (a *app) readLeases(ctx context.Context, table string) ([]lease.Lease, []lease.MalformedItem, error) {
-	client, err := a.dynamodbClient(ctx)
-	if err != nil {
+	if _, err := a.describeLeaseTable(ctx, table); err != nil {
 		return nil, nil, err
-	}
-	desc, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
-	var nf *ddbtypes.ResourceNotFoundException
-	if errors.As(err, &nf) {
-		return nil, nil, fail(exitNotFound, err, "no lease table %q: check the application name (kcl names the table after Config.App unless LeaseTable is set; pass --table) and --region/the endpoint", table)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := checkLeaseKeySchema(desc.Table); err != nil {
-		return nil, nil, fail(exitNotFound, nil, "table %q is not a lease table: %v; check the application name or --table", table, err)
 	}
 	// The store's log of malformed items is not needed: they are shown.
-	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: client, Table: table})
+	_, store, err := a.leaseStore(ctx, table)
 	if err != nil {
-		return nil, nil, usageErr("%v", err)
+		return nil, nil, err
 	}
 	return store.ListWithMalformed(ctx)
 }
@@ -143,9 +129,15 @@ unfinished leases each worker holds, and the number of finished ones
 Items kcl cannot read as leases (a missing or mistyped attribute) are listed
 with what is wrong with them, and the exit code is 1: kcl skips them, so
 their shards are not consumed until they are mended or deleted. A table
-whose key is not the string hash key leaseKey is not a lease table (exit 3).`,
+whose key is not the string hash key leaseKey is not a lease table (exit 3).
+
+Subcommands change the table while the workers run (every write conditional
+on the lease counter read): reset moves checkpoints, release and delete act on
+single leases, export and import back a table up and restore it.`,
 		Args: args("APP"),
 	}
+	cmd.AddCommand(a.leasesResetCommand(), a.leasesReleaseCommand(), a.leasesDeleteCommand(),
+		a.leasesExportCommand(), a.leasesImportCommand())
 	cmd.Flags().StringVar(&table, "table", "", "lease table name (default: APP, as kcl names it)")
 	cmd.RunE = a.runE("DYNAMODB", func(cmd *cobra.Command, argv []string) error {
 		if table == "" {
@@ -293,7 +285,7 @@ func (a *app) lagCommand() *cobra.Command {
 		countLimit int64
 	)
 	cmd := &cobra.Command{
-		Use:   "lag APP --stream STREAM",
+		Use:   "lag APP [--stream STREAM]",
 		Short: "Show per shard how many records and milliseconds an application is behind the tip",
 		Long: `Show, for each lease of the application, how far its checkpoint is behind the
 shard's newest record: the number of user records after the checkpoint (KPL
@@ -302,16 +294,17 @@ for a read starting at the checkpoint. Finished shards (SHARD_END) and leases
 still at LATEST are 0 behind; AT_TIMESTAMP is unknown (-).
 
 Counting reads the records after the checkpoint; --count-limit bounds that
-work per shard.`,
+work per shard.
+
+The stream is --stream, or the one recorded in the lease table's tag
+` + streamTagKey + ` (a table tag, which the Java KCL ignores); the first command
+given --stream records it there.`,
 		Args: args("APP"),
 	}
 	cmd.Flags().StringVar(&table, "table", "", "lease table name (default: APP)")
-	cmd.Flags().StringVar(&stream, "stream", "", "the stream the application consumes (required: the lease table does not name it)")
+	cmd.Flags().StringVar(&stream, "stream", "", "the stream the application consumes (default: the one recorded in the table's tag)")
 	cmd.Flags().Int64Var(&countLimit, "count-limit", 100000, "stop counting a shard's records behind at this many")
 	cmd.RunE = a.runE("DYNAMODB", func(cmd *cobra.Command, argv []string) error {
-		if stream == "" {
-			return usageErr("--stream is required: the lease table does not record which stream the application reads")
-		}
 		if countLimit < 1 {
 			return usageErr("--count-limit must be at least 1, got %d", countLimit)
 		}
@@ -319,6 +312,10 @@ work per shard.`,
 			table = argv[0]
 		}
 		ctx := cmd.Context()
+		_, stream, err := a.appStream(ctx, table, stream)
+		if err != nil {
+			return err
+		}
 		leases, bad, err := a.readLeases(ctx, table)
 		if err != nil {
 			return err
@@ -401,7 +398,6 @@ func shardLag(ctx context.Context, client *kinesis.Client, stream string, l leas
 	}
 	iter := it.ShardIterator
 	var count int64
-	throttled := 0
 	for iter != nil {
 		gin := &kinesis.GetRecordsInput{ShardIterator: iter}
 		if li.MillisBehind == nil {
@@ -409,18 +405,10 @@ func shardLag(ctx context.Context, client *kinesis.Client, stream string, l leas
 			// MillisBehindLatest is that record's.
 			gin.Limit = aws.Int32(1)
 		}
-		out, err := client.GetRecords(ctx, gin)
-		if awserr.IsThrottling(err) {
-			throttled++
-			if err := backoff.Sleep(ctx, throttledBackoff.Delay(throttled)); err != nil {
-				return li, err
-			}
-			continue
-		}
+		out, err := getRecords(ctx, client, gin)
 		if err != nil {
 			return li, fmt.Errorf("reading shard %s: %w", l.Key, err)
 		}
-		throttled = 0
 		before := count
 		for _, r := range out.Records {
 			count += unprocessed(r, l)

@@ -139,7 +139,13 @@ func TestLeasesAndLag(t *testing.T) {
 	}
 
 	wantExit(t, kctl(t, "leases", table+"-missing"), exitNotFound, "no lease table", "--table")
-	wantExit(t, kctl(t, "lag", table), exitUsage, "--stream is required")
+	// The first --stream was recorded in the table's tag: lag needs no
+	// --stream since; a table without the tag does.
+	if got := decode[[]lagInfo](t, mustRun(t, "lag", table, "--json")); len(got) != 4 || *got[0].RecordsBehind != 0 {
+		t.Errorf("lag without --stream: %+v", got)
+	}
+	_, untagged := testenv.NewLeaseTable(t)
+	wantExit(t, kctl(t, "lag", untagged), exitUsage, "pass --stream once")
 	wantExit(t, kctl(t, "lag", table, "--stream", stream+"-missing"), exitNotFound, stream+"-missing")
 }
 
