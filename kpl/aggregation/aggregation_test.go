@@ -531,3 +531,56 @@ func TestRecordsAndCopies(t *testing.T) {
 		t.Fatalf("after Reset: %+v", got)
 	}
 }
+
+// sameAsFields checks that decodeMessage, which takes the encoders' layout
+// fast and any other layout field by field, reads msg exactly as the
+// field-by-field reader alone does.
+func sameAsFields(t *testing.T, msg []byte) {
+	t.Helper()
+	got, gotOK := decodeMessage(nil, msg)
+	sc := new(scratch)
+	want, wantOK := decodeFields(nil, msg, sc)
+	if gotOK != wantOK {
+		t.Fatalf("decodeMessage ok = %v, decodeFields ok = %v, message %x", gotOK, wantOK, msg)
+	}
+	if gotOK {
+		assertRecords(t, got, want)
+	}
+}
+
+func TestDecodeLayoutMatchesFields(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	for iter := 0; iter < 200; iter++ {
+		var e Encoder
+		keys := randomKeys(r, 1+r.IntN(300))
+		for range 1 + r.IntN(400) {
+			rec := Record{PartitionKey: keys[r.IntN(len(keys))], Data: randomBytes(r)}
+			if r.IntN(4) == 0 {
+				rec.ExplicitHashKey = fmt.Sprint(r.Uint64())
+			}
+			e.Add(rec)
+		}
+		c := e.Encode()
+		msg := c[len(magic) : len(c)-md5.Size]
+		sameAsFields(t, msg)
+		// Damaged messages: a byte changed, or the message cut short.
+		for range 20 {
+			m := bytes.Clone(msg)
+			m[r.IntN(len(m))] ^= byte(1 + r.IntN(255))
+			sameAsFields(t, m)
+			sameAsFields(t, msg[:r.IntN(len(msg))])
+		}
+	}
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	g, _ := hex.DecodeString(golden)
+	f.Add(g[len(magic) : len(g)-md5.Size])
+	var e Encoder
+	for i := range 300 {
+		e.Add(Record{PartitionKey: fmt.Sprint("k", i), Data: make([]byte, i)})
+	}
+	c := e.Encode()
+	f.Add(c[len(magic) : len(c)-md5.Size])
+	f.Fuzz(sameAsFields)
+}

@@ -61,13 +61,156 @@ func IsContainer(data []byte) bool {
 	return bytes.HasPrefix(data, magic[:]) || bytes.HasPrefix(data, compressedMagic[:])
 }
 
-// decodeMessage parses an AggregatedRecord message in one pass over it. The
-// key tables may come before or after the records on the wire, so each
-// record's key indices are noted as it is read and resolved once the whole
-// message has been seen.
+// decodeMessage parses an AggregatedRecord message in one pass over it.
 func decodeMessage(dst []UserRecord, msg []byte) ([]UserRecord, bool) {
+	if out, ok := decodeLayout(dst, msg); ok {
+		return out, true
+	}
 	sc := scratchPool.Get().(*scratch)
 	defer sc.put()
+	return decodeFields(dst, msg, sc)
+}
+
+// decodeLayout parses a message laid out as encoders write it (AWS's KPL
+// and Encoder alike, in field order): the key tables first, then the
+// records, each record 08 <index> [10 <index>] 1A <length> <data>, every
+// field's length in at most three bytes. Each record's keys are resolved as
+// it is read. ok is false for any other message, valid or not, which
+// decodeFields then reads.
+func decodeLayout(dst []UserRecord, msg []byte) ([]UserRecord, bool) {
+	// Each key's start and end offsets in msg, packed in one word
+	// (start | end<<32); on the stack up to 512 keys.
+	var pkBuf [512]uint64
+	var ehkBuf [8]uint64
+	pks, ehks := pkBuf[:0], ehkBuf[:0]
+	p := msg
+	for len(p) >= 2 && (p[0] == tagPartitionKeyTable || p[0] == tagExplicitHashKeyTable) {
+		l, n := int(p[1]), 2
+		if l >= 0x80 {
+			if l, n = fieldLen(p); n == 0 {
+				return dst, false
+			}
+		} else if l > len(p)-2 {
+			return dst, false
+		}
+		start := uint64(len(msg) - len(p) + n)
+		if p[0] == tagPartitionKeyTable {
+			pks = append(pks, start|(start+uint64(l))<<32)
+		} else {
+			ehks = append(ehks, start|(start+uint64(l))<<32)
+		}
+		p = p[n+l:]
+	}
+	if len(pks) == 0 || len(p) == 0 {
+		return dst, false
+	}
+	// All keys share one string: the part of msg holding the key tables
+	// (their fields' framing, a byte or two a key, comes along).
+	all := string(msg[:len(msg)-len(p)])
+	out := dst
+	for sub := uint64(0); len(p) > 0; sub++ {
+		// 1A <length> 08 <index> [10 <index>] 1A <length> <data>, with
+		// one- and two-byte varints read inline.
+		if len(p) < 6 || p[0] != tagRecords {
+			return failed(dst, out)
+		}
+		l, n := int(p[1]), 2
+		if l >= 0x80 {
+			if l, n = fieldLen(p); n == 0 {
+				return failed(dst, out)
+			}
+		} else if l > len(p)-2 {
+			return failed(dst, out)
+		}
+		rec := p[n : n+l]
+		p = p[n+l:]
+		if len(rec) < 4 || rec[0] != tagPartitionKeyIndex {
+			return failed(dst, out)
+		}
+		pk, q := uint(rec[1]), rec[2:]
+		if pk >= 0x80 {
+			if b := rec[2]; b < 0x80 {
+				pk, q = pk&0x7f|uint(b)<<7, rec[3:]
+			} else {
+				v, m := readVarint(rec[1:])
+				if m <= 0 || v >= uint64(len(pks)) {
+					return failed(dst, out)
+				}
+				pk, q = uint(v), rec[1+m:]
+			}
+		}
+		if pk >= uint(len(pks)) {
+			return failed(dst, out)
+		}
+		off := pks[pk]
+		var ehk string
+		if len(q) >= 2 && q[0] == tagExplicitHashKeyIndex {
+			e, m := readVarint(q[1:])
+			if m <= 0 || e >= uint64(len(ehks)) {
+				return failed(dst, out)
+			}
+			ehk, q = all[uint32(ehks[e]):ehks[e]>>32], q[1+m:]
+		}
+		if len(q) < 2 || q[0] != tagData {
+			return failed(dst, out)
+		}
+		data := q[2:]
+		if dl := int(q[1]); dl >= 0x80 {
+			dl, m := fieldLen(q)
+			if m == 0 || m+dl != len(q) {
+				return failed(dst, out)
+			}
+			data = q[m:]
+		} else if dl != len(data) {
+			return failed(dst, out)
+		}
+		if len(out) == cap(out) {
+			out = append(out, UserRecord{})[:len(out)]
+		}
+		out = out[:len(out)+1]
+		r := &out[len(out)-1]
+		r.PartitionKey = all[uint32(off) : off>>32]
+		r.ExplicitHashKey = ehk
+		r.Data = data[:len(data):len(data)]
+		r.SubSequenceNumber = sub
+	}
+	return out, true
+}
+
+// failed drops what decodeLayout appended to dst before it gave up.
+func failed(dst, out []UserRecord) ([]UserRecord, bool) {
+	clear(out[len(dst):])
+	return dst, false
+}
+
+// fieldLen reads the tag byte and the length of a length-delimited field
+// at the start of p when the length takes at most three bytes: it returns
+// the length and the size of the tag and length together, or n == 0 when
+// the field is not of that form or longer than p.
+func fieldLen(p []byte) (l, n int) {
+	if len(p) < 2 {
+		return 0, 0
+	}
+	if b := p[1]; b < 0x80 {
+		l, n = int(b), 2
+	} else if len(p) >= 3 && p[2] < 0x80 {
+		l, n = int(b&0x7f)|int(p[2])<<7, 3
+	} else if len(p) >= 4 && p[2] >= 0x80 && p[3] < 0x80 {
+		l, n = int(b&0x7f)|int(p[2]&0x7f)<<7|int(p[3])<<14, 4
+	} else {
+		return 0, 0
+	}
+	if l > len(p)-n {
+		return 0, 0
+	}
+	return l, n
+}
+
+// decodeFields parses an AggregatedRecord message of any valid layout in
+// one pass over it. The key tables may come before or after the records on
+// the wire, so each record's key indices are noted as it is read and
+// resolved once the whole message has been seen.
+func decodeFields(dst []UserRecord, msg []byte, sc *scratch) ([]UserRecord, bool) {
 	out := dst
 	base := len(dst)
 	var lo, hi uint32 // the part of msg holding keys
@@ -179,8 +322,12 @@ func (sc *scratch) put() {
 	if cap(sc.keys) > 1<<20 || cap(sc.idx) > 1<<17 {
 		return // let an unusually large one go
 	}
-	sc.keys, sc.pks, sc.ehks, sc.idx = sc.keys[:0], sc.pks[:0], sc.ehks[:0], sc.idx[:0]
+	sc.reset()
 	scratchPool.Put(sc)
+}
+
+func (sc *scratch) reset() {
+	sc.keys, sc.pks, sc.ehks, sc.idx = sc.keys[:0], sc.pks[:0], sc.ehks[:0], sc.idx[:0]
 }
 
 // decodeRecord parses a Record message: its data and key indices (the
