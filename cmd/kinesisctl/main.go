@@ -1,6 +1,7 @@
 // Command kinesisctl inspects and steers Kinesis data streams and the lease
 // tables of kcl applications: streams, shards and their lineage, resharding,
-// writing and reading records, leases and consumer lag.
+// writing and reading records (also through enhanced fan-out consumers),
+// leases and consumer lag.
 //
 // It reads the standard AWS configuration: --profile or AWS_PROFILE,
 // --region or AWS_REGION, and endpoints from --endpoint-url,
@@ -17,7 +18,7 @@
 //	2    usage: unknown command or flag, wrong arguments, malformed value
 //	     (shard ID, hash key, time, endpoint URL, region, partition key,
 //	     a directory given to put), a value AWS rejected as invalid
-//	3    not found: stream, shard or lease table (application), or a table
+//	3    not found: stream, shard, consumer or lease table (application), or a table
 //	     that is not a lease table (its key is not leaseKey)
 //	4    AWS configuration: no credentials, no region, unknown profile,
 //	     credentials rejected or access denied
