@@ -125,8 +125,16 @@ func (s *shardProcessor) ProcessRecords(ctx context.Context, b *kcl.Batch) error
 	return nil
 }
 
-// route returns the lane of a partition key: its 32-bit FNV-1a hash
+// LaneOf returns the lane that the records of a partition key go to with
+// Config.Parallelism n (0 for n below 2): the key's 32-bit FNV-1a hash
 // modulo n.
+func LaneOf(partitionKey string, n int) int {
+	if n < 2 {
+		return 0
+	}
+	return route(partitionKey, n)
+}
+
 func route(key string, n int) int {
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
