@@ -33,10 +33,12 @@ type Config struct {
 	// Handler processes the batches. Required.
 	Handler Handler
 
-	// Parallelism is the number of lanes per shard: records are routed to
-	// a lane by their partition key (so each key keeps its order) and the
-	// lanes call Handler concurrently, each with its own batches. Default
-	// 1; at most MaxParallelism. AWS Lambda's ParallelizationFactor.
+	// Parallelism is the number of lanes per shard. The lanes call Handler
+	// concurrently, each with its own batches. The records of a partition
+	// key go to the lane that holds the key's earlier records while it
+	// holds any (so each key keeps its order), and otherwise to the lane
+	// holding the fewest records. Default 1; at most MaxParallelism. AWS
+	// Lambda's ParallelizationFactor.
 	Parallelism int
 	// MaxInFlight bounds the records of a shard held above its checkpoint
 	// watermark: queued in a lane, being handled, or handled while an

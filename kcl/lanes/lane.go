@@ -276,6 +276,9 @@ func (l *lane) complete(items []item) {
 		ords[i] = items[i].ord
 	}
 	l.sp.wm.complete(ords...)
+	if l.sp.router != nil {
+		l.sp.router.release(items)
+	}
 	l.met.inFlight.Sub(float64(len(items)))
 }
 

@@ -60,6 +60,7 @@ type shardProcessor struct {
 
 	wm       *watermark
 	lanes    []*lane
+	router   *router // nil with one lane
 	ctx      context.Context // the lanes' context: the shard's, ended by cancel
 	cancel   context.CancelCauseFunc
 	running  sync.WaitGroup // the lanes and the checkpoint writer
@@ -83,6 +84,9 @@ func (s *shardProcessor) Initialize(ctx context.Context, _ *kcl.InitializeInput)
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	context.AfterFunc(s.ctx, s.wm.wake)
 	s.lanes = make([]*lane, cfg.Parallelism)
+	if cfg.Parallelism > 1 {
+		s.router = newRouter(cfg.Parallelism)
+	}
 	for i := range s.lanes {
 		s.lanes[i] = &lane{sp: s, idx: i, met: s.f.met.lane(s.shardID, i), signal: make(chan struct{}, 1)}
 	}
@@ -105,7 +109,6 @@ func (s *shardProcessor) ProcessRecords(ctx context.Context, b *kcl.Batch) error
 	defer stop()
 	stopped := func() bool { return ctx.Err() != nil || s.ctx.Err() != nil }
 	limit := s.f.cfg.MaxInFlight
-	n := len(s.lanes)
 	for i := range b.Records {
 		s.wm.waitRoom(limit, stopped)
 		if err := s.ctx.Err(); err != nil {
@@ -117,31 +120,12 @@ func (s *shardProcessor) ProcessRecords(ctx context.Context, b *kcl.Batch) error
 		r := &b.Records[i]
 		ord := s.wm.add(checkpoint.SequenceNumber{Sequence: r.SequenceNumber, SubSequence: r.SubSequenceNumber})
 		l := s.lanes[0]
-		if n > 1 {
-			l = s.lanes[route(r.PartitionKey, n)]
+		if s.router != nil {
+			l = s.lanes[s.router.assign(r.PartitionKey)]
 		}
 		l.push(item{rec: *r, ord: ord, delivery: s.delivery})
 	}
 	return nil
-}
-
-// LaneOf returns the lane that the records of a partition key go to with
-// Config.Parallelism n (0 for n below 2): the key's 32-bit FNV-1a hash
-// modulo n.
-func LaneOf(partitionKey string, n int) int {
-	if n < 2 {
-		return 0
-	}
-	return route(partitionKey, n)
-}
-
-func route(key string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n))
 }
 
 // LeaseLost drops what the lanes hold.
