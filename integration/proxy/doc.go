@@ -86,6 +86,16 @@
 //     events. The listener serves HTTP/2 without TLS (prior knowledge) beside
 //     HTTP/1.1, so that a client whose transport speaks only HTTP/2 uses
 //     HTTP/2 as it does with AWS.
+//   - CloudWatch GetMetricData for Kinesis's shard-level write metrics
+//     (AWS/Kinesis IncomingBytes, IncomingRecords and
+//     WriteProvisionedThroughputExceeded per StreamName and ShardId, statistic
+//     Sum), answered from what the per-shard write limits admitted and
+//     refused, counted per second of Config.Now for the last hour, so that
+//     any Period of whole seconds can be asked for. It is served over the
+//     Smithy RPC v2 CBOR protocol that aws-sdk-go-v2's CloudWatch client
+//     speaks (POST /service/GraniteServiceVersion20100801/operation/...),
+//     with a datapoint for each period that has ended since the shard's
+//     first write. Writes under NoLimits are not counted.
 //   - Optionally (Config.STS), an STS stand-in answering AssumeRole with
 //     temporary credentials for the roles it lists (external IDs checked),
 //     and (Config.RequireAccessKey) streams and delivery streams that only

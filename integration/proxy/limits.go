@@ -46,6 +46,10 @@ type limiter struct {
 	limits Limits
 	now    func() time.Time
 
+	// observe, when set, is told of every record write admitted or
+	// refused (the counts behind the CloudWatch metrics).
+	observe func(key string, size int, admitted bool, now time.Time)
+
 	mu     sync.Mutex
 	shards map[string]*shardLimits // by stream key + "/" + shard ID
 	calls  map[string]*bucket      // control-plane call rates, by callKey
@@ -80,7 +84,11 @@ func (l *limiter) write(key string, size int) bool {
 	s := l.shard(key, now)
 	s.writeRecords.refill(now)
 	s.writeBytes.refill(now)
-	if !s.writeRecords.has(1) || !s.writeBytes.has(float64(size)) {
+	admitted := s.writeRecords.has(1) && s.writeBytes.has(float64(size))
+	if l.observe != nil {
+		l.observe(key, size, admitted, now)
+	}
+	if !admitted {
 		return false
 	}
 	s.writeRecords.level--

@@ -35,6 +35,7 @@ type Proxy struct {
 	ids      identities     // STS stand-in and RequireAccessKey
 	fh       *firehoseState // under Config.Firehose
 	fan      *fanOut        // under Config.FanOut
+	metrics  *writeMetrics  // per-shard writes, served as CloudWatch metrics
 
 	faultMu  sync.Mutex
 	rng      *rand.Rand
@@ -79,6 +80,7 @@ func Start(cfg Config) (*Proxy, error) {
 		log:      log,
 		upstream: make(map[service]*url.URL),
 		limits:   newLimiter(cfg.Limits, cfg.Now),
+		metrics:  newWriteMetrics(),
 		iters:    newIterators(),
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6b696e65736973)),
 		kinFault: cloneKinesisFaults(cfg.Kinesis),
@@ -96,6 +98,7 @@ func Start(cfg Config) (*Proxy, error) {
 	tr.DisableCompression = true
 	tr.MaxIdleConnsPerHost = 64
 	p.client = &http.Client{Transport: tr}
+	p.limits.observe = p.metrics.observe
 	p.shards = newShardMaps(p, cfg.ShardMapTTL)
 	p.lives = newLifecycles(p)
 	if cfg.Sink {
@@ -218,6 +221,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.fh != nil && isFirehose(r) {
 		p.serveFirehose(w, r)
+		return
+	}
+	if isCloudWatch(r) {
+		p.serveCloudWatch(w, r)
 		return
 	}
 	p.stats.requests.Add(1)
