@@ -119,8 +119,7 @@ type subscriber struct {
 	failures      int
 	n             uint64
 
-	processed atomic.Uint64
-	ack       chan struct{}
+	gate *prefetchGate
 }
 
 func newSubscriber(sub subscribeFunc, api KinesisAPI, stream streamref.Ref, consumerARN, shardID string, start startPosition,
@@ -130,7 +129,7 @@ func newSubscriber(sub subscribeFunc, api KinesisAPI, stream streamref.Ref, cons
 		retry:      backoff.Policy{Base: cfg.BackoffBase, Max: cfg.BackoffMax},
 		shards:     newPoller(api, stream, shardID, start, cfg, log, met),
 		renewAfter: subscriptionRenewAfter,
-		ack:        make(chan struct{}, 1),
+		gate:       newPrefetchGate(),
 	}
 }
 
@@ -140,10 +139,27 @@ func newSubscriber(sub subscribeFunc, api KinesisAPI, stream streamref.Ref, cons
 // being processed is PrefetchBytes or larger: events are then left unread,
 // and the subscription's flow control holds the rest at the service.
 func (s *subscriber) run(ctx context.Context, out chan<- fetched) {
-	defer close(out)
 	defer s.closeStream()
+	s.gate.run(ctx, out, s.next, s.cfg.PrefetchBytes)
+}
+
+// prefetchGate sends a reader's batches on a channel, one batch ahead of
+// the consumer unless the batch in hand holds PrefetchBytes or more, and
+// takes the consumer's acknowledgements (done).
+type prefetchGate struct {
+	// processed is the seqNo of the last delivery the consumer finished.
+	processed atomic.Uint64
+	ack       chan struct{}
+}
+
+func newPrefetchGate() *prefetchGate { return &prefetchGate{ack: make(chan struct{}, 1)} }
+
+// run sends what next returns on out until the shard ends, the stream is
+// gone, or next fails (ctx is done); it closes out when it returns.
+func (g *prefetchGate) run(ctx context.Context, out chan<- fetched, next func(context.Context) (fetched, error), prefetchBytes int) {
+	defer close(out)
 	for {
-		f, err := s.next(ctx)
+		f, err := next(ctx)
 		if err != nil {
 			return // ctx done
 		}
@@ -155,10 +171,10 @@ func (s *subscriber) run(ctx context.Context, out chan<- fetched) {
 		if f.end || f.gone != nil {
 			return
 		}
-		if f.bytes >= s.cfg.PrefetchBytes {
-			for s.processed.Load() < f.seqNo {
+		if f.bytes >= prefetchBytes {
+			for g.processed.Load() < f.seqNo {
 				select {
-				case <-s.ack:
+				case <-g.ack:
 				case <-ctx.Done():
 					return
 				}
@@ -167,14 +183,17 @@ func (s *subscriber) run(ctx context.Context, out chan<- fetched) {
 	}
 }
 
-// done tells the subscriber that the consumer finished delivery seqNo.
-func (s *subscriber) done(seqNo uint64) {
-	s.processed.Store(seqNo)
+// done tells the gate that the consumer finished delivery seqNo.
+func (g *prefetchGate) done(seqNo uint64) {
+	g.processed.Store(seqNo)
 	select {
-	case s.ack <- struct{}{}:
+	case g.ack <- struct{}{}:
 	default:
 	}
 }
+
+// done tells the subscriber that the consumer finished delivery seqNo.
+func (s *subscriber) done(seqNo uint64) { s.gate.done(seqNo) }
 
 // next returns the next batch with records or the shard's end. It fails
 // only when ctx is done.
