@@ -128,8 +128,9 @@ func (e *env) put(keys, perKey int, data func(key string, n int) string) int {
 	return keys * perKey
 }
 
-// leases reads the lease table; false when that failed.
-func (e *env) leases() ([]lease.Lease, bool) {
+// lease reads a shard's lease; false when it is not there (yet) or the
+// read failed.
+func (e *env) lease(shard string) (lease.Lease, bool) {
 	e.t.Helper()
 	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: testenv.DynamoDBClientAt(e.t, e.ddbURL), Table: e.table})
 	if err != nil {
@@ -137,26 +138,19 @@ func (e *env) leases() ([]lease.Lease, bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ls, err := store.List(ctx)
-	if err != nil {
-		if !errors.As(err, new(*ddbtypes.ResourceNotFoundException)) {
-			e.t.Logf("reading the lease table: %v", err)
-		}
-		return nil, false
+	l, err := store.Get(ctx, shard)
+	var missing *ddbtypes.ResourceNotFoundException
+	if err != nil && !errors.Is(err, lease.ErrNotFound) && !errors.As(err, &missing) {
+		e.t.Logf("reading the lease of %s: %v", shard, err)
 	}
-	return ls, true
+	return l, err == nil
 }
 
 // checkpointOf returns the checkpoint of a shard's lease, the zero value
-// when the table or lease is not there.
+// when the lease cannot be read.
 func (e *env) checkpointOf(shard string) checkpoint.SequenceNumber {
-	ls, _ := e.leases()
-	for _, l := range ls {
-		if l.Key == shard {
-			return l.CheckpointSequence()
-		}
-	}
-	return checkpoint.SequenceNumber{}
+	l, _ := e.lease(shard)
+	return l.CheckpointSequence()
 }
 
 // seen is a record as a handler saw it.

@@ -2,6 +2,7 @@ package lanes_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,4 +70,29 @@ func Example() {
 	cancel() // a graceful shutdown: the lanes drain and the watermark is checkpointed
 	fmt.Println("handled", handled, "records; Run:", <-done)
 	// Output: handled 6 records; Run: <nil>
+}
+
+// A Handler that stores records one by one reports how far it got: the
+// records before the failed one are not handed to it again.
+func ExampleFailedFrom() {
+	store := func(r kcl.Record) error {
+		if string(r.Data) == "bad" {
+			return fmt.Errorf("cannot store %q", r.Data)
+		}
+		return nil
+	}
+	h := lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
+		for i, r := range b.Records {
+			if err := store(r); err != nil {
+				return lanes.FailedFrom(i, err)
+			}
+		}
+		return nil
+	})
+	err := h.Handle(context.Background(), &lanes.Batch{Records: []kcl.Record{{Data: []byte("ok")}, {Data: []byte("bad")}}})
+	var partial *lanes.BatchItemFailure
+	if errors.As(err, &partial) {
+		fmt.Println("processed", partial.Index, "record; then:", partial.Err)
+	}
+	// Output: processed 1 record; then: cannot store "bad"
 }

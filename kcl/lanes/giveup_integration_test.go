@@ -195,8 +195,8 @@ func TestIntegrationLimitsSendToFileBeforeCheckpoint(t *testing.T) {
 			// Records written once the worker reads, so that they are
 			// young when first handled.
 			wait.For(t, 30*time.Second, "the worker to hold the shard's lease", func() bool {
-				ls, _ := e.leases()
-				return len(ls) == 1 && ls[0].Owner == "w"
+				l, ok := e.lease(shard)
+				return ok && l.Owner == "w"
 			})
 			total := e.put(20, 10, nil)
 			select {

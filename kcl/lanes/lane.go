@@ -32,14 +32,15 @@ type lane struct {
 	firstAt time.Time // when the first queued record arrived
 }
 
-func (l *lane) push(it item) {
+// push queues items, in order.
+func (l *lane) push(items []item) {
 	l.mu.Lock()
 	if len(l.queue) == 0 {
 		l.firstAt = time.Now()
 	}
-	l.queue = append(l.queue, it)
+	l.queue = append(l.queue, items...)
 	l.mu.Unlock()
-	l.met.inFlight.Inc()
+	l.met.inFlight.Add(float64(len(items)))
 	l.notify()
 }
 

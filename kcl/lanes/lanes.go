@@ -108,22 +108,37 @@ func (s *shardProcessor) ProcessRecords(ctx context.Context, b *kcl.Batch) error
 	stop := context.AfterFunc(ctx, s.wm.wake)
 	defer stop()
 	stopped := func() bool { return ctx.Err() != nil || s.ctx.Err() != nil }
-	limit := s.f.cfg.MaxInFlight
-	for i := range b.Records {
-		s.wm.waitRoom(limit, stopped)
+	// The records go to the lanes in chunks that fit under MaxInFlight
+	// (the whole batch, unless the lanes are behind), each lane's part of
+	// a chunk queued at once, so that a lane's batch holds the lane's
+	// part of the delivery (Config.BatchSize 0) rather than what was
+	// queued when it looked.
+	per := make([][]item, len(s.lanes))
+	for rest := b.Records; len(rest) > 0; {
+		room := s.wm.waitRoom(s.f.cfg.MaxInFlight, stopped)
 		if err := s.ctx.Err(); err != nil {
 			return context.Cause(s.ctx)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		r := &b.Records[i]
-		ord := s.wm.add(checkpoint.SequenceNumber{Sequence: r.SequenceNumber, SubSequence: r.SubSequenceNumber})
-		l := s.lanes[0]
-		if s.router != nil {
-			l = s.lanes[s.router.assign(r.PartitionKey)]
+		chunk := rest[:min(room, len(rest))]
+		rest = rest[len(chunk):]
+		for i := range chunk {
+			r := &chunk[i]
+			ord := s.wm.add(checkpoint.SequenceNumber{Sequence: r.SequenceNumber, SubSequence: r.SubSequenceNumber})
+			l := 0
+			if s.router != nil {
+				l = s.router.assign(r.PartitionKey)
+			}
+			per[l] = append(per[l], item{rec: *r, ord: ord, delivery: s.delivery})
 		}
-		l.push(item{rec: *r, ord: ord, delivery: s.delivery})
+		for l, items := range per {
+			if len(items) > 0 {
+				s.lanes[l].push(items)
+				per[l] = items[:0:0]
+			}
+		}
 	}
 	return nil
 }

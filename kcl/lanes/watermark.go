@@ -87,13 +87,18 @@ func (w *watermark) current() (pos checkpoint.SequenceNumber, ok bool) {
 
 // waitRoom blocks while limit or more records are above the mark, until
 // stop returns true (checked whenever the mark moves, and when wake is
-// called).
-func (w *watermark) waitRoom(limit int, stop func() bool) {
+// called), and returns how many records fit below limit then (0 when
+// stopped).
+func (w *watermark) waitRoom(limit int, stop func() bool) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for len(w.pending) >= limit && !stop() {
+	for len(w.pending) >= limit {
+		if stop() {
+			return 0
+		}
 		w.room.Wait()
 	}
+	return limit - len(w.pending)
 }
 
 // wake makes waitRoom check its stop condition.

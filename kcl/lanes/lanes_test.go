@@ -1,0 +1,263 @@
+package lanes_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/kinesisgo/kinesis/checkpoint"
+	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/kcl"
+	"github.com/kinesisgo/kinesis/kcl/lanes"
+	"github.com/kinesisgo/kinesis/kinesistest"
+	"github.com/kinesisgo/kinesis/lease"
+)
+
+const fakeShard = "shardId-000000000000"
+
+// fake is a worker with lanes over an in-memory stream and lease table.
+type fake struct {
+	t      *testing.T
+	stream *kinesistest.Stream
+	store  *lease.MemoryStore
+	seqs   []string // of the records put, in order
+}
+
+// newFake puts n records of keys key-0 ... key-(keys-1) (data "key#i") on
+// a one-shard in-memory stream.
+func newFake(t *testing.T, n, keys int) *fake {
+	s, err := kinesistest.New(kinesistest.Config{StreamName: "s", Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fake{t: t, stream: s, store: lease.NewMemoryStore()}
+	for i := range n {
+		key := fmt.Sprintf("key-%d", i%keys)
+		_, seq, err := s.Put(key, []byte(fmt.Sprintf("%s#%d", key, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.seqs = append(f.seqs, seq)
+	}
+	return f
+}
+
+// run runs a worker with lanes cfg until the returned stop (a graceful
+// shutdown) or the end of the test.
+func (f *fake) run(cfg lanes.Config) (stop func()) {
+	f.t.Helper()
+	fac, err := lanes.New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	w, err := kcl.New(kcl.Config{
+		Stream: "s", App: "app", Kinesis: f.stream, LeaseStore: f.store, NewProcessor: fac.NewProcessor,
+		InitialPosition: checkpoint.TrimHorizon, Lease: kcl.LeaseConfig{TakeInterval: 10 * time.Millisecond},
+		Logger: zaptest.NewLogger(f.t, zaptest.Level(zap.ErrorLevel)),
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				f.t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	f.t.Cleanup(stop)
+	return stop
+}
+
+func (f *fake) checkpoint() checkpoint.SequenceNumber {
+	l, err := f.store.Get(context.Background(), fakeShard)
+	if err != nil {
+		return checkpoint.SequenceNumber{}
+	}
+	return l.CheckpointSequence()
+}
+
+func (f *fake) last() checkpoint.SequenceNumber {
+	return checkpoint.SequenceNumber{Sequence: f.seqs[len(f.seqs)-1]}
+}
+
+// calls records the Handler's calls.
+type calls struct {
+	mu    sync.Mutex
+	all   []lanes.Batch
+	count int // records in all
+}
+
+func (c *calls) add(b *lanes.Batch) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.all = append(c.all, *b)
+	c.count += len(b.Records)
+	return len(c.all)
+}
+
+func (c *calls) get() []lanes.Batch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]lanes.Batch(nil), c.all...)
+}
+
+// A partial result: the records before the failed one are not handed over
+// again; the retry starts at the failed record.
+func TestPartialResultResumesAtFailedRecord(t *testing.T) {
+	f := newFake(t, 20, 1)
+	var c calls
+	f.run(lanes.Config{
+		RetryBackoffBase: time.Millisecond, RetryBackoffMax: time.Millisecond,
+		Handler: lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
+			if c.add(b) == 1 {
+				return lanes.FailedFrom(7, errors.New("record 7 failed"))
+			}
+			return nil
+		}),
+	})
+	wait.For(t, 10*time.Second, "the checkpoint at the last record", func() bool { return f.checkpoint() == f.last() })
+	got := c.get()
+	if len(got) != 2 {
+		t.Fatalf("%d calls, want 2", len(got))
+	}
+	if len(got[0].Records) != 20 || got[0].Attempt != 1 {
+		t.Errorf("first call: %d records, attempt %d; want the 20 delivered, attempt 1", len(got[0].Records), got[0].Attempt)
+	}
+	if r := got[1].Records; len(r) != 13 || r[0].SequenceNumber != f.seqs[7] || got[1].Attempt != 2 {
+		t.Errorf("retry: %d records from %s, attempt %d; want the 13 from record 7 (%s), attempt 2", len(r), r[0].SequenceNumber, got[1].Attempt, f.seqs[7])
+	}
+}
+
+// BatchSize, BatchBytes and BatchWindow shape the batches, across
+// deliveries.
+func TestBatching(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  lanes.Config
+		want []int // records per call
+	}{
+		{"as delivered", lanes.Config{}, []int{10}},
+		{"size", lanes.Config{BatchSize: 4, BatchWindow: time.Second}, []int{4, 4, 2}},
+		{"bytes", lanes.Config{BatchBytes: 21, BatchWindow: time.Second}, []int{3, 3, 3, 1}}, // "key-0#i": 7 bytes
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, 10, 1)
+			var c calls
+			cfg := tc.cfg
+			cfg.Handler = lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error { c.add(b); return nil })
+			f.run(cfg)
+			wait.For(t, 10*time.Second, "every record", func() bool { return f.checkpoint() == f.last() })
+			var sizes []int
+			for _, b := range c.get() {
+				sizes = append(sizes, len(b.Records))
+			}
+			if fmt.Sprint(sizes) != fmt.Sprint(tc.want) {
+				t.Errorf("batches of %v records, want %v", sizes, tc.want)
+			}
+		})
+	}
+}
+
+// A graceful shutdown waits for the records queued in the lanes and
+// checkpoints the watermark; ProcessRecords had returned long before.
+func TestShutdownDrainsLanes(t *testing.T) {
+	f := newFake(t, 100, 10)
+	var c calls
+	first := make(chan struct{})
+	var once sync.Once
+	stop := f.run(lanes.Config{
+		Parallelism: 4, BatchSize: 5,
+		Handler: lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
+			once.Do(func() { close(first) })
+			time.Sleep(5 * time.Millisecond) // a handler's work
+			c.add(b)
+			return nil
+		}),
+	})
+	<-first
+	stop()
+	if c.count != 100 {
+		t.Errorf("%d records handled by the end of the shutdown, want 100", c.count)
+	}
+	if cp := f.checkpoint(); cp != f.last() {
+		t.Errorf("checkpoint %s after the shutdown, want the last record %s", cp, f.last())
+	}
+}
+
+// ProcessRecords blocks while MaxInFlight records are held; the lanes'
+// metrics count them.
+func TestMaxInFlightBlocks(t *testing.T) {
+	f := newFake(t, 50, 50)
+	reg := prometheus.NewPedanticRegistry()
+	release := make(chan struct{})
+	var c calls
+	f.run(lanes.Config{
+		Parallelism: 4, BatchSize: 1, MaxInFlight: 8, Metrics: reg,
+		Handler: lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			c.add(b)
+			return nil
+		}),
+	})
+	inFlight := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0.0
+		for _, mf := range mfs {
+			if mf.GetName() == "kinesis_kcl_lane_records_in_flight" {
+				for _, m := range mf.GetMetric() {
+					sum += m.GetGauge().GetValue()
+				}
+			}
+		}
+		return sum
+	}
+	wait.For(t, 10*time.Second, "8 records in flight", func() bool { return inFlight() == 8 })
+	if wait.Until(200*time.Millisecond, func() bool { return inFlight() > 8 }) {
+		t.Fatalf("%v records in flight, bound 8", inFlight())
+	}
+	close(release)
+	wait.For(t, 10*time.Second, "every record", func() bool { return f.checkpoint() == f.last() })
+	if n := testutil.CollectAndCount(reg, "kinesis_kcl_lane_records_handled_total"); n == 0 {
+		t.Error("no kinesis_kcl_lane_records_handled_total series")
+	}
+}
+
+// A panicking Handler fails its call, which is retried.
+func TestHandlerPanicIsRetried(t *testing.T) {
+	f := newFake(t, 3, 1)
+	var c calls
+	f.run(lanes.Config{
+		RetryBackoffBase: time.Millisecond, RetryBackoffMax: time.Millisecond,
+		Handler: lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
+			if c.add(b) == 1 {
+				panic("bad record")
+			}
+			return nil
+		}),
+	})
+	wait.For(t, 10*time.Second, "the checkpoint at the last record", func() bool { return f.checkpoint() == f.last() })
+	if got := c.get(); len(got) != 2 || got[1].Attempt != 2 {
+		t.Errorf("%d calls, want the panicking one and its retry", len(got))
+	}
+}
