@@ -90,6 +90,13 @@ type Config struct {
 	// DefaultRetryBackoffMax; at least RetryBackoffBase.
 	RetryBackoffMax time.Duration
 
+	// CheckpointInterval is the least time between two checkpoints of a
+	// shard: a longer one makes fewer lease table writes and leaves more
+	// records to process again after a crash. Default 0: the watermark is
+	// checkpointed whenever it moves, one write at a time. ShardEnded and
+	// ShutdownRequested checkpoint at once.
+	CheckpointInterval time.Duration
+
 	// Destination receives the records that MaxRetries or MaxRecordAge
 	// gave up on. The checkpoint moves past a record only once it was
 	// handled or Destination.Send returned nil for it; a failed Send is
@@ -127,7 +134,8 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"BatchWindow", c.BatchWindow}, {"MaxRecordAge", c.MaxRecordAge},
-		{"RetryBackoffBase", c.RetryBackoffBase}, {"RetryBackoffMax", c.RetryBackoffMax}} {
+		{"RetryBackoffBase", c.RetryBackoffBase}, {"RetryBackoffMax", c.RetryBackoffMax},
+		{"CheckpointInterval", c.CheckpointInterval}} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("invalid %s %v: must not be negative", f.name, f.v))
 		}

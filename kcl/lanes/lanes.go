@@ -215,8 +215,8 @@ func (s *shardProcessor) waitStopped(ctx context.Context) {
 	}
 }
 
-// writeCheckpoints writes the watermark whenever it moves, until the
-// lanes stop.
+// writeCheckpoints writes the watermark whenever it moves (at most once
+// per Config.CheckpointInterval), until the lanes stop.
 func (s *shardProcessor) writeCheckpoints() {
 	for attempt := 0; ; {
 		select {
@@ -226,8 +226,14 @@ func (s *shardProcessor) writeCheckpoints() {
 		}
 		for {
 			err := s.writeMark(s.ctx)
-			if err == nil || s.ctx.Err() != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			if err == nil {
 				attempt = 0
+				if backoff.Sleep(s.ctx, s.f.cfg.CheckpointInterval) != nil {
+					return
+				}
 				break
 			}
 			if errors.Is(err, lease.ErrLeaseLost) {

@@ -261,3 +261,36 @@ func TestHandlerPanicIsRetried(t *testing.T) {
 		t.Errorf("%d calls, want the panicking one and its retry", len(got))
 	}
 }
+
+// With a CheckpointInterval, the watermark is written at most once per
+// interval while records flow, and at once on shutdown.
+func TestCheckpointInterval(t *testing.T) {
+	f := newFake(t, 20, 1)
+	var c calls
+	gate := make(chan struct{})
+	first := checkpoint.SequenceNumber{Sequence: f.seqs[0]}
+	stop := f.run(lanes.Config{
+		BatchSize: 1, CheckpointInterval: time.Hour,
+		Handler: lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
+			if b.Records[0].SequenceNumber != first.Sequence {
+				<-gate // the first record alone is handled until the test has seen its checkpoint
+			}
+			c.add(b)
+			return nil
+		}),
+	})
+	wait.For(t, 10*time.Second, "the checkpoint at the first record", func() bool { return f.checkpoint() == first })
+	close(gate)
+	wait.For(t, 10*time.Second, "every record handled", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.count == 20
+	})
+	if wait.Until(300*time.Millisecond, func() bool { return f.checkpoint() != first }) {
+		t.Errorf("checkpoint %s within the interval of the first one (%s)", f.checkpoint(), first)
+	}
+	stop()
+	if cp := f.checkpoint(); cp != f.last() {
+		t.Errorf("checkpoint %s after the shutdown, want the last record %s", cp, f.last())
+	}
+}
