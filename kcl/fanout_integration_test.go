@@ -42,7 +42,7 @@ func (c *proxyClock) Advance(d time.Duration) {
 
 // h2cKinesisClient is a Kinesis client for endpoint that speaks HTTP/2
 // without TLS only, as fan-out runs over HTTP/2.
-func h2cKinesisClient(t *testing.T, endpoint string) *kinesis.Client {
+func h2cKinesisClient(t testing.TB, endpoint string) *kinesis.Client {
 	t.Helper()
 	protos := new(http.Protocols)
 	protos.SetUnencryptedHTTP2(true)
