@@ -83,7 +83,13 @@
 //     takes over and the old stream ends with a ResourceInUseException event;
 //     2 MiB/s per consumer and shard. Faults (FanOutFaults, changed with
 //     Proxy.SetFanOutFaults): streams cut mid-way and InternalFailureException
-//     events. The listener serves HTTP/2 without TLS (prior knowledge) beside
+//     events. Before a subscription's first record, its
+//     ContinuationSequenceNumber is the starting one (for AT_SEQUENCE_NUMBER,
+//     one less) or, for TRIM_HORIZON, LATEST and AT_TIMESTAMP, the shard's
+//     starting sequence number: resuming from it after a LATEST start reads
+//     the shard again from its start, where AWS would skip the records
+//     written before the first subscription. The listener serves HTTP/2
+//     without TLS (prior knowledge) beside
 //     HTTP/1.1, so that a client whose transport speaks only HTTP/2 uses
 //     HTTP/2 as it does with AWS.
 //   - CloudWatch GetMetricData for Kinesis's shard-level write metrics
