@@ -385,3 +385,59 @@ func TestSubscriberStopsWithContext(t *testing.T) {
 		}
 	})
 }
+
+// The poller's start positions: AT_SEQUENCE_NUMBER delivers from that
+// record, LATEST only what is written after the subscription.
+func TestSubscriberStartPositions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fk := newStream(t, "s", 1)
+		want := putMany(t, fk, 12)
+		f := &fakeFanOut{fk: fk}
+		got, _ := collectAllUntil(t, newTestSubscriber(t, f, startPosition{kind: types.ShardIteratorTypeAtSequenceNumber, seq: want[5]},
+			fastRetrieval(), newFanOutMetrics(nil)), 7, nil)
+		if fmt.Sprint(got) != fmt.Sprint(want[5:]) {
+			t.Errorf("AT_SEQUENCE_NUMBER %s: read %v, want %v", want[5], got, want[5:])
+		}
+		if c := f.calls(); c[0].Type != types.ShardIteratorTypeAtSequenceNumber || aws.ToString(c[0].SequenceNumber) != want[5] {
+			t.Errorf("first subscription from %+v", c[0])
+		}
+
+		written := make(chan []string, 1)
+		got, _ = collectAllUntil(t, newTestSubscriber(t, &fakeFanOut{fk: fk}, startPosition{kind: types.ShardIteratorTypeLatest},
+			fastRetrieval(), newFanOutMetrics(nil)), 2, func() {
+			time.Sleep(time.Second) // subscribed
+			written <- putMany(t, fk, 2)
+		})
+		if later := <-written; fmt.Sprint(got) != fmt.Sprint(later) {
+			t.Errorf("LATEST: read %v, want %v", got, later)
+		}
+	})
+}
+
+// collectAllUntil runs a subscriber until n records are delivered, with
+// meanwhile run (if not nil) in the background.
+func collectAllUntil(t *testing.T, s *subscriber, n int, meanwhile func()) ([]string, fetched) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan fetched)
+	done := make(chan struct{})
+	go func() { defer close(done); s.run(ctx, out) }()
+	if meanwhile != nil {
+		go meanwhile()
+	}
+	defer func() { cancel(); <-done }()
+	var seqs []string
+	var last fetched
+	for len(seqs) < n {
+		f, ok := <-out
+		if !ok {
+			t.Fatalf("subscriber stopped after %d of %d records", len(seqs), n)
+		}
+		for _, r := range f.records {
+			seqs = append(seqs, aws.ToString(r.SequenceNumber))
+		}
+		s.done(f.seqNo)
+		last = f
+	}
+	return seqs, last
+}
