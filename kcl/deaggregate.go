@@ -2,6 +2,7 @@ package kcl
 
 import (
 	"math/big"
+	"slices"
 	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -64,9 +65,13 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 // new memory, which limit bounds per batch.
 func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limit int) ([]Record, []types.Record) {
 	decompressed := 0
+	// next holds the user records of recs[i+1] when they were decoded
+	// with those of recs[i].
+	var next []aggregation.UserRecord
+	nextOK, haveNext := false, false
 	for i := range recs {
 		if limit > 0 && decompressed >= limit {
-			clear(d.scratch)
+			clear(d.scratch[:cap(d.scratch)])
 			return dst, recs[i:]
 		}
 		r := &recs[i]
@@ -87,7 +92,23 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 			}
 			d.resumeSeq = nil
 		}
-		users, ok := aggregation.DecodeAppend(d.scratch[:0], r.Data)
+		var users []aggregation.UserRecord
+		var ok bool
+		switch {
+		case haveNext:
+			users, ok, haveNext = next, nextOK, false
+		case d.resumeSeq == nil && i+1 < len(recs) && pairable(r.Data) && pairable(recs[i+1].Data):
+			// Two containers in a row: their digests are checked
+			// together, in about the time of one.
+			all, n, okA, okB := aggregation.DecodeAppendPair(d.scratch[:0], r.Data, recs[i+1].Data)
+			d.scratch = all
+			users, ok = all[:n:n], okA
+			next, nextOK, haveNext = all[n:], okB, true
+		default:
+			if users, ok = aggregation.DecodeAppend(d.scratch[:0], r.Data); ok {
+				d.scratch = users
+			}
+		}
 		compressed := aggregation.IsCompressed(r.Data)
 		if !ok {
 			if compressed && d.undecoded != nil {
@@ -105,12 +126,14 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 			})
 			continue
 		}
-		d.scratch = users
 		d.gen++
 		// A shard holding the whole hash key space (the one shard of a
 		// stream never resharded) contains every key: nothing to hash.
 		check := d.hashRange != nil && *d.hashRange != fullRange
 		outside := 0
+		// The records are written in place, field by field, into room
+		// made once per container.
+		dst = slices.Grow(dst, len(users))
 		for j := range users {
 			u := &users[j]
 			if compressed {
@@ -123,23 +146,30 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 			if check && !d.inRange(u) {
 				outside++
 			}
-			dst = append(dst, Record{
-				ShardID:                     d.shardID,
-				SequenceNumber:              seq,
-				SubSequenceNumber:           sub,
-				Aggregated:                  true,
-				PartitionKey:                u.PartitionKey,
-				ExplicitHashKey:             u.ExplicitHashKey,
-				ApproximateArrivalTimestamp: arrival,
-				Data:                        u.Data,
-			})
+			dst = dst[:len(dst)+1]
+			o := &dst[len(dst)-1]
+			o.ShardID = d.shardID
+			o.SequenceNumber = seq
+			o.SubSequenceNumber = sub
+			o.Aggregated = true
+			o.PartitionKey = u.PartitionKey
+			o.ExplicitHashKey = u.ExplicitHashKey
+			o.ApproximateArrivalTimestamp = arrival
+			o.Data = u.Data
 		}
 		if outside > 0 && d.outside != nil {
 			d.outside(outside)
 		}
 	}
-	clear(d.scratch) // drop references to the data of this batch
+	clear(d.scratch[:cap(d.scratch)]) // drop references to the data of this batch
 	return dst, nil
+}
+
+// pairable reports whether data is an uncompressed container, decoded two
+// at a time (compressed ones are decoded one by one, each counted against
+// the batch's limit before the next is decompressed).
+func pairable(data []byte) bool {
+	return aggregation.IsContainer(data) && !aggregation.IsCompressed(data)
 }
 
 // fullRange is the whole hash key space.

@@ -129,3 +129,57 @@ func TestDeaggregatorCountsRecordsOutsideTheShard(t *testing.T) {
 		t.Fatalf("whole space: delivered %d, counted %d outside, want %d and 0", len(got), outside, 3*len(keys)+1)
 	}
 }
+
+// TestDeaggregatorPairs reads runs of containers, which are decoded two at
+// a time, mixed with plain, corrupt and compressed records, from every
+// resume point: each Kinesis record gives what decoding it alone gives.
+func TestDeaggregatorPairs(t *testing.T) {
+	var e aggregation.Encoder
+	build := func(tag string, n int) []byte {
+		e.Reset()
+		for i := range n {
+			e.Add(aggregation.Record{PartitionKey: fmt.Sprint(tag, i%3), Data: []byte(fmt.Sprint(tag, "-", i))})
+		}
+		return e.Encode()
+	}
+	corrupt := build("x", 4)
+	corrupt[len(corrupt)-1] ^= 0xff
+	compressed, err := aggregation.Compress(nil, build("z", 5), aggregation.Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	datas := [][]byte{build("a", 3), build("b", 1), build("c", 7), []byte("plain"), build("d", 2), corrupt,
+		build("e", 4), compressed, build("f", 2), build("g", 3), build("h", 1)}
+	var recs []types.Record
+	var want []string // per Kinesis record, its user records decoded alone
+	var wantSubs [][]string
+	for i, data := range datas {
+		seq := fmt.Sprint(100 * (i + 1))
+		recs = append(recs, kinesisRecord(seq, "pk", data))
+		var subs []string
+		if users, ok := aggregation.Decode(data); ok {
+			for _, u := range users {
+				subs = append(subs, fmt.Sprintf("%s/%d %s %s agg=true", seq, u.SubSequenceNumber, u.PartitionKey, u.Data))
+			}
+		} else {
+			subs = append(subs, fmt.Sprintf("%s/0 pk %s agg=false", seq, data))
+		}
+		wantSubs = append(wantSubs, subs)
+		want = append(want, subs...)
+	}
+	d := &deaggregator{shardID: "s"}
+	if got := describe(d.appendRecords(nil, recs)); !slices.Equal(got, want) {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	// Resuming at each user record skips it and everything before it.
+	for i := range recs {
+		for sub := range wantSubs[i] {
+			d := &deaggregator{shardID: "s", resumeSub: uint64(sub)}
+			d.resumeSeq, _ = new(big.Int).SetString(*recs[i].SequenceNumber, 10)
+			want := slices.Concat(append([][]string{wantSubs[i][sub+1:]}, wantSubs[i+1:]...)...)
+			if got := describe(d.appendRecords(nil, recs[i:])); !slices.Equal(got, want) {
+				t.Fatalf("resume at %s/%d: got  %q\nwant %q", *recs[i].SequenceNumber, sub, got, want)
+			}
+		}
+	}
+}

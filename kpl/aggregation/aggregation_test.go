@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -583,4 +584,40 @@ func FuzzDecodeMessage(f *testing.F) {
 	c := e.Encode()
 	f.Add(c[len(magic) : len(c)-md5.Size])
 	f.Fuzz(sameAsFields)
+}
+
+func TestDecodeAppendPair(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 4))
+	var e Encoder
+	build := func(n int) []byte {
+		e.Reset()
+		for i := range n {
+			e.Add(Record{PartitionKey: fmt.Sprint("k", i%7), Data: randomBytes(r)})
+		}
+		return e.Encode()
+	}
+	valid, small := build(300), build(2)
+	badDigest := bytes.Clone(valid)
+	badDigest[len(badDigest)-1] ^= 1
+	badMessage := container([]byte{0x1a, 0x03, 0x08, 0x05, 0x1a}) // index outside the key table
+	compressed, err := Compress(nil, valid, Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{
+		"valid": valid, "small": small, "bad digest": badDigest, "bad message": badMessage,
+		"plain": []byte("plain"), "empty": nil, "compressed": compressed,
+	}
+	prefix := []UserRecord{{PartitionKey: "before", Data: []byte{}}}
+	for na, a := range inputs {
+		for nb, b := range inputs {
+			wantA, okA := DecodeAppend(nil, a)
+			wantB, okB := DecodeAppend(nil, b)
+			got, n, gotA, gotB := DecodeAppendPair(slices.Clone(prefix), a, b)
+			if gotA != okA || gotB != okB || n != len(wantA) {
+				t.Fatalf("%s, %s: n %d ok %v %v, want %d %v %v", na, nb, n, gotA, gotB, len(wantA), okA, okB)
+			}
+			assertRecords(t, got, append(append(slices.Clone(prefix), wantA...), wantB...))
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package aggregation
 
 import (
+	"bytes"
 	"crypto/md5"
 	"fmt"
 	"testing"
@@ -36,6 +37,24 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkDecodePair reports user records/s decoded by DecodeAppendPair
+// from the same containers, two at a time.
+func BenchmarkDecodePair(b *testing.B) {
+	c, n := container50K(b)
+	d := bytes.Clone(c)
+	b.SetBytes(int64(2 * len(c)))
+	b.ReportAllocs()
+	var recs []UserRecord
+	for b.Loop() {
+		var okA, okB bool
+		recs, _, okA, okB = DecodeAppendPair(recs[:0], c, d)
+		if !okA || !okB || len(recs) != 2*n {
+			b.Fatal("decode failed")
+		}
+	}
+	b.ReportMetric(float64(2*n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkEncode reports user records/s encoded into 50 KB containers of

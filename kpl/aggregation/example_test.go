@@ -46,3 +46,29 @@ func ExampleCompress() {
 	fmt.Println(ok, len(records), len(compressed) < len(plain))
 	// Output: true 100 true
 }
+
+func ExampleDecodeAppendPair() {
+	var e aggregation.Encoder
+	e.Add(aggregation.Record{PartitionKey: "user-1", Data: []byte("first")})
+	e.Add(aggregation.Record{PartitionKey: "user-2", Data: []byte("second")})
+	a := e.Encode()
+	e.Reset()
+	e.Add(aggregation.Record{PartitionKey: "user-3", Data: []byte("third")})
+	b := e.Encode()
+
+	records, n, okA, okB := aggregation.DecodeAppendPair(nil, a, b)
+	fmt.Println(n, okA, okB)
+	for _, r := range records {
+		fmt.Println(r.SubSequenceNumber, r.PartitionKey, string(r.Data))
+	}
+
+	// A record that is not a container appends nothing.
+	records, n, okA, okB = aggregation.DecodeAppendPair(nil, []byte("a plain record"), b)
+	fmt.Println(len(records), n, okA, okB)
+	// Output:
+	// 2 true true
+	// 0 user-1 first
+	// 1 user-2 second
+	// 0 user-3 third
+	// 1 0 false true
+}

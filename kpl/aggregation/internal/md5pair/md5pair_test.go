@@ -1,0 +1,63 @@
+package md5pair
+
+import (
+	"crypto/md5"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestSum2(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	// Every length around the block and padding boundaries, against
+	// every other, and longer messages of random lengths.
+	var lengths []int
+	for n := range 200 {
+		lengths = append(lengths, n)
+	}
+	for range 50 {
+		lengths = append(lengths, r.IntN(70000))
+	}
+	for _, la := range lengths {
+		a := random(la)
+		for _, lb := range []int{0, 1, 55, 56, 63, 64, 65, 119, 120, 128, r.IntN(70000), la} {
+			b := random(lb)
+			sa, sb := Sum2(a, b)
+			if sa != md5.Sum(a) || sb != md5.Sum(b) {
+				t.Fatalf("Sum2 of %d and %d bytes: %x %x, want %x %x", la, lb, sa, sb, md5.Sum(a), md5.Sum(b))
+			}
+		}
+	}
+}
+
+func TestSum2DoesNotAllocate(t *testing.T) {
+	a, b := make([]byte, 5000), make([]byte, 3000)
+	if n := testing.AllocsPerRun(10, func() { Sum2(a, b) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
+
+var msgA, msgB = make([]byte, 51200), make([]byte, 51200)
+
+// BenchmarkSum2 and BenchmarkMD5Twice compare two 50 KB digests at once
+// with crypto/md5 one after the other.
+func BenchmarkSum2(b *testing.B) {
+	b.SetBytes(2 * 51200)
+	for b.Loop() {
+		Sum2(msgA, msgB)
+	}
+}
+
+func BenchmarkMD5Twice(b *testing.B) {
+	b.SetBytes(2 * 51200)
+	for b.Loop() {
+		md5.Sum(msgA)
+		md5.Sum(msgB)
+	}
+}
