@@ -16,8 +16,9 @@ import (
 // item is a record queued in a lane.
 type item struct {
 	rec      kcl.Record
-	ord      uint64 // in the shard's watermark
-	delivery uint64 // the ProcessRecords call that delivered it
+	ord      uint64    // in the shard's watermark
+	delivery uint64    // the ProcessRecords call that delivered it
+	queued   time.Time // when it was queued in its lane
 }
 
 // lane handles the records of a shard routed to it, one batch at a time.
@@ -27,17 +28,17 @@ type lane struct {
 	met    laneMetrics
 	signal chan struct{} // a token when records are queued or the shard drains
 
-	mu      sync.Mutex
-	queue   []item
-	firstAt time.Time // when the first queued record arrived
+	mu    sync.Mutex
+	queue []item
 }
 
 // push queues items, in order.
 func (l *lane) push(items []item) {
-	l.mu.Lock()
-	if len(l.queue) == 0 {
-		l.firstAt = time.Now()
+	now := time.Now()
+	for i := range items {
+		items[i].queued = now
 	}
+	l.mu.Lock()
 	l.queue = append(l.queue, items...)
 	l.mu.Unlock()
 	l.met.inFlight.Add(float64(len(items)))
@@ -75,15 +76,12 @@ func (l *lane) next() ([]item, bool) {
 		l.mu.Lock()
 		if len(l.queue) > 0 {
 			n, full := l.batchLen()
-			wait = cfg.BatchWindow - time.Since(l.firstAt)
+			wait = cfg.BatchWindow - time.Since(l.queue[0].queued)
 			if full || wait <= 0 || l.sp.draining.Load() {
 				items := make([]item, n)
 				copy(items, l.queue)
 				clear(l.queue[:n])
 				l.queue = l.queue[n:]
-				if len(l.queue) > 0 {
-					l.firstAt = time.Now()
-				}
 				l.mu.Unlock()
 				return items, true
 			}

@@ -60,7 +60,7 @@ type shardProcessor struct {
 
 	wm       *watermark
 	lanes    []*lane
-	router   *router // nil with one lane
+	router   *router         // nil with one lane
 	ctx      context.Context // the lanes' context: the shard's, ended by cancel
 	cancel   context.CancelCauseFunc
 	running  sync.WaitGroup // the lanes and the checkpoint writer
