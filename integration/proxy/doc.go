@@ -84,14 +84,13 @@
 //     2 MiB/s per consumer and shard. Faults (FanOutFaults, changed with
 //     Proxy.SetFanOutFaults): streams cut mid-way and InternalFailureException
 //     events. Before a subscription's first record, its
-//     ContinuationSequenceNumber is the starting one (for AT_SEQUENCE_NUMBER,
-//     one less) or, for TRIM_HORIZON, LATEST and AT_TIMESTAMP, the shard's
-//     starting sequence number: resuming from it after a LATEST start reads
-//     the shard again from its start, where AWS would skip the records
-//     written before the first subscription. The listener serves HTTP/2
-//     without TLS (prior knowledge) beside
-//     HTTP/1.1, so that a client whose transport speaks only HTTP/2 uses
-//     HTTP/2 as it does with AWS.
+//     ContinuationSequenceNumber is one that resuming after reads what the
+//     subscription would have: the starting one (AT_SEQUENCE_NUMBER: one
+//     less), the last record's before the start (LATEST and AT_TIMESTAMP, found
+//     by reading the shard from its trim horizon) or the shard's starting
+//     sequence number. The listener serves HTTP/2 without TLS (prior
+//     knowledge) beside HTTP/1.1, so that a client whose transport speaks
+//     only HTTP/2 uses HTTP/2 as it does with AWS.
 //   - CloudWatch GetMetricData for Kinesis's shard-level write metrics
 //     (AWS/Kinesis IncomingBytes, IncomingRecords and
 //     WriteProvisionedThroughputExceeded per StreamName and ShardId, statistic

@@ -11,7 +11,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 
 	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/integration/testenv"
@@ -156,7 +158,10 @@ type subscription struct {
 
 func subscribe(t *testing.T, client *kinesis.Client, consumerARN, shard string, pos types.StartingPosition) (*subscription, error) {
 	t.Helper()
-	out, err := client.SubscribeToShard(ctxT(t), &kinesis.SubscribeToShardInput{ConsumerARN: &consumerARN, ShardId: &shard, StartingPosition: &pos})
+	// A protocol value per subscription: the SDK's shared one races
+	// between concurrent event streams (aws/smithy-go issue 714).
+	out, err := client.SubscribeToShard(ctxT(t), &kinesis.SubscribeToShardInput{ConsumerARN: &consumerARN, ShardId: &shard, StartingPosition: &pos},
+		func(o *kinesis.Options) { o.Protocol = awsjson.New11(schemas.Kinesis_20131202) })
 	if err != nil {
 		return nil, err
 	}
@@ -430,5 +435,46 @@ func TestSubscribeToShardReadLimit(t *testing.T) {
 	clock.Advance(2100 * time.Millisecond)
 	if got, _ := s.records(t, 1); got[0] != "r000" {
 		t.Errorf("record after the debt: %s, want r000", got[0])
+	}
+}
+
+// Before a subscription's first record, its continuation is one resuming
+// after which reads what the subscription would have: for LATEST, the last
+// record's sequence number before it.
+func TestSubscribeToShardContinuationBeforeFirstRecord(t *testing.T) {
+	_, client, clock := fanOutProxy(t, proxy.FanOutConfig{})
+	stream := testenv.CreateStream(t, client, 1)
+	consumer := activeConsumer(t, client, clock, streamARN(t, client, stream), "app")
+	var seqs []string
+	for i := 0; i < 3; i++ {
+		out, err := client.PutRecord(ctxT(t), &kinesis.PutRecordInput{StreamName: &stream, PartitionKey: aws.String("k"), Data: []byte{byte(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, aws.ToString(out.SequenceNumber))
+	}
+	for _, tc := range []struct {
+		pos  types.StartingPosition
+		want string
+	}{
+		{types.StartingPosition{Type: types.ShardIteratorTypeLatest}, seqs[2]},
+		{types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: &seqs[2]}, seqs[2]},
+	} {
+		clock.Advance(6 * time.Second)
+		s, err := subscribe(t, client, consumer, shardID(0), tc.pos)
+		if err != nil {
+			t.Fatalf("SubscribeToShard %s: %v", tc.pos.Type, err)
+		}
+		select {
+		case ev := <-s.events:
+			if len(ev.Records) != 0 || aws.ToString(ev.ContinuationSequenceNumber) != tc.want {
+				t.Errorf("%s: first event has %d records and continuation %s, want none and %s",
+					tc.pos.Type, len(ev.Records), aws.ToString(ev.ContinuationSequenceNumber), tc.want)
+			}
+		case <-s.done:
+			t.Fatalf("%s: stream ended: %v", tc.pos.Type, s.err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no event within 10s", tc.pos.Type)
+		}
 	}
 }

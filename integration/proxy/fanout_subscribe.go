@@ -137,10 +137,12 @@ func (p *Proxy) subscribeToShard(w http.ResponseWriter, r *http.Request, body []
 }
 
 // firstIterator gets the upstream iterator for a starting position, and the
-// continuation sequence number to send before the first record: the
-// position's own sequence number, or for the other types the shard's
-// starting sequence number (resuming after it reads the whole shard). A
-// non-nil response is the error to answer with.
+// continuation sequence number to send before the first record: resuming
+// after it reads what the subscription would have read. That is the
+// position's own sequence number (AFTER_SEQUENCE_NUMBER), the one before it
+// (AT_SEQUENCE_NUMBER), the last record's before the position (LATEST,
+// AT_TIMESTAMP), else the shard's starting sequence number. A non-nil
+// response is the error to answer with.
 func (p *Proxy) firstIterator(ctx context.Context, h http.Header, stream streamRef, shard string, pos startingPosition) (string, string, *response) {
 	in := map[string]any{"StreamName": stream.Name, "ShardId": shard, "ShardIteratorType": pos.Type}
 	if pos.SequenceNumber != "" {
@@ -163,8 +165,14 @@ func (p *Proxy) firstIterator(ctx context.Context, h http.Header, stream streamR
 		return "", "", &r
 	}
 	cont := pos.SequenceNumber
-	if pos.Type == "AT_SEQUENCE_NUMBER" {
+	switch pos.Type {
+	case "AT_SEQUENCE_NUMBER":
 		cont = decrement(cont)
+	case "LATEST", "AT_TIMESTAMP":
+		if cont, err = p.lastSequence(ctx, h, stream, shard, pos.Timestamp); err != nil {
+			r := upstreamAnswer(err)
+			return "", "", &r
+		}
 	}
 	if cont == "" {
 		err = p.listUpstream(ctx, h, stream, func(raw json.RawMessage) error {
@@ -183,6 +191,60 @@ func (p *Proxy) firstIterator(ctx context.Context, h http.Header, stream streamR
 		}
 	}
 	return out.ShardIterator, cont, nil
+}
+
+// maxScanCalls bounds the GetRecords calls of lastSequence.
+const maxScanCalls = 1000
+
+// lastSequence reads the shard from its trim horizon and returns the
+// sequence number of its last record (of the last that arrived before at,
+// in epoch seconds, when at is set), or "" when there is none: the
+// continuation of a LATEST or AT_TIMESTAMP subscription before its first
+// record, as resuming after it reads what the subscription would have.
+func (p *Proxy) lastSequence(ctx context.Context, h http.Header, stream streamRef, shard string, at *float64) (string, error) {
+	resp, err := p.callUpstream(ctx, h, "GetShardIterator", map[string]any{"StreamName": stream.Name, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"})
+	if err != nil {
+		return "", err
+	}
+	if resp.status != http.StatusOK {
+		return "", &upstreamError{resp}
+	}
+	var it struct{ ShardIterator *string }
+	if err := json.Unmarshal(resp.body, &it); err != nil {
+		return "", fmt.Errorf("GetShardIterator: %w", err)
+	}
+	last := ""
+	for calls := 0; it.ShardIterator != nil && calls < maxScanCalls; calls++ {
+		resp, err := p.callUpstream(ctx, h, "GetRecords", map[string]any{"ShardIterator": *it.ShardIterator})
+		if err != nil {
+			return "", err
+		}
+		if resp.status != http.StatusOK {
+			return "", &upstreamError{resp}
+		}
+		var out struct {
+			Records []struct {
+				SequenceNumber              string
+				ApproximateArrivalTimestamp float64
+			}
+			NextShardIterator  *string
+			MillisBehindLatest int64
+		}
+		if err := json.Unmarshal(resp.body, &out); err != nil {
+			return "", fmt.Errorf("GetRecords: %w", err)
+		}
+		for _, r := range out.Records {
+			if at != nil && r.ApproximateArrivalTimestamp >= *at {
+				return last, nil
+			}
+			last = r.SequenceNumber
+		}
+		if len(out.Records) == 0 && out.MillisBehindLatest == 0 {
+			break // at the tip
+		}
+		it.ShardIterator = out.NextShardIterator
+	}
+	return last, nil
 }
 
 // decrement is the decimal sequence number one below s, or "" if s is not
