@@ -34,6 +34,19 @@ const (
 	subscribeInterval = time.Second
 )
 
+// shardReader reads one shard for its goroutine: the poller (GetRecords)
+// or the subscriber (enhanced fan-out). run sends the batches and closes
+// out when it returns; done acknowledges a batch the processor finished.
+type shardReader interface {
+	run(ctx context.Context, out chan<- fetched)
+	done(seqNo uint64)
+}
+
+var (
+	_ shardReader = (*poller)(nil)
+	_ shardReader = (*subscriber)(nil)
+)
+
 // FanOutAPI is the Kinesis call of enhanced fan-out retrieval;
 // *kinesis.Client has it.
 type FanOutAPI interface {
