@@ -59,12 +59,14 @@ func BenchmarkDeaggregate(b *testing.B) {
 			var out []Record
 			b.SetBytes(int64(len(c)))
 			b.ReportAllocs()
+			cpu := processCPU(b)
 			for b.Loop() {
 				out = d.appendRecords(out[:0], recs)
 				if len(out) != n {
 					b.Fatalf("got %d user records, want %d", len(out), n)
 				}
 			}
+			b.ReportMetric(float64(n*b.N)/(processCPU(b)-cpu).Seconds(), "user-records/cpu-s")
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "user-records/s")
 		})
 	}
