@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +190,80 @@ func TestIntegrationFanOutSubscriptionLifetime(t *testing.T) {
 	}
 	if st := p.FanOutStats(); st.TakenOver < 2 {
 		t.Errorf("proxy stats %+v: want 2 take-overs (the other's, then the subscriber's)", st)
+	}
+}
+
+// A processor taking 100 ms per batch while records keep coming: every
+// record once and in order, the goroutines of the subscription steady
+// (the SDK's reader waits on the unread event; nothing queues up in
+// goroutines), none left once it stops.
+func TestIntegrationFanOutSlowProcessor(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"))
+	})
+	p := proxy.StartForTest(t, proxy.Config{FanOut: &proxy.FanOutConfig{ConsumerDelay: -1}})
+	client := h2cKinesisClient(t, p.URL())
+	stream := testenv.CreateStream(t, client, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ref := streamNamed(t, stream)
+	arn, err := ensureConsumer(ctx, client, ref, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := RetrievalConfig{PrefetchBytes: 64}.withDefaults() // every batch is "large": none fetched ahead
+	s := newSubscriber(sdkSubscribe(client), client, ref, arn, shard0, startPosition{kind: types.ShardIteratorTypeTrimHorizon},
+		cfg, zaptest.NewLogger(t), newMetrics(nil), newFanOutMetrics(nil))
+	runCtx, stop := context.WithCancel(ctx)
+	out := make(chan fetched)
+	var running sync.WaitGroup
+	running.Go(func() { s.run(runCtx, out) })
+
+	const batches, perBatch = 20, 10
+	putting := make(chan error, 1)
+	go func() {
+		for i := range batches {
+			entries := make([]types.PutRecordsRequestEntry, perBatch)
+			for j := range entries {
+				entries[j] = types.PutRecordsRequestEntry{PartitionKey: aws.String("k"), Data: fmt.Appendf(nil, "r%03d", i*perBatch+j)}
+			}
+			if _, err := client.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &stream, Records: entries}); err != nil {
+				putting <- err
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		putting <- nil
+	}()
+	var got []string
+	var goroutines []int
+	timeout := time.After(60 * time.Second)
+	for len(got) < batches*perBatch {
+		select {
+		case f := <-out:
+			for _, r := range f.records {
+				got = append(got, string(r.Data))
+			}
+			time.Sleep(100 * time.Millisecond) // the slow processor
+			goroutines = append(goroutines, runtime.NumGoroutine())
+			s.done(f.seqNo)
+		case <-timeout:
+			t.Fatalf("%d of %d records within 60s", len(got), batches*perBatch)
+		}
+	}
+	if err := <-putting; err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	running.Wait()
+	for i, r := range got {
+		if want := fmt.Sprintf("r%03d", i); r != want {
+			t.Fatalf("record %d is %s, want %s (read %v)", i, r, want, got)
+		}
+	}
+	if lo, hi := slices.Min(goroutines), slices.Max(goroutines); hi-lo > 5 {
+		t.Errorf("goroutines while processing ranged from %d to %d: %v", lo, hi, goroutines)
 	}
 }
