@@ -41,10 +41,12 @@ type Config struct {
 	// Lambda's ParallelizationFactor.
 	Parallelism int
 	// MaxInFlight bounds the records of a shard held above its checkpoint
-	// watermark: queued in a lane, being handled, or handled while an
-	// earlier record of another lane is not. ProcessRecords blocks while
-	// the bound is reached; it is also the most records a crash makes the
-	// next owner process again. Default DefaultMaxInFlight.
+	// watermark (queued in a lane, being handled, or handled while an
+	// earlier record of another lane is not): ProcessRecords blocks,
+	// before it queues a batch, while MaxInFlight or more are held. At
+	// most MaxInFlight plus one delivered batch (see
+	// kcl.RetrievalConfig.MaxRecords) are held, and a crash makes the next
+	// owner process at most those again. Default DefaultMaxInFlight.
 	MaxInFlight int
 
 	// BatchSize is the most records per Handler call. Default 0: each call

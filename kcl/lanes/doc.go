@@ -15,8 +15,11 @@
 // Destination after the Handler failed for it more than Config.MaxRetries
 // times or it grew older than Config.MaxRecordAge. A crash makes the next
 // owner of the shard process again only records above the watermark (at
-// most Config.MaxInFlight), and no record is passed by the checkpoint
-// before it was handled or stored: nothing is dropped silently.
+// most Config.MaxInFlight and a delivered batch), and no record is passed
+// by the checkpoint before it was handled or stored: nothing is dropped
+// silently. A graceful shutdown or a hand-over of the shard to another
+// worker handles no record twice: the lanes finish the records up to the
+// last one started, and the next owner reads the rest again.
 //
 // With the zero Config (but the Handler) a shard has one lane, each batch
 // the worker delivers is one Handler call, and a failing call is retried

@@ -28,8 +28,11 @@ type lane struct {
 	met    laneMetrics
 	signal chan struct{} // a token when records are queued or the shard drains
 
-	mu    sync.Mutex
-	queue []item
+	mu     sync.Mutex
+	queue  []item
+	taken  uint64 // the ordinal after the last record taken from the queue
+	cut    uint64 // with hasCut, records of this ordinal and after are not taken
+	hasCut bool
 }
 
 // push queues items, in order.
@@ -74,7 +77,7 @@ func (l *lane) next() ([]item, bool) {
 	for {
 		var wait time.Duration
 		l.mu.Lock()
-		if len(l.queue) > 0 {
+		if len(l.queue) > 0 && !(l.hasCut && l.queue[0].ord >= l.cut) {
 			n, full := l.batchLen()
 			wait = cfg.BatchWindow - time.Since(l.queue[0].queued)
 			if full || wait <= 0 || l.sp.draining.Load() {
@@ -82,6 +85,7 @@ func (l *lane) next() ([]item, bool) {
 				copy(items, l.queue)
 				clear(l.queue[:n])
 				l.queue = l.queue[n:]
+				l.taken = items[n-1].ord + 1
 				l.mu.Unlock()
 				return items, true
 			}
@@ -107,8 +111,21 @@ func (l *lane) next() ([]item, bool) {
 
 // batchLen returns how many queued records the next batch takes, and
 // whether that batch is full (so that BatchWindow need not be waited for).
-// Called with l.mu held and a non-empty queue.
+// Called with l.mu held and a non-empty queue whose first record is
+// before the cut, if any.
 func (l *lane) batchLen() (n int, full bool) {
+	n, full = l.fill()
+	if l.hasCut {
+		for i := range n {
+			if l.queue[i].ord >= l.cut {
+				return i, true
+			}
+		}
+	}
+	return n, full
+}
+
+func (l *lane) fill() (n int, full bool) {
 	cfg := &l.sp.f.cfg
 	if cfg.keepsDeliveries() {
 		d := l.queue[0].delivery

@@ -39,12 +39,15 @@ func New(cfg Config) (*Factory, error) {
 // watermark.
 //
 // ProcessRecords returns once the records are queued in their lanes
-// (blocking while Config.MaxInFlight records are held). The checkpoint is
-// written whenever the watermark moves, one write at a time: it never
-// passes a record not yet handled or stored by the destination.
-// ShardEnded and ShutdownRequested wait for the lanes to finish every
-// record delivered (ShutdownRequested no longer than its context) and
-// checkpoint the watermark; LeaseLost drops what the lanes hold.
+// (blocking first while Config.MaxInFlight records are held). The
+// checkpoint is written whenever the watermark moves, one write at a
+// time: it never passes a record not yet handled or stored by the
+// destination. ShardEnded waits for the lanes to finish every record of
+// the shard; ShutdownRequested (a graceful shutdown, or a hand-over to
+// another worker) waits, no longer than its context, for the records up
+// to the last one a lane has started, and leaves those queued after it to
+// the next owner; both checkpoint the watermark. LeaseLost drops what the
+// lanes hold.
 func (f *Factory) NewProcessor(shardID string) kcl.RecordProcessor {
 	return &shardProcessor{f: f, shardID: shardID, log: f.cfg.Logger.With(zap.String("shard", shardID))}
 }
@@ -61,6 +64,7 @@ type shardProcessor struct {
 	wm       *watermark
 	lanes    []*lane
 	router   *router         // nil with one lane
+	shardCtx context.Context // the shard's context, for the checkpoint writes
 	ctx      context.Context // the lanes' context: the shard's, ended by cancel
 	cancel   context.CancelCauseFunc
 	running  sync.WaitGroup // the lanes and the checkpoint writer
@@ -81,6 +85,7 @@ func (s *shardProcessor) Initialize(ctx context.Context, _ *kcl.InitializeInput)
 	}
 	cfg := s.f.cfg
 	s.wm = newWatermark()
+	s.shardCtx = ctx
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	context.AfterFunc(s.ctx, s.wm.wake)
 	s.lanes = make([]*lane, cfg.Parallelism)
@@ -108,36 +113,31 @@ func (s *shardProcessor) ProcessRecords(ctx context.Context, b *kcl.Batch) error
 	stop := context.AfterFunc(ctx, s.wm.wake)
 	defer stop()
 	stopped := func() bool { return ctx.Err() != nil || s.ctx.Err() != nil }
-	// The records go to the lanes in chunks that fit under MaxInFlight
-	// (the whole batch, unless the lanes are behind), each lane's part of
-	// a chunk queued at once, so that a lane's batch holds the lane's
-	// part of the delivery (Config.BatchSize 0) rather than what was
-	// queued when it looked.
+	// The batch is queued whole once fewer than MaxInFlight records are
+	// held, each lane's part at once: ProcessRecords returns soon, so
+	// that a shutdown or a hand-over is not held up behind a large batch,
+	// and a lane's batch holds the lane's part of the delivery
+	// (Config.BatchSize 0) rather than what was queued when it looked.
+	s.wm.waitRoom(s.f.cfg.MaxInFlight, stopped)
+	if err := s.ctx.Err(); err != nil {
+		return context.Cause(s.ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	per := make([][]item, len(s.lanes))
-	for rest := b.Records; len(rest) > 0; {
-		room := s.wm.waitRoom(s.f.cfg.MaxInFlight, stopped)
-		if err := s.ctx.Err(); err != nil {
-			return context.Cause(s.ctx)
+	for i := range b.Records {
+		r := &b.Records[i]
+		ord := s.wm.add(checkpoint.SequenceNumber{Sequence: r.SequenceNumber, SubSequence: r.SubSequenceNumber})
+		l := 0
+		if s.router != nil {
+			l = s.router.assign(r.PartitionKey)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk := rest[:min(room, len(rest))]
-		rest = rest[len(chunk):]
-		for i := range chunk {
-			r := &chunk[i]
-			ord := s.wm.add(checkpoint.SequenceNumber{Sequence: r.SequenceNumber, SubSequence: r.SubSequenceNumber})
-			l := 0
-			if s.router != nil {
-				l = s.router.assign(r.PartitionKey)
-			}
-			per[l] = append(per[l], item{rec: *r, ord: ord, delivery: s.delivery})
-		}
-		for l, items := range per {
-			if len(items) > 0 {
-				s.lanes[l].push(items)
-				per[l] = items[:0:0]
-			}
+		per[l] = append(per[l], item{rec: *r, ord: ord, delivery: s.delivery})
+	}
+	for l, items := range per {
+		if len(items) > 0 {
+			s.lanes[l].push(items)
 		}
 	}
 	return nil
@@ -157,22 +157,26 @@ func (s *shardProcessor) LeaseLost(ctx context.Context, _ *kcl.LeaseLostInput) {
 // by the destination and checkpoints the watermark; the worker then
 // checkpoints SHARD_END.
 func (s *shardProcessor) ShardEnded(ctx context.Context, in *kcl.ShardEndedInput) error {
-	return s.close(ctx, in.Checkpointer)
+	return s.close(ctx, in.Checkpointer, false)
 }
 
-// ShutdownRequested waits, within ctx, until every record delivered is
-// handled or stored by the destination, and checkpoints the watermark:
-// when ctx ends first, the lanes are stopped and the checkpoint covers
-// what they finished.
+// ShutdownRequested finishes the records up to the last one a lane has
+// started (the lanes behind it catch up; records queued after it are
+// left for the next owner, which reads them again from the watermark),
+// within ctx, and checkpoints the watermark. No record is then handled
+// twice across the hand-over. When ctx ends first, the lanes are stopped
+// and the checkpoint covers what they finished.
 func (s *shardProcessor) ShutdownRequested(ctx context.Context, in *kcl.ShutdownRequestedInput) error {
-	return s.close(ctx, in.Checkpointer)
+	return s.close(ctx, in.Checkpointer, true)
 }
 
-// finalWriteTimeout bounds the last checkpoint of a shard whose closing
-// context ended.
-const finalWriteTimeout = 2 * time.Second
+// finalTimeout bounds the wait for the lanes to return and the last
+// checkpoint of a shard whose closing context ended.
+const finalTimeout = 2 * time.Second
 
-func (s *shardProcessor) close(ctx context.Context, cp *kcl.Checkpointer) error {
+// close drains the lanes (all their records, or with cut the records up
+// to the last one started), stops them and checkpoints the watermark.
+func (s *shardProcessor) close(ctx context.Context, cp *kcl.Checkpointer, cut bool) error {
 	if s.wm == nil {
 		return nil
 	}
@@ -180,26 +184,50 @@ func (s *shardProcessor) close(ctx context.Context, cp *kcl.Checkpointer) error 
 		s.cp.Store(cp)
 	}
 	s.draining.Store(true)
-	for _, l := range s.lanes {
-		l.notify()
-	}
+	end := s.cutLanes(cut)
 	stop := context.AfterFunc(ctx, s.wm.wake)
-	s.wm.waitRoom(1, func() bool { return ctx.Err() != nil || s.ctx.Err() != nil })
+	s.wm.waitThrough(end, func() bool { return ctx.Err() != nil || s.ctx.Err() != nil })
 	stop()
 	drainErr := context.Cause(s.ctx)
 	if drainErr == nil && ctx.Err() != nil {
 		drainErr = fmt.Errorf("lanes: shard %s: %d records not finished: %w", s.shardID, s.wm.held(), ctx.Err())
 	}
 	s.cancel(errClosed)
-	s.waitStopped(ctx)
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalTimeout)
 	defer cancel()
-	err := s.writeMark(wctx)
+	s.waitStopped(fctx)
+	err := s.writeMark(fctx)
 	s.f.met.forget(s.shardID)
 	if drainErr != nil && !errors.Is(drainErr, errClosed) {
 		return errors.Join(drainErr, err)
 	}
 	return err
+}
+
+// cutLanes stops the lanes from starting records past the last one any
+// lane has started (with cut), wakes them so that none waits for
+// BatchWindow, and returns the ordinal the watermark must reach: every
+// record before it finished.
+func (s *shardProcessor) cutLanes(cut bool) uint64 {
+	if !cut {
+		for _, l := range s.lanes {
+			l.notify()
+		}
+		return s.wm.end()
+	}
+	for _, l := range s.lanes {
+		l.mu.Lock()
+	}
+	var end uint64
+	for _, l := range s.lanes {
+		end = max(end, l.taken)
+	}
+	for _, l := range s.lanes {
+		l.cut, l.hasCut = end, true
+		l.mu.Unlock()
+		l.notify()
+	}
+	return end
 }
 
 // waitStopped waits for the lanes and the checkpoint writer to return,
@@ -216,7 +244,8 @@ func (s *shardProcessor) waitStopped(ctx context.Context) {
 }
 
 // writeCheckpoints writes the watermark whenever it moves (at most once
-// per Config.CheckpointInterval), until the lanes stop.
+// per Config.CheckpointInterval), until the lanes stop. A write under way
+// then completes: it is cut short only with the shard's context.
 func (s *shardProcessor) writeCheckpoints() {
 	for attempt := 0; ; {
 		select {
@@ -225,7 +254,7 @@ func (s *shardProcessor) writeCheckpoints() {
 		case <-s.wm.moved:
 		}
 		for {
-			err := s.writeMark(s.ctx)
+			err := s.writeMark(s.shardCtx)
 			if s.ctx.Err() != nil {
 				return
 			}

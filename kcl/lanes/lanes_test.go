@@ -50,19 +50,23 @@ func newFake(t *testing.T, n, keys int) *fake {
 	return f
 }
 
-// run runs a worker with lanes cfg until the returned stop (a graceful
-// shutdown) or the end of the test.
-func (f *fake) run(cfg lanes.Config) (stop func()) {
+// run runs a worker with lanes cfg (and its Config changed by opts) until
+// the returned stop (a graceful shutdown) or the end of the test.
+func (f *fake) run(cfg lanes.Config, opts ...func(*kcl.Config)) (stop func()) {
 	f.t.Helper()
 	fac, err := lanes.New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	w, err := kcl.New(kcl.Config{
+	kc := kcl.Config{
 		Stream: "s", App: "app", Kinesis: f.stream, LeaseStore: f.store, NewProcessor: fac.NewProcessor,
 		InitialPosition: checkpoint.TrimHorizon, Lease: kcl.LeaseConfig{TakeInterval: 10 * time.Millisecond},
 		Logger: zaptest.NewLogger(f.t, zaptest.Level(zap.ErrorLevel)),
-	})
+	}
+	for _, o := range opts {
+		o(&kc)
+	}
+	w, err := kcl.New(kc)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -172,34 +176,60 @@ func TestBatching(t *testing.T) {
 	}
 }
 
-// A graceful shutdown waits for the records queued in the lanes and
-// checkpoints the watermark; ProcessRecords had returned long before.
-func TestShutdownDrainsLanes(t *testing.T) {
+// A graceful shutdown finishes the records up to the last one a lane
+// started and checkpoints there; ProcessRecords had returned long before.
+// The next worker handles the rest: every record once.
+func TestShutdownFinishesStartedRecords(t *testing.T) {
 	f := newFake(t, 100, 10)
 	var c calls
 	first := make(chan struct{})
 	var once sync.Once
-	stop := f.run(lanes.Config{
-		Parallelism: 4, BatchSize: 5,
-		Handler: lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
-			once.Do(func() { close(first) })
-			time.Sleep(5 * time.Millisecond) // a handler's work
-			c.add(b)
-			return nil
-		}),
+	handler := lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
+		once.Do(func() { close(first) })
+		time.Sleep(5 * time.Millisecond) // a handler's work
+		c.add(b)
+		return nil
 	})
+	stop := f.run(lanes.Config{Parallelism: 4, BatchSize: 5, Handler: handler})
 	<-first
 	stop()
-	if c.count != 100 {
-		t.Errorf("%d records handled by the end of the shutdown, want 100", c.count)
+	n := c.count
+	if n == 0 || n == 100 {
+		t.Fatalf("%d records handled by the end of the shutdown: want those started, not none nor all", n)
 	}
-	if cp := f.checkpoint(); cp != f.last() {
-		t.Errorf("checkpoint %s after the shutdown, want the last record %s", cp, f.last())
+	handled := map[string]int{}
+	for _, b := range c.get() {
+		for _, r := range b.Records {
+			handled[r.SequenceNumber]++
+		}
 	}
+	for _, seq := range f.seqs[:n] {
+		if handled[seq] != 1 {
+			t.Errorf("record %s of the first %d handled %d times, want once", seq, n, handled[seq])
+		}
+	}
+	if cp := f.checkpoint(); cp != (checkpoint.SequenceNumber{Sequence: f.seqs[n-1]}) {
+		t.Errorf("checkpoint %s after the shutdown, want the last record handled %s", cp, f.seqs[n-1])
+	}
+	f.run(lanes.Config{Parallelism: 4, BatchSize: 5, Handler: handler})
+	wait.For(t, 10*time.Second, "the checkpoint at the last record", func() bool { return f.checkpoint() == f.last() })
+	handled = map[string]int{}
+	for _, b := range c.get() {
+		for _, r := range b.Records {
+			handled[r.SequenceNumber]++
+		}
+	}
+	for _, seq := range f.seqs {
+		if handled[seq] != 1 {
+			t.Errorf("record %s handled %d times in all, want once", seq, handled[seq])
+		}
+	}
+	t.Logf("%d records handled before the shutdown, %d after", n, 100-n)
 }
 
-// ProcessRecords blocks while MaxInFlight records are held; the lanes'
-// metrics count them.
+// ProcessRecords blocks, before it queues a batch, while MaxInFlight
+// records are held: with batches of 5 and a bound of 8, two batches are
+// queued and the third waits. The lanes' metrics count them.
 func TestMaxInFlightBlocks(t *testing.T) {
 	f := newFake(t, 50, 50)
 	reg := prometheus.NewPedanticRegistry()
@@ -216,7 +246,7 @@ func TestMaxInFlightBlocks(t *testing.T) {
 			c.add(b)
 			return nil
 		}),
-	})
+	}, func(c *kcl.Config) { c.Retrieval.MaxRecords = 5 })
 	inFlight := func() float64 {
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -232,9 +262,9 @@ func TestMaxInFlightBlocks(t *testing.T) {
 		}
 		return sum
 	}
-	wait.For(t, 10*time.Second, "8 records in flight", func() bool { return inFlight() == 8 })
-	if wait.Until(200*time.Millisecond, func() bool { return inFlight() > 8 }) {
-		t.Fatalf("%v records in flight, bound 8", inFlight())
+	wait.For(t, 10*time.Second, "10 records in flight", func() bool { return inFlight() == 10 })
+	if wait.Until(200*time.Millisecond, func() bool { return inFlight() > 10 }) {
+		t.Fatalf("%v records in flight, bound 8 and a batch of 5 being queued", inFlight())
 	}
 	close(release)
 	wait.For(t, 10*time.Second, "every record", func() bool { return f.checkpoint() == f.last() })

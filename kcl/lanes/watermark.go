@@ -87,21 +87,33 @@ func (w *watermark) current() (pos checkpoint.SequenceNumber, ok bool) {
 
 // waitRoom blocks while limit or more records are above the mark, until
 // stop returns true (checked whenever the mark moves, and when wake is
-// called), and returns how many records fit below limit then (0 when
-// stopped).
-func (w *watermark) waitRoom(limit int, stop func() bool) int {
+// called).
+func (w *watermark) waitRoom(limit int, stop func() bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for len(w.pending) >= limit {
-		if stop() {
-			return 0
-		}
+	for len(w.pending) >= limit && !stop() {
 		w.room.Wait()
 	}
-	return limit - len(w.pending)
 }
 
-// wake makes waitRoom check its stop condition.
+// end returns the ordinal the next record added gets.
+func (w *watermark) end() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.next
+}
+
+// waitThrough blocks until every record of an ordinal below end
+// completed, or stop returns true (checked as in waitRoom).
+func (w *watermark) waitThrough(end uint64, stop func() bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.base < end && !stop() {
+		w.room.Wait()
+	}
+}
+
+// wake makes waitRoom and waitThrough check their stop condition.
 func (w *watermark) wake() {
 	w.mu.Lock()
 	w.room.Broadcast()
