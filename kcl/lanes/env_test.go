@@ -63,9 +63,16 @@ func (e *env) config(id string, f *lanes.Factory) kcl.Config {
 // shutdown), or the test ends.
 func (e *env) run(cfg kcl.Config) (stop func()) {
 	e.t.Helper()
+	return runWorker(e.t, cfg)
+}
+
+// runWorker runs a worker of cfg until the returned stop is called (a
+// graceful shutdown, which must end within 30 s), or the test ends.
+func runWorker(t *testing.T, cfg kcl.Config) (stop func()) {
+	t.Helper()
 	w, err := kcl.New(cfg)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -77,14 +84,14 @@ func (e *env) run(cfg kcl.Config) (stop func()) {
 			select {
 			case err := <-done:
 				if err != nil {
-					e.t.Errorf("Run: %v", err)
+					t.Errorf("Run: %v", err)
 				}
 			case <-time.After(30 * time.Second):
-				e.t.Errorf("Run did not return within 30s")
+				t.Errorf("Run did not return within 30s")
 			}
 		})
 	}
-	e.t.Cleanup(stop)
+	t.Cleanup(stop)
 	return stop
 }
 

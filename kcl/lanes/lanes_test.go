@@ -66,24 +66,7 @@ func (f *fake) run(cfg lanes.Config, opts ...func(*kcl.Config)) (stop func()) {
 	for _, o := range opts {
 		o(&kc)
 	}
-	w, err := kcl.New(kc)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				f.t.Errorf("Run: %v", err)
-			}
-		})
-	}
-	f.t.Cleanup(stop)
-	return stop
+	return runWorker(f.t, kc)
 }
 
 func (f *fake) checkpoint() checkpoint.SequenceNumber {
