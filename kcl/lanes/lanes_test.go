@@ -307,3 +307,49 @@ func TestCheckpointInterval(t *testing.T) {
 		t.Errorf("checkpoint %s after the shutdown, want the last record %s", cp, f.last())
 	}
 }
+
+// When another worker takes the lease, the lanes stop: the Handler's
+// context ends, and nothing more is handed to it or checkpointed.
+func TestLeaseLostStopsLanes(t *testing.T) {
+	f := newFake(t, 20, 4)
+	started := make(chan struct{}, 20)
+	end := make(chan struct{}) // closed before the worker stops
+	var c calls
+	f.run(lanes.Config{
+		Parallelism: 2, BatchSize: 1,
+		Handler: lanes.HandlerFunc(func(ctx context.Context, b *lanes.Batch) error {
+			started <- struct{}{}
+			select { // handling takes until the lease is lost
+			case <-ctx.Done():
+			case <-end:
+			}
+			c.add(b)
+			return ctx.Err()
+		}),
+	}, func(c *kcl.Config) {
+		// The loss is noticed within 100 ms; the thief's lease expires after 2 s.
+		c.Lease = kcl.LeaseConfig{FailoverTime: 2 * time.Second, RenewInterval: 100 * time.Millisecond, TakeInterval: 10 * time.Millisecond}
+	})
+	t.Cleanup(func() { close(end) })
+	<-started
+	<-started // both lanes handling
+	ctx := context.Background()
+	l, err := f.store.Get(ctx, fakeShard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Take(ctx, l, "thief"); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "both Handler calls to see their context end", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.all) == 2
+	})
+	if wait.Until(300*time.Millisecond, func() bool { return len(started) > 0 }) {
+		t.Error("a Handler call after the lease was lost")
+	}
+	if cp := f.checkpoint(); cp.Sequence != string(checkpoint.TrimHorizon) {
+		t.Errorf("checkpoint %s, want none written", cp)
+	}
+}
