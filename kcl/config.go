@@ -189,12 +189,21 @@ type LeaseConfig struct {
 	// RenewInterval is how often held leases are renewed. Must be below
 	// FailoverTime. Default FailoverTime/3.
 	RenewInterval time.Duration
-	// TakeInterval is how often the lease table is scanned to take unowned
-	// and expired leases and to balance with the other workers: a dead
-	// worker's leases are owned again within FailoverTime + TakeInterval.
-	// Each pass is one consistent scan of the table. Default
-	// FailoverTime/6.
+	// TakeInterval is how often the worker reads the leader item of the
+	// coordinator state table (one item), to learn of leases assigned to
+	// it and whether the leader lives; the leader renews the item as often.
+	// A lease assigned to this worker is taken up within TakeInterval.
+	// Default FailoverTime/5.
 	TakeInterval time.Duration
+	// WorkerCheckInterval is how often the leader reads the worker
+	// metrics table (the heartbeats): a dead worker's leases are assigned
+	// to others within FailoverTime + WorkerCheckInterval of its last
+	// heartbeat. Default FailoverTime/3.
+	WorkerCheckInterval time.Duration
+	// ScanInterval is how often the leader scans the lease table when
+	// nothing asks for it sooner (to balance by the measured throughput).
+	// Default 3 × FailoverTime.
+	ScanInterval time.Duration
 	// MaxLeasesForWorker caps the leases this worker holds. Default 0: no
 	// cap.
 	MaxLeasesForWorker int
@@ -215,6 +224,7 @@ func (c Config) leaseConfig(store lease.Store) lease.Config {
 	return lease.Config{
 		Store: store, WorkerID: c.WorkerID,
 		FailoverTime: c.Lease.FailoverTime, RenewInterval: c.Lease.RenewInterval, TakeInterval: c.Lease.TakeInterval,
+		WorkerCheckInterval: c.Lease.WorkerCheckInterval, ScanInterval: c.Lease.ScanInterval,
 		MaxLeasesForWorker: c.Lease.MaxLeasesForWorker, MaxConcurrentWrites: c.Lease.MaxConcurrentWrites,
 		BalanceByCount: c.Lease.BalanceByCount,
 		Logger:         c.Logger, Metrics: c.Metrics,
@@ -330,6 +340,7 @@ func (c *Config) Validate() error {
 		{"ProcessBackoffBase", c.ProcessBackoffBase}, {"ProcessBackoffMax", c.ProcessBackoffMax},
 		{"ClockSkewMargin", c.ClockSkewMargin}, {"ParentPollInterval", c.ParentPollInterval}, {"ShardSyncInterval", c.ShardSyncInterval}, {"ShutdownTimeout", c.ShutdownTimeout},
 		{"Lease.FailoverTime", c.Lease.FailoverTime}, {"Lease.RenewInterval", c.Lease.RenewInterval}, {"Lease.TakeInterval", c.Lease.TakeInterval},
+		{"Lease.WorkerCheckInterval", c.Lease.WorkerCheckInterval}, {"Lease.ScanInterval", c.Lease.ScanInterval},
 		{"Retrieval.IdleWait", c.Retrieval.IdleWait}, {"Retrieval.CallInterval", c.Retrieval.CallInterval},
 		{"Retrieval.BackoffBase", c.Retrieval.BackoffBase}, {"Retrieval.BackoffMax", c.Retrieval.BackoffMax},
 	} {
@@ -381,6 +392,8 @@ func (l LeaseConfig) validate() error {
 		return invalid("Lease.FailoverTime %v is too short to derive Lease.RenewInterval and Lease.TakeInterval from", d.FailoverTime)
 	case d.RenewInterval >= d.FailoverTime:
 		return invalid("Lease.RenewInterval %v must be below Lease.FailoverTime %v", d.RenewInterval, d.FailoverTime)
+	case d.WorkerCheckInterval <= 0 || d.WorkerCheckInterval >= d.FailoverTime:
+		return invalid("Lease.WorkerCheckInterval %v must be positive and below Lease.FailoverTime %v", d.WorkerCheckInterval, d.FailoverTime)
 	case l.MaxLeasesForWorker < 0:
 		return invalid("Lease.MaxLeasesForWorker %d is negative", l.MaxLeasesForWorker)
 	case l.MaxConcurrentWrites < 0:
@@ -394,7 +407,9 @@ func (l LeaseConfig) validate() error {
 func (l LeaseConfig) withDefaults() LeaseConfig {
 	setDur(&l.FailoverTime, DefaultFailoverTime)
 	setDur(&l.RenewInterval, l.FailoverTime/3)
-	setDur(&l.TakeInterval, l.FailoverTime/6)
+	setDur(&l.TakeInterval, l.FailoverTime/5)
+	setDur(&l.WorkerCheckInterval, l.FailoverTime/3)
+	setDur(&l.ScanInterval, 3*l.FailoverTime)
 	if l.MaxConcurrentWrites == 0 {
 		l.MaxConcurrentWrites = DefaultMaxConcurrentWrites
 	}

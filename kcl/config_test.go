@@ -93,7 +93,8 @@ func TestConfigDefaults(t *testing.T) {
 		c.Retrieval.MaxRecords != 10000 || c.Retrieval.CallInterval != 200*time.Millisecond ||
 		c.Retrieval.IdleWait != time.Second || c.Retrieval.PrefetchBytes != 8<<20 ||
 		c.ShutdownTimeout != 20*time.Second || c.ParentPollInterval != 2*time.Second || c.WorkerID == "" ||
-		c.Lease != (LeaseConfig{FailoverTime: 10 * time.Second, RenewInterval: 10 * time.Second / 3, TakeInterval: 10 * time.Second / 6, MaxConcurrentWrites: 16}) {
+		c.Lease != (LeaseConfig{FailoverTime: 10 * time.Second, RenewInterval: 10 * time.Second / 3, TakeInterval: 10 * time.Second / 5,
+			WorkerCheckInterval: 10 * time.Second / 3, ScanInterval: 30 * time.Second, MaxConcurrentWrites: 16}) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if d := (Config{Stream: "s", App: "a"}).withDefaults(); d.WorkerID == c.WorkerID {
@@ -400,7 +401,7 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			start := time.Now()
 			w, _ := r.run(cfg)
 			r.waitHeld(t, w, 1)
-			if d := time.Since(start); d < 4*time.Second || d > 4*time.Second+cfg.Lease.FailoverTime/6 {
+			if d := time.Since(start); d < 4*time.Second || d > 4*time.Second+cfg.Lease.FailoverTime/5 {
 				t.Errorf("dead worker's lease taken after %v, want within FailoverTime 4s + TakeInterval", d)
 			}
 		}},
@@ -414,13 +415,33 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			checkEvery(t, r.store.times("renew", shard0, from), time.Second)
 		}},
 		{"Lease.TakeInterval", func(t *testing.T, r *rig) {
+			// The only worker leads: it renews the leader item every
+			// TakeInterval (a follower reads it as often).
 			cfg := r.config()
 			cfg.Lease.TakeInterval = 500 * time.Millisecond
 			w, _ := r.run(cfg)
 			r.waitHeld(t, w, 1)
 			from := time.Now()
+			time.Sleep(5 * time.Second)
+			checkEvery(t, r.store.times("renew_leader", "", from), 500*time.Millisecond)
+		}},
+		{"Lease.WorkerCheckInterval", func(t *testing.T, r *rig) {
+			cfg := r.config()
+			cfg.Lease.WorkerCheckInterval = 700 * time.Millisecond
+			w, _ := r.run(cfg)
+			r.waitHeld(t, w, 1)
+			from := time.Now()
+			time.Sleep(5 * time.Second)
+			checkEvery(t, r.store.times("workers", "", from), 700*time.Millisecond)
+		}},
+		{"Lease.ScanInterval", func(t *testing.T, r *rig) {
+			cfg := r.config()
+			cfg.Lease.ScanInterval = 900 * time.Millisecond
+			w, _ := r.run(cfg)
+			r.waitHeld(t, w, 1)
+			from := time.Now()
 			time.Sleep(5 * time.Second) // no shard sync meanwhile (every 60s)
-			checkEvery(t, r.store.times("list", "", from), 500*time.Millisecond)
+			checkEvery(t, r.store.times("list", "", from), 900*time.Millisecond)
 		}},
 		{"Lease.MaxLeasesForWorker", func(t *testing.T, r *rig) {
 			r.setStream(kinesistest.Config{Shards: 4})
@@ -447,9 +468,14 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				// The peer's heartbeat: a live worker to the leader.
+				if err := r.store.Heartbeat(context.Background(), lease.WorkerState{ID: "peer", Leases: 2}); err != nil {
+					t.Fatal(err)
+				}
 				cfg := r.config()
 				cfg.InitialPosition = checkpoint.TrimHorizon
 				cfg.Lease.BalanceByCount, cfg.Lease.RenewInterval = byCount, time.Second
+				cfg.Lease.ScanInterval = time.Second // a pass after the measurements
 				w, stop := r.run(cfg)
 				r.waitHeld(t, w, 2)
 				time.Sleep(5 * time.Second) // renewals at 1s and 2s measure; the peer's leases expire only at 10s
@@ -902,6 +928,16 @@ func (s *spyStore) maxRenewing() int {
 func (s *spyStore) List(ctx context.Context) ([]lease.Lease, error) {
 	s.note("list", "")
 	return s.MemoryStore.List(ctx)
+}
+
+func (s *spyStore) RenewLeader(ctx context.Context, l lease.LeaderState, notify []string) (lease.LeaderState, error) {
+	s.note("renew_leader", "")
+	return s.MemoryStore.RenewLeader(ctx, l, notify)
+}
+
+func (s *spyStore) Workers(ctx context.Context) ([]lease.WorkerState, error) {
+	s.note("workers", "")
+	return s.MemoryStore.Workers(ctx)
 }
 
 func (s *spyStore) Get(ctx context.Context, key string) (lease.Lease, error) {

@@ -243,6 +243,12 @@ func TestIntegrationMultiProcessNoDuplicateWithoutCrash(t *testing.T) {
 	}
 	flow.Wait()
 	wait.For(t, time.Minute, "the first 2,000 records", func() bool { return cs.distinct() >= p.total() })
+	// The third process may start after the records are read: the stop
+	// is made once all three hold leases, so that all three deliver.
+	wait.For(t, 30*time.Second, "every process holding a lease", func() bool {
+		o := e.owners()
+		return o["proc-0"] > 0 && o["proc-1"] > 0 && o["proc-2"] > 0
+	})
 	if err := procs[0].cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func New(cfg Config) (*Worker, error) {
 	sc := lease.ShardSyncConfig{
 		Store: w.store, Kinesis: w.api, Stream: stream.String(),
 		InitialPosition: cfg.InitialPosition, InitialTimestamp: cfg.InitialTimestamp,
-		Interval: cfg.ShardSyncInterval, Logger: cfg.Logger, Metrics: cfg.Metrics,
+		Interval: cfg.ShardSyncInterval, Leader: w.coord.Leading, Logger: cfg.Logger, Metrics: cfg.Metrics,
 	}
 	if w.syncer, err = lease.NewShardSyncer(sc); err != nil {
 		return nil, fmt.Errorf("kcl: shard sync settings: %w", err)

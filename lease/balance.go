@@ -75,6 +75,21 @@ func (v view) plan() []Lease {
 	return take
 }
 
+// assignments returns the plan for every worker of the view: what each
+// worker's own plan (plan, with v.me that worker) names. The parts are
+// disjoint: the plans were made so that workers computing them on the same
+// view agree.
+func (v view) assignments() map[string][]Lease {
+	out := make(map[string][]Lease, len(v.workers))
+	for _, w := range v.workers {
+		v.me = w
+		if ls := v.plan(); len(ls) > 0 {
+			out[w] = ls
+		}
+	}
+	return out
+}
+
 // countPlan returns the leases the worker v.me should take to balance the
 // lease counts, in the order it should take them, and its target.
 func (v view) countPlan() (take []Lease, target int) {

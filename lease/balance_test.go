@@ -16,8 +16,10 @@ const (
 )
 
 // sim steps coordinators on one store and one fake clock, one goroutine:
-// each round every live worker, in ID order, renews and runs a taker pass;
-// then the clock moves on by the take interval.
+// each round every live worker, in ID order, renews its leases and writes
+// its heartbeat, then each runs a poll pass (the leader's includes an
+// assignment pass: the leader reads the heartbeats and scans the lease
+// table every round); then the clock moves on by the take interval.
 type sim struct {
 	t       *testing.T
 	ctx     context.Context
@@ -39,7 +41,8 @@ func newSim(t *testing.T, leases int) *sim {
 }
 
 func (s *sim) add(id string) *Coordinator {
-	c, err := NewCoordinator(Config{Store: s.store, WorkerID: id, FailoverTime: simFailover, TakeInterval: simTake, Throughput: s.throughput})
+	c, err := NewCoordinator(Config{Store: s.store, WorkerID: id, FailoverTime: simFailover, TakeInterval: simTake,
+		WorkerCheckInterval: simTake, ScanInterval: simTake, Throughput: s.throughput})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -56,7 +59,9 @@ func (s *sim) round() {
 	slices.Sort(ids)
 	for _, id := range ids {
 		s.workers[id].renewPass(s.ctx)
-		s.workers[id].takePass(s.ctx)
+	}
+	for _, id := range ids {
+		s.workers[id].pollPass(s.ctx)
 	}
 	s.clk.Advance(simTake)
 }

@@ -36,14 +36,25 @@ type Config struct {
 	// RenewInterval is how often held leases are renewed. Must be below
 	// FailoverTime. Default FailoverTime/3.
 	RenewInterval time.Duration
-	// TakeInterval is how often the table is scanned to take unowned and
-	// expired leases and to balance. A dead worker's leases are owned
-	// again within FailoverTime + TakeInterval (plus call latency), a
-	// released lease within TakeInterval. Each pass is one consistent scan
-	// of the whole table: at the default, 36 scans per worker per minute
-	// (the Java KCL scans every 20 s, 3 per minute); raise it to trade
-	// take-over time for reads. Default FailoverTime/6 (1.67s).
+	// TakeInterval is how often each worker reads the leader item of the
+	// coordinator state table (one item): to learn of leases assigned to
+	// it, and to take over leading when the leader stopped renewing it for
+	// FailoverTime/2. The leader renews the item as often instead (and at
+	// least every FailoverTime/5). A lease assigned or handed over to a
+	// worker is taken up within TakeInterval. Default FailoverTime/5 (2s).
 	TakeInterval time.Duration
+	// WorkerCheckInterval is how often the leader reads the worker metrics
+	// table (every worker's heartbeat, written every RenewInterval). A
+	// worker whose heartbeat stood still for FailoverTime is dead: its
+	// leases are assigned to others within FailoverTime +
+	// WorkerCheckInterval of its last heartbeat. Default FailoverTime/3.
+	WorkerCheckInterval time.Duration
+	// ScanInterval is how often the leader scans the lease table when
+	// nothing asks for it sooner (a worker joining, leaving or dying, a
+	// lease released, child leases created): to balance by the measured
+	// throughput and to notice leases whose owner stopped renewing them.
+	// Default 3 × FailoverTime (30s): 2 scans a minute, by one worker.
+	ScanInterval time.Duration
 	// MaxLeasesForWorker caps the leases this worker holds. The other
 	// workers do not know the cap: leases their plan leaves to a capped
 	// worker are taken by whoever sees them still free at a third pass.
@@ -99,7 +110,13 @@ func (cfg Config) withDefaults() Config {
 		cfg.RenewInterval = cfg.FailoverTime / 3
 	}
 	if cfg.TakeInterval == 0 {
-		cfg.TakeInterval = cfg.FailoverTime / 6
+		cfg.TakeInterval = cfg.FailoverTime / 5
+	}
+	if cfg.WorkerCheckInterval == 0 {
+		cfg.WorkerCheckInterval = cfg.FailoverTime / 3
+	}
+	if cfg.ScanInterval == 0 {
+		cfg.ScanInterval = 3 * cfg.FailoverTime
 	}
 	if cfg.MaxConcurrentWrites == 0 {
 		cfg.MaxConcurrentWrites = 16
@@ -124,6 +141,10 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("lease: Config.RenewInterval %v must be positive and below FailoverTime %v", cfg.RenewInterval, cfg.FailoverTime)
 	case cfg.TakeInterval <= 0:
 		return fmt.Errorf("lease: Config.TakeInterval %v must be positive", cfg.TakeInterval)
+	case cfg.WorkerCheckInterval <= 0 || cfg.WorkerCheckInterval >= cfg.FailoverTime:
+		return fmt.Errorf("lease: Config.WorkerCheckInterval %v must be positive and below FailoverTime %v", cfg.WorkerCheckInterval, cfg.FailoverTime)
+	case cfg.ScanInterval <= 0:
+		return fmt.Errorf("lease: Config.ScanInterval %v must be positive", cfg.ScanInterval)
 	case cfg.MaxLeasesForWorker < 0:
 		return fmt.Errorf("lease: Config.MaxLeasesForWorker %d is negative", cfg.MaxLeasesForWorker)
 	case cfg.MaxConcurrentWrites < 0:
@@ -167,12 +188,22 @@ type Coordinator struct {
 	now     func() time.Time
 	retry   backoff.Policy // between attempts of a failed lease table call
 
-	running atomic.Bool
-	takeNow chan struct{} // a pending request for an immediate taker pass
+	running   atomic.Bool
+	takeNow   chan struct{} // wakes the poll loop
+	requested atomic.Bool   // an assignment pass to ask the leader for
+	unsentMu  sync.Mutex
+	unsent    []string // notices that failed, sent again at the next poll pass
+	leading   atomic.Bool
+
+	pollMu sync.Mutex
+	poll   pollState // guarded by pollMu
+	// leaving is the shutdown's choice of next owners for the leases it
+	// hands over; nil until the first is released. Guarded by mu.
+	leaving *receivers
 
 	mu       sync.Mutex
 	held     map[string]*heldLease
-	seen     map[string]observation // every lease of the last scan, by key
+	seen     map[string]observation // every lease of the leader's last scan, by key
 	noTaking bool
 	// duplicates are the leases lost to another process running with
 	// this WorkerID: owned by this ID in the table, they are not taken
@@ -316,14 +347,16 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Add(2)
 	go func() { defer loops.Done(); c.renewLoop(ctx) }()
-	go func() { defer loops.Done(); c.takeLoop(ctx) }()
+	go func() { defer loops.Done(); c.pollLoop(ctx) }()
 	loops.Wait()
+	c.leave()
 	stopDispatch() // delivers what is queued, then ends
 	wg.Wait()
 	return nil
 }
 
 func (c *Coordinator) renewLoop(ctx context.Context) {
+	c.heartbeat(ctx) // before the first poll pass, so that a leader counts this worker
 	t := time.NewTicker(c.cfg.RenewInterval)
 	defer t.Stop()
 	for {
@@ -336,7 +369,7 @@ func (c *Coordinator) renewLoop(ctx context.Context) {
 	}
 }
 
-func (c *Coordinator) takeLoop(ctx context.Context) {
+func (c *Coordinator) pollLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -346,7 +379,7 @@ func (c *Coordinator) takeLoop(ctx context.Context) {
 		case <-timer.C:
 		case <-c.takeNow:
 		}
-		next := c.takePass(ctx)
+		next := c.pollPass(ctx)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -354,16 +387,6 @@ func (c *Coordinator) takeLoop(ctx context.Context) {
 			}
 		}
 		timer.Reset(max(next.Sub(c.now()), time.Millisecond))
-	}
-}
-
-// TriggerTake asks for a taker pass now (for example after child leases
-// were created at the end of a shard), instead of at the next interval. It
-// does not block; requests made while one is pending are merged.
-func (c *Coordinator) TriggerTake() {
-	select {
-	case c.takeNow <- struct{}{}:
-	default:
 	}
 }
 
@@ -609,7 +632,20 @@ func (c *Coordinator) Release(ctx context.Context, key string) error {
 // is held.
 func (c *Coordinator) releaseLocked(ctx context.Context, h *heldLease) error {
 	key := h.lease.Key
-	err := c.releaseHeld(ctx, h)
+	var err error
+	to := ""
+	if !h.handingOver && !h.lease.Finished() && c.stopping() {
+		to = c.receiver(ctx)
+	}
+	if to != "" {
+		if err = c.transferHeld(ctx, h, to); err != nil && !errors.Is(err, ErrConflict) {
+			c.log.Warn("handing a lease to another worker failed; releasing it", zap.String("lease", key), zap.String("to", to), zap.Error(err))
+			to = ""
+		}
+	}
+	if to == "" {
+		err = c.releaseHeld(ctx, h)
+	}
 	if err != nil && !errors.Is(err, ErrConflict) {
 		return fmt.Errorf("release lease %q: %w", key, err)
 	}
@@ -625,13 +661,21 @@ func (c *Coordinator) releaseLocked(ctx context.Context, h *heldLease) error {
 		c.metrics.lost.Inc()
 		return fmt.Errorf("release lease %q: %w", key, ErrLeaseLost)
 	}
-	if h.handingOver {
+	switch {
+	case h.handingOver:
 		c.metrics.handedOver.Inc()
 		c.log.Info("lease handed over", zap.String("lease", key), zap.String("to", h.lease.Owner))
-		return nil
+		c.notify(ctx, []string{h.lease.Owner}, false)
+	case to != "":
+		c.metrics.handedOver.Inc()
+		c.log.Info("lease handed to another worker on shutdown", zap.String("lease", key), zap.String("to", to))
+	default:
+		c.metrics.released.Inc()
+		c.log.Info("lease released", zap.String("lease", key))
+		if !h.lease.Finished() {
+			c.TriggerTake() // for the leader to assign it
+		}
 	}
-	c.metrics.released.Inc()
-	c.log.Info("lease released", zap.String("lease", key))
 	return nil
 }
 
@@ -690,11 +734,13 @@ func (c *Coordinator) releaseHeld(ctx context.Context, h *heldLease) error {
 	}
 }
 
-// ReleaseAll stops taking (as StopTaking) and releases every held lease,
-// concurrently. Leases already lost are skipped; other failures are joined
+// ReleaseAll stops taking (as StopTaking), hands every held lease to
+// another live worker (or releases it when there is none), concurrently,
+// and gives up leading the fleet. Leases already lost are skipped; other failures are joined
 // into the error.
 func (c *Coordinator) ReleaseAll(ctx context.Context) error {
 	c.StopTaking()
+	defer c.resign(ctx)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -715,6 +761,9 @@ func (c *Coordinator) ReleaseAll(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if err := c.passOnUnheld(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

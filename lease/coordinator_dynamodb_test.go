@@ -66,6 +66,10 @@ func newTable(t *testing.T, leases int) (*lease.DynamoDBStore, *dynamodb.Client,
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A table as the Java KCL 2.x makes it, upgraded in place.
+	if err := store.EnsureTable(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for i := range leases {
 		if _, err := store.Create(context.Background(), lease.Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: string(checkpoint.TrimHorizon)}); err != nil {
 			t.Fatal(err)
@@ -300,6 +304,11 @@ func TestCoordinatorsThroughFaults(t *testing.T) {
 	a, stopA := start("a")
 	wait.For(t, 10*time.Second, "a holding 12", func() bool { return owners(t, store)["a"] == 12 })
 	b, _ := start("b")
+	defer func() {
+		if t.Failed() {
+			t.Logf("table %v; a holds %d, b %d", owners(t, store), len(a.Held()), len(b.Held()))
+		}
+	}()
 	wait.For(t, 10*time.Second, "6/6", func() bool {
 		return reflect.DeepEqual(owners(t, store), map[string]int{"a": 6, "b": 6}) && len(a.Held()) == 6 && len(b.Held()) == 6
 	})

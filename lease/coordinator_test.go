@@ -75,6 +75,70 @@ type countingStore struct {
 	moves                 int // successful takes that changed the owner
 	lists, listed, gets   int
 	renews, takes, writes int
+	// calls to the coordinator state and worker metrics tables and the
+	// owner index, the items they read, and their writes
+	fleetCalls, fleetReads, fleetWrites int
+}
+
+func (s *countingStore) fleetRead(n int) {
+	s.mu.Lock()
+	s.fleetCalls++
+	s.fleetReads += n
+	s.mu.Unlock()
+}
+
+func (s *countingStore) fleetWrite() {
+	s.mu.Lock()
+	s.fleetCalls++
+	s.fleetWrites++
+	s.mu.Unlock()
+}
+
+func (s *countingStore) Leader(ctx context.Context) (LeaderState, error) {
+	s.fleetRead(1)
+	return s.Store.Leader(ctx)
+}
+
+func (s *countingStore) Workers(ctx context.Context) ([]WorkerState, error) {
+	ws, err := s.Store.Workers(ctx)
+	s.fleetRead(len(ws))
+	return ws, err
+}
+
+func (s *countingStore) Owned(ctx context.Context, owner string) ([]string, error) {
+	ks, err := s.Store.Owned(ctx, owner)
+	s.fleetRead(len(ks))
+	return ks, err
+}
+
+func (s *countingStore) AcquireLeader(ctx context.Context, prev LeaderState, owner string) (LeaderState, error) {
+	s.fleetWrite()
+	return s.Store.AcquireLeader(ctx, prev, owner)
+}
+
+func (s *countingStore) RenewLeader(ctx context.Context, l LeaderState, notify []string) (LeaderState, error) {
+	s.fleetWrite()
+	return s.Store.RenewLeader(ctx, l, notify)
+}
+
+func (s *countingStore) ReleaseLeader(ctx context.Context, l LeaderState) error {
+	s.fleetWrite()
+	return s.Store.ReleaseLeader(ctx, l)
+}
+
+func (s *countingStore) Notify(ctx context.Context, workers []string, request bool) error {
+	s.fleetWrite()
+	return s.Store.Notify(ctx, workers, request)
+}
+
+func (s *countingStore) Heartbeat(ctx context.Context, w WorkerState) error {
+	s.fleetWrite()
+	return s.Store.Heartbeat(ctx, w)
+}
+
+func (s *countingStore) RemoveWorker(ctx context.Context, id string) error {
+	s.fleetWrite()
+	return s.Store.RemoveWorker(ctx, id)
 }
 
 func (s *countingStore) List(ctx context.Context) ([]Lease, error) {
@@ -204,7 +268,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	d := Config{Store: s, WorkerID: "w"}.withDefaults()
-	if d.FailoverTime != 10*time.Second || d.RenewInterval != d.FailoverTime/3 || d.TakeInterval != d.FailoverTime/6 || d.MaxConcurrentWrites != 16 {
+	if d.FailoverTime != 10*time.Second || d.RenewInterval != d.FailoverTime/3 || d.TakeInterval != d.FailoverTime/5 || d.WorkerCheckInterval != d.FailoverTime/3 || d.ScanInterval != 3*d.FailoverTime || d.MaxConcurrentWrites != 16 {
 		t.Fatalf("defaults: %+v", d)
 	}
 }
@@ -220,7 +284,7 @@ func TestLostLeaseFencing(t *testing.T) {
 	a := newTestCoordinator(t, store, newFakeClock(), "a", func(cfg *Config) {
 		cfg.OnLost = func(l Lease) { mu.Lock(); lostKeys = append(lostKeys, l.Key); mu.Unlock() }
 	})
-	a.takePass(ctx)
+	a.pollPass(ctx)
 	cur, _ := store.Get(ctx, "shard-000")
 	if _, err := store.Take(ctx, cur, "b"); err != nil {
 		t.Fatal(err)
@@ -268,7 +332,7 @@ func TestUpdateSerializedWithRenewals(t *testing.T) {
 	store := &renewCountingStore{Store: NewMemoryStore()}
 	createLeases(t, store, 1)
 	c := newTestCoordinator(t, store, nil, "a", nil)
-	c.takePass(ctx)
+	c.pollPass(ctx)
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	for i := range 50 {
@@ -300,7 +364,7 @@ func TestUpdateFnErrorWritesNothing(t *testing.T) {
 	store := NewMemoryStore()
 	createLeases(t, store, 1)
 	c := newTestCoordinator(t, store, nil, "a", nil)
-	c.takePass(ctx)
+	c.pollPass(ctx)
 	before, _ := store.Get(ctx, "shard-000")
 	boom := errors.New("boom")
 	if _, err := c.Update(ctx, "shard-000", func(l *Lease) error { l.Checkpoint = "5"; return boom }); !errors.Is(err, boom) {
@@ -366,7 +430,8 @@ func (q *eventQueue) flushForTest() {
 }
 
 // TestTriggerTake: a lease created after a pass is taken at once when a
-// pass is triggered, without waiting for the interval.
+// pass is triggered, without waiting for the interval: here the worker
+// leads, and its own request makes it scan at once.
 func TestTriggerTake(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	synctest.Test(t, func(t *testing.T) {
@@ -448,7 +513,7 @@ func measureTableLoad(b *testing.B, m, w int) (writes, reads, scans float64) {
 					c.renewPass(ctx)
 				}
 				if t >= nextTake[i] {
-					next := c.takePass(ctx)
+					next := c.pollPass(ctx)
 					nextTake[i] = t + max(1, int(next.Sub(clk.Now())/tick))
 				}
 			}

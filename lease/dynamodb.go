@@ -31,6 +31,8 @@ type DynamoDBAPI interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	UpdateTable(ctx context.Context, in *dynamodb.UpdateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 }
 
 // DynamoDBConfig configures a DynamoDBStore.
@@ -117,17 +119,51 @@ func NewDynamoDBStore(cfg DynamoDBConfig) (*DynamoDBStore, error) {
 	return s, nil
 }
 
-// EnsureTable creates the table if it does not exist (hash key leaseKey)
-// and waits until it is ACTIVE, until ctx ends. An existing table with
-// another key schema is an error. Unlike the other methods, it retries its
-// own calls that fail with a retryable error (throttling, a transient
-// fault), a few times each with backoff: it runs once, at start-up, with
-// no pass after it to retry it.
+// EnsureTable creates the lease table if it does not exist (hash key
+// leaseKey, with the owner index OwnerIndex) and waits until it is ACTIVE,
+// until ctx ends; an existing table without the index has it added, and is
+// used while the index is built. It then does the same for the coordinator
+// state and worker metrics tables (CoordinatorStateSuffix,
+// WorkerMetricsSuffix). An existing table with another key schema is an
+// error. Unlike the other methods, it retries its own calls that fail with
+// a retryable error (throttling, a transient fault), a few times each with
+// backoff: it runs once, at start-up, with no pass after it to retry it.
 func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
+	in := &dynamodb.CreateTableInput{
+		TableName: aws.String(s.cfg.Table),
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(attrKey), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrOwner), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(attrKey), KeyType: types.KeyTypeHash}},
+	}
+	s.billing(in)
+	idx := s.ownerIndex()
+	in.GlobalSecondaryIndexes = []types.GlobalSecondaryIndex{{
+		IndexName: idx.IndexName, KeySchema: idx.KeySchema, Projection: idx.Projection, ProvisionedThroughput: idx.ProvisionedThroughput,
+	}}
+	if err := s.ensureTable(ctx, s.cfg.Table, attrKey, in); err != nil {
+		return err
+	}
+	var out *dynamodb.DescribeTableOutput
+	err := withRetry(ctx, storeBackoff, func() (err error) {
+		out, err = s.cfg.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("describe lease table %s: %w", s.cfg.Table, err)
+	}
+	return s.ensureFleetTables(ctx, out.Table)
+}
+
+// ensureTable creates table name with in if it does not exist, and waits
+// until it is ACTIVE. An existing table must have key as its hash key
+// alone.
+func (s *DynamoDBStore) ensureTable(ctx context.Context, name, key string, in *dynamodb.CreateTableInput) error {
 	describe := func() (*dynamodb.DescribeTableOutput, error) {
 		var out *dynamodb.DescribeTableOutput
 		err := withRetry(ctx, storeBackoff, func() (err error) {
-			out, err = s.cfg.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.cfg.Table)})
+			out, err = s.cfg.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
 			return err
 		})
 		return out, err
@@ -136,32 +172,20 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 	var nf *types.ResourceNotFoundException
 	switch {
 	case errors.As(err, &nf):
-		in := &dynamodb.CreateTableInput{
-			TableName:            aws.String(s.cfg.Table),
-			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrKey), AttributeType: types.ScalarAttributeTypeS}},
-			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrKey), KeyType: types.KeyTypeHash}},
-			BillingMode:          types.BillingModePayPerRequest,
-		}
-		if s.cfg.ReadCapacity > 0 {
-			in.BillingMode = types.BillingModeProvisioned
-			in.ProvisionedThroughput = &types.ProvisionedThroughput{
-				ReadCapacityUnits: aws.Int64(s.cfg.ReadCapacity), WriteCapacityUnits: aws.Int64(s.cfg.WriteCapacity),
-			}
-		}
 		err := withRetry(ctx, storeBackoff, func() error {
 			_, err := s.cfg.DynamoDB.CreateTable(ctx, in)
 			return err
 		})
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) { // in use: created by another worker, or by a retried call of ours
-			return fmt.Errorf("create lease table %s: %w", s.cfg.Table, err)
+			return fmt.Errorf("create table %s: %w", name, err)
 		}
 	case err != nil:
-		return fmt.Errorf("describe lease table %s: %w", s.cfg.Table, err)
+		return fmt.Errorf("describe table %s: %w", name, err)
 	default:
 		ks := out.Table.KeySchema
-		if len(ks) != 1 || aws.ToString(ks[0].AttributeName) != attrKey {
-			return fmt.Errorf("lease table %s exists but its key is not the hash key %s alone", s.cfg.Table, attrKey)
+		if len(ks) != 1 || aws.ToString(ks[0].AttributeName) != key {
+			return fmt.Errorf("table %s exists but its key is not the hash key %s alone", name, key)
 		}
 		if out.Table.TableStatus == types.TableStatusActive {
 			return nil
@@ -172,14 +196,14 @@ func (s *DynamoDBStore) EnsureTable(ctx context.Context) error {
 	for {
 		out, err := describe()
 		if err != nil && !errors.As(err, &nf) {
-			return fmt.Errorf("wait for lease table %s: %w", s.cfg.Table, err)
+			return fmt.Errorf("wait for table %s: %w", name, err)
 		}
 		if err == nil && out.Table.TableStatus == types.TableStatusActive {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for lease table %s to become ACTIVE: %w", s.cfg.Table, ctx.Err())
+			return fmt.Errorf("wait for table %s to become ACTIVE: %w", name, ctx.Err())
 		case <-tick.C:
 		}
 	}

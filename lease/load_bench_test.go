@@ -11,12 +11,13 @@ import (
 	"github.com/kinesisgo/kinesis/checkpoint"
 )
 
-// load returns the calls made so far, the items they read (List, Get)
-// and the items they wrote.
+// load returns the calls made so far (to the lease table, the coordinator
+// state and worker metrics tables and the owner index), the items they
+// read and the items they wrote.
 func (s *countingStore) load() (calls, reads, writes int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lists + s.gets + s.writes, s.listed + s.gets, s.writes
+	return s.lists + s.gets + s.writes + s.fleetCalls, s.listed + s.gets + s.fleetReads, s.writes + s.fleetWrites
 }
 
 // BenchmarkFleetTableLoad measures what a fleet of workers at steady state

@@ -3,7 +3,9 @@ package lease
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -14,6 +16,7 @@ import (
 type MemoryStore struct {
 	mu     sync.Mutex
 	leases map[string]Lease
+	fleet  *memFleet // coordinator state and worker metrics; nil until used
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -196,4 +199,159 @@ func (s *MemoryStore) Delete(ctx context.Context, l Lease) error {
 	}
 	delete(s.leases, l.Key)
 	return nil
+}
+
+// memFleet is the coordinator state and worker metrics of a MemoryStore.
+type memFleet struct {
+	leader  LeaderState
+	workers map[string]WorkerState
+}
+
+func (s *MemoryStore) fleetLocked() *memFleet {
+	if s.fleet == nil {
+		s.fleet = &memFleet{workers: make(map[string]WorkerState)}
+	}
+	return s.fleet
+}
+
+func cloneLeader(l LeaderState) LeaderState {
+	l.Notices = maps.Clone(l.Notices)
+	l.Live = slices.Clone(l.Live)
+	return l
+}
+
+// Leader returns the leader item.
+func (s *MemoryStore) Leader(ctx context.Context) (LeaderState, error) {
+	if err := ctx.Err(); err != nil {
+		return LeaderState{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cloneLeader(s.fleetLocked().leader), nil
+}
+
+// AcquireLeader makes owner the leader if the counter is prev.Counter.
+func (s *MemoryStore) AcquireLeader(ctx context.Context, prev LeaderState, owner string) (LeaderState, error) {
+	if err := ctx.Err(); err != nil {
+		return LeaderState{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fleetLocked()
+	if f.leader.Counter != prev.Counter {
+		return LeaderState{}, fmt.Errorf("acquire leader: %w", ErrConflict)
+	}
+	f.leader.Owner = owner
+	f.leader.Counter++
+	return cloneLeader(f.leader), nil
+}
+
+// RenewLeader renews the leader item and adds the notices.
+func (s *MemoryStore) RenewLeader(ctx context.Context, l LeaderState, notify []string) (LeaderState, error) {
+	if err := ctx.Err(); err != nil {
+		return LeaderState{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fleetLocked()
+	if f.leader.Counter != l.Counter || f.leader.Owner != l.Owner || l.Owner == "" {
+		return LeaderState{}, fmt.Errorf("renew leader: %w", ErrConflict)
+	}
+	f.leader.Counter++
+	f.leader.Live = slices.Clone(l.Live)
+	f.addNotices(notify)
+	return cloneLeader(f.leader), nil
+}
+
+func (f *memFleet) addNotices(workers []string) {
+	if len(workers) > 0 && f.leader.Notices == nil {
+		f.leader.Notices = make(map[string]int64)
+	}
+	for _, w := range workers {
+		f.leader.Notices[w]++
+	}
+}
+
+// ReleaseLeader removes the leader's owner.
+func (s *MemoryStore) ReleaseLeader(ctx context.Context, l LeaderState) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fleetLocked()
+	if f.leader.Counter != l.Counter || f.leader.Owner != l.Owner {
+		return fmt.Errorf("release leader: %w", ErrConflict)
+	}
+	f.leader.Owner = ""
+	f.leader.Counter++
+	return nil
+}
+
+// Notify adds the notices and the request.
+func (s *MemoryStore) Notify(ctx context.Context, workers []string, request bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fleetLocked()
+	f.addNotices(workers)
+	if request {
+		f.leader.Requests++
+	}
+	return nil
+}
+
+// Heartbeat writes the worker's item.
+func (s *MemoryStore) Heartbeat(ctx context.Context, w WorkerState) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fleetLocked()
+	w.Heartbeat = f.workers[w.ID].Heartbeat + 1
+	f.workers[w.ID] = w
+	return nil
+}
+
+// RemoveWorker deletes the worker's item.
+func (s *MemoryStore) RemoveWorker(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.fleetLocked().workers, id)
+	return nil
+}
+
+// Workers returns every worker's item, by ID.
+func (s *MemoryStore) Workers(ctx context.Context) ([]WorkerState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := slices.Collect(maps.Values(s.fleetLocked().workers))
+	slices.SortFunc(ws, func(a, b WorkerState) int { return strings.Compare(a.ID, b.ID) })
+	return ws, nil
+}
+
+// Owned returns the keys of owner's leases, sorted.
+func (s *MemoryStore) Owned(ctx context.Context, owner string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for k, l := range s.leases {
+		if l.Owner == owner {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
 }

@@ -24,6 +24,9 @@ type coordinatorMetrics struct {
 	storeErrors       *prometheus.CounterVec
 	takerPasses       prometheus.Counter
 	leasesInTable     prometheus.Gauge
+	leader            prometheus.Gauge
+	assigned          prometheus.Counter
+	heartbeatErrors   prometheus.Counter
 }
 
 func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
@@ -60,10 +63,19 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 			Name: "kinesis_lease_store_errors_total", Help: "Failed lease table calls, by operation and kind: conflict, not_found, malformed, throttled, or else the AWS error code, http_STATUS, timeout, canceled or network.",
 		}, []string{"op", "kind"}),
 		takerPasses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kinesis_lease_taker_passes_total", Help: "Taker passes (table scans) run.",
+			Name: "kinesis_lease_taker_passes_total", Help: "Poll passes run (reads or renewals of the leader item).",
 		}),
 		leasesInTable: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kinesis_lease_table_leases", Help: "Unfinished leases seen in the table at the last taker pass.",
+			Name: "kinesis_lease_table_leases", Help: "Unfinished leases seen in the table at the leader's last scan (on the leader).",
+		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kinesis_lease_leader", Help: "1 while this worker leads the fleet (scans the lease table and assigns leases), else 0.",
+		}),
+		assigned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_lease_assigned_total", Help: "Free or expired leases this worker, as the leader, assigned to another worker.",
+		}),
+		heartbeatErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinesis_lease_heartbeat_errors_total", Help: "Heartbeats to the worker metrics table that failed.",
 		}),
 	}
 	if reg != nil {
@@ -79,6 +91,9 @@ func newCoordinatorMetrics(reg prometheus.Registerer) *coordinatorMetrics {
 		m.storeErrors = metricreg.Register(reg, m.storeErrors)
 		m.takerPasses = metricreg.Register(reg, m.takerPasses)
 		m.leasesInTable = metricreg.Register(reg, m.leasesInTable)
+		m.leader = metricreg.Register(reg, m.leader)
+		m.assigned = metricreg.Register(reg, m.assigned)
+		m.heartbeatErrors = metricreg.Register(reg, m.heartbeatErrors)
 	}
 	return m
 }

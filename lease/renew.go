@@ -10,7 +10,8 @@ import (
 	"github.com/kinesisgo/kinesis/internal/backoff"
 )
 
-// renewPass renews every held lease once, MaxConcurrentWrites at a time.
+// renewPass renews every held lease once, MaxConcurrentWrites at a time,
+// and then writes this worker's heartbeat.
 func (c *Coordinator) renewPass(ctx context.Context) {
 	c.mu.Lock()
 	hs := make([]*heldLease, 0, len(c.held))
@@ -19,6 +20,7 @@ func (c *Coordinator) renewPass(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	forEach(ctx, hs, c.cfg.MaxConcurrentWrites, func(h *heldLease) { c.renew(ctx, h) })
+	c.heartbeat(ctx)
 }
 
 // forEach calls fn for each item on at most n goroutines, and returns when
@@ -68,8 +70,19 @@ func (c *Coordinator) renew(ctx context.Context, h *heldLease) {
 		return
 	}
 	defer h.mu.Unlock()
-	if h.gone || h.handingOver {
-		return // a lease being handed over is not renewed: the next owner waits for its counter to stop
+	if h.gone {
+		return
+	}
+	if h.handingOver {
+		// Not renewed: the next owner waits for the release, or for its
+		// counter to stand still for FailoverTime, and then takes it.
+		switch {
+		case c.now().Sub(h.lastRenewed) >= c.cfg.FailoverTime:
+			c.loseLocked(h, "hand-over not finished within FailoverTime; the next owner takes it")
+		case c.cfg.OnHandOver == nil:
+			_ = c.releaseLocked(ctx, h) // an earlier attempt failed: hand it over now
+		}
+		return
 	}
 	for try := 1; ; try++ {
 		start := c.now()

@@ -69,7 +69,7 @@ func TestSpuriousRenewFailure(t *testing.T) {
 		createLeases(t, store, 1)
 		var lost atomic.Int32
 		c := newTestCoordinator(t, store, newFakeClock(), "a", func(cfg *Config) { cfg.OnLost = func(Lease) { lost.Add(1) } })
-		c.takePass(ctx)
+		c.pollPass(ctx)
 		store.lostReplies = 1
 		c.renewPass(ctx)
 		l, ok := c.Lease("shard-000")
@@ -192,7 +192,7 @@ func TestRenewalsNotHeldUpByAWriteInFlight(t *testing.T) {
 		store := &hangingStore{Store: NewMemoryStore(), started: make(chan struct{}), release: make(chan struct{})}
 		createLeases(t, store, 2)
 		c := newTestCoordinator(t, store, nil, "a", nil)
-		c.takePass(ctx)
+		c.pollPass(ctx)
 		if len(c.Held()) != 2 {
 			t.Fatalf("holds %d leases, want 2", len(c.Held()))
 		}

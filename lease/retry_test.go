@@ -130,7 +130,7 @@ func TestStoreCallRetries(t *testing.T) {
 				createLeases(t, store, 1)
 				c := newTestCoordinator(t, store, nil, "a", nil)
 				if op != "take" {
-					c.takePass(ctx)
+					c.pollPass(ctx)
 					if len(c.Held()) != 1 {
 						t.Fatal("lease not taken")
 					}
@@ -140,7 +140,7 @@ func TestStoreCallRetries(t *testing.T) {
 				case "renew":
 					c.renewPass(ctx)
 				case "take":
-					c.takePass(ctx)
+					c.pollPass(ctx)
 				case "release":
 					if err := c.Release(ctx, "shard-000"); !errors.Is(err, e.err) {
 						t.Fatalf("Release: %v, want %v", err, e.err)

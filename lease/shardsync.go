@@ -44,6 +44,12 @@ type ShardSyncConfig struct {
 	InitialTimestamp time.Time
 	// Interval is how often Run syncs. Default 60s.
 	Interval time.Duration
+	// Leader, when set, tells whether this worker leads the fleet
+	// (Coordinator.Leading): Run syncs only then, since a sync reads the
+	// whole lease table; on the other workers it only checks that the
+	// stream still exists (one ListShards), so that a deleted stream stops
+	// every worker. Default nil: Run always syncs.
+	Leader func() bool
 	// Logger receives the syncer's logs. Default: none.
 	Logger *zap.Logger
 	// Metrics registers the syncer's metrics (kinesis_lease_*). Default:
@@ -138,7 +144,11 @@ func (s *ShardSyncer) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
-		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+		sync := s.Sync
+		if s.cfg.Leader != nil && !s.cfg.Leader() {
+			sync = s.checkStream
+		}
+		if err := sync(ctx); err != nil && ctx.Err() == nil {
 			var gone *kintypes.ResourceNotFoundException
 			if errors.As(err, &gone) {
 				return fmt.Errorf("stream %s: %w", s.stream, err)
@@ -151,6 +161,12 @@ func (s *ShardSyncer) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// checkStream lists the stream's shards, to learn whether it still exists.
+func (s *ShardSyncer) checkStream(ctx context.Context) error {
+	_, err := s.listShards(ctx, nil)
+	return err
 }
 
 // Sync runs one shard sync: it lists every shard of the stream (so that

@@ -60,4 +60,8 @@ type Store interface {
 	Checkpoint(ctx context.Context, l Lease) (Lease, error)
 	// Delete removes the lease, if Counter is as in l.
 	Delete(ctx context.Context, l Lease) error
+
+	// The coordinator state and worker metrics tables (see FleetStore);
+	// EnsureTable creates them too.
+	FleetStore
 }

@@ -2,7 +2,6 @@ package lease
 
 import (
 	"context"
-	"reflect"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,21 +11,26 @@ import (
 	"github.com/kinesisgo/kinesis/checkpoint"
 )
 
-// TestExpiry: the leases of a worker that stopped renewing are taken once
-// their counter has not moved for FailoverTime, as another worker observed
-// it, not before; the taker pass is brought forward to that moment.
+// TestExpiry: the leases of a worker that crashed are assigned once the
+// leader has seen its heartbeat stand still for FailoverTime, by its own
+// clock, not before; here the crashed worker led, and its successor judges
+// it from the moment the leader item stopped moving.
 //
-// Timeline (TakeInterval 3s, RenewInterval 3s, FailoverTime 10s): a starts
-// at 0s and takes the 3 leases; b starts at 1.5s (passes at 1.5s + 3s·k)
-// and steals its share, one lease; a renews at 3s and 6s and crashes at
-// 6.5s. b first sees a's last counters at 7.5s, so they expire at 17.5s,
-// and b's pass is brought forward from 19.5s to 17.5s + expiryLag.
+// Timeline (FailoverTime 10s, RenewInterval and TakeInterval 3s,
+// WorkerCheckInterval 3s): a starts at 0s, leads, and takes the 3 leases;
+// b starts at 1.5s (polls at 1.5s + 3s·k); a sees b's heartbeat at its
+// worker check at 3s and asks a's surplus lease for b, which b takes up by
+// 7.5s. a crashes at 8.5s: its last renewal of the leader item is at 8s
+// (every FailoverTime/5). b first sees that counter at 10.5s at the
+// latest, takes the item over 5s later (at a poll), and judges a's
+// heartbeat from its first sight of that counter: dead FailoverTime after
+// it, when b's worker check is brought forward to.
 func TestExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := NewMemoryStore()
 		createLeases(t, store, 3)
 		timings := func(cfg *Config) {
-			cfg.FailoverTime, cfg.RenewInterval, cfg.TakeInterval = 10*time.Second, 3*time.Second, 3*time.Second
+			cfg.FailoverTime, cfg.RenewInterval, cfg.TakeInterval, cfg.WorkerCheckInterval = 10*time.Second, 3*time.Second, 3*time.Second, 3*time.Second
 		}
 		start := time.Now()
 		a := newTestCoordinator(t, store, nil, "a", timings)
@@ -36,37 +40,38 @@ func TestExpiry(t *testing.T) {
 		b := newTestCoordinator(t, store, nil, "b", func(cfg *Config) { timings(cfg); cfg.OnAcquired = acq.record })
 		stopB := run(t, b)
 		defer stopB()
-		synctest.Wait()
-		time.Sleep(5 * time.Second) // 6.5s: a has renewed at 6s, and noticed the steal at 3s
+		time.Sleep(7 * time.Second) // 8.5s
 		synctest.Wait()
 		if na, nb := len(a.Held()), len(b.Held()); na != 2 || nb != 1 {
-			t.Fatalf("after the steal: a holds %d, b %d; want 2 and 1", na, nb)
+			t.Fatalf("after the hand-over: a holds %d, b %d; want 2 and 1", na, nb)
+		}
+		if !a.Leading() || b.Leading() {
+			t.Fatalf("a leading %v, b leading %v; want a", a.Leading(), b.Leading())
 		}
 		crashA()
 
-		expiry := 7500*time.Millisecond + 10*time.Second + expiryLag
-		time.Sleep(expiry - time.Since(start) - time.Nanosecond)
-		synctest.Wait()
-		if n := len(b.Held()); n != 1 {
-			t.Fatalf("b holds %d leases at %v, before a's expired", n, time.Since(start))
+		// a's last renewals: leases and heartbeat at 6s, the leader item
+		// at 6s or 8s. b judges a from its first sight of that item's last
+		// counter (7.5s or 10.5s): dead FailoverTime later.
+		for len(b.Held()) != 3 && time.Since(start) < 30*time.Second {
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(time.Nanosecond)
-		synctest.Wait()
-		if n := len(b.Held()); n != 3 {
-			t.Fatalf("b holds %d leases at %v, want 3 once a's expired", n, time.Since(start))
+		took := time.Since(start)
+		t.Logf("b took a's leases at %v", took)
+		if n := len(b.Held()); n != 3 || took < 17500*time.Millisecond || took > 20500*time.Millisecond+expiryLag+10*time.Millisecond {
+			t.Fatalf("b holds %d leases at %v, want 3 between 17.5s and 20.51s", n, took)
 		}
-		// b's clock started 1.5s after a's. b asked for shard-002 at its
-		// first pass; a handed it over at its renewal at 3s, and b took it
-		// up at its pass at 4.5s.
-		want := map[string]time.Duration{"shard-002": 3 * time.Second, "shard-000": expiry - 1500*time.Millisecond, "shard-001": expiry - 1500*time.Millisecond}
-		if got := acq.get(); !reflect.DeepEqual(got, want) {
-			t.Fatalf("b acquired %v, want %v", got, want)
-		}
-		if st, tk, held := testutil.ToFloat64(b.metrics.stolen), testutil.ToFloat64(b.metrics.taken), testutil.ToFloat64(b.metrics.held); st != 1 || tk != 3 || held != 3 {
-			t.Fatalf("b's metrics: stolen %v taken %v held %v; want 1, 3, 3", st, tk, held)
+		if !b.Leading() {
+			t.Fatalf("b does not lead at %v", time.Since(start))
 		}
 		if n := testutil.ToFloat64(a.metrics.handedOver); n != 1 {
 			t.Fatalf("a handed %v leases over, want 1", n)
+		}
+		if n := testutil.ToFloat64(a.metrics.stolen); n != 1 {
+			t.Fatalf("a asked for %v hand-overs as the leader, want 1", n)
+		}
+		if got := acq.get(); len(got) != 3 {
+			t.Fatalf("b acquired %v, want 3 leases", got)
 		}
 	})
 }
@@ -76,20 +81,20 @@ func TestStopTakingAndMaxLeases(t *testing.T) {
 	store := NewMemoryStore()
 	createLeases(t, store, 10)
 	c := newTestCoordinator(t, store, newFakeClock(), "a", func(cfg *Config) { cfg.MaxLeasesForWorker = 4 })
-	c.takePass(ctx)
+	c.pollPass(ctx)
 	if n := len(c.Held()); n != 4 {
 		t.Fatalf("holds %d leases, cap 4", n)
 	}
 	d := newTestCoordinator(t, store, newFakeClock(), "d", nil)
 	d.StopTaking()
-	d.takePass(ctx)
+	d.pollPass(ctx)
 	if n := len(d.Held()); n != 0 {
 		t.Fatalf("took %d leases after StopTaking", n)
 	}
 }
 
-// TestCappedWorkerLeftovers: when the plan names a worker that is at its
-// cap, another worker takes the leases left free after a few passes.
+// TestCappedWorkerLeftovers: the leader gives a worker no more leases than
+// its cap (from its heartbeat): the others take the rest.
 func TestCappedWorkerLeftovers(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemoryStore()
@@ -98,8 +103,10 @@ func TestCappedWorkerLeftovers(t *testing.T) {
 	a := newTestCoordinator(t, store, clk, "a", func(cfg *Config) { cfg.MaxLeasesForWorker = 2 })
 	b := newTestCoordinator(t, store, clk, "b", nil)
 	for range 5 {
-		a.takePass(ctx)
-		b.takePass(ctx)
+		a.renewPass(ctx)
+		b.renewPass(ctx)
+		a.pollPass(ctx)
+		b.pollPass(ctx)
 		clk.Advance(simTake)
 	}
 	if na, nb := len(a.Held()), len(b.Held()); na != 2 || nb != 8 {
@@ -107,11 +114,17 @@ func TestCappedWorkerLeftovers(t *testing.T) {
 	}
 }
 
-// TestReleasePickedUpAtNextPass: a released lease is unowned in the table
-// and taken by another worker at its next pass. a (passes every 2s from 0s)
-// takes both leases; b (passes every 2s from 1s) asks for one at 1s, a
-// hands it over at its pass at 2s, and b takes it up at its pass at 3s; a
-// releases the other at 3.5s, and b takes it at its pass at 5s.
+// TestReleasePickedUpAtNextPass: a lease released is assigned again (by
+// count: here to the worker that released it) by the leader within two
+// poll passes (the releasing worker's, which asks for an
+// assignment pass, and the leader's), and one handed over on shutdown is
+// taken up by its next owner at its next poll. a (TakeInterval 2s,
+// RenewInterval and WorkerCheckInterval 3.33s) leads and takes both
+// leases; b starts at 1s and gets one by a hand-over (a sees b at 3.33s
+// and asks; a hands it over at its renewal, at 3.33s or 6.67s; b takes it
+// up at its next poll, at 7s at the latest). b releases it at 7.5s: it is
+// held again by 11.5s. a shuts down then and hands both to b, which takes
+// them up by 13.5s.
 func TestReleasePickedUpAtNextPass(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -122,31 +135,49 @@ func TestReleasePickedUpAtNextPass(t *testing.T) {
 		stopA := run(t, a)
 		defer stopA()
 		time.Sleep(time.Second)
-		acq := newAcquisitions()
-		b := newTestCoordinator(t, store, nil, "b", func(cfg *Config) { cfg.OnAcquired = acq.record })
+		b := newTestCoordinator(t, store, nil, "b", nil)
 		stopB := run(t, b)
 		defer stopB()
-		time.Sleep(2500 * time.Millisecond)
+		time.Sleep(7500*time.Millisecond - time.Since(start))
 		synctest.Wait()
 		if len(a.Held()) != 1 || len(b.Held()) != 1 {
 			t.Fatalf("a %d, b %d", len(a.Held()), len(b.Held()))
 		}
+		key := b.Held()[0].Key
+		if err := b.Release(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(11500*time.Millisecond - time.Since(start))
+		synctest.Wait()
+		if na, nb := len(a.Held()), len(b.Held()); na+nb != 2 {
+			t.Fatalf("a holds %d and b %d at 11.5s, want the released lease taken again", na, nb)
+		}
 		if err := a.ReleaseAll(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if len(a.Held()) != 0 {
-			t.Fatal("a still holds leases")
+		if len(a.Held()) != 0 || a.Leading() {
+			t.Fatalf("a holds %d leases after ReleaseAll, leading %v", len(a.Held()), a.Leading())
 		}
-		time.Sleep(5*time.Second - time.Since(start))
+		for _, l := range mustList(t, store) {
+			if l.Owner != "b" {
+				t.Fatalf("after a's shutdown %s is owned by %q, want b", l.Key, l.Owner)
+			}
+		}
+		time.Sleep(13500*time.Millisecond - time.Since(start))
 		synctest.Wait()
-		if len(a.Held()) != 0 || len(b.Held()) != 2 {
-			t.Fatalf("after release: a %d, b %d", len(a.Held()), len(b.Held()))
-		}
-		want := map[string]time.Duration{"shard-001": 2 * time.Second, "shard-000": 4 * time.Second} // since b started
-		if got := acq.get(); !reflect.DeepEqual(got, want) {
-			t.Fatalf("b acquired %v, want %v", got, want)
+		if len(b.Held()) != 2 || !b.Leading() {
+			t.Fatalf("after a's shutdown b holds %d, want 2; b leading %v, want true", len(b.Held()), b.Leading())
 		}
 	})
+}
+
+func mustList(t *testing.T, s Store) []Lease {
+	t.Helper()
+	ls, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
 }
 
 // TestTakePinsLatest: the first take of a LATEST lease created without the

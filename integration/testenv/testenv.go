@@ -230,13 +230,21 @@ func NewTableName(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
 	client := DynamoDBClient(t)
 	name := UniqueName(t)
-	t.Cleanup(func() { deleteTable(t, client, name) })
+	t.Cleanup(func() {
+		deleteTable(t, client, name)
+		// The coordinator state and worker metrics tables a lease store
+		// makes next to its lease table.
+		deleteTable(t, client, name+"-CoordinatorState")
+		deleteTable(t, client, name+"-WorkerMetricStats")
+	})
 	return client, name
 }
 
 // NewLeaseTable creates a table with the lease table's key schema (hash key
-// leaseKey, a string; on-demand capacity), waits until it is ACTIVE, and
-// deletes it when the test ends.
+// leaseKey, a string; on-demand capacity) and nothing else, as the Java KCL
+// 2.x makes it (no index on leaseOwner), waits until it is ACTIVE, and
+// deletes it when the test ends (with the tables a lease store adds next
+// to it).
 func NewLeaseTable(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
 	client, name := NewTableName(t)
