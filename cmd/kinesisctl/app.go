@@ -95,7 +95,7 @@ unreachable, 6 conflict (exists, busy, closed shard, limit), 7 put incomplete,
 	pf.BoolVar(&a.json, "json", false, "print JSON instead of tables")
 
 	root.AddCommand(a.streamCommand(), a.shardsCommand(), a.splitCommand(), a.mergeCommand(), a.scaleCommand(),
-		a.putCommand(), a.tailCommand(), a.leasesCommand(), a.lagCommand(), a.consumersCommand())
+		a.putCommand(), a.tailCommand(), a.leasesCommand(), a.lagCommand(), a.consumersCommand(), a.autoscaleCommand())
 	return root
 }
 

@@ -1,7 +1,9 @@
 // Command kinesisctl inspects and steers Kinesis data streams and the lease
-// tables of kcl applications: streams, shards and their lineage, resharding,
-// writing and reading records (also through enhanced fan-out consumers),
-// leases and consumer lag.
+// tables of kcl applications: streams, shards and their lineage, resharding
+// (by hand, or autoscale: split hot shards at their traffic median, merge
+// cold ones), writing and reading records (also through enhanced fan-out
+// consumers), leases (reset checkpoints to a time or position, release,
+// delete, export, import) and consumer lag.
 //
 // It reads the standard AWS configuration: --profile or AWS_PROFILE,
 // --region or AWS_REGION, and endpoints from --endpoint-url,
