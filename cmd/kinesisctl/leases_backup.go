@@ -218,14 +218,14 @@ func leaseKeyOf(item map[string]ddbtypes.AttributeValue) string {
 // attrJSON is an attribute value in DynamoDB's JSON form: exactly one field
 // is set.
 type attrJSON struct {
-	S    *string               `json:"S,omitempty"`
-	N    *string               `json:"N,omitempty"`
-	B    *string               `json:"B,omitempty"` // base64
-	SS   []string              `json:"SS,omitempty"`
-	NS   []string              `json:"NS,omitempty"`
-	BS   []string              `json:"BS,omitempty"`
-	BOOL *bool                 `json:"BOOL,omitempty"`
-	NULL *bool                 `json:"NULL,omitempty"`
+	S    *string  `json:"S,omitempty"`
+	N    *string  `json:"N,omitempty"`
+	B    *string  `json:"B,omitempty"` // base64
+	SS   []string `json:"SS,omitempty"`
+	NS   []string `json:"NS,omitempty"`
+	BS   []string `json:"BS,omitempty"`
+	BOOL *bool    `json:"BOOL,omitempty"`
+	NULL *bool    `json:"NULL,omitempty"`
 	// M and L are pointers so that an empty map or list, which DynamoDB
 	// allows, is kept.
 	M *map[string]*attrJSON `json:"M,omitempty"`
