@@ -85,6 +85,17 @@ type Config struct {
 	// any positive duration. The stream's own RetentionPeriodHours is not
 	// read.
 	Retention time.Duration
+	// ModelIndexes makes the proxy keep the global secondary indexes an
+	// UpdateTable adds to an existing DynamoDB table, as DynamoDB builds
+	// them in place (dynalite does not): each is CREATING for
+	// IndexBuildTime (DescribeTable shows it so; a Query on it fails with
+	// a ValidationException, as on a backfilling index), then ACTIVE, and
+	// a Query on it is answered from a Scan of the table filtered by the
+	// key condition, in range key order. Default false: forwarded.
+	ModelIndexes bool
+	// IndexBuildTime is how long an index of ModelIndexes is CREATING, on
+	// the clock Now. Default 0: ACTIVE at once.
+	IndexBuildTime time.Duration
 	// Now is the clock of the token buckets and of ShardLifecycle (the
 	// shards' creation and closing times, Retention, NextToken expiry).
 	// Default time.Now.

@@ -34,6 +34,7 @@ type Proxy struct {
 	stats    counters
 	ids      identities     // STS stand-in and RequireAccessKey
 	fh       *firehoseState // under Config.Firehose
+	idx      indexes        // under Config.ModelIndexes
 	fan      *fanOut        // under Config.FanOut
 	metrics  *writeMetrics  // per-shard writes, served as CloudWatch metrics
 
@@ -350,6 +351,20 @@ func (p *Proxy) handle(ctx context.Context, s service, op string, h http.Header,
 	}
 	if s == kinesisService && p.fan != nil && fanOutOps[op] {
 		return p.consumerOp(ctx, op, h, body)
+	}
+	if s == dynamoDBService && p.cfg.ModelIndexes {
+		switch op {
+		case "UpdateTable":
+			if resp, ok := p.updateTable(ctx, h, body); ok {
+				return resp
+			}
+		case "DescribeTable":
+			return p.describeTable(ctx, h, body)
+		case "Query":
+			if resp, ok := p.queryIndex(ctx, h, body); ok {
+				return resp
+			}
+		}
 	}
 	if s == kinesisService {
 		switch op {
