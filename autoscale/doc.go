@@ -32,6 +32,10 @@
 //	kinesis_autoscale_errors_total              counter, evaluations that failed
 //	kinesis_autoscale_shard_utilization{shard}  gauge, share of the write limit at the last evaluation
 //
+// Config.Leases adds a second source: the read rate a kcl application
+// measured per lease (throughputKBps), used for a shard whose CloudWatch
+// metrics are incomplete while its lease is held.
+//
 // Shard-level metrics must be enabled on the stream on AWS
 // (EnableEnhancedMonitoring with IncomingBytes, IncomingRecords and
 // WriteProvisionedThroughputExceeded); a shard without them has incomplete

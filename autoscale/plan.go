@@ -134,7 +134,17 @@ type ShardLoad struct {
 	Sample []string `json:"-"`
 	// SampleSize is len(Sample), for the decision log.
 	SampleSize int `json:"sampleSize"`
+	// Source says where the rates come from: SourceCloudWatch, or
+	// SourceLeases (a kcl application's measured read rate). Empty when
+	// filled in by the caller.
+	Source string `json:"source,omitempty"`
 }
+
+// Sources of ShardLoad.
+const (
+	SourceCloudWatch = "cloudwatch"
+	SourceLeases     = "leases"
+)
 
 // Utilization is a shard's write demand as a share of its limit: the
 // larger of bytes and records, each counting the refused writes too

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kinesisgo/kinesis/internal/backoff"
 	"github.com/kinesisgo/kinesis/internal/streamref"
+	"github.com/kinesisgo/kinesis/lease"
 )
 
 // KinesisAPI is the part of the Kinesis client the scaler calls.
@@ -32,6 +33,12 @@ type KinesisAPI interface {
 // *cloudwatch.Client implements it.
 type CloudWatchAPI interface {
 	GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error)
+}
+
+// LeaseLister lists the leases of a kcl application consuming the stream:
+// *lease.DynamoDBStore implements it.
+type LeaseLister interface {
+	List(ctx context.Context) ([]lease.Lease, error)
 }
 
 // Defaults of Config.
@@ -54,6 +61,14 @@ type Config struct {
 	CloudWatch CloudWatchAPI
 	// Plan sets the thresholds, limits and cool-downs of decisions.
 	Plan PlanConfig
+	// Leases, when set, is a second source of traffic: the read rate a kcl
+	// application consuming the stream measured per lease (throughputKBps,
+	// written at each renewal), used for a shard whose CloudWatch metrics
+	// are incomplete (metrics not enabled, or delayed) while its lease is
+	// held and measured. A consumer that keeps up reads what is written;
+	// the records per second and refused writes stay unknown (zero).
+	// Default nil: CloudWatch only.
+	Leases LeaseLister
 	// Interval is the time between two evaluations of Run. Default 1
 	// minute.
 	Interval time.Duration
@@ -208,6 +223,11 @@ func (s *Scaler) once(ctx context.Context) (Evaluation, error) {
 	if err != nil {
 		return ev, err
 	}
+	if s.cfg.Leases != nil {
+		if err := s.leaseLoads(ctx, loads); err != nil {
+			s.log.Warn("autoscale: reading the lease table's throughput failed", zap.Error(err))
+		}
+	}
 	lim := s.planner.cfg
 	for i := range loads {
 		if loads[i].Complete && loads[i].utilization(lim) > lim.TargetUtilization && s.cfg.SampleRecords > 0 {
@@ -231,6 +251,28 @@ func (s *Scaler) once(ctx context.Context) (Evaluation, error) {
 	s.planner.Acted(now)
 	s.met.actions.WithLabelValues(string(ev.Action)).Inc()
 	return ev, s.waitActive(ctx)
+}
+
+// leaseLoads fills in, from the leases' measured read rates, the shards
+// whose CloudWatch metrics are incomplete.
+func (s *Scaler) leaseLoads(ctx context.Context, loads []ShardLoad) error {
+	leases, err := s.cfg.Leases.List(ctx)
+	if err != nil {
+		return err
+	}
+	byKey := make(map[string]lease.Lease, len(leases))
+	for _, l := range leases {
+		byKey[l.Key] = l
+	}
+	for i := range loads {
+		l, ok := byKey[loads[i].ShardID]
+		if loads[i].Complete || !ok || !l.ThroughputKnown || l.Owner == "" || l.Finished() {
+			continue
+		}
+		loads[i].BytesPerSecond, loads[i].RecordsPerSecond, loads[i].ThrottledPerSecond = l.ThroughputKBps*1024, 0, 0
+		loads[i].Complete, loads[i].Source = true, SourceLeases
+	}
+	return nil
 }
 
 func (s *Scaler) act(ctx context.Context, d Decision) error {

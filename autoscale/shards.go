@@ -108,7 +108,7 @@ func (s *Scaler) shardLoads(ctx context.Context, shards []kintypes.Shard, now ti
 			b, r, t := points[fmt.Sprintf("b%d", i)], points[fmt.Sprintf("r%d", i)], points[fmt.Sprintf("t%d", i)]
 			// Throttled writes have no datapoint where none were refused;
 			// accepted bytes and records must cover every period.
-			l.Complete = len(b) == periods && len(r) == periods
+			l.Complete, l.Source = len(b) == periods && len(r) == periods, SourceCloudWatch
 			l.BytesPerSecond, l.RecordsPerSecond, l.ThrottledPerSecond = total(b)/seconds, total(r)/seconds, total(t)/seconds
 		}
 	}

@@ -17,6 +17,7 @@ import (
 func (a *app) autoscaleCommand() *cobra.Command {
 	var (
 		once, dryRun bool
+		leaseTable   string
 		cfg          autoscale.Config
 	)
 	cmd := &cobra.Command{
@@ -36,7 +37,10 @@ WriteProvisionedThroughputExceeded (GetMetricData, statistic Sum, over
 --window ending at the last whole --period): enable them on the stream
 (aws kinesis enable-enhanced-monitoring --shard-level-metrics IncomingBytes
 IncomingRecords WriteProvisionedThroughputExceeded). The CloudWatch endpoint
-is --endpoint-url, AWS_ENDPOINT_URL_CLOUDWATCH or AWS_ENDPOINT_URL.
+is --endpoint-url, AWS_ENDPOINT_URL_CLOUDWATCH or AWS_ENDPOINT_URL. With
+--leases APP, a shard whose CloudWatch metrics are incomplete is judged by
+the read rate the kcl application APP measured on its lease (throughputKBps),
+while the lease is held.
 
 Every evaluation is printed with its inputs (--json: one JSON object per
 evaluation). --once makes one evaluation; --dry-run decides without
@@ -56,6 +60,7 @@ exit code 0.`,
 	f.DurationVar(&cfg.Interval, "interval", autoscale.DefaultInterval, "time between evaluations")
 	f.DurationVar(&cfg.Window, "window", autoscale.DefaultWindow, "traffic read per evaluation, a multiple of --period")
 	f.DurationVar(&cfg.Period, "period", autoscale.DefaultPeriod, "CloudWatch period of the metrics, whole seconds (shard-level metrics: multiples of 1m)")
+	f.StringVar(&leaseTable, "leases", "", "lease table of a kcl application reading the stream: its measured read rates stand in for missing CloudWatch metrics")
 	f.IntVar(&cfg.SampleRecords, "sample-records", autoscale.DefaultSampleRecords, "recent records of a hot shard read for the hash key sample (negative: none, split at the midpoint)")
 	cmd.RunE = a.runE("KINESIS", func(cmd *cobra.Command, argv []string) error {
 		ctx := cmd.Context()
@@ -75,6 +80,16 @@ exit code 0.`,
 			return err
 		}
 		cfg.Kinesis = kc
+		if leaseTable != "" {
+			if _, err := a.describeLeaseTable(ctx, leaseTable); err != nil {
+				return err
+			}
+			_, store, err := a.leaseStore(ctx, leaseTable)
+			if err != nil {
+				return err
+			}
+			cfg.Leases = store
+		}
 		cfg.CloudWatch = cloudwatch.NewFromConfig(awsCfg, func(o *cloudwatch.Options) {
 			if a.endpoint != "" {
 				o.BaseEndpoint = aws.String(a.endpoint)

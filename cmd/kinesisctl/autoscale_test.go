@@ -79,4 +79,5 @@ func TestAutoscaleOnce(t *testing.T) {
 
 	wantExit(t, kctl(t, "--endpoint-url", px.URL(), "autoscale", stream, "--once", "--window", "3s", "--period", "2s"), exitUsage, "multiple of Period")
 	wantExit(t, kctl(t, "--endpoint-url", px.URL(), "autoscale", stream+"-missing", "--once"), exitNotFound)
+	wantExit(t, kctl(t, "--endpoint-url", px.URL(), "autoscale", stream, "--once", "--leases", stream+"-no-table"), exitNotFound, "no lease table")
 }
