@@ -296,6 +296,22 @@ func (e *env) leases() []lease.Lease {
 
 // readLeases reads the lease table; false (and a log line) when that
 // failed.
+// leader reads the leader item of the lease table's coordinator state.
+func (e *env) leader() lease.LeaderState {
+	e.t.Helper()
+	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: testenv.DynamoDBClientAt(e.t, e.ddbURL), Table: e.table})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := store.Leader(ctx)
+	if err != nil {
+		e.t.Logf("reading the leader item: %v", err)
+	}
+	return st
+}
+
 func (e *env) readLeases() ([]lease.Lease, bool) {
 	e.t.Helper()
 	store, err := lease.NewDynamoDBStore(lease.DynamoDBConfig{DynamoDB: testenv.DynamoDBClientAt(e.t, e.ddbURL), Table: e.table})

@@ -129,10 +129,11 @@ func (c *consumers) distinct() int {
 }
 
 // TestIntegrationMultiProcessKill9 runs three consumer processes on a
-// 4-shard stream and kills one with SIGKILL while records flow: the other
-// two take its shards over and every record is processed; records are
-// processed twice only after the killed process's last checkpoint (the
-// processes checkpoint every third batch, so some are).
+// 4-shard stream and kills the leader with SIGKILL while records flow:
+// another process leads within FailoverTime, the other two take its shards
+// over within FailoverTime and a pass, and every record is processed;
+// records are processed twice only after the killed process's last
+// checkpoint (the processes checkpoint every third batch, so some are).
 func TestIntegrationMultiProcessKill9(t *testing.T) {
 	e := newEnv(t, 4)
 	cs := newConsumers(t, e)
@@ -148,15 +149,11 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	p.put(t, 100, 5)
 	wait.For(t, 60*time.Second, "the first 500 records", func() bool { return distinct() >= p.total() })
 
-	// kill -9 the process holding two leases, while records flow.
-	var victim string
-	for owner, n := range e.owners() {
-		if n == 2 {
-			victim = owner
-		}
-	}
-	if victim == "" {
-		t.Fatalf("no process holds two leases: %v", e.owners())
+	// kill -9 the leader, while records flow: it holds leases as the
+	// others do, and leads (scans the table and assigns leases).
+	victim := e.leader().Owner
+	if _, ok := procs[victim]; !ok || e.owners()[victim] == 0 {
+		t.Fatalf("leader %q is not a process holding leases: %v", victim, e.owners())
 	}
 	var flow sync.WaitGroup
 	flow.Add(1)
@@ -168,6 +165,11 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 	}
 	waitExit(t, procs[victim], 10*time.Second)
 	killed := time.Now()
+	var newLeader string
+	led := wait.For(t, 30*time.Second, "a new leader", func() bool {
+		newLeader = e.leader().Owner
+		return newLeader != "" && newLeader != victim
+	})
 	checkpoints := map[string]string{}
 	for _, l := range e.leases() {
 		if l.Owner == victim {
@@ -186,7 +188,17 @@ func TestIntegrationMultiProcessKill9(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("shards of the killed process (%s, checkpoints %v) owned again %v after the kill", victim, checkpoints, time.Since(killed))
+	reowned := time.Since(killed)
+	t.Logf("shards of the killed process (%s, checkpoints %v) owned again %v after the kill; a new leader (%s) after %v", victim, checkpoints, reowned, newLeader, led)
+	// A new leader within FailoverTime; the leases owned again within
+	// FailoverTime and one pass (the new leader's check of the
+	// heartbeats, FailoverTime/3), each with 1 s for the emulators.
+	if led > e.failover+time.Second {
+		t.Errorf("new leader %v after the kill, want within FailoverTime %v (+1 s)", led, e.failover)
+	}
+	if limit := e.failover + e.failover/3 + time.Second; reowned > limit {
+		t.Errorf("the killed leader's leases owned again %v after the kill, want within %v", reowned, limit)
+	}
 	flow.Wait()
 	wait.For(t, 60*time.Second, "every record", func() bool { return distinct() >= p.total() })
 
