@@ -9,11 +9,10 @@ import (
 
 // The balancing plan.
 //
-// Every worker scans the table and sees the same leases, and so the same
-// set of live workers (the owners of unexpired leases, plus itself) and the
-// same counts. From that view each worker computes the same plan, and
-// carries out only its own part of it, so the workers agree without talking
-// to each other:
+// The leader computes the plan from its scan of the table and the live
+// workers (by heartbeat), for every worker (view.assignments): the plan of
+// each worker is what that worker would compute for itself from the same
+// view, and the parts are disjoint:
 //
 //   - M unfinished leases over N live workers: every worker's target is
 //     floor(M/N), and M mod N of them get one more. The extra ones go to the
@@ -26,11 +25,9 @@ import (
 //     from the pool, in order.
 //
 // Every move in the plan is needed: each lease moves at most once, and only
-// surplus leases are stolen. A worker with no lease is invisible to the
-// others until it takes one; its own plan counts it, and the plans agree
-// again from the next scan on.
+// surplus leases are moved (by hand-over).
 
-// view is what one taker pass saw.
+// view is what one assignment pass of the leader saw.
 type view struct {
 	me      string
 	owned   map[string][]Lease // live worker -> its unexpired leases, sorted by key

@@ -162,25 +162,30 @@ func (cfg Config) Validate() error {
 // was lost produced: a counter moved by anyone else means the lease is
 // lost, even if the owner recorded is this WorkerID (then another process
 // runs with the same ID, and the lease is left to it while it renews it).
-// Every TakeInterval it scans the table:
-// a lease whose counter has not changed for FailoverTime is expired (no
-// clock sync needed), an unowned one is free at once, and a held lease the
-// scan shows with another owner is reported lost at once. From the scan it
-// computes the same balancing plan as every other worker:
-// each live worker gets floor(M/N) or ceil(M/N) of the M unfinished leases,
-// the extra ones going to those that hold the most already; it takes its
-// part (free leases first, then the surplus of workers above their target,
-// several per pass) and leaves the rest to the others. When a lease it saw
-// owned will expire before the next pass, the pass is brought forward, so
-// a dead worker's leases are owned again within FailoverTime + TakeInterval.
-// Leases checkpointed at SHARD_END are neither counted nor taken. The
-// protocol is described in docs/design.md ("Lease protocol").
+// It writes its heartbeat to the worker metrics table after each renewal
+// pass. Every TakeInterval it reads the leader item of the coordinator
+// state table (one item): when its notice count there moved, it looks up
+// the leases it owns (the owner index) and takes up those it does not hold
+// (assigned by the leader, or handed to it); when the item stood still for
+// FailoverTime/2, or is free, it takes it and leads. The leader renews the
+// item instead, reads the heartbeats every WorkerCheckInterval (a worker
+// whose heartbeat stood still for FailoverTime is dead), and scans the
+// lease table when the live workers changed, when asked, or every
+// ScanInterval: a lease unowned, or owned by a dead worker, is free; from
+// the scan it computes the balancing plan (each live worker gets
+// floor(M/N) or ceil(M/N) of the M unfinished leases, or their throughput
+// spread; see balance.go), assigns free leases, asks holders to hand over
+// the leases it moves, and notifies the workers concerned. A dead worker's
+// leases are so assigned within FailoverTime + WorkerCheckInterval of its
+// last heartbeat, and taken up within TakeInterval more. Leases
+// checkpointed at SHARD_END are neither counted nor taken. No step needs
+// synchronised clocks. The protocol is described in docs/design.md
+// ("Lease protocol").
 //
 // A renewal, take, release or checkpoint that fails with a retryable error
 // is retried a few times with backoff; a failed renewal is made again at
-// the next pass, and a take at the next taker pass. A failed scan is made
-// again at the next taker pass: nothing was written, and the expiry of the
-// leases it would have seen is judged from the scans before and after.
+// the next pass. A failed scan or read is made again at the next pass:
+// nothing was written.
 type Coordinator struct {
 	cfg     Config
 	log     *zap.Logger
@@ -330,11 +335,14 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 // WorkerID returns the worker ID the coordinator writes as owner.
 func (c *Coordinator) WorkerID() string { return c.cfg.WorkerID }
 
-// Run renews held leases and takes leases until ctx ends, then returns nil
-// once every goroutine it started has ended. Leases still held stay owned
-// in the table (and expire after FailoverTime): call ReleaseAll before
-// cancelling ctx for a graceful hand-off. Run may be called only once at a
-// time.
+// Run renews held leases, writes heartbeats, takes up assigned leases and,
+// while this worker leads, assigns leases, until ctx ends, then returns
+// nil once every goroutine it started has ended. The lease table and the
+// coordinator state and worker metrics tables must exist
+// (Store.EnsureTable). Leases still held stay owned in the table (and are
+// assigned elsewhere once the heartbeats stopped for FailoverTime): call
+// ReleaseAll before cancelling ctx for a graceful hand-off. Run may be
+// called only once at a time.
 func (c *Coordinator) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("lease: Coordinator.Run already running")
@@ -610,10 +618,12 @@ func (c *Coordinator) loseLocked(h *heldLease, why string) {
 	}
 }
 
-// Release gives up a held lease: the owner is removed in the table, so any
-// worker can take it at its next taker pass. Use it when a shard ended, or
-// for a graceful hand-off. A lease another worker asked for (OnHandOver) is
-// handed over to that worker instead. It fails with ErrLeaseLost if the
+// Release gives up a held lease: the owner is removed in the table and the
+// leader asked for a pass, which assigns it. Use it when a shard ended, or
+// for a graceful hand-off: after StopTaking (a shutdown) the lease is
+// handed to the live worker with the fewest leases instead, which takes
+// it up at its next poll. A lease the leader moved (OnHandOver) is handed
+// over to its next owner. It fails with ErrLeaseLost if the
 // lease is not held (any more).
 func (c *Coordinator) Release(ctx context.Context, key string) error {
 	h := c.heldLease(key)

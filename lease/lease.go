@@ -1,6 +1,7 @@
 // Package lease coordinates which worker processes which shard of a Kinesis
 // stream, through a DynamoDB lease table whose schema is compatible with the
-// Java KCL 2.x: a table written by one can be taken over by the other. Package
+// Java KCL 2.x and 3.x: a table written by one can be taken over by the
+// other. Package
 // kcl builds its workers on it; most applications use kcl and never this
 // package directly.
 //
@@ -10,8 +11,13 @@
 // real store and MemoryStore an in-memory one with the same semantics, for
 // tests; package lease/leasetest checks any Store against the contract. A
 // Coordinator runs one worker's side of the protocol: it renews the leases
-// the worker holds, takes unowned and expired leases, steals to balance the
-// load, and releases leases on a graceful shutdown. A ShardSyncer creates
+// the worker holds and writes its heartbeat, takes up the leases assigned
+// to it, hands leases over when asked, and hands them on at a graceful
+// shutdown; one coordinator of the fleet leads (the leader item of the
+// coordinator state table): it alone scans the lease table, judges expiry
+// from the heartbeats, and assigns free, expired and balancing moves. Only
+// the leader reads the whole table, so the fleet's reads grow with leases
+// plus workers, not their product. A ShardSyncer creates
 // the leases of shards that have none, following the lineage rules of the
 // stream, and deletes finished leases. The table, the protocol and the
 // lineage rules are described in docs/design.md ("Lease table", "Lease
@@ -46,8 +52,11 @@
 //	kinesis_lease_released_total               counter
 //	kinesis_lease_renew_seconds                histogram, per renewal call
 //	kinesis_lease_store_errors_total{op,kind}  counter; kind: conflict, not_found, malformed, throttled, or the AWS error code, "http_STATUS", "timeout", "canceled", "network"
-//	kinesis_lease_taker_passes_total           counter
-//	kinesis_lease_table_leases                 gauge, unfinished leases seen at the last taker pass
+//	kinesis_lease_taker_passes_total           counter, poll passes (reads or renewals of the leader item)
+//	kinesis_lease_table_leases                 gauge, unfinished leases seen at the leader's last scan
+//	kinesis_lease_leader                       gauge, 1 while this worker leads
+//	kinesis_lease_assigned_total               counter, leases this worker, leading, assigned to another
+//	kinesis_lease_heartbeat_errors_total       counter, heartbeats that failed
 //	kinesis_lease_created_total                counter, leases the shard syncer created
 //	kinesis_lease_deleted_total                counter, finished leases the shard syncer deleted
 //	kinesis_lease_malformed_items_total        counter, items DynamoDBStore skipped
