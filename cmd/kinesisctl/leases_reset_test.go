@@ -25,39 +25,39 @@ import (
 	"github.com/kinesisgo/kinesis/lease"
 )
 
-// seen is one user record as a processor session saw it.
+// seen is one user record as a processor saw it in one tenure of its lease.
 type seen struct {
-	session int
-	shard   string
-	data    string
+	tenure int
+	shard  string
+	data   string
 }
 
-// sessions records, per processing session (one processor per shard and
+// tenures records, per tenure (one processor per shard and
 // lease taken), when it started and what it was given.
-type sessions struct {
+type tenures struct {
 	mu      sync.Mutex
-	started []time.Time // by session number
-	from    []string    // the checkpoint each session started from
+	started []time.Time // by tenure number
+	from    []string    // the checkpoint each tenure started from
 	all     []seen
 }
 
-// processor is a kcl processor for one session of one shard.
-func (s *sessions) processor(shard string) kcl.RecordProcessor {
+// processor is a kcl processor for one tenure of one shard.
+func (s *tenures) processor(shard string) kcl.RecordProcessor {
 	s.mu.Lock()
 	id := len(s.started)
 	s.started = append(s.started, time.Time{})
 	s.from = append(s.from, "")
 	s.mu.Unlock()
-	return &sessionProcessor{s: s, id: id}
+	return &tenureProcessor{s: s, id: id}
 }
 
-type sessionProcessor struct {
+type tenureProcessor struct {
 	kcl.ProcessorFunc
-	s  *sessions
+	s  *tenures
 	id int
 }
 
-func (p *sessionProcessor) Initialize(_ context.Context, in *kcl.InitializeInput) error {
+func (p *tenureProcessor) Initialize(_ context.Context, in *kcl.InitializeInput) error {
 	p.s.mu.Lock()
 	p.s.started[p.id] = time.Now()
 	p.s.from[p.id] = formatCheckpoint(in.Checkpoint, in.CheckpointSubSequenceNumber)
@@ -65,40 +65,40 @@ func (p *sessionProcessor) Initialize(_ context.Context, in *kcl.InitializeInput
 	return nil
 }
 
-func (p *sessionProcessor) ProcessRecords(ctx context.Context, b *kcl.Batch) error {
+func (p *tenureProcessor) ProcessRecords(ctx context.Context, b *kcl.Batch) error {
 	p.s.mu.Lock()
 	for _, r := range b.Records {
-		p.s.all = append(p.s.all, seen{session: p.id, shard: b.ShardID, data: string(r.Data)})
+		p.s.all = append(p.s.all, seen{tenure: p.id, shard: b.ShardID, data: string(r.Data)})
 	}
 	p.s.mu.Unlock()
 	return b.Checkpoint(ctx)
 }
 
-func (p *sessionProcessor) ShutdownRequested(ctx context.Context, in *kcl.ShutdownRequestedInput) error {
+func (p *tenureProcessor) ShutdownRequested(ctx context.Context, in *kcl.ShutdownRequestedInput) error {
 	return in.Checkpointer.CheckpointProcessed(ctx)
 }
 
-// since returns, per shard, the records delivered by sessions that started
+// since returns, per shard, the records delivered by tenures that started
 // after t, in delivery order, and the records of the first of them that
 // started from the checkpoint from[shard].
-func (s *sessions) since(t time.Time, from map[string]string) (all, first map[string][]string) {
+func (s *tenures) since(t time.Time, from map[string]string) (all, first map[string][]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	all, first = map[string][]string{}, map[string][]string{}
-	firstSession := map[string]int{}
+	firstTenure := map[string]int{}
 	for _, d := range s.all {
-		if st := s.started[d.session]; st.IsZero() || !st.After(t) {
+		if st := s.started[d.tenure]; st.IsZero() || !st.After(t) {
 			continue
 		}
 		all[d.shard] = append(all[d.shard], d.data)
-		if s.from[d.session] != from[d.shard] {
+		if s.from[d.tenure] != from[d.shard] {
 			continue
 		}
-		f, ok := firstSession[d.shard]
+		f, ok := firstTenure[d.shard]
 		if !ok {
-			firstSession[d.shard], f = d.session, d.session
+			firstTenure[d.shard], f = d.tenure, d.tenure
 		}
-		if f == d.session {
+		if f == d.tenure {
 			first[d.shard] = append(first[d.shard], d.data)
 		}
 	}
@@ -106,8 +106,8 @@ func (s *sessions) since(t time.Time, from map[string]string) (all, first map[st
 }
 
 // delivered reports whether every record of want was delivered at least
-// once, by any session.
-func (s *sessions) delivered(want map[string][]string) bool {
+// once, by any tenure.
+func (s *tenures) delivered(want map[string][]string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	got := map[string]bool{}
@@ -192,7 +192,7 @@ func TestLeasesResetToTimeWithWorkers(t *testing.T) {
 	ep := testenv.Require(t)
 	kc, stream := testenv.NewStream(t, 3)
 	_, table := testenv.NewTableName(t)
-	s := &sessions{}
+	s := &tenures{}
 	for i := range 3 {
 		w, err := kcl.New(kcl.Config{
 			Stream: stream, App: "app", LeaseTable: table, WorkerID: fmt.Sprintf("worker-%d", i),
@@ -282,10 +282,10 @@ func TestLeasesResetToTimeWithWorkers(t *testing.T) {
 	all, first := s.since(resetStart, from)
 	for id, recs := range want {
 		f := first[id]
-		// The first session from the reset checkpoint starts exactly at
+		// The first tenure from the reset checkpoint starts exactly at
 		// the first record after the time and goes on in order.
 		if len(f) == 0 || !slices.Equal(f, recs[:min(len(f), len(recs))]) {
-			t.Errorf("shard %s: first session from the reset checkpoint delivered %v, want a prefix of %v", id, f, recs)
+			t.Errorf("shard %s: first tenure from the reset checkpoint delivered %v, want a prefix of %v", id, f, recs)
 		}
 		for _, d := range all[id] {
 			if strings.HasPrefix(d, "before-") {
