@@ -457,31 +457,6 @@ func TestTriggerTake(t *testing.T) {
 	})
 }
 
-// BenchmarkTableLoad measures the lease table calls of W workers holding M
-// leases at steady state with the default timings (FailoverTime 10 s,
-// renewals every 3.33 s, taker passes every 1.67 s), over one minute of a
-// simulated clock, through a counting store. No checkpoints are made: they
-// cost one write each, as often as the application checkpoints.
-//
-// Reported per lease per minute: writes (renewals and any takes) and item
-// reads (every item a scan returns, plus gets); and scans per worker per
-// minute. The Java KCL 2.x, for comparison, renews each lease every 3.33 s
-// (18 writes/lease/min) and scans the table every 20 s per worker (3 item
-// reads/lease/min per worker).
-func BenchmarkTableLoad(b *testing.B) {
-	for _, m := range []int{10, 100, 1000} {
-		for _, w := range []int{1, 4, 20} {
-			b.Run(fmt.Sprintf("leases=%d/workers=%d", m, w), func(b *testing.B) {
-				for range b.N {
-					writes, reads, scans := measureTableLoad(b, m, w)
-					b.ReportMetric(writes, "writes/lease/min")
-					b.ReportMetric(reads, "reads/lease/min")
-					b.ReportMetric(scans, "scans/worker/min")
-				}
-			})
-		}
-	}
-}
 
 func measureTableLoad(b *testing.B, m, w int) (writes, reads, scans float64) {
 	ctx := context.Background()
