@@ -312,7 +312,7 @@ given --stream records it there.`,
 			table = argv[0]
 		}
 		ctx := cmd.Context()
-		_, stream, err := a.appStream(ctx, table, stream)
+		_, stream, err := a.appStream(ctx, table, stream, true)
 		if err != nil {
 			return err
 		}

@@ -117,8 +117,8 @@ expiry) resumes from the new checkpoint. No worker restarts. A lease written
 by a worker between the read and the write is read again and written again.
 
 The stream is --stream, or the one recorded in the table's tag ` + streamTagKey + `
-(recorded by the first command given --stream). --dry-run prints the plan
-(current and new checkpoint per shard) and writes nothing.`,
+(recorded by the first command given --stream, a dry run aside). --dry-run
+prints the plan (current and new checkpoint per shard) and writes nothing.`,
 		Args: args("APP"),
 	}
 	cmd.Flags().StringVar(&table, "table", "", "lease table name (default: APP)")
@@ -148,7 +148,7 @@ The stream is --stream, or the one recorded in the table's tag ` + streamTagKey 
 			table = argv[0]
 		}
 		ctx := cmd.Context()
-		if _, stream, err = a.appStream(ctx, table, stream); err != nil {
+		if _, stream, err = a.appStream(ctx, table, stream, !dryRun); err != nil {
 			return err
 		}
 		plan, err := a.resetPlan(ctx, table, stream, target, shardsOnly)

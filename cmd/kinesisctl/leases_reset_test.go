@@ -260,7 +260,9 @@ func TestLeasesResetToTimeWithWorkers(t *testing.T) {
 	}
 
 	resetStart := time.Now()
-	mustRun(t, "leases", "reset", table, "--to", at.Format(time.RFC3339Nano)) // the stream recorded by the dry run
+	// A dry run records nothing, the stream included.
+	wantExit(t, kctl(t, "leases", "reset", table, "--to", at.Format(time.RFC3339Nano)), exitUsage, "pass --stream once")
+	mustRun(t, "leases", "reset", table, "--stream", stream, "--to", at.Format(time.RFC3339Nano))
 	from := map[string]string{}
 	for _, st := range plan {
 		from[st.Shard] = st.New

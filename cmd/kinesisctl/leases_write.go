@@ -112,15 +112,18 @@ func (a *app) recordStream(ctx context.Context, t leaseTable, stream string) {
 }
 
 // applicationStream returns the stream an application consumes: flag if
-// set (recorded in the table's tag when none is), else the table's tag.
-func (a *app) applicationStream(ctx context.Context, t leaseTable, flag string) (string, error) {
+// set (recorded in the table's tag when none is, if record), else the
+// table's tag.
+func (a *app) applicationStream(ctx context.Context, t leaseTable, flag string, record bool) (string, error) {
 	recorded, err := a.tableStream(ctx, t)
 	if err != nil {
 		return "", err
 	}
 	switch {
 	case flag != "" && recorded == "":
-		a.recordStream(ctx, t, flag)
+		if record {
+			a.recordStream(ctx, t, flag)
+		}
 		return flag, nil
 	case flag != "" && recorded != flag:
 		fmt.Fprintf(a.stderr, "kinesisctl: table %s records stream %s (tag %s); using --stream %s\n", t.name, recorded, streamTagKey, flag)
@@ -135,13 +138,14 @@ func (a *app) applicationStream(ctx context.Context, t leaseTable, flag string) 
 }
 
 // appStream describes the lease table of an application (table, else
-// app) and finds its stream (flag, else the table's tag).
-func (a *app) appStream(ctx context.Context, table, flag string) (leaseTable, string, error) {
+// app) and finds its stream (flag, else the table's tag; a flag is
+// recorded in the tag if record and the tag is not set).
+func (a *app) appStream(ctx context.Context, table, flag string, record bool) (leaseTable, string, error) {
 	lt, err := a.describeLeaseTable(ctx, table)
 	if err != nil {
 		return leaseTable{}, "", err
 	}
-	stream, err := a.applicationStream(ctx, lt, flag)
+	stream, err := a.applicationStream(ctx, lt, flag, record)
 	return lt, stream, err
 }
 
