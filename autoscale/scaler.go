@@ -135,7 +135,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Scaler evaluates a stream and reshards it. Make one with New.
+// Scaler evaluates a stream and reshards it. Make one with New. Once and
+// Run must not be called concurrently: the scaler remembers its last action
+// and each shard's cold spell between evaluations.
 type Scaler struct {
 	cfg     Config
 	stream  streamref.Ref
