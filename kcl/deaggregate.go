@@ -131,8 +131,8 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 		// stream never resharded) contains every key: nothing to hash.
 		check := d.hashRange != nil && *d.hashRange != fullRange
 		outside := 0
-		// The records are written in place, field by field, into room
-		// made once per container.
+		// The records are written in place, every field of Record set
+		// one by one, into room made once per container.
 		dst = slices.Grow(dst, len(users))
 		for j := range users {
 			u := &users[j]
