@@ -162,7 +162,8 @@ type Config struct {
 	// Lease configures lease coordination: how leases expire, are renewed
 	// and taken.
 	Lease LeaseConfig
-	// Retrieval configures GetRecords polling.
+	// Retrieval configures how shards are read: GetRecords polling (the
+	// default) or enhanced fan-out.
 	Retrieval RetrievalConfig
 
 	// Logger receives the worker's logs and the lease layer's. Default
@@ -233,8 +234,21 @@ func (c Config) leaseConfig(store lease.Store) lease.Config {
 
 // RetrievalConfig configures how shards are read.
 type RetrievalConfig struct {
+	// Mode is how shards are read: RetrievalPolling (GetRecords) or
+	// RetrievalFanOut (enhanced fan-out, SubscribeToShard). Default
+	// RetrievalPolling. RetrievalFanOut needs a Kinesis client that also
+	// has the calls of FanOutAPI and ConsumerAPI (*kinesis.Client has
+	// them), over HTTP/2.
+	Mode RetrievalMode
+	// ConsumerName names the stream consumer RetrievalFanOut reads
+	// through; the worker registers it when it does not exist and waits
+	// until it is ACTIVE. 1 to 128 characters of a-z, A-Z, 0-9, _ . and
+	// - (AWS's pattern). Default App, when App fits that pattern.
+	// Rejected with RetrievalPolling.
+	ConsumerName string
 	// MaxRecords is GetRecords' Limit: records per call, 1 to 10,000.
-	// Default 10,000.
+	// Default 10,000. Polling only: a fan-out event holds what the service
+	// sends.
 	MaxRecords int
 	// IdleWait is the wait after a GetRecords that returned no records.
 	// Default 1s.
@@ -246,7 +260,11 @@ type RetrievalConfig struct {
 	CallInterval time.Duration
 	// PrefetchBytes bounds the memory held per shard: the next batch is
 	// fetched while the current one is processed only when the current one
-	// holds fewer bytes of record data than this. Default 8 MiB.
+	// holds fewer bytes of record data than this. Default 8 MiB. Under
+	// RetrievalFanOut, events not yet read wait in the HTTP/2 stream's
+	// receive window on top of this (the Go HTTP/2 client's default is
+	// 4 MiB per stream; http.Transport's HTTP2.MaxReceiveBufferPerStream
+	// lowers it), and the service holds back the rest.
 	PrefetchBytes int
 	// BackoffBase is the longest wait after the first failure of a call the
 	// worker retries itself (GetRecords and GetShardIterator after
@@ -260,6 +278,47 @@ type RetrievalConfig struct {
 	// BackoffMax caps the wait between retries of a failing call. Default
 	// 5s; at least BackoffBase.
 	BackoffMax time.Duration
+}
+
+// RetrievalMode is how a worker reads its shards.
+type RetrievalMode int
+
+const (
+	// RetrievalPolling reads shards with GetShardIterator and GetRecords,
+	// sharing each shard's 5 reads per second and 2 MiB/s with every other
+	// polling application of the stream. The default.
+	RetrievalPolling RetrievalMode = iota
+	// RetrievalFanOut reads shards with enhanced fan-out: a registered
+	// stream consumer (Retrieval.ConsumerName) subscribes to each held
+	// shard with SubscribeToShard and gets 2 MiB/s per shard of its own,
+	// pushed over HTTP/2.
+	RetrievalFanOut
+)
+
+func (m RetrievalMode) String() string {
+	switch m {
+	case RetrievalPolling:
+		return "RetrievalPolling"
+	case RetrievalFanOut:
+		return "RetrievalFanOut"
+	}
+	return fmt.Sprintf("RetrievalMode(%d)", int(m))
+}
+
+// validConsumerName reports whether name fits AWS's pattern for stream
+// consumer names, [a-zA-Z0-9_.-]+, 1 to 128 characters
+// (RegisterStreamConsumer).
+func validConsumerName(name string) bool {
+	if len(name) < 1 || len(name) > 128 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Defaults.
@@ -352,6 +411,21 @@ func (c *Config) Validate() error {
 		return err
 	}
 	r := c.Retrieval
+	switch r.Mode {
+	case RetrievalPolling:
+		if r.ConsumerName != "" {
+			return invalid("Retrieval.ConsumerName %q is only used with Retrieval.Mode RetrievalFanOut", r.ConsumerName)
+		}
+	case RetrievalFanOut:
+		if r.ConsumerName != "" && !validConsumerName(r.ConsumerName) {
+			return invalid("Retrieval.ConsumerName %q is not 1 to 128 characters of a-z, A-Z, 0-9, _ . -", r.ConsumerName)
+		}
+		if r.ConsumerName == "" && !validConsumerName(c.App) {
+			return invalid("Retrieval.ConsumerName defaults to App %q, which is not a valid consumer name (1 to 128 characters of a-z, A-Z, 0-9, _ . -): set it", c.App)
+		}
+	default:
+		return invalid("Retrieval.Mode %v is unknown", r.Mode)
+	}
 	if r.MaxRecords < 0 || r.MaxRecords > 10000 {
 		return invalid("Retrieval.MaxRecords %d is not within 1..10000", r.MaxRecords)
 	}
@@ -439,6 +513,9 @@ func (c Config) withDefaults() Config {
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.Lease = c.Lease.withDefaults()
 	c.Retrieval = c.Retrieval.withDefaults()
+	if c.Retrieval.Mode == RetrievalFanOut && c.Retrieval.ConsumerName == "" {
+		c.Retrieval.ConsumerName = c.App
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -453,6 +530,8 @@ func (c *Config) retries() int {
 	return c.ProcessRetries
 }
 
+// withDefaults returns r with every zero field set to its default but
+// ConsumerName, whose default is Config's App (see Config.withDefaults).
 func (r RetrievalConfig) withDefaults() RetrievalConfig {
 	if r.MaxRecords == 0 {
 		r.MaxRecords = DefaultMaxRecords

@@ -58,6 +58,16 @@ func TestConfigValidate(t *testing.T) {
 		{"process backoff with StopShard", func(c *Config) { c.OnProcessError, c.ProcessBackoffMax = StopShard, time.Second }, "unused with OnProcessError StopShard"},
 		{"negative duration", func(c *Config) { c.Retrieval.IdleWait = -time.Second }, "Retrieval.IdleWait -1s is negative"},
 		{"max records", func(c *Config) { c.Retrieval.MaxRecords = 10001 }, "Retrieval.MaxRecords 10001"},
+		{"fan-out", func(c *Config) { c.Retrieval.Mode = RetrievalFanOut }, ""},
+		{"fan-out consumer", func(c *Config) { c.Retrieval.Mode, c.Retrieval.ConsumerName = RetrievalFanOut, "a_b.c-1" }, ""},
+		{"bad consumer name", func(c *Config) { c.Retrieval.Mode, c.Retrieval.ConsumerName = RetrievalFanOut, "a b" }, `Retrieval.ConsumerName "a b" is not`},
+		{"long consumer name", func(c *Config) {
+			c.Retrieval.Mode, c.Retrieval.ConsumerName = RetrievalFanOut, strings.Repeat("a", 129)
+		}, "Retrieval.ConsumerName"},
+		{"app not a consumer name", func(c *Config) { c.App, c.Retrieval.Mode = "my app", RetrievalFanOut }, `defaults to App "my app"`},
+		{"app not a consumer name under polling", func(c *Config) { c.App = "my app" }, ""},
+		{"consumer name with polling", func(c *Config) { c.Retrieval.ConsumerName = "x" }, "only used with Retrieval.Mode RetrievalFanOut"},
+		{"bad mode", func(c *Config) { c.Retrieval.Mode = 5 }, "Retrieval.Mode RetrievalMode(5) is unknown"},
 		{"call interval", func(c *Config) { c.Retrieval.CallInterval = 100 * time.Millisecond }, "below 200ms"},
 		{"prefetch", func(c *Config) { c.Retrieval.PrefetchBytes = -1 }, "PrefetchBytes -1"},
 		{"backoff order", func(c *Config) { c.Retrieval.BackoffBase, c.Retrieval.BackoffMax = time.Second, time.Millisecond }, "Retrieval.BackoffBase 1s exceeds Retrieval.BackoffMax 1ms"},
@@ -585,6 +595,30 @@ func TestConfigEveryFieldTakesEffect(t *testing.T) {
 			wait.For(t, time.Hour, "nine reads", func() bool { return len(r.kin.readTimes()) >= 9 })
 			checkGaps(t, r.kin.readTimes()[:9], func(int) time.Duration { return time.Second })
 		}},
+		{"Retrieval.Mode", func(t *testing.T, r *rig) {
+			seqs := putMany(t, r.fk, 3)
+			cfg := r.config()
+			cfg.InitialPosition, cfg.Retrieval.Mode = checkpoint.TrimHorizon, RetrievalFanOut
+			fan := r.runFanOut(cfg)
+			wait.For(t, time.Minute, "3 records", func() bool { return r.rec.count() == 3 })
+			calls := fan.calls()
+			if len(calls) != 1 || calls[0].Type != types.ShardIteratorTypeTrimHorizon {
+				t.Errorf("SubscribeToShard calls %+v, want one from TRIM_HORIZON", calls)
+			}
+			recs, _ := r.rec.snapshot()
+			if len(recs) != 3 || recs[0].SequenceNumber != seqs[0] || recs[2].SequenceNumber != seqs[2] {
+				t.Errorf("delivered %+v, want %v", recs, seqs)
+			}
+		}},
+		{"Retrieval.ConsumerName", func(t *testing.T, r *rig) {
+			cfg := r.config()
+			cfg.Retrieval.Mode, cfg.Retrieval.ConsumerName = RetrievalFanOut, "billing.reader"
+			fan := r.runFanOut(cfg)
+			wait.For(t, time.Minute, "a subscription", func() bool { return len(fan.calls()) == 1 })
+			if got := fan.registered(); !slices.Equal(got, []string{"billing.reader"}) {
+				t.Errorf("consumers registered %v, want [billing.reader]", got)
+			}
+		}},
 		{"Logger", func(t *testing.T, r *rig) {
 			core, logs := observer.New(zap.InfoLevel)
 			cfg := r.config()
@@ -743,6 +777,11 @@ func (r *rig) run(cfg Config) (*Worker, func() error) {
 	if err != nil {
 		r.t.Fatalf("New: %v", err)
 	}
+	return w, r.start(w)
+}
+
+// start runs a worker made with New, as run does.
+func (r *rig) start(w *Worker) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
@@ -757,7 +796,7 @@ func (r *rig) run(cfg Config) (*Worker, func() error) {
 			r.t.Errorf("Run: %v", err)
 		}
 	})
-	return w, stop
+	return stop
 }
 
 // runToError runs a worker that is expected to fail, and returns Run's

@@ -169,7 +169,7 @@ func (s *shardWorker) process(ctx context.Context) outcome {
 
 	pctx, stopPoller := context.WithCancel(ctx)
 	batches := make(chan fetched)
-	p := newPoller(w.api, w.stream, s.id, start, w.cfg.Retrieval, s.log, w.met)
+	p := w.newReader(s.id, start, s.log)
 	var pollerDone sync.WaitGroup
 	pollerDone.Add(1)
 	go func() { defer pollerDone.Done(); p.run(pctx, batches) }()
@@ -599,4 +599,13 @@ func (s *shardWorker) waitForParents(ctx context.Context) bool {
 		}
 		t.Stop()
 	}
+}
+
+// newReader returns the reader of a shard: a fan-out subscriber once the
+// worker has its consumer, else a poller.
+func (w *Worker) newReader(shardID string, start startPosition, log *zap.Logger) shardReader {
+	if w.consumerARN != "" {
+		return newSubscriber(w.subscribe, w.api, w.stream, w.consumerARN, shardID, start, w.cfg.Retrieval, log, w.met, w.fmet)
+	}
+	return newPoller(w.api, w.stream, shardID, start, w.cfg.Retrieval, log, w.met)
 }

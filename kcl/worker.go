@@ -56,6 +56,13 @@ type Worker struct {
 	coord  *lease.Coordinator
 	syncer *lease.ShardSyncer
 	stream streamref.Ref
+	// Under RetrievalFanOut: the calls that register the consumer, the
+	// consumer's ARN (set during startup), how shards subscribe, and the
+	// fan-out metrics.
+	consumers   ConsumerAPI
+	consumerARN string
+	subscribe   subscribeFunc
+	fmet        *fanOutMetrics
 	// processRetry spaces the retries of failed processor calls,
 	// infraRetry those of the worker's own lease table writes.
 	processRetry, infraRetry backoff.Policy
@@ -125,6 +132,15 @@ func New(cfg Config) (*Worker, error) {
 			cfg.DynamoDB = dc
 		}
 	}
+	if cfg.Retrieval.Mode == RetrievalFanOut {
+		fa, ok1 := w.api.(FanOutAPI)
+		ca, ok2 := w.api.(ConsumerAPI)
+		if !ok1 || !ok2 {
+			return nil, invalid("Retrieval.Mode RetrievalFanOut needs a Kinesis client with SubscribeToShard, DescribeStreamSummary, DescribeStreamConsumer and RegisterStreamConsumer; %T lacks some", w.api)
+		}
+		w.consumers, w.subscribe = ca, sdkSubscribe(fa)
+		w.fmet = newFanOutMetrics(cfg.Metrics)
+	}
 	if w.store == nil {
 		w.store, err = newDynamoDBStore(cfg)
 		if err != nil {
@@ -174,7 +190,9 @@ func (w *Worker) Shards() []string {
 // cancelled the worker shuts down gracefully (as Shutdown, within
 // ShutdownTimeout) unless AbortOnCancel is set. It returns nil after a
 // shutdown, or the error that kept it from running (the stream does not
-// exist, or the lease table could not be created), or that stopped it (the
+// exist, the lease table could not be created, the RetrievalFanOut
+// consumer is being deleted (ErrConsumerNotActive) or could not be
+// registered), or that stopped it (the
 // stream was deleted: the error wraps Kinesis's ResourceNotFoundException).
 // Processor calls that ignore their cancelled context are waited for
 // AbortGrace only: Run then returns an error wrapping ErrProcessorStuck,
@@ -186,7 +204,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer close(w.done)
-	// Startup (the lease table, the first shard sync) ends early on
+	// Startup (the lease table, the first shard sync, the fan-out
+	// consumer) ends early on
 	// Shutdown as well as when ctx ends.
 	startCtx, endStart := context.WithCancel(ctx)
 	watching := make(chan struct{})
@@ -199,6 +218,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}()
 	err := w.start(startCtx)
+	if err == nil && w.consumers != nil && startCtx.Err() == nil {
+		err = w.startFanOut(startCtx)
+	}
 	stopped := startCtx.Err() != nil
 	endStart()
 	<-watching
@@ -323,6 +345,21 @@ func (w *Worker) start(ctx context.Context) error {
 		}
 		w.log.Warn("initial shard sync failed; retrying in the background", zap.Error(err))
 	}
+	return nil
+}
+
+// startFanOut registers the stream consumer of RetrievalFanOut unless it
+// exists, and waits until it is ACTIVE. It returns nil when ctx ends first.
+func (w *Worker) startFanOut(ctx context.Context) error {
+	arn, err := ensureConsumer(ctx, w.consumers, w.stream, w.cfg.Retrieval.ConsumerName)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	w.consumerARN = arn
+	w.log.Info("reading with enhanced fan-out", zap.String("consumer", arn))
 	return nil
 }
 
