@@ -65,10 +65,14 @@ func (d *deaggregator) appendRecords(dst []Record, recs []types.Record) []Record
 // new memory, which limit bounds per batch.
 func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limit int) ([]Record, []types.Record) {
 	decompressed := 0
-	// next holds the user records of recs[i+1] when they were decoded
-	// with those of recs[i].
-	var next []aggregation.UserRecord
-	nextOK, haveNext := false, false
+	// Runs of containers are decoded together, up to eight at a time:
+	// queued holds the user record counts (-1: not a valid container) of
+	// the records after recs[i] decoded with it, and pending their user
+	// records.
+	var datas [8][]byte
+	var counts [8]int
+	var queued []int
+	var pending []aggregation.UserRecord
 	for i := range recs {
 		if limit > 0 && decompressed >= limit {
 			clear(d.scratch[:cap(d.scratch)])
@@ -95,15 +99,24 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 		var users []aggregation.UserRecord
 		var ok bool
 		switch {
-		case haveNext:
-			users, ok, haveNext = next, nextOK, false
-		case d.resumeSeq == nil && i+1 < len(recs) && pairable(r.Data) && pairable(recs[i+1].Data):
-			// Two containers in a row: their digests are checked
-			// together, in about the time of one.
-			all, n, okA, okB := aggregation.DecodeAppendPair(d.scratch[:0], r.Data, recs[i+1].Data)
-			d.scratch = all
-			users, ok = all[:n:n], okA
-			next, nextOK, haveNext = all[n:], okB, true
+		case len(queued) > 0:
+			if n := queued[0]; n >= 0 {
+				users, pending, ok = pending[:n:n], pending[n:], true
+			}
+			queued = queued[1:]
+		case d.resumeSeq == nil && i+1 < len(recs) && batchable(r.Data) && batchable(recs[i+1].Data):
+			// Containers in a row: their digests are checked together.
+			k := 0
+			for k < len(datas) && i+k < len(recs) && batchable(recs[i+k].Data) {
+				datas[k] = recs[i+k].Data
+				k++
+			}
+			d.scratch = aggregation.DecodeAppendMany(d.scratch[:0], datas[:k], counts[:k])
+			clear(datas[:k])
+			pending, queued = d.scratch, counts[1:k]
+			if n := counts[0]; n >= 0 {
+				users, pending, ok = pending[:n:n], pending[n:], true
+			}
 		default:
 			if users, ok = aggregation.DecodeAppend(d.scratch[:0], r.Data); ok {
 				d.scratch = users
@@ -165,10 +178,10 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 	return dst, nil
 }
 
-// pairable reports whether data is an uncompressed container, decoded two
-// at a time (compressed ones are decoded one by one, each counted against
-// the batch's limit before the next is decompressed).
-func pairable(data []byte) bool {
+// batchable reports whether data is an uncompressed container, decoded with
+// the containers next to it (compressed ones are decoded one by one, each
+// counted against the batch's limit before the next is decompressed).
+func batchable(data []byte) bool {
 	return aggregation.IsContainer(data) && !aggregation.IsCompressed(data)
 }
 

@@ -130,10 +130,10 @@ func TestDeaggregatorCountsRecordsOutsideTheShard(t *testing.T) {
 	}
 }
 
-// TestDeaggregatorPairs reads runs of containers, which are decoded two at
-// a time, mixed with plain, corrupt and compressed records, from every
+// TestDeaggregatorPairs reads runs of containers, which are decoded several
+// at a time, mixed with plain, corrupt and compressed records, from every
 // resume point: each Kinesis record gives what decoding it alone gives.
-func TestDeaggregatorPairs(t *testing.T) {
+func TestDeaggregatorRuns(t *testing.T) {
 	var e aggregation.Encoder
 	build := func(tag string, n int) []byte {
 		e.Reset()
@@ -150,6 +150,13 @@ func TestDeaggregatorPairs(t *testing.T) {
 	}
 	datas := [][]byte{build("a", 3), build("b", 1), build("c", 7), []byte("plain"), build("d", 2), corrupt,
 		build("e", 4), compressed, build("f", 2), build("g", 3), build("h", 1)}
+	// A run longer than eight, with a corrupt container inside it.
+	for i := range 11 {
+		datas = append(datas, build(fmt.Sprint("r", i), 1+i%4))
+		if i == 5 {
+			datas = append(datas, corrupt)
+		}
+	}
 	var recs []types.Record
 	var want []string // per Kinesis record, its user records decoded alone
 	var wantSubs [][]string

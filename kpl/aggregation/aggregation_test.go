@@ -586,7 +586,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Fuzz(sameAsFields)
 }
 
-func TestDecodeAppendPair(t *testing.T) {
+func TestDecodeAppendMany(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 4))
 	var e Encoder
 	build := func(n int) []byte {
@@ -604,20 +604,28 @@ func TestDecodeAppendPair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inputs := map[string][]byte{
-		"valid": valid, "small": small, "bad digest": badDigest, "bad message": badMessage,
-		"plain": []byte("plain"), "empty": nil, "compressed": compressed,
-	}
+	inputs := [][]byte{valid, small, badDigest, badMessage, []byte("plain"), nil, compressed, build(50), build(300)}
 	prefix := []UserRecord{{PartitionKey: "before", Data: []byte{}}}
-	for na, a := range inputs {
-		for nb, b := range inputs {
-			wantA, okA := DecodeAppend(nil, a)
-			wantB, okB := DecodeAppend(nil, b)
-			got, n, gotA, gotB := DecodeAppendPair(slices.Clone(prefix), a, b)
-			if gotA != okA || gotB != okB || n != len(wantA) {
-				t.Fatalf("%s, %s: n %d ok %v %v, want %d %v %v", na, nb, n, gotA, gotB, len(wantA), okA, okB)
-			}
-			assertRecords(t, got, append(append(slices.Clone(prefix), wantA...), wantB...))
+	for iter := range 200 {
+		datas := make([][]byte, r.IntN(20))
+		for i := range datas {
+			datas[i] = inputs[r.IntN(len(inputs))]
 		}
+		want := slices.Clone(prefix)
+		wantCounts := make([]int, len(datas))
+		for i, d := range datas {
+			recs, ok := DecodeAppend(nil, d)
+			wantCounts[i] = -1
+			if ok {
+				wantCounts[i] = len(recs)
+				want = append(want, recs...)
+			}
+		}
+		counts := make([]int, len(datas))
+		got := DecodeAppendMany(slices.Clone(prefix), datas, counts)
+		if !slices.Equal(counts, wantCounts) {
+			t.Fatalf("iteration %d: counts %v, want %v", iter, counts, wantCounts)
+		}
+		assertRecords(t, got, want)
 	}
 }

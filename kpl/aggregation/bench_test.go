@@ -55,24 +55,27 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-// BenchmarkDecodePair reports user records/s decoded by DecodeAppendPair
-// from the same containers, two at a time.
-func BenchmarkDecodePair(b *testing.B) {
+// BenchmarkDecodeMany reports user records/s decoded by DecodeAppendMany
+// from eight of the same containers at a time.
+func BenchmarkDecodeMany(b *testing.B) {
 	c, n := container50K(b)
-	d := bytes.Clone(c)
-	b.SetBytes(int64(2 * len(c)))
+	datas := make([][]byte, 8)
+	for i := range datas {
+		datas[i] = bytes.Clone(c)
+	}
+	counts := make([]int, len(datas))
+	b.SetBytes(int64(len(datas) * len(c)))
 	b.ReportAllocs()
 	var recs []UserRecord
 	cpu := processCPU(b)
 	for b.Loop() {
-		var okA, okB bool
-		recs, _, okA, okB = DecodeAppendPair(recs[:0], c, d)
-		if !okA || !okB || len(recs) != 2*n {
+		recs = DecodeAppendMany(recs[:0], datas, counts)
+		if len(recs) != len(datas)*n {
 			b.Fatal("decode failed")
 		}
 	}
-	b.ReportMetric(float64(2*n)*float64(b.N)/(processCPU(b)-cpu).Seconds(), "records/cpu-s")
-	b.ReportMetric(float64(2*n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(len(datas)*n)*float64(b.N)/(processCPU(b)-cpu).Seconds(), "records/cpu-s")
+	b.ReportMetric(float64(len(datas)*n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkEncode reports user records/s encoded into 50 KB containers of

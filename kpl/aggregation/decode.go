@@ -5,7 +5,7 @@ import (
 	"crypto/md5"
 	"sync"
 
-	"github.com/kinesisgo/kinesis/kpl/aggregation/internal/md5pair"
+	"github.com/kinesisgo/kinesis/kpl/aggregation/internal/md5lanes"
 )
 
 // UserRecord is one user record taken out of a container.
@@ -50,34 +50,42 @@ func DecodeAppend(dst []UserRecord, data []byte) (records []UserRecord, ok bool)
 	return decodeMessage(dst, msg)
 }
 
-// DecodeAppendPair is DecodeAppend of two Kinesis records' data, a and b,
-// whose digests it checks together, in about the time of one check on
-// amd64. It appends the user records of a, then those of b, to dst; n is
-// the number appended for a, and okA and okB are DecodeAppend's ok for
-// each (a record that is not a valid container appends nothing).
-func DecodeAppendPair(dst []UserRecord, a, b []byte) (records []UserRecord, n int, okA, okB bool) {
-	msgA, digestA, okA := open(a)
-	msgB, digestB, okB := open(b)
-	if !okA || !okB {
-		records, okA = DecodeAppend(dst, a)
-		n = len(records) - len(dst)
-		records, okB = DecodeAppend(records, b)
-		return records, n, okA, okB
+// DecodeAppendMany is DecodeAppend of many Kinesis records' data at once:
+// it appends the user records of each of datas in turn to dst and sets
+// counts[i] to the number appended for datas[i], or to -1 when datas[i] is
+// not a valid container (counts must be at least as long as datas). The
+// containers' digests are checked together, on amd64 eight at a time with
+// AVX2 (about a quarter of the time of checking them one by one) and two at
+// a time without.
+func DecodeAppendMany(dst []UserRecord, datas [][]byte, counts []int) []UserRecord {
+	var msgs, digests [8][]byte
+	var sums [8][md5lanes.Size]byte
+	var at [8]int // the index in datas of each of msgs
+	for len(datas) > 0 {
+		k := min(len(datas), 8)
+		n := 0
+		for i, data := range datas[:k] {
+			counts[i] = -1
+			if msg, digest, ok := open(data); ok {
+				msgs[n], digests[n], at[n] = msg, digest, i
+				n++
+			}
+		}
+		md5lanes.SumMany(msgs[:n], sums[:n])
+		for j := range n {
+			if !bytes.Equal(sums[j][:], digests[j]) {
+				continue
+			}
+			before := len(dst)
+			var ok bool
+			if dst, ok = decodeMessage(dst, msgs[j]); ok {
+				counts[at[j]] = len(dst) - before
+			}
+		}
+		clear(msgs[:n])
+		datas, counts = datas[k:], counts[k:]
 	}
-	sumA, sumB := md5pair.Sum2(msgA, msgB)
-	records = dst
-	if bytes.Equal(sumA[:], digestA) {
-		records, okA = decodeMessage(records, msgA)
-	} else {
-		okA = false
-	}
-	n = len(records) - len(dst)
-	if bytes.Equal(sumB[:], digestB) {
-		records, okB = decodeMessage(records, msgB)
-	} else {
-		okB = false
-	}
-	return records, n, okA, okB
+	return dst
 }
 
 // open returns the protobuf message of a container and the digest that

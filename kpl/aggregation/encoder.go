@@ -20,9 +20,9 @@
 //
 // Encoder builds containers; Decode takes any Kinesis record apart again and
 // treats whatever is not a valid container as one plain record.
-// DecodeAppendPair decodes two records at once, checking both containers'
+// DecodeAppendMany decodes many records at once, checking the containers'
 // digests together, which a consumer reading a batch of containers uses to
-// spend about half the time on the digests.
+// spend a fraction of the time on the digests.
 //
 // This package adds one extension that AWS's libraries do not read: a
 // compressed container (see Compress), marked by its own prefix so that it can

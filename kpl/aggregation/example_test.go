@@ -47,7 +47,7 @@ func ExampleCompress() {
 	// Output: true 100 true
 }
 
-func ExampleDecodeAppendPair() {
+func ExampleDecodeAppendMany() {
 	var e aggregation.Encoder
 	e.Add(aggregation.Record{PartitionKey: "user-1", Data: []byte("first")})
 	e.Add(aggregation.Record{PartitionKey: "user-2", Data: []byte("second")})
@@ -56,19 +56,17 @@ func ExampleDecodeAppendPair() {
 	e.Add(aggregation.Record{PartitionKey: "user-3", Data: []byte("third")})
 	b := e.Encode()
 
-	records, n, okA, okB := aggregation.DecodeAppendPair(nil, a, b)
-	fmt.Println(n, okA, okB)
+	// A record that is not a container appends nothing: -1.
+	datas := [][]byte{a, []byte("a plain record"), b}
+	counts := make([]int, len(datas))
+	records := aggregation.DecodeAppendMany(nil, datas, counts)
+	fmt.Println(counts)
 	for _, r := range records {
 		fmt.Println(r.SubSequenceNumber, r.PartitionKey, string(r.Data))
 	}
-
-	// A record that is not a container appends nothing.
-	records, n, okA, okB = aggregation.DecodeAppendPair(nil, []byte("a plain record"), b)
-	fmt.Println(len(records), n, okA, okB)
 	// Output:
-	// 2 true true
+	// [2 -1 1]
 	// 0 user-1 first
 	// 1 user-2 second
 	// 0 user-3 third
-	// 1 0 false true
 }

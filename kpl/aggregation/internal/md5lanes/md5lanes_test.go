@@ -1,4 +1,4 @@
-package md5pair
+package md5lanes
 
 import (
 	"crypto/md5"
@@ -59,5 +59,50 @@ func BenchmarkMD5Twice(b *testing.B) {
 	for b.Loop() {
 		md5.Sum(msgA)
 		md5.Sum(msgB)
+	}
+}
+
+func TestSumMany(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for iter := range 300 {
+		msgs := make([][]byte, r.IntN(20))
+		for i := range msgs {
+			n := r.IntN(3000)
+			if r.IntN(4) == 0 {
+				n = 2000 // groups of equal lengths, as a consumer's batch mostly is
+			}
+			msgs[i] = make([]byte, n)
+			for j := range msgs[i] {
+				msgs[i][j] = byte(r.Uint32())
+			}
+		}
+		sums := make([][Size]byte, len(msgs))
+		SumMany(msgs, sums)
+		for i, m := range msgs {
+			if sums[i] != md5.Sum(m) {
+				t.Fatalf("iteration %d: message %d of %d (%d bytes): %x, want %x", iter, i, len(msgs), len(m), sums[i], md5.Sum(m))
+			}
+		}
+	}
+}
+
+func TestSumManyDoesNotAllocate(t *testing.T) {
+	msgs := [][]byte{make([]byte, 5000), make([]byte, 3000), make([]byte, 100), make([]byte, 7000)}
+	sums := make([][Size]byte, len(msgs))
+	if n := testing.AllocsPerRun(10, func() { SumMany(msgs, sums) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
+
+// BenchmarkSumMany reports eight 50 KB digests at once.
+func BenchmarkSumMany(b *testing.B) {
+	msgs := make([][]byte, 8)
+	for i := range msgs {
+		msgs[i] = make([]byte, 51200)
+	}
+	sums := make([][Size]byte, len(msgs))
+	b.SetBytes(8 * 51200)
+	for b.Loop() {
+		SumMany(msgs, sums)
 	}
 }

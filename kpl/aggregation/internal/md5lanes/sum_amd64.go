@@ -1,0 +1,117 @@
+//go:build !purego
+
+package md5lanes
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/cpu"
+)
+
+// blocks2 compresses n 64-byte blocks of each of p0 and p1 into the states
+// s0 and s1.
+//
+//go:noescape
+func blocks2(s0, s1 *[4]uint32, p0, p1 *byte, n int)
+
+// blocks1 compresses n 64-byte blocks of p0 into the state s0.
+//
+//go:noescape
+func blocks1(s0 *[4]uint32, p0 *byte, n int)
+
+// blocks8 compresses n 64-byte blocks of each of the eight messages at p
+// into their states: s[0][l], s[1][l], s[2][l] and s[3][l] are message l's.
+// It needs AVX2.
+//
+//go:noescape
+func blocks8(s *[4][8]uint32, p *[8]*byte, n int)
+
+// hasAVX2 tells whether blocks8 can run.
+var hasAVX2 = cpu.X86.HasAVX2
+
+// SumMany sets sums[i] to the MD5 digest of msgs[i], for every i (sums must
+// be at least as long as msgs): eight at a time with AVX2, else two at a
+// time. The part of each group's messages beyond its shortest is digested
+// one message at a time.
+func SumMany(msgs [][]byte, sums [][Size]byte) {
+	for len(msgs) > 0 {
+		k := min(len(msgs), 8)
+		if !hasAVX2 || k < 3 {
+			k = min(k, 2)
+		}
+		switch k {
+		case 1:
+			s := initial
+			sums[0] = finish(&s, msgs[0], 0)
+		case 2:
+			sums[0], sums[1] = Sum2(msgs[0], msgs[1])
+		default:
+			sumLanes(msgs[:k], sums[:k])
+		}
+		msgs, sums = msgs[k:], sums[k:]
+	}
+}
+
+// sumLanes digests three to eight messages with blocks8, the lanes past
+// len(msgs) repeating the last message.
+func sumLanes(msgs [][]byte, sums [][Size]byte) {
+	var st [4][8]uint32
+	var ptrs [8]*byte
+	n := len(msgs[0]) / 64
+	for _, m := range msgs {
+		n = min(n, len(m)/64)
+	}
+	if n > 0 {
+		for l := range 8 {
+			ptrs[l] = &msgs[min(l, len(msgs)-1)][0]
+			for q := range 4 {
+				st[q][l] = initial[q]
+			}
+		}
+		blocks8(&st, &ptrs, n)
+	}
+	for l, m := range msgs {
+		s := initial
+		if n > 0 {
+			s = [4]uint32{st[0][l], st[1][l], st[2][l], st[3][l]}
+		}
+		sums[l] = finish(&s, m, 64*n)
+	}
+}
+
+// initial is MD5's initial state.
+var initial = [4]uint32{0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476}
+
+// Sum2 returns the MD5 digests of a and b.
+func Sum2(a, b []byte) (sumA, sumB [Size]byte) {
+	sa, sb := initial, initial
+	done := 0 // bytes of each compressed together
+	if n := min(len(a), len(b)) / 64; n > 0 {
+		blocks2(&sa, &sb, &a[0], &b[0], n)
+		done = 64 * n
+	}
+	return finish(&sa, a, done), finish(&sb, b, done)
+}
+
+// finish compresses the blocks of p from offset done on, then the padded
+// last block or two, into s and returns the digest.
+func finish(s *[4]uint32, p []byte, done int) (sum [Size]byte) {
+	if n := (len(p) - done) / 64; n > 0 {
+		blocks1(s, &p[done], n)
+		done += 64 * n
+	}
+	// The rest, a 1 bit, zeros, and the message's length in bits.
+	var last [128]byte
+	n := copy(last[:], p[done:])
+	last[n] = 0x80
+	end := 64
+	if n >= 56 {
+		end = 128
+	}
+	binary.LittleEndian.PutUint64(last[end-8:], uint64(len(p))<<3)
+	blocks1(s, &last[0], end/64)
+	for i, v := range s {
+		binary.LittleEndian.PutUint32(sum[4*i:], v)
+	}
+	return sum
+}
