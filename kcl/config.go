@@ -247,16 +247,18 @@ type RetrievalConfig struct {
 	// Rejected with RetrievalPolling.
 	ConsumerName string
 	// MaxRecords is GetRecords' Limit: records per call, 1 to 10,000.
-	// Default 10,000. Polling only: a fan-out event holds what the service
-	// sends.
+	// Default 10,000. Rejected with RetrievalFanOut: a fan-out event holds
+	// what the service sends.
 	MaxRecords int
 	// IdleWait is the wait after a GetRecords that returned no records.
-	// Default 1s.
+	// Default 1s. Rejected with RetrievalFanOut.
 	IdleWait time.Duration
 	// CallInterval is the least time between two GetRecords calls on one
 	// shard. Default 200ms: Kinesis allows 5 calls per second per shard,
 	// shared by every consumer of the stream. Values below 200ms are
-	// rejected.
+	// rejected. Under RetrievalFanOut it is the least wait before a
+	// subscription that failed is opened again (SubscribeToShard itself
+	// is called at most once per second per shard, AWS's limit).
 	CallInterval time.Duration
 	// PrefetchBytes bounds the memory held per shard: the next batch is
 	// fetched while the current one is processed only when the current one
@@ -417,6 +419,12 @@ func (c *Config) Validate() error {
 			return invalid("Retrieval.ConsumerName %q is only used with Retrieval.Mode RetrievalFanOut", r.ConsumerName)
 		}
 	case RetrievalFanOut:
+		switch {
+		case r.MaxRecords != 0:
+			return invalid("Retrieval.MaxRecords %d is only used with Retrieval.Mode RetrievalPolling: a fan-out event holds what the service sends", r.MaxRecords)
+		case r.IdleWait != 0:
+			return invalid("Retrieval.IdleWait %v is only used with Retrieval.Mode RetrievalPolling: fan-out waits for the service's events", r.IdleWait)
+		}
 		if r.ConsumerName != "" && !validConsumerName(r.ConsumerName) {
 			return invalid("Retrieval.ConsumerName %q is not 1 to 128 characters of a-z, A-Z, 0-9, _ . -", r.ConsumerName)
 		}

@@ -67,6 +67,8 @@ func TestConfigValidate(t *testing.T) {
 		{"app not a consumer name", func(c *Config) { c.App, c.Retrieval.Mode = "my app", RetrievalFanOut }, `defaults to App "my app"`},
 		{"app not a consumer name under polling", func(c *Config) { c.App = "my app" }, ""},
 		{"consumer name with polling", func(c *Config) { c.Retrieval.ConsumerName = "x" }, "only used with Retrieval.Mode RetrievalFanOut"},
+		{"max records with fan-out", func(c *Config) { c.Retrieval.Mode, c.Retrieval.MaxRecords = RetrievalFanOut, 10 }, "Retrieval.MaxRecords 10 is only used with Retrieval.Mode RetrievalPolling"},
+		{"idle wait with fan-out", func(c *Config) { c.Retrieval.Mode, c.Retrieval.IdleWait = RetrievalFanOut, time.Second }, "Retrieval.IdleWait 1s is only used with Retrieval.Mode RetrievalPolling"},
 		{"bad mode", func(c *Config) { c.Retrieval.Mode = 5 }, "Retrieval.Mode RetrievalMode(5) is unknown"},
 		{"call interval", func(c *Config) { c.Retrieval.CallInterval = 100 * time.Millisecond }, "below 200ms"},
 		{"prefetch", func(c *Config) { c.Retrieval.PrefetchBytes = -1 }, "PrefetchBytes -1"},

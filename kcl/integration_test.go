@@ -206,18 +206,22 @@ type env struct {
 	kinURL    string
 	failover  time.Duration
 	collector *collector
-	mu        sync.Mutex
-	workers   map[string]*running // by worker ID, while running
+	// mode is how the workers read: e.config's Retrieval.Mode.
+	mode    kcl.RetrievalMode
+	mu      sync.Mutex
+	workers map[string]*running // by worker ID, while running
 }
 
 // newEnv creates a stream and names a lease table. Kinesis is reached
 // through the proxy with ShardLifecycle on, so that ListShards filters and
 // retention behave as in AWS's API reference (kinesis-mock lists every
-// shard for AT_TRIM_HORIZON and never ages a shard out); the proxy's other
-// limits are AWS's per-shard ones.
+// shard for AT_TRIM_HORIZON and never ages a shard out), and with FanOut,
+// which serves enhanced fan-out as AWS does (kinesis-mock's SubscribeToShard
+// stream lacks the initial-response event the SDK waits for); consumers are
+// ACTIVE at once. The proxy's other limits are AWS's per-shard ones.
 func newEnv(t *testing.T, shards int) *env {
 	ep := testenv.Require(t)
-	px := proxy.StartForTest(t, proxy.Config{ShardLifecycle: true})
+	px := proxy.StartForTest(t, proxy.Config{ShardLifecycle: true, FanOut: &proxy.FanOutConfig{ConsumerDelay: -1}})
 	client := testenv.KinesisClientAt(t, px.URL())
 	stream := testenv.CreateStream(t, client, shards)
 	_, table := testenv.NewTableName(t)
@@ -226,7 +230,7 @@ func newEnv(t *testing.T, shards int) *env {
 }
 
 func (e *env) config(id string) kcl.Config {
-	return kcl.Config{
+	cfg := kcl.Config{
 		Stream: e.stream, App: "app", LeaseTable: e.table, WorkerID: id,
 		Processor:          e.collector.processor(id),
 		InitialPosition:    checkpoint.TrimHorizon,
@@ -238,6 +242,41 @@ func (e *env) config(id string) kcl.Config {
 		ShardSyncInterval:  2 * time.Second,
 		Logger:             zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)),
 	}
+	if e.mode == kcl.RetrievalFanOut {
+		cfg.Kinesis = kcl.H2CKinesisClient(e.t, e.kinURL)
+		cfg.Retrieval = kcl.RetrievalConfig{Mode: kcl.RetrievalFanOut}
+	}
+	return cfg
+}
+
+// forEachMode runs test as a subtest per retrieval mode, "polling" and
+// "fanout": the guarantees of the worker hold in both.
+func forEachMode(t *testing.T, test func(t *testing.T, mode kcl.RetrievalMode)) {
+	for _, m := range []struct {
+		name string
+		mode kcl.RetrievalMode
+	}{{"polling", kcl.RetrievalPolling}, {"fanout", kcl.RetrievalFanOut}} {
+		t.Run(m.name, func(t *testing.T) { test(t, m.mode) })
+	}
+}
+
+// newModeEnv is newEnv with the workers reading in mode. Once they have
+// stopped, it checks that they read in that mode only: records pushed by
+// subscriptions and no GetRecords under fan-out, no subscription when
+// polling.
+func newModeEnv(t *testing.T, shards int, mode kcl.RetrievalMode) *env {
+	e := newEnv(t, shards)
+	e.mode = mode
+	t.Cleanup(func() { // before the proxy closes, after the workers stop
+		fan, reads := e.px.FanOutStats(), e.px.Stats().Calls["Kinesis.GetRecords"]
+		switch {
+		case mode == kcl.RetrievalFanOut && (fan.Records == 0 || reads != 0):
+			t.Errorf("under fan-out: %d records pushed by %d subscriptions, %d GetRecords calls; want records pushed and no GetRecords", fan.Records, fan.Subscriptions, reads)
+		case mode == kcl.RetrievalPolling && fan.Subscriptions != 0:
+			t.Errorf("polling: %d subscriptions, want none", fan.Subscriptions)
+		}
+	})
+	return e
 }
 
 // running is a worker running in the background.
@@ -383,25 +422,27 @@ func (e *env) waitBalanced(want ...int) {
 }
 
 func TestIntegrationThreeWorkersFourShards(t *testing.T) {
-	e := newEnv(t, 4)
-	for i := range 3 {
-		e.start(e.config(fmt.Sprintf("worker-%d", i)))
-	}
-	e.waitBalanced(1, 1, 2)
-	p := &producer{client: e.kinesis, stream: e.stream}
-	p.put(t, 200, 25) // 5,000 records, 200 keys
-	wait.For(t, 90*time.Second, "5,000 records", func() bool { return e.collector.distinct() >= p.total() })
-	got := e.collector.snapshot()
-	if dups := checkKeyOrder(t, got, p.count); len(dups) > 0 {
-		t.Errorf("%d duplicates without failures, first %+v", len(dups), dups[0])
-	}
-	workers := map[string]int{}
-	for _, d := range got {
-		workers[d.worker]++
-	}
-	if len(workers) != 3 {
-		t.Errorf("records processed by %d workers (%v), want 3", len(workers), workers)
-	}
+	forEachMode(t, func(t *testing.T, mode kcl.RetrievalMode) {
+		e := newModeEnv(t, 4, mode)
+		for i := range 3 {
+			e.start(e.config(fmt.Sprintf("worker-%d", i)))
+		}
+		e.waitBalanced(1, 1, 2)
+		p := &producer{client: e.kinesis, stream: e.stream}
+		p.put(t, 200, 25) // 5,000 records, 200 keys
+		wait.For(t, 90*time.Second, "5,000 records", func() bool { return e.collector.distinct() >= p.total() })
+		got := e.collector.snapshot()
+		if dups := checkKeyOrder(t, got, p.count); len(dups) > 0 {
+			t.Errorf("%d duplicates without failures, first %+v", len(dups), dups[0])
+		}
+		workers := map[string]int{}
+		for _, d := range got {
+			workers[d.worker]++
+		}
+		if len(workers) != 3 {
+			t.Errorf("records processed by %d workers (%v), want 3", len(workers), workers)
+		}
+	})
 }
 
 func TestIntegrationCrashFailoverThroughFaultProxy(t *testing.T) {
@@ -549,125 +590,129 @@ func cmpPos(a, b string) int {
 }
 
 func TestIntegrationSplitAndMergeMidStream(t *testing.T) {
-	e := newEnv(t, 4)
-	e.start(e.config("worker-a"))
-	e.start(e.config("worker-b"))
-	e.waitBalanced(2, 2)
-	p := &producer{client: e.kinesis, stream: e.stream}
-	p.put(t, 60, 5)
-	wait.For(t, 60*time.Second, "records before resharding", func() bool { return e.collector.distinct() >= 150 })
+	forEachMode(t, func(t *testing.T, mode kcl.RetrievalMode) {
+		e := newModeEnv(t, 4, mode)
+		e.start(e.config("worker-a"))
+		e.start(e.config("worker-b"))
+		e.waitBalanced(2, 2)
+		p := &producer{client: e.kinesis, stream: e.stream}
+		p.put(t, 60, 5)
+		wait.For(t, 60*time.Second, "records before resharding", func() bool { return e.collector.distinct() >= 150 })
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	shards, err := e.kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(e.stream)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss := shards.Shards
-	slices.SortFunc(ss, func(a, b kintypes.Shard) int {
-		x, _ := new(big.Int).SetString(*a.HashKeyRange.StartingHashKey, 10)
-		y, _ := new(big.Int).SetString(*b.HashKeyRange.StartingHashKey, 10)
-		return x.Cmp(y)
-	})
-	start, _ := new(big.Int).SetString(*ss[0].HashKeyRange.StartingHashKey, 10)
-	end, _ := new(big.Int).SetString(*ss[0].HashKeyRange.EndingHashKey, 10)
-	mid := new(big.Int).Rsh(new(big.Int).Add(start, end), 1)
-	if _, err := e.kinesis.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.stream),
-		ShardToSplit: ss[0].ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.WaitStreamActive(ctx, e.kinesis, e.stream); err != nil {
-		t.Fatal(err)
-	}
-	p.put(t, 60, 5)
-	if _, err := e.kinesis.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(e.stream),
-		ShardToMerge: ss[2].ShardId, AdjacentShardToMerge: ss[3].ShardId}); err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.WaitStreamActive(ctx, e.kinesis, e.stream); err != nil {
-		t.Fatal(err)
-	}
-	p.put(t, 60, 5)
-	wait.For(t, 90*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
-	dups := checkKeyOrder(t, e.collector.snapshot(), p.count)
-	t.Logf("%d duplicates (leases may move as children appear)", len(dups))
-	parents := []string{*ss[0].ShardId, *ss[2].ShardId, *ss[3].ShardId}
-	wait.For(t, 30*time.Second, "parents at SHARD_END (or cleaned up)", func() bool {
-		ls, ok := e.readLeases()
-		if !ok {
-			return false
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		shards, err := e.kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(e.stream)})
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, l := range ls {
-			if slices.Contains(parents, l.Key) && !l.Finished() {
+		ss := shards.Shards
+		slices.SortFunc(ss, func(a, b kintypes.Shard) int {
+			x, _ := new(big.Int).SetString(*a.HashKeyRange.StartingHashKey, 10)
+			y, _ := new(big.Int).SetString(*b.HashKeyRange.StartingHashKey, 10)
+			return x.Cmp(y)
+		})
+		start, _ := new(big.Int).SetString(*ss[0].HashKeyRange.StartingHashKey, 10)
+		end, _ := new(big.Int).SetString(*ss[0].HashKeyRange.EndingHashKey, 10)
+		mid := new(big.Int).Rsh(new(big.Int).Add(start, end), 1)
+		if _, err := e.kinesis.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.stream),
+			ShardToSplit: ss[0].ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
+			t.Fatal(err)
+		}
+		if err := testenv.WaitStreamActive(ctx, e.kinesis, e.stream); err != nil {
+			t.Fatal(err)
+		}
+		p.put(t, 60, 5)
+		if _, err := e.kinesis.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(e.stream),
+			ShardToMerge: ss[2].ShardId, AdjacentShardToMerge: ss[3].ShardId}); err != nil {
+			t.Fatal(err)
+		}
+		if err := testenv.WaitStreamActive(ctx, e.kinesis, e.stream); err != nil {
+			t.Fatal(err)
+		}
+		p.put(t, 60, 5)
+		wait.For(t, 90*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
+		dups := checkKeyOrder(t, e.collector.snapshot(), p.count)
+		t.Logf("%d duplicates (leases may move as children appear)", len(dups))
+		parents := []string{*ss[0].ShardId, *ss[2].ShardId, *ss[3].ShardId}
+		wait.For(t, 30*time.Second, "parents at SHARD_END (or cleaned up)", func() bool {
+			ls, ok := e.readLeases()
+			if !ok {
 				return false
 			}
+			for _, l := range ls {
+				if slices.Contains(parents, l.Key) && !l.Finished() {
+					return false
+				}
+			}
+			return true
+		})
+		for _, l := range e.leases() {
+			if slices.Contains(parents, l.Key) && len(l.ChildShardIDs) == 0 {
+				t.Errorf("parent lease %s at SHARD_END names no child shards", l.Key)
+			}
 		}
-		return true
+		// Children got records: the resharding was followed.
+		shardsSeen := map[string]bool{}
+		for _, d := range e.collector.snapshot() {
+			shardsSeen[d.shard] = true
+		}
+		if len(shardsSeen) < 7 {
+			t.Errorf("records came from %d shards, want 7 (4 parents, 2 split children, 1 merged child)", len(shardsSeen))
+		}
 	})
-	for _, l := range e.leases() {
-		if slices.Contains(parents, l.Key) && len(l.ChildShardIDs) == 0 {
-			t.Errorf("parent lease %s at SHARD_END names no child shards", l.Key)
-		}
-	}
-	// Children got records: the resharding was followed.
-	shardsSeen := map[string]bool{}
-	for _, d := range e.collector.snapshot() {
-		shardsSeen[d.shard] = true
-	}
-	if len(shardsSeen) < 7 {
-		t.Errorf("records came from %d shards, want 7 (4 parents, 2 split children, 1 merged child)", len(shardsSeen))
-	}
 }
 
 func TestIntegrationRestartInsideAggregatedRecord(t *testing.T) {
-	e := newEnv(t, 1)
-	var enc aggregation.Encoder
-	for i := range 6 {
-		enc.Add(aggregation.Record{PartitionKey: fmt.Sprintf("user-%d", i), Data: fmt.Appendf(nil, "sub-%d", i)})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := e.kinesis.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(e.stream), PartitionKey: aws.String("a"), Data: enc.Encode()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq := aws.ToString(out.SequenceNumber)
+	forEachMode(t, func(t *testing.T, mode kcl.RetrievalMode) {
+		e := newModeEnv(t, 1, mode)
+		var enc aggregation.Encoder
+		for i := range 6 {
+			enc.Add(aggregation.Record{PartitionKey: fmt.Sprintf("user-%d", i), Data: fmt.Appendf(nil, "sub-%d", i)})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := e.kinesis.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(e.stream), PartitionKey: aws.String("a"), Data: enc.Encode()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := aws.ToString(out.SequenceNumber)
 
-	// The first worker processes sub-records 0..2 of the aggregated record,
-	// checkpoints there, and is shut down.
-	processed := make(chan struct{})
-	var once sync.Once
-	cfg := e.config("first")
-	cfg.Processor = kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
-		if len(b.Records) != 6 {
-			return fmt.Errorf("got %d user records, want 6", len(b.Records))
+		// The first worker processes sub-records 0..2 of the aggregated record,
+		// checkpoints there, and is shut down.
+		processed := make(chan struct{})
+		var once sync.Once
+		cfg := e.config("first")
+		cfg.Processor = kcl.ProcessorFunc(func(ctx context.Context, b *kcl.Batch) error {
+			if len(b.Records) != 6 {
+				return fmt.Errorf("got %d user records, want 6", len(b.Records))
+			}
+			if err := b.Checkpointer.CheckpointAt(ctx, b.Records[2].SequenceNumber, b.Records[2].SubSequenceNumber); err != nil {
+				return err
+			}
+			once.Do(func() { close(processed) })
+			return nil
+		})
+		first := e.start(cfg)
+		select {
+		case <-processed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the first worker got no records")
 		}
-		if err := b.Checkpointer.CheckpointAt(ctx, b.Records[2].SequenceNumber, b.Records[2].SubSequenceNumber); err != nil {
-			return err
+		if err := first.w.Shutdown(ctx); err != nil {
+			t.Fatal(err)
 		}
-		once.Do(func() { close(processed) })
-		return nil
+
+		e.start(e.config("second"))
+		wait.For(t, 30*time.Second, "the rest of the aggregated record", func() bool { return e.collector.distinct() >= 3 })
+		var got []string
+		for _, d := range e.collector.snapshot() {
+			got = append(got, d.id()+"="+d.data)
+		}
+		want := []string{seq + "/3=sub-3", seq + "/4=sub-4", seq + "/5=sub-5"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after the restart got %v\nwant %v", got, want)
+		}
 	})
-	first := e.start(cfg)
-	select {
-	case <-processed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first worker got no records")
-	}
-	if err := first.w.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	e.start(e.config("second"))
-	wait.For(t, 30*time.Second, "the rest of the aggregated record", func() bool { return e.collector.distinct() >= 3 })
-	var got []string
-	for _, d := range e.collector.snapshot() {
-		got = append(got, d.id()+"="+d.data)
-	}
-	want := []string{seq + "/3=sub-3", seq + "/4=sub-4", seq + "/5=sub-5"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("after the restart got %v\nwant %v", got, want)
-	}
 }
 
 // Graceful shutdown of one of two workers: its shards are processed by
@@ -675,86 +720,88 @@ func TestIntegrationRestartInsideAggregatedRecord(t *testing.T) {
 // checkpoints), so the records of its shards wait in the stream, written
 // before the shutdown: the measure does not include writing them.
 func TestIntegrationGracefulShutdownHandsOverWithin2s(t *testing.T) {
-	e := newEnv(t, 4)
-	e.failover = 5 * time.Second // taker pass every 1s
-	cfgA := e.config("worker-a")
-	cfgA.Processor = kcl.ProcessorFunc(func(context.Context, *kcl.Batch) error { return errors.New("not now") })
-	a := e.start(cfgA)
-	cfgB := e.config("worker-b")
-	calls := &callLog{iterShard: map[string]string{}}
-	cfgB.Kinesis = timedKinesis{KinesisAPI: cfgB.Kinesis, log: calls}
-	cfgB.DynamoDB = timedDynamoDB{DynamoDBAPI: cfgB.DynamoDB, log: calls}
-	first := &firstRecords{at: map[string]time.Time{}}
-	cfgB.Processor = first.wrap(cfgB.Processor)
-	e.start(cfgB)
-	e.waitBalanced(2, 2)
-	aShards := map[string]bool{}
-	for _, l := range e.leases() {
-		if l.Owner == "worker-a" {
-			aShards[l.Key] = true
-		}
-	}
-	p := &producer{client: e.kinesis, stream: e.stream}
-	p.put(t, 40, 1)
-	shardsDone := func(want func(shard string) bool) func() bool {
-		return func() bool {
-			seen := map[string]bool{}
-			for _, d := range e.collector.snapshot() {
-				if want(d.shard) {
-					seen[d.shard] = true
-				}
+	forEachMode(t, func(t *testing.T, mode kcl.RetrievalMode) {
+		e := newModeEnv(t, 4, mode)
+		e.failover = 5 * time.Second // taker pass every 1s
+		cfgA := e.config("worker-a")
+		cfgA.Processor = kcl.ProcessorFunc(func(context.Context, *kcl.Batch) error { return errors.New("not now") })
+		a := e.start(cfgA)
+		cfgB := e.config("worker-b")
+		calls := &callLog{iterShard: map[string]string{}}
+		cfgB.Kinesis = timedKinesis{kinesisAPI: cfgB.Kinesis.(kinesisAPI), log: calls}
+		cfgB.DynamoDB = timedDynamoDB{DynamoDBAPI: cfgB.DynamoDB, log: calls}
+		first := &firstRecords{at: map[string]time.Time{}}
+		cfgB.Processor = first.wrap(cfgB.Processor)
+		e.start(cfgB)
+		e.waitBalanced(2, 2)
+		aShards := map[string]bool{}
+		for _, l := range e.leases() {
+			if l.Owner == "worker-a" {
+				aShards[l.Key] = true
 			}
-			return len(seen) == 2
 		}
-	}
-	wait.For(t, 30*time.Second, "worker-b processing its own shards", shardsDone(func(s string) bool { return !aShards[s] }))
+		p := &producer{client: e.kinesis, stream: e.stream}
+		p.put(t, 40, 1)
+		shardsDone := func(want func(shard string) bool) func() bool {
+			return func() bool {
+				seen := map[string]bool{}
+				for _, d := range e.collector.snapshot() {
+					if want(d.shard) {
+						seen[d.shard] = true
+					}
+				}
+				return len(seen) == 2
+			}
+		}
+		wait.For(t, 30*time.Second, "worker-b processing its own shards", shardsDone(func(s string) bool { return !aShards[s] }))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.w.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	released := time.Now()
-	wait.For(t, 10*time.Second, "worker-b owning worker-a's shards", func() bool {
-		ls, ok := e.readLeases()
-		if !ok {
-			return false
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.w.Shutdown(ctx); err != nil {
+			t.Fatal(err)
 		}
-		for _, l := range ls {
-			if aShards[l.Key] && l.Owner != "worker-b" {
+		released := time.Now()
+		wait.For(t, 10*time.Second, "worker-b owning worker-a's shards", func() bool {
+			ls, ok := e.readLeases()
+			if !ok {
 				return false
 			}
+			for _, l := range ls {
+				if aShards[l.Key] && l.Owner != "worker-b" {
+					return false
+				}
+			}
+			return true
+		})
+		owned := time.Since(released)
+		wait.For(t, 10*time.Second, "worker-b processing worker-a's shards", shardsDone(func(s string) bool { return aShards[s] }))
+		processed := time.Since(released)
+		// The 2s are the worker's: noticing the released leases (one taker
+		// pass, TakeInterval 1s), taking them and starting to read. The time
+		// worker-b spent waiting on the emulators on the way (its Scan and the
+		// writes taking those leases, GetShardIterator and GetRecords of those
+		// shards) is not counted: on a loaded 2-core machine single emulator
+		// calls were seen taking over a second each.
+		var handOver, emulators time.Duration
+		for shard := range aShards {
+			at, ok := first.get(shard)
+			if !ok {
+				t.Fatalf("no first record time for %s", shard)
+			}
+			wait := calls.waited(released, at, shard)
+			if d := at.Sub(released) - wait; d > handOver {
+				handOver, emulators = d, wait
+			}
 		}
-		return true
+		t.Logf("worker-a's shards owned by worker-b %v and processed %v after the shutdown returned; hand-over %v without %v waiting on the emulators", owned, processed, handOver, emulators)
+		if handOver > 2*time.Second {
+			t.Errorf("hand-over took %v (plus %v waiting on the emulators), want within 2s", handOver, emulators)
+		}
+		wait.For(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
+		if dups := checkKeyOrder(t, e.collector.snapshot(), p.count); len(dups) > 0 {
+			t.Errorf("%d records processed twice", len(dups))
+		}
 	})
-	owned := time.Since(released)
-	wait.For(t, 10*time.Second, "worker-b processing worker-a's shards", shardsDone(func(s string) bool { return aShards[s] }))
-	processed := time.Since(released)
-	// The 2s are the worker's: noticing the released leases (one taker
-	// pass, TakeInterval 1s), taking them and starting to read. The time
-	// worker-b spent waiting on the emulators on the way (its Scan and the
-	// writes taking those leases, GetShardIterator and GetRecords of those
-	// shards) is not counted: on a loaded 2-core machine single emulator
-	// calls were seen taking over a second each.
-	var handOver, emulators time.Duration
-	for shard := range aShards {
-		at, ok := first.get(shard)
-		if !ok {
-			t.Fatalf("no first record time for %s", shard)
-		}
-		wait := calls.waited(released, at, shard)
-		if d := at.Sub(released) - wait; d > handOver {
-			handOver, emulators = d, wait
-		}
-	}
-	t.Logf("worker-a's shards owned by worker-b %v and processed %v after the shutdown returned; hand-over %v without %v waiting on the emulators", owned, processed, handOver, emulators)
-	if handOver > 2*time.Second {
-		t.Errorf("hand-over took %v (plus %v waiting on the emulators), want within 2s", handOver, emulators)
-	}
-	wait.For(t, 30*time.Second, "every record", func() bool { return e.collector.distinct() >= p.total() })
-	if dups := checkKeyOrder(t, e.collector.snapshot(), p.count); len(dups) > 0 {
-		t.Errorf("%d records processed twice", len(dups))
-	}
 }
 
 // firstRecords notes when a processor first got records of each shard.
@@ -882,15 +929,28 @@ func earlier(a, b time.Time) time.Time {
 	return b
 }
 
+// kinesisAPI is the calls of a worker in either retrieval mode.
+type kinesisAPI interface {
+	kcl.KinesisAPI
+	kcl.FanOutAPI
+	kcl.ConsumerAPI
+}
+
 // timedKinesis logs the reads of a worker in a callLog.
 type timedKinesis struct {
-	kcl.KinesisAPI
+	kinesisAPI
 	log *callLog
+}
+
+func (k timedKinesis) SubscribeToShard(ctx context.Context, in *kinesis.SubscribeToShardInput, optFns ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error) {
+	start := time.Now()
+	defer k.log.add(aws.ToString(in.ShardId), start) // until the initial response
+	return k.kinesisAPI.SubscribeToShard(ctx, in, optFns...)
 }
 
 func (k timedKinesis) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
 	start := time.Now()
-	out, err := k.KinesisAPI.GetShardIterator(ctx, in, optFns...)
+	out, err := k.kinesisAPI.GetShardIterator(ctx, in, optFns...)
 	shard := aws.ToString(in.ShardId)
 	k.log.add(shard, start)
 	if err == nil {
@@ -901,7 +961,7 @@ func (k timedKinesis) GetShardIterator(ctx context.Context, in *kinesis.GetShard
 
 func (k timedKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
 	start := time.Now()
-	out, err := k.KinesisAPI.GetRecords(ctx, in, optFns...)
+	out, err := k.kinesisAPI.GetRecords(ctx, in, optFns...)
 	shard := k.log.shardOf(in.ShardIterator)
 	if shard == "" {
 		shard = "?" // not a shard of interest; never "", which means a scan

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kinesisgo/kinesis/internal/wait"
+	"github.com/kinesisgo/kinesis/kcl"
 )
 
 // consumerProcess is one testconsumer process.
@@ -60,6 +61,9 @@ func newConsumers(t *testing.T, e *env) *consumers {
 func (c *consumers) start(id, label string, args ...string) *consumerProcess {
 	t := c.t
 	args = append([]string{"-stream", c.e.stream, "-table", c.e.table, "-worker", id, "-label", label, "-failover", c.e.failover.String()}, args...)
+	if c.e.mode == kcl.RetrievalFanOut {
+		args = append(args, "-fan-out")
+	}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = c.environ
 	cmd.Stderr = testWriter{t, label}
@@ -128,109 +132,111 @@ func (c *consumers) distinct() int {
 	return len(seen)
 }
 
-// TestIntegrationMultiProcessKill9 runs three consumer processes on a
-// 4-shard stream and kills the leader with SIGKILL while records flow:
+// TestIntegrationMultiProcessKill9 runs, in each retrieval mode, three
+// consumer processes on a 4-shard stream and kills the leader with SIGKILL while records flow:
 // another process leads within FailoverTime, the other two take its shards
 // over within FailoverTime and a pass, and every record is processed;
 // records are processed twice only after the killed process's last
 // checkpoint (the processes checkpoint every third batch, so some are).
 func TestIntegrationMultiProcessKill9(t *testing.T) {
-	e := newEnv(t, 4)
-	cs := newConsumers(t, e)
-	procs := map[string]*consumerProcess{}
-	for i := range 3 {
-		id := fmt.Sprintf("proc-%d", i)
-		procs[id] = cs.start(id, id, "-checkpoint-every", "3")
-	}
-	snapshot, distinct := cs.snapshot, cs.distinct
-
-	e.waitBalancedInTable(1, 1, 2)
-	p := &producer{client: e.kinesis, stream: e.stream, pause: 100 * time.Millisecond}
-	p.put(t, 100, 5)
-	wait.For(t, 60*time.Second, "the first 500 records", func() bool { return distinct() >= p.total() })
-
-	// kill -9 the leader, while records flow: it holds leases as the
-	// others do, and leads (scans the table and assigns leases).
-	victim := e.leader().Owner
-	if _, ok := procs[victim]; !ok || e.owners()[victim] == 0 {
-		t.Fatalf("leader %q is not a process holding leases: %v", victim, e.owners())
-	}
-	var flow sync.WaitGroup
-	flow.Add(1)
-	base := p.total()
-	go func() { defer flow.Done(); p.put(t, 100, 20) }() // about 2s of records
-	wait.For(t, 60*time.Second, "records flowing", func() bool { return distinct() >= base+200 })
-	if err := procs[victim].cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	waitExit(t, procs[victim], 10*time.Second)
-	killed := time.Now()
-	var newLeader string
-	led := wait.For(t, 30*time.Second, "a new leader", func() bool {
-		newLeader = e.leader().Owner
-		return newLeader != "" && newLeader != victim
-	})
-	checkpoints := map[string]string{}
-	for _, l := range e.leases() {
-		if l.Owner == victim {
-			checkpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatUint(l.CheckpointSubSequence, 10)
+	forEachMode(t, func(t *testing.T, mode kcl.RetrievalMode) {
+		e := newModeEnv(t, 4, mode)
+		cs := newConsumers(t, e)
+		procs := map[string]*consumerProcess{}
+		for i := range 3 {
+			id := fmt.Sprintf("proc-%d", i)
+			procs[id] = cs.start(id, id, "-checkpoint-every", "3")
 		}
-	}
-	wait.For(t, 30*time.Second, "the survivors to own the killed process's shards", func() bool {
-		ls, ok := e.readLeases()
-		if !ok {
-			return false
+		snapshot, distinct := cs.snapshot, cs.distinct
+
+		e.waitBalancedInTable(1, 1, 2)
+		p := &producer{client: e.kinesis, stream: e.stream, pause: 100 * time.Millisecond}
+		p.put(t, 100, 5)
+		wait.For(t, 60*time.Second, "the first 500 records", func() bool { return distinct() >= p.total() })
+
+		// kill -9 the leader, while records flow: it holds leases as the
+		// others do, and leads (scans the table and assigns leases).
+		victim := e.leader().Owner
+		if _, ok := procs[victim]; !ok || e.owners()[victim] == 0 {
+			t.Fatalf("leader %q is not a process holding leases: %v", victim, e.owners())
 		}
-		for _, l := range ls {
-			if _, ok := checkpoints[l.Key]; ok && (l.Owner == victim || l.Owner == "") {
+		var flow sync.WaitGroup
+		flow.Add(1)
+		base := p.total()
+		go func() { defer flow.Done(); p.put(t, 100, 20) }() // about 2s of records
+		wait.For(t, 60*time.Second, "records flowing", func() bool { return distinct() >= base+200 })
+		if err := procs[victim].cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		waitExit(t, procs[victim], 10*time.Second)
+		killed := time.Now()
+		var newLeader string
+		led := wait.For(t, 30*time.Second, "a new leader", func() bool {
+			newLeader = e.leader().Owner
+			return newLeader != "" && newLeader != victim
+		})
+		checkpoints := map[string]string{}
+		for _, l := range e.leases() {
+			if l.Owner == victim {
+				checkpoints[l.Key] = l.Checkpoint + "/" + strconv.FormatUint(l.CheckpointSubSequence, 10)
+			}
+		}
+		wait.For(t, 30*time.Second, "the survivors to own the killed process's shards", func() bool {
+			ls, ok := e.readLeases()
+			if !ok {
 				return false
 			}
-		}
-		return true
-	})
-	reowned := time.Since(killed)
-	t.Logf("shards of the killed process (%s, checkpoints %v) owned again %v after the kill; a new leader (%s) after %v", victim, checkpoints, reowned, newLeader, led)
-	// A new leader within FailoverTime; the leases owned again within
-	// FailoverTime and one pass (the new leader's check of the
-	// heartbeats, FailoverTime/3), each with 1 s for the emulators.
-	if led > e.failover+time.Second {
-		t.Errorf("new leader %v after the kill, want within FailoverTime %v (+1 s)", led, e.failover)
-	}
-	if limit := e.failover + e.failover/3 + time.Second; reowned > limit {
-		t.Errorf("the killed leader's leases owned again %v after the kill, want within %v", reowned, limit)
-	}
-	flow.Wait()
-	wait.For(t, 60*time.Second, "every record", func() bool { return distinct() >= p.total() })
-
-	// Per process the records of a key come in order; every record came;
-	// repeats are from the killed process's shards, after its checkpoint.
-	got := snapshot()
-	seen := map[string]bool{}
-	last := map[string]int{} // process+key -> last record number
-	dups := 0
-	for _, d := range got {
-		k, nStr, _ := strings.Cut(d.data, "#")
-		n, _ := strconv.Atoi(nStr)
-		pk := d.worker + " " + k
-		if prev, ok := last[pk]; ok && n <= prev {
-			t.Errorf("%s: key %s record %d after %d", d.worker, k, n, prev)
-		}
-		last[pk] = n
-		if seen[d.id()] {
-			dups++
-			cp, ok := checkpoints[d.shard]
-			if !ok {
-				t.Errorf("record %s of shard %s processed twice; the killed process did not hold it", d.id(), d.shard)
-			} else if cmpPos(d.id(), cp) <= 0 {
-				t.Errorf("record %s processed twice though at or before the checkpoint %s", d.id(), cp)
+			for _, l := range ls {
+				if _, ok := checkpoints[l.Key]; ok && (l.Owner == victim || l.Owner == "") {
+					return false
+				}
 			}
+			return true
+		})
+		reowned := time.Since(killed)
+		t.Logf("shards of the killed process (%s, checkpoints %v) owned again %v after the kill; a new leader (%s) after %v", victim, checkpoints, reowned, newLeader, led)
+		// A new leader within FailoverTime; the leases owned again within
+		// FailoverTime and one pass (the new leader's check of the
+		// heartbeats, FailoverTime/3), each with 1 s for the emulators.
+		if led > e.failover+time.Second {
+			t.Errorf("new leader %v after the kill, want within FailoverTime %v (+1 s)", led, e.failover)
 		}
-		seen[d.id()] = true
-	}
-	t.Logf("%d records, %d processed twice", len(seen), dups)
-	if len(seen) != p.total() {
-		t.Errorf("%d distinct records processed, want %d", len(seen), p.total())
-	}
+		if limit := e.failover + e.failover/3 + time.Second; reowned > limit {
+			t.Errorf("the killed leader's leases owned again %v after the kill, want within %v", reowned, limit)
+		}
+		flow.Wait()
+		wait.For(t, 60*time.Second, "every record", func() bool { return distinct() >= p.total() })
+
+		// Per process the records of a key come in order; every record came;
+		// repeats are from the killed process's shards, after its checkpoint.
+		got := snapshot()
+		seen := map[string]bool{}
+		last := map[string]int{} // process+key -> last record number
+		dups := 0
+		for _, d := range got {
+			k, nStr, _ := strings.Cut(d.data, "#")
+			n, _ := strconv.Atoi(nStr)
+			pk := d.worker + " " + k
+			if prev, ok := last[pk]; ok && n <= prev {
+				t.Errorf("%s: key %s record %d after %d", d.worker, k, n, prev)
+			}
+			last[pk] = n
+			if seen[d.id()] {
+				dups++
+				cp, ok := checkpoints[d.shard]
+				if !ok {
+					t.Errorf("record %s of shard %s processed twice; the killed process did not hold it", d.id(), d.shard)
+				} else if cmpPos(d.id(), cp) <= 0 {
+					t.Errorf("record %s processed twice though at or before the checkpoint %s", d.id(), cp)
+				}
+			}
+			seen[d.id()] = true
+		}
+		t.Logf("%d records, %d processed twice", len(seen), dups)
+		if len(seen) != p.total() {
+			t.Errorf("%d distinct records processed, want %d", len(seen), p.total())
+		}
+	})
 }
 
 // TestIntegrationMultiProcessNoDuplicateWithoutCrash: three consumer

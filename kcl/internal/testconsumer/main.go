@@ -12,8 +12,11 @@
 //	# <worker> init <shard> <checkpoint>
 //	# <worker> lost <shard>
 //
-// SIGINT and SIGTERM shut it down gracefully. AWS clients come from the standard config chain (so the
-// AWS_ENDPOINT_URL_* variables point it at emulators).
+// SIGINT and SIGTERM shut it down gracefully. AWS clients come from the
+// standard config chain (so the AWS_ENDPOINT_URL_* variables point it at
+// emulators). With -fan-out it reads with enhanced fan-out (the consumer
+// "testconsumer"), its Kinesis client speaking HTTP/2 without TLS to an
+// http:// endpoint (the test proxy).
 package main
 
 import (
@@ -22,12 +25,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
@@ -42,36 +49,63 @@ func main() {
 	label := flag.String("label", "", "name printed on each line (default the worker ID)")
 	failover := flag.Duration("failover", 3*time.Second, "lease FailoverTime")
 	every := flag.Int("checkpoint-every", 1, "checkpoint every n-th batch of a shard")
+	fanOut := flag.Bool("fan-out", false, "read with enhanced fan-out instead of polling")
 	flag.Parse()
 	if *label == "" {
 		*label = *worker
 	}
-	if err := run(*stream, *table, *worker, *label, *failover, *every); err != nil {
+	if err := run(*stream, *table, *worker, *label, *failover, *every, *fanOut); err != nil {
 		fmt.Fprintln(os.Stderr, "testconsumer:", err)
 		os.Exit(1)
 	}
 }
 
-func run(stream, table, worker, label string, failover time.Duration, every int) error {
+func run(stream, table, worker, label string, failover time.Duration, every int, fanOut bool) error {
 	log, err := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
 	if err != nil {
 		return err
 	}
 	p := &printer{out: bufio.NewWriter(os.Stdout), label: label, every: every, batches: map[string]int{}}
-	w, err := kcl.New(kcl.Config{
+	cfg := kcl.Config{
 		Stream: stream, App: "testconsumer", LeaseTable: table, WorkerID: worker,
 		InitialPosition: checkpoint.TrimHorizon,
 		Lease:           kcl.LeaseConfig{FailoverTime: failover},
 		Retrieval:       kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
 		Logger:          log,
 		Processor:       p,
-	})
+	}
+	if fanOut {
+		cfg.Retrieval = kcl.RetrievalConfig{Mode: kcl.RetrievalFanOut}
+		if cfg.Kinesis, err = h2cKinesisClient(); err != nil {
+			return err
+		}
+	}
+	w, err := kcl.New(cfg)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return w.Run(ctx)
+}
+
+// h2cKinesisClient is a Kinesis client from the standard config chain
+// that speaks HTTP/2 without TLS, which SubscribeToShard needs against an
+// http:// endpoint. Its retries are off, as in the clients the worker
+// builds itself.
+func h2cKinesisClient() (*kinesis.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	return kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) {
+		o.HTTPClient = &http.Client{Transport: &http.Transport{Protocols: protos}}
+		o.Retryer = aws.NopRetryer{}
+	}), nil
 }
 
 // printer prints the records and the lease events of every shard.
