@@ -4,3 +4,6 @@ package kcl
 // a Kinesis client that speaks HTTP/2 without TLS to an http:// endpoint,
 // as SubscribeToShard needs.
 var H2CKinesisClient = h2cKinesisClient
+
+// H2CKinesisClientWindow is h2cKinesisClientWindow for package kcl_test.
+var H2CKinesisClientWindow = h2cKinesisClientWindow

@@ -46,9 +46,17 @@ func (c *proxyClock) Advance(d time.Duration) {
 // without TLS only, as fan-out runs over HTTP/2.
 func h2cKinesisClient(t testing.TB, endpoint string) *kinesis.Client {
 	t.Helper()
+	return h2cKinesisClientWindow(t, endpoint, 0)
+}
+
+// h2cKinesisClientWindow is h2cKinesisClient with an HTTP/2 receive window
+// of window bytes per stream (0: Go's default, 4 MiB), which bounds the
+// event bytes a subscription holds unread in the client.
+func h2cKinesisClientWindow(t testing.TB, endpoint string, window int) *kinesis.Client {
+	t.Helper()
 	protos := new(http.Protocols)
 	protos.SetUnencryptedHTTP2(true)
-	tr := &http.Transport{Protocols: protos}
+	tr := &http.Transport{Protocols: protos, HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: window}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return kinesis.NewFromConfig(testenv.AWSConfig(t, endpoint), func(o *kinesis.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
