@@ -10,8 +10,10 @@
 // AWS's filters and ages closed shards out after -retention, or at once on
 // POST /expire-shard?stream=NAME&shard=ID. With -firehose-dir it emulates
 // Firehose delivery streams (records written to a folder per stream), with
-// -sts-role it answers STS AssumeRole, and with -require-key it lets only
-// one access key write a stream. Run it with -h for every flag.
+// -sts-role it answers STS AssumeRole, with -require-key it lets only
+// one access key write a stream, and with -fan-out it serves enhanced
+// fan-out (the consumer calls and SubscribeToShard over HTTP/2, TLS or
+// not). Run it with -h for every flag.
 package main
 
 import (
@@ -87,6 +89,14 @@ pagination, and a closed shard ages out -retention after it closed, or at
 once on POST /expire-shard?stream=NAME&shard=ID (204 when done; 404 for an
 unknown stream or shard, 409 for an open shard).
 
+With -fan-out, RegisterStreamConsumer and the other consumer calls are
+answered by the proxy, and SubscribeToShard streams events read from the
+upstream shard with AWS's rules: subscriptions end after -fan-out-lifetime,
+a second one for the same consumer and shard within 5 s is refused with
+ResourceInUseException, one call per second per consumer and shard, and
+-fan-out-bytes per consumer and shard. Clients reach it over HTTP/2 without
+TLS (Go: http.Protocols with UnencryptedHTTP2).
+
 Probabilities are in [0, 1]; durations are Go durations such as 50ms.
 
 Flags:
@@ -145,6 +155,13 @@ func parseFlags(args []string, stderr io.Writer) (proxy.Config, bool, error) {
 	fs.Var(&roles, "sts-role", "answer STS AssumeRole for this role ARN, as ARN or ARN=EXTERNAL_ID (repeatable)")
 	stsDuration := fs.Duration("sts-duration", 0, "lifetime of the credentials AssumeRole hands out (default: the request's, or 1h)")
 	fs.Var(&keys, "require-key", "only this access key ID may sign calls naming the stream or delivery stream, as STREAM=ACCESS_KEY_ID (repeatable)")
+	fanOut := fs.Bool("fan-out", false, "serve enhanced fan-out: stream consumers and SubscribeToShard, read from the upstream shards")
+	var fan proxy.FanOutConfig
+	fs.DurationVar(&fan.ConsumerDelay, "fan-out-consumer-delay", proxy.DefaultConsumerDelay, "how long a registered consumer stays CREATING (and a deregistered one DELETING); negative: none")
+	fs.DurationVar(&fan.SubscriptionLifetime, "fan-out-lifetime", proxy.DefaultSubscriptionLifetime, "how long a subscription delivers events before the proxy ends it")
+	fs.IntVar(&fan.BytesPerSecond, "fan-out-bytes", proxy.DefaultFanOutBytesPerSecond, "per-consumer, per-shard limit of the record bytes pushed, in bytes/s")
+	fs.Float64Var(&fan.Faults.Cut, "fan-out-cut", 0, "probability that a subscription's stream is cut instead of sending an event")
+	fs.Float64Var(&fan.Faults.InternalFailure, "fan-out-internal-failure", 0, "probability that a subscription ends with an InternalFailureException event instead of sending an event")
 	verbose := fs.Bool("v", false, "log to standard error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, false, err
@@ -159,6 +176,12 @@ func parseFlags(args []string, stderr io.Writer) (proxy.Config, bool, error) {
 		cfg.Firehose = &fh
 	} else if fh != (proxy.FirehoseConfig{}) {
 		return cfg, false, errors.New("the -firehose-* settings need -firehose-dir")
+	}
+	if *fanOut {
+		cfg.FanOut = &fan
+	} else if fan != (proxy.FanOutConfig{ConsumerDelay: proxy.DefaultConsumerDelay, SubscriptionLifetime: proxy.DefaultSubscriptionLifetime,
+		BytesPerSecond: proxy.DefaultFanOutBytesPerSecond}) {
+		return cfg, false, errors.New("the -fan-out-* settings need -fan-out")
 	}
 	if len(roles) > 0 {
 		cfg.STS = &proxy.STSConfig{Roles: map[string]proxy.STSRole{}, Duration: *stsDuration}

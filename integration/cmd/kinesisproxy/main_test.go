@@ -26,7 +26,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		"kinesis-limit-exceeded", "kinesis-close", "kinesis-latency", "kinesis-jitter", "kinesis-ops",
 		"dynamodb-throughput", "dynamodb-throttling", "dynamodb-500", "dynamodb-503", "dynamodb-close",
 		"dynamodb-latency", "dynamodb-jitter", "dynamodb-ops", "firehose-dir", "firehose-records", "firehose-bytes",
-		"firehose-throttle", "firehose-record-failure", "sts-role", "sts-duration", "require-key", "v"} {
+		"firehose-throttle", "firehose-record-failure", "sts-role", "sts-duration", "require-key",
+		"fan-out", "fan-out-consumer-delay", "fan-out-lifetime", "fan-out-bytes", "fan-out-cut", "fan-out-internal-failure", "v"} {
 		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(name) + `(\s|$)`).MatchString(out.String()) {
 			t.Errorf("-h does not document -%s", name)
 		}
@@ -55,9 +56,23 @@ func TestParseFlags(t *testing.T) {
 		cfg.RequireAccessKey["logs"] != "AKIA1" || cfg.RequireAccessKey["events"] != "ASIA2" {
 		t.Errorf("parsed Firehose %+v, STS %+v, keys %v", cfg.Firehose, cfg.STS, cfg.RequireAccessKey)
 	}
+	cfg, _, err = parseFlags([]string{"-kinesis", "http://127.0.0.1:1", "-fan-out", "-fan-out-consumer-delay", "-1s", "-fan-out-lifetime", "1m",
+		"-fan-out-cut", "0.01"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.FanOut == nil || cfg.FanOut.ConsumerDelay != -time.Second || cfg.FanOut.SubscriptionLifetime != time.Minute ||
+		cfg.FanOut.BytesPerSecond != proxy.DefaultFanOutBytesPerSecond || cfg.FanOut.Faults.Cut != 0.01 {
+		t.Errorf("parsed FanOut %+v", cfg.FanOut)
+	}
+	if cfg, _, err := parseFlags([]string{"-kinesis", "http://127.0.0.1:1"}, io.Discard); err != nil || cfg.FanOut != nil {
+		t.Errorf("without -fan-out: FanOut %+v, %v; want nil", cfg.FanOut, err)
+	}
 	for _, args := range [][]string{
 		{"-kinesis", "http://x", "-firehose-records", "5"}, // without -firehose-dir
-		{"-kinesis", "http://x", "-sts-duration", "1m"},    // without -sts-role
+		{"-kinesis", "http://x", "-fan-out-cut", "0.1"},    // without -fan-out
+		{"-kinesis", "http://x", "-fan-out", "-fan-out-internal-failure", "2"},
+		{"-kinesis", "http://x", "-sts-duration", "1m"}, // without -sts-role
 		{"-kinesis", "http://x", "-require-key", "logs"},
 		{}, // no upstream
 		{"-kinesis", "http://x", "-kinesis-500", "2"}, // not a probability
