@@ -10,6 +10,20 @@
 // and hands batches to the application's RecordProcessor, which
 // checkpoints its progress (package checkpoint) in the lease.
 //
+// With Config.Retrieval.Mode RetrievalFanOut the shards are read with
+// enhanced fan-out instead: the worker registers the stream consumer
+// Retrieval.ConsumerName (default App) unless it exists, waits until it is
+// ACTIVE, and each shard's goroutine subscribes (SubscribeToShard) from
+// its checkpoint, renews the subscription before the service ends it at 5
+// minutes, and resubscribes after errors with backoff from the last
+// continuation sequence number. The guarantees below hold in both modes.
+// Memory per shard is PrefetchBytes plus the subscription's HTTP/2
+// receive window (4 MiB by default in Go's HTTP/2 client;
+// http.Transport's HTTP2.MaxReceiveBufferPerStream lowers it): events
+// beyond are left unread, and HTTP/2 flow control holds them at the
+// service. The Kinesis client must speak HTTP/2 (over TLS against AWS, as
+// *kinesis.Client does).
+//
 // Guarantees:
 //
 //   - Every record is delivered at least once (from the initial position on).
@@ -100,4 +114,6 @@
 //	kinesis_kcl_leases_lost_total                    counter
 //	kinesis_kcl_checkpoint_errors_total              counter, failed writes of the worker itself to a lease it holds (SHARD_END, child shard IDs)
 //	kinesis_kcl_child_lease_errors_total             counter, failed creations of a closed shard's child leases
+//	kinesis_kcl_subscriptions_total{reason}          counter, fan-out subscriptions opened; reason: started, renewed, resubscribed
+//	kinesis_kcl_subscribe_errors_total{kind}         counter, failed SubscribeToShard calls and subscriptions ended by an error
 package kcl

@@ -68,3 +68,22 @@ func ExampleProcessorFunc() {
 	// shardId-000000000000 user-2 world
 	// <nil>
 }
+
+// Reading with enhanced fan-out: the worker registers the consumer
+// "billing" (the application's name) on first start, and each shard it
+// holds is pushed to it at up to 2 MiB/s of its own. Validate checks the
+// consumer name against AWS's pattern.
+func ExampleRetrievalMode() {
+	cfg := kcl.Config{
+		Stream: "events", App: "billing",
+		Processor: kcl.ProcessorFunc(func(context.Context, *kcl.Batch) error { return nil }),
+		Retrieval: kcl.RetrievalConfig{Mode: kcl.RetrievalFanOut},
+	}
+	fmt.Println(cfg.Retrieval.Mode, cfg.Validate())
+
+	cfg.Retrieval.ConsumerName = "billing reader"
+	fmt.Println(cfg.Validate())
+	// Output:
+	// RetrievalFanOut <nil>
+	// kcl: invalid config: Retrieval.ConsumerName "billing reader" is not 1 to 128 characters of a-z, A-Z, 0-9, _ . -
+}
