@@ -121,7 +121,9 @@ func (v view) countPlan() (take []Lease, target int) {
 //   - Free leases go one by one (by key) to the worker with the least
 //     throughput (then the fewest leases, then by ID); a lease never
 //     measured weighs the mean of the measured ones.
-//   - With no free lease, at most one move a pass: from the worker with the
+//   - A worker with no lease gets one (the lightest of the worker holding
+//     the most) while another holds two or more, one a pass.
+//   - Otherwise, with no free lease, at most one move a pass: from the worker with the
 //     most throughput (a) to the one with the least (b), the lease of a
 //     that narrows their gap d the most (weight t, gain d - |d - 2t|),
 //     only when the gain exceeds moveThreshold (20 %) of the mean load per
@@ -196,6 +198,22 @@ func (v view) throughputPlan() []Lease {
 		}
 		return take
 	}
+	// A worker with no lease gets one while another holds two or more:
+	// the lightest of the worker holding the most. (A move for throughput
+	// never empties a worker: the lease of a worker with one gains
+	// nothing.)
+	if empty, most := v.emptyAndMost(count); empty != "" {
+		if empty != v.me {
+			return nil
+		}
+		lightest := v.owned[most][0]
+		for _, l := range v.owned[most][1:] {
+			if weight(l) < weight(lightest) {
+				lightest = l
+			}
+		}
+		return []Lease{lightest}
+	}
 	a, b := v.workers[0], least()
 	for _, w := range v.workers[1:] {
 		if load[w] > load[a] {
@@ -215,4 +233,21 @@ func (v view) throughputPlan() []Lease {
 		return nil
 	}
 	return []Lease{*move}
+}
+
+// emptyAndMost returns the first worker holding no lease and the first
+// holding the most, when that is two or more; else "", "".
+func (v view) emptyAndMost(count map[string]int) (empty, most string) {
+	for _, w := range v.workers {
+		if count[w] == 0 && empty == "" {
+			empty = w
+		}
+		if most == "" || count[w] > count[most] {
+			most = w
+		}
+	}
+	if empty == "" || count[most] < 2 {
+		return "", ""
+	}
+	return empty, most
 }

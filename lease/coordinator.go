@@ -309,7 +309,6 @@ type observation struct {
 	counter int64
 	owner   string
 	since   time.Time
-	freeRun int // consecutive scans that saw it unowned or expired with this counter
 }
 
 // NewCoordinator checks cfg and returns a coordinator that holds no lease.
