@@ -403,3 +403,25 @@ func keysOf(ls []Lease) []string {
 	}
 	return out
 }
+
+// TestPlanGivesAnIdleWorkerALease: by throughput, one hot lease on b
+// outweighs a's three cold ones, so no move for throughput helps c, which
+// has none; c still gets a's lightest lease, and then the plan is quiet.
+func TestPlanGivesAnIdleWorkerALease(t *testing.T) {
+	l := func(key, owner string, kbps float64) Lease {
+		return Lease{Key: key, Owner: owner, ThroughputKBps: kbps, ThroughputKnown: true}
+	}
+	v := view{workers: []string{"a", "b", "c"}, owned: map[string][]Lease{
+		"a": {l("s0", "a", 3), l("s1", "a", 1), l("s2", "a", 2)},
+		"b": {l("s3", "b", 500)},
+	}}
+	got := v.assignments()
+	if len(got) != 1 || len(got["c"]) != 1 || got["c"][0].Key != "s1" {
+		t.Fatalf("plan %v, want s1 (a's lightest) for c", got)
+	}
+	v.owned["a"] = []Lease{l("s0", "a", 3), l("s2", "a", 2)}
+	v.owned["c"] = []Lease{l("s1", "c", 1)}
+	if got := v.assignments(); len(got) != 0 {
+		t.Fatalf("plan after the move: %v, want nothing", got)
+	}
+}
