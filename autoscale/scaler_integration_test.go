@@ -246,7 +246,11 @@ func TestScalerSplitsAtTheTrafficMedianAndMerges(t *testing.T) {
 	}()
 
 	producer, err := kpl.New(kpl.Config{Stream: stream, Kinesis: testenv.KinesisClientAt(t, px.URL()), Logger: log,
-		RateLimit: kpl.DefaultRateLimit / scale, AggregationMaxSize: kpl.DefaultAggregationMaxSize / scale})
+		RateLimit: kpl.DefaultRateLimit / scale, AggregationMaxSize: kpl.DefaultAggregationMaxSize / scale,
+		// A buffer of about two seconds of records (half of the bound is
+		// records), so that the backlog the hot shard builds, and the
+		// throttling while the producer writes it, stay short.
+		MaxBufferedBytes: 4 * 1600 << 10 / scale, MaxRecordSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,9 +344,23 @@ func TestScalerSplitsAtTheTrafficMedianAndMerges(t *testing.T) {
 	}
 
 	// Throttling after the split, once the producer has written the backlog
-	// it built up while the hot shard throttled it.
-	splitDone := time.Now()
-	loopUntil(30*time.Second, "the producer to write its backlog", func() bool { return time.Since(splitDone) > 10*time.Second })
+	// it built up while the hot shard throttled it: while it does, the
+	// children take writes at their limits.
+	drained := func() bool {
+		evMu.Lock()
+		defer evMu.Unlock()
+		last := evals[len(evals)-1]
+		if len(last.Shards) != 3 {
+			return false
+		}
+		for _, u := range last.Shards {
+			if !u.Complete || u.Utilization >= 0.95 {
+				return false
+			}
+		}
+		return true
+	}
+	loopUntil(60*time.Second, "the producer to write its backlog", drained)
 	measured := time.Now()
 	loopUntil(30*time.Second, "10 s of traffic after the split", func() bool { return time.Since(measured) > 11*time.Second })
 	throttled, accepted := writeCounts(t, cw, kc, stream, measured.Truncate(time.Second).Add(time.Second), 10*time.Second)
@@ -360,7 +378,7 @@ func TestScalerSplitsAtTheTrafficMedianAndMerges(t *testing.T) {
 
 	// The load drops: the cold shards merge after the cool-down.
 	w.rate.Store(16 << 10 / scale)
-	loopUntil(40*time.Second, "merge", func() bool { _, _, ok := find(autoscale.Merge); return ok })
+	loopUntil(60*time.Second, "merge", func() bool { _, _, ok := find(autoscale.Merge); return ok })
 	merge, _, _ := find(autoscale.Merge)
 	t.Logf("merge %s and %s: %s", merge.Shard, merge.Adjacent, merge.Reason)
 	stopWriter()
