@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -124,7 +125,9 @@ AT_TIMESTAMP, SHARD_END), the read rate its holder measured (KiB/s, "-"
 when never measured), parents and children, and how often it changed owner
 since its last checkpoint. Then the number of
 unfinished leases each worker holds, and the number of finished ones
-(SHARD_END, kept until their children have started).
+(SHARD_END, kept until their children have started). Then, as "leases
+workers" shows it (text output only; --json prints the leases): the leader
+and each worker's last heartbeat, leases, read rate and state.
 
 Items kcl cannot read as leases (a missing or mistyped attribute) are listed
 with what is wrong with them, and the exit code is 1: kcl skips them, so
@@ -137,7 +140,7 @@ single leases, export and import back a table up and restore it.`,
 		Args: args("APP"),
 	}
 	cmd.AddCommand(a.leasesResetCommand(), a.leasesReleaseCommand(), a.leasesDeleteCommand(),
-		a.leasesExportCommand(), a.leasesImportCommand())
+		a.leasesExportCommand(), a.leasesImportCommand(), a.leasesWorkersCommand())
 	cmd.Flags().StringVar(&table, "table", "", "lease table name (default: APP, as kcl names it)")
 	cmd.RunE = a.runE("DYNAMODB", func(cmd *cobra.Command, argv []string) error {
 		if table == "" {
@@ -154,7 +157,17 @@ single leases, export and import back a table up and restore it.`,
 		for _, m := range bad {
 			infos = append(infos, leaseInfo{Shard: m.Key, Malformed: malformedProblem(m)})
 		}
-		if err := a.emit(infos, func(w io.Writer) error { return printLeases(w, infos) }); err != nil {
+		fleet, err := a.readFleet(cmd.Context(), table)
+		if err != nil {
+			return err
+		}
+		if err := a.emit(infos, func(w io.Writer) error {
+			if err := printLeases(w, infos); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+			return printFleet(w, fleet, time.Now())
+		}); err != nil {
 			return err
 		}
 		if len(bad) > 0 {
