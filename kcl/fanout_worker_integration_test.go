@@ -16,6 +16,7 @@ import (
 	kintypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/goleak"
 
+	"github.com/kinesisgo/kinesis/integration/proxy"
 	"github.com/kinesisgo/kinesis/internal/wait"
 	"github.com/kinesisgo/kinesis/kcl"
 )
@@ -146,4 +147,34 @@ func TestIntegrationFanOutWorkerSlowProcessor(t *testing.T) {
 	}
 	t.Logf("%d batches (largest %d records) over %v; backlog at most %d records (bound %d); goroutines %d..%d; lease counters %v",
 		len(proc.backlog), proc.maxBatch, elapsed, slices.Max(proc.backlog), bound, slices.Min(proc.goroutines), slices.Max(proc.goroutines), counters)
+}
+
+// Two workers reading with enhanced fan-out through a proxy that cuts 5%
+// of the subscriptions' streams and ends another 5% with an
+// InternalFailureException event: the subscriptions are opened again from
+// the last continuation, and every record comes, in order per key, none
+// twice (each batch is checkpointed, and no lease moves after the workers
+// are balanced).
+func TestIntegrationFanOutWorkerSubscriptionFaults(t *testing.T) {
+	e := newModeEnv(t, 2, kcl.RetrievalFanOut)
+	px := proxy.StartForTest(t, proxy.Config{Seed: 11, ShardLifecycle: true,
+		FanOut: &proxy.FanOutConfig{ConsumerDelay: -1, Faults: proxy.FanOutFaults{Cut: 0.05, InternalFailure: 0.05}}})
+	e.px, e.kinURL = px, px.URL()
+	for _, id := range []string{"worker-a", "worker-b"} {
+		cfg := e.config(id)
+		cfg.Retrieval.BackoffBase, cfg.Retrieval.BackoffMax = 50*time.Millisecond, 500*time.Millisecond
+		e.start(cfg)
+	}
+	e.waitBalanced(1, 1)
+	p := &producer{client: e.kinesis, stream: e.stream, pause: 50 * time.Millisecond}
+	p.put(t, 20, 40) // 800 records over about 2 s
+	wait.For(t, time.Minute, "every record", func() bool { return e.collector.distinct() >= p.total() })
+	if dups := checkKeyOrder(t, e.collector.snapshot(), p.count); len(dups) > 0 {
+		t.Errorf("%d records delivered twice, first %+v", len(dups), dups[0])
+	}
+	st := px.FanOutStats()
+	t.Logf("proxy fan-out: %+v", st)
+	if st.Faults == 0 || st.Subscriptions <= 2 {
+		t.Errorf("proxy fan-out stats %+v: want faults injected and subscriptions opened again", st)
+	}
 }
