@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kinesisgo/kinesis/checkpoint"
 	"github.com/kinesisgo/kinesis/internal/wait"
@@ -80,7 +82,8 @@ func (r *rig) runFanOut(cfg Config) *fanOutKinesis {
 
 // A worker under RetrievalFanOut registers its consumer (named after the
 // application), subscribes to each shard it holds, follows a split to the
-// children once the parent ends, and leaves the shards it lost.
+// children once the parent ends, and counts the subscriptions in its
+// metrics.
 func TestWorkerFanOutFollowsLineage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t)
@@ -90,6 +93,8 @@ func TestWorkerFanOutFollowsLineage(t *testing.T) {
 		cfg := r.config()
 		cfg.InitialPosition, cfg.Retrieval.Mode = checkpoint.TrimHorizon, RetrievalFanOut
 		cfg.ShardSyncInterval = time.Second
+		reg := prometheus.NewRegistry()
+		cfg.Metrics = reg
 		k := r.runFanOut(cfg)
 		wait.For(t, time.Minute, "5 records", func() bool { return r.rec.count() == 5 })
 		recs, events := r.rec.snapshot()
@@ -109,6 +114,9 @@ func TestWorkerFanOutFollowsLineage(t *testing.T) {
 		}
 		if n := len(k.calls()); n != 3 {
 			t.Errorf("%d SubscribeToShard calls, want 3 (the parent, two children)", n)
+		}
+		if v := testutil.ToFloat64(newFanOutMetrics(reg).subscriptions.WithLabelValues("started")); v != 3 {
+			t.Errorf("kinesis_kcl_subscriptions_total{reason=started} = %v, want 3", v)
 		}
 	})
 }
