@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -70,17 +69,14 @@ type poller struct {
 	failures int
 	n        uint64
 
-	// processed is the seqNo of the last delivery the consumer finished,
-	// used to bound the bytes held when prefetching.
-	processed atomic.Uint64
-	ack       chan struct{}
+	gate *prefetchGate // bounds the bytes held when prefetching
 }
 
 func newPoller(api KinesisAPI, stream streamref.Ref, shardID string, start startPosition, cfg RetrievalConfig, log *zap.Logger, met *metrics) *poller {
 	return &poller{
 		api: api, stream: stream, shardID: shardID, start: start, cfg: cfg, log: log, met: met,
 		retry: backoff.Policy{Base: cfg.BackoffBase, Max: cfg.BackoffMax},
-		ack:   make(chan struct{}, 1),
+		gate:  newPrefetchGate(),
 	}
 }
 
@@ -89,40 +85,11 @@ func newPoller(api KinesisAPI, stream streamref.Ref, shardID string, start start
 // batch waits in hand while the consumer processes the previous one, and
 // none when the batch being processed is PrefetchBytes or larger.
 func (p *poller) run(ctx context.Context, out chan<- fetched) {
-	defer close(out)
-	for {
-		f, err := p.next(ctx)
-		if err != nil {
-			return // ctx done
-		}
-		select {
-		case out <- f:
-		case <-ctx.Done():
-			return
-		}
-		if f.end {
-			return
-		}
-		if f.bytes >= p.cfg.PrefetchBytes {
-			for p.processed.Load() < f.seqNo {
-				select {
-				case <-p.ack:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}
+	p.gate.run(ctx, out, p.next, p.cfg.PrefetchBytes)
 }
 
 // done tells the poller that the consumer finished delivery seqNo.
-func (p *poller) done(seqNo uint64) {
-	p.processed.Store(seqNo)
-	select {
-	case p.ack <- struct{}{}:
-	default:
-	}
-}
+func (p *poller) done(seqNo uint64) { p.gate.done(seqNo) }
 
 // next returns the next non-empty batch of records or the end of the shard.
 // It fails only when ctx is done.
