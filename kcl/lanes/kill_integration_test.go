@@ -115,7 +115,7 @@ func (p *process) wait(t *testing.T, within time.Duration) {
 }
 
 // TestIntegrationKill9KeepsWatermark kills a consumer with 10 lanes with
-// SIGKILL while it handles 5,000 records of 100 keys (one in ten failing
+// SIGKILL while it handles 20,000 records of 100 keys (one in ten failing
 // every call and going to a JSON-lines file) and starts another: every
 // record is handled or in the file, none at or below the checkpoint left
 // by the killed process is handled or stored again, each process handles
@@ -128,13 +128,13 @@ func TestIntegrationKill9KeepsWatermark(t *testing.T) {
 		t.Fatalf("go build lanesconsumer: %v\n%s", err, out)
 	}
 	dest := filepath.Join(t.TempDir(), "failed.jsonl")
-	total := e.put(100, 50, nil)
+	total := e.put(100, 200, nil)
 	args := []string{"-worker", "w", "-parallelism", "10", "-batch-size", "10", "-sleep", "5ms", "-poison-suffix", "7", "-dest", dest}
 	isPoison := func(s seen) bool { return strings.HasSuffix(strconv.Itoa(s.n), "7") }
 
 	ddb := detachedForwarder(t, e.ddbURL) // the kill must not abort a request to dynalite
 	first := e.startConsumer(bin, ddb, args...)
-	wait.For(t, 60*time.Second, "1,000 records handled", func() bool { return len(first.records()) >= 1000 })
+	wait.For(t, 60*time.Second, "4,000 records handled", func() bool { return len(first.records()) >= 4000 })
 	if err := first.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
