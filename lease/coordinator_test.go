@@ -456,4 +456,3 @@ func TestTriggerTake(t *testing.T) {
 		}
 	})
 }
-
