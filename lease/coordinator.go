@@ -214,6 +214,9 @@ type Coordinator struct {
 	// this WorkerID: owned by this ID in the table, they are not taken
 	// back while that process renews them.
 	duplicates map[string]bool
+	// suspects are those leases, as read when lost: looked at again by
+	// recheckDuplicates.
+	suspects map[string]observation
 
 	events eventQueue
 }
@@ -328,6 +331,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		seen:    make(map[string]observation),
 
 		duplicates: make(map[string]bool),
+		suspects:   make(map[string]observation),
 	}, nil
 }
 
@@ -591,9 +595,10 @@ func (c *Coordinator) duplicateLocked(h *heldLease, cur Lease) {
 	c.mu.Lock()
 	first := !c.duplicates[cur.Key]
 	c.duplicates[cur.Key] = true
+	c.suspects[cur.Key] = observation{counter: cur.Counter, owner: cur.Owner, since: c.now()}
 	c.mu.Unlock()
 	if first {
-		c.log.Error("duplicate WorkerID detected: another process holds this lease under this worker's WorkerID; WorkerID must be unique among the processes sharing the lease table",
+		c.log.Error("duplicate WorkerID detected: another process holds this lease under this worker's WorkerID (or the lease was reset or released by an operator and assigned to this worker again); WorkerID must be unique among the processes sharing the lease table",
 			zap.String("worker_id", c.cfg.WorkerID), zap.String("lease", cur.Key),
 			zap.Int64("held_counter", h.lease.Counter), zap.Int64("counter", cur.Counter))
 	}

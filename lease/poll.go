@@ -70,6 +70,7 @@ func (c *Coordinator) pollPass(ctx context.Context) time.Time {
 		}
 	}
 	c.followIncoming(ctx)
+	c.recheckDuplicates(ctx)
 	if p.leading {
 		if at := c.lead(ctx); at.Before(next) {
 			next = at
@@ -327,4 +328,37 @@ func (c *Coordinator) TriggerTake() {
 	case c.takeNow <- struct{}{}:
 	default:
 	}
+}
+
+// recheckDuplicates looks again at the leases lost "to another process
+// with this WorkerID" (their counter moved, the owner still this ID): the
+// leader assigning such a lease anew to this worker, after an operator
+// reset or released it, looks the same to the holder. One whose counter
+// then stands still for 1.5 × RenewInterval is renewed by nobody: it was
+// assigned here, and is taken up. One whose counter moves is another
+// process's: it is left to it.
+func (c *Coordinator) recheckDuplicates(ctx context.Context) {
+	c.mu.Lock()
+	var due []string
+	for k, o := range c.suspects {
+		if c.now().Sub(o.since) >= c.cfg.RenewInterval*3/2 {
+			due = append(due, k)
+		}
+	}
+	c.mu.Unlock()
+	var take []Lease
+	for _, k := range due {
+		l, err := c.get(ctx, k)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			continue // read again at the next pass
+		}
+		c.mu.Lock()
+		o := c.suspects[k]
+		delete(c.suspects, k)
+		c.mu.Unlock()
+		if err == nil && l.Owner == c.cfg.WorkerID && l.CheckpointOwner == "" && !l.Finished() && l.Counter == o.counter {
+			take = append(take, l)
+		}
+	}
+	c.takeUp(ctx, take)
 }

@@ -112,6 +112,7 @@ func (c *Coordinator) take(ctx context.Context, l Lease) {
 		return
 	}
 	c.held[l.Key] = h
+	delete(c.duplicates, l.Key)
 	n := len(c.held)
 	c.mu.Unlock()
 	c.metrics.held.Set(float64(n))

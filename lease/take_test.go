@@ -233,3 +233,60 @@ func TestTakePinsLatest(t *testing.T) {
 		check("a later take")
 	})
 }
+
+// TestReleasedLeaseAssignedBackToItsHolder: an operator releases (or
+// resets) a lease while its holder runs; the leader assigns it again, to
+// the same worker, possibly before the holder notices: the holder then
+// sees its own ID with a counter it did not write, as it would for another
+// process running with its ID. Nobody renews the lease, so the holder
+// takes it up again instead of leaving it to a process that does not
+// exist.
+func TestReleasedLeaseAssignedBackToItsHolder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := NewMemoryStore()
+		createLeases(t, store, 2)
+		timings := func(cfg *Config) {
+			cfg.FailoverTime, cfg.RenewInterval, cfg.TakeInterval, cfg.WorkerCheckInterval = 3*time.Second, time.Second, 600*time.Millisecond, time.Second
+		}
+		a := newTestCoordinator(t, store, nil, "a", timings)
+		stopA := run(t, a)
+		defer stopA()
+		time.Sleep(100 * time.Millisecond)
+		b := newTestCoordinator(t, store, nil, "b", timings)
+		stopB := run(t, b)
+		defer stopB()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if len(a.Held()) != 1 || len(b.Held()) != 1 {
+			t.Fatalf("a %d, b %d; want 1 and 1", len(a.Held()), len(b.Held()))
+		}
+		follower, leader := b, a
+		if b.Leading() {
+			follower, leader = a, b
+		}
+		key := follower.Held()[0].Key
+		l, err := store.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Release(ctx, l); err != nil { // as `kinesisctl leases release` does
+			t.Fatal(err)
+		}
+		leader.TriggerTake() // as the release asks
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if h, ok := follower.Lease(key); ok && h.Counter > l.Counter {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		h, ok := follower.Lease(key)
+		if !ok || h.Counter <= l.Counter {
+			t.Fatalf("the released lease is not held again by its worker within 3s (held %v)", ok)
+		}
+		if _, err := follower.Update(ctx, key, func(l *Lease) error { l.Checkpoint = "42"; return nil }); err != nil {
+			t.Fatalf("checkpoint after taking it up again: %v", err)
+		}
+	})
+}
