@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -217,7 +218,7 @@ func balanceSweep(t *testing.T, n int, ms []int) {
 			continue
 		}
 		// A crash: the worker stops renewing.
-		ids := slices.Sorted(mapsKeys(s.workers))
+		ids := slices.Sorted(maps.Keys(s.workers))
 		victim := ids[len(ids)/2]
 		counts, _ := s.counts()
 		orphans := counts[victim]
@@ -234,7 +235,7 @@ func balanceSweep(t *testing.T, n int, ms []int) {
 			continue
 		}
 		// A graceful leave: the worker releases all its leases.
-		ids = slices.Sorted(mapsKeys(s.workers))
+		ids = slices.Sorted(maps.Keys(s.workers))
 		leaver := ids[0]
 		counts, _ = s.counts()
 		orphans = counts[leaver]
@@ -244,16 +245,6 @@ func balanceSweep(t *testing.T, n int, ms []int) {
 		delete(counts, leaver)
 		delete(s.workers, leaver)
 		check("graceful leave of "+leaver, "leave", 2, counts, orphans)
-	}
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 

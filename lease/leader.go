@@ -334,9 +334,7 @@ func (c *Coordinator) carryOut(ctx context.Context, plan map[string][]Lease, liv
 // assign makes worker to the owner of a free or expired lease (a take on
 // its behalf); to takes it up once notified. It reports success.
 func (c *Coordinator) assign(ctx context.Context, l Lease, to string) bool {
-	if l.Checkpoint == "LATEST" && l.LatestTimestamp.IsZero() {
-		l.LatestTimestamp = c.now() // as take does: LATEST is now for every later holder
-	}
+	l = c.pinLatest(l)
 	err := withRetry(ctx, c.retry, func() error {
 		_, err := c.cfg.Store.Take(ctx, l, to)
 		if err != nil && ctx.Err() == nil {

@@ -60,11 +60,7 @@ func (c *Coordinator) take(ctx context.Context, l Lease) {
 		stored Lease
 		start  time.Time // of the call that took it
 	)
-	if l.Checkpoint == string(checkpoint.Latest) && l.LatestTimestamp.IsZero() {
-		// Created without the time LATEST stands for: it is now, for
-		// every later holder too (Lease.LatestTimestamp).
-		l.LatestTimestamp = c.now()
-	}
+	l = c.pinLatest(l)
 	var first time.Time
 	unknown := false // an attempt failed without telling whether it took effect
 	err := withRetry(ctx, c.retry, func() error {
@@ -122,4 +118,15 @@ func (c *Coordinator) take(ctx context.Context, l Lease) {
 		cl, fn := stored.Clone(), c.cfg.OnAcquired
 		c.events.push(func() { fn(cl) })
 	}
+}
+
+// pinLatest returns l with LatestTimestamp set to now when it is a LATEST
+// lease created without the time LATEST stands for: it is now, for every
+// later holder too (Lease.LatestTimestamp). Every take writes it, the
+// leader's on a worker's behalf included.
+func (c *Coordinator) pinLatest(l Lease) Lease {
+	if l.Checkpoint == string(checkpoint.Latest) && l.LatestTimestamp.IsZero() {
+		l.LatestTimestamp = c.now()
+	}
+	return l
 }
