@@ -335,8 +335,9 @@ func (c *Coordinator) TriggerTake() {
 // leader assigning such a lease anew to this worker, after an operator
 // reset or released it, looks the same to the holder. One whose counter
 // then stands still for 1.5 × RenewInterval is renewed by nobody: it was
-// assigned here, and is taken up. One whose counter moves is another
-// process's: it is left to it.
+// assigned here, and is taken up. One whose counter moved is watched
+// again from the new counter: another process renewing it keeps moving it,
+// and is left to it.
 func (c *Coordinator) recheckDuplicates(ctx context.Context) {
 	c.mu.Lock()
 	var due []string
@@ -356,8 +357,16 @@ func (c *Coordinator) recheckDuplicates(ctx context.Context) {
 		o := c.suspects[k]
 		delete(c.suspects, k)
 		c.mu.Unlock()
-		if err == nil && l.Owner == c.cfg.WorkerID && l.CheckpointOwner == "" && !l.Finished() && l.Counter == o.counter {
+		switch {
+		case err != nil || l.Owner != c.cfg.WorkerID || l.CheckpointOwner != "" || l.Finished():
+		case l.Counter == o.counter:
 			take = append(take, l)
+		default:
+			// Moved since (a process renewing it, or one more write of the
+			// operator's): watched again from this counter.
+			c.mu.Lock()
+			c.suspects[k] = observation{counter: l.Counter, owner: l.Owner, since: c.now()}
+			c.mu.Unlock()
 		}
 	}
 	c.takeUp(ctx, take)
