@@ -96,6 +96,20 @@ func (c *Coordinator) take(ctx context.Context, l Lease) {
 		c.log.Warn("lease taken without its hand-over: the holder did not hand it over within FailoverTime",
 			zap.String("lease", l.Key), zap.String("holder", l.CheckpointOwner))
 	}
+	c.mu.Lock()
+	stale := c.held[l.Key]
+	c.mu.Unlock()
+	if stale != nil {
+		// Held here, yet taken from the table on a newer counter (the
+		// leader assigning itself a lease an operator reset or released
+		// under it): that holding is over, and its processing with it,
+		// before the new one starts from the checkpoint now in the table.
+		stale.mu.Lock()
+		if !stale.gone && stale.lease.Counter < stored.Counter {
+			c.loseLocked(stale, "taken again after another writer released it")
+		}
+		stale.mu.Unlock()
+	}
 	h := newHeldLease(stored, start)
 	c.mu.Lock()
 	if c.noTaking { // a graceful shutdown began meanwhile: hand it back at once

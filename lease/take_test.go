@@ -2,6 +2,8 @@ package lease
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -287,6 +289,79 @@ func TestReleasedLeaseAssignedBackToItsHolder(t *testing.T) {
 		}
 		if _, err := follower.Update(ctx, key, func(l *Lease) error { l.Checkpoint = "42"; return nil }); err != nil {
 			t.Fatalf("checkpoint after taking it up again: %v", err)
+		}
+	})
+}
+
+// The leader's own lease, released by an operator and assigned back to the
+// leader before it noticed: the old holding is reported lost before the new
+// one is acquired, so the processing restarts from the table's checkpoint
+// rather than going on (and overwriting it) under the new counter.
+func TestReleasedLeaseAssignedBackToTheLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := NewMemoryStore()
+		createLeases(t, store, 2)
+		type event struct {
+			lost    bool
+			key     string
+			counter int64
+		}
+		var (
+			mu     sync.Mutex
+			events []event
+		)
+		record := func(lost bool) func(Lease) {
+			return func(l Lease) {
+				mu.Lock()
+				events = append(events, event{lost, l.Key, l.Counter})
+				mu.Unlock()
+			}
+		}
+		timings := func(cfg *Config) {
+			cfg.FailoverTime, cfg.RenewInterval, cfg.TakeInterval, cfg.WorkerCheckInterval = 3*time.Second, time.Second, 600*time.Millisecond, time.Second
+		}
+		a := newTestCoordinator(t, store, nil, "a", func(cfg *Config) {
+			timings(cfg)
+			cfg.OnAcquired, cfg.OnLost = record(false), record(true)
+		})
+		stopA := run(t, a)
+		defer stopA()
+		time.Sleep(100 * time.Millisecond)
+		b := newTestCoordinator(t, store, nil, "b", timings)
+		stopB := run(t, b)
+		defer stopB()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if !a.Leading() || len(a.Held()) != 1 || len(b.Held()) != 1 {
+			t.Fatalf("a leading %v with %d, b %d; want a leading, 1 and 1", a.Leading(), len(a.Held()), len(b.Held()))
+		}
+		key := a.Held()[0].Key
+		l, err := store.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Release(ctx, l); err != nil { // as `kinesisctl leases release` does
+			t.Fatal(err)
+		}
+		a.TriggerTake()
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		h, ok := a.Lease(key)
+		if !ok || h.Counter <= l.Counter+1 {
+			t.Fatalf("the released lease is not held again by the leader (held %v, counter %d, released at %d)", ok, h.Counter, l.Counter+1)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var got []event
+		for _, e := range events {
+			if e.key == key && (e.lost || e.counter > l.Counter) {
+				got = append(got, e)
+			}
+		}
+		want := []event{{true, key, l.Counter}, {false, key, l.Counter + 2}} // released at +1, taken at +2
+		if !slices.Equal(got, want) {
+			t.Errorf("events for %s after the release: %+v, want the old holding lost, then the new one acquired: %+v", key, got, want)
 		}
 	})
 }

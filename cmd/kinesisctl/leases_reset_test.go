@@ -204,7 +204,7 @@ func TestLeasesResetToTimeWithWorkers(t *testing.T) {
 			Retrieval:          kcl.RetrievalConfig{IdleWait: 200 * time.Millisecond},
 			ParentPollInterval: 500 * time.Millisecond,
 			ShardSyncInterval:  2 * time.Second,
-			Logger:             zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+			Logger:             zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named(fmt.Sprintf("w%d", i)),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -260,6 +260,23 @@ func TestLeasesResetToTimeWithWorkers(t *testing.T) {
 	}
 
 	resetStart := time.Now()
+	defer func() { // what the table and the processors saw, to follow a shard that did not resume
+		if !t.Failed() {
+			return
+		}
+		ls, err := store.List(context.Background())
+		for _, l := range ls {
+			t.Logf("lease at the end: %+v", l)
+		}
+		st, lerr := store.Leader(context.Background())
+		t.Logf("leader item at the end: %+v (list: %v, leader: %v)", st, err, lerr)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i := range s.started {
+			t.Logf("tenure %d started %s from %s", i, s.started[i].Format("15:04:05.000"), s.from[i])
+		}
+		t.Logf("reset at %s", resetStart.Format("15:04:05.000"))
+	}()
 	// A dry run records nothing, the stream included.
 	wantExit(t, kctl(t, "leases", "reset", table, "--to", at.Format(time.RFC3339Nano)), exitUsage, "pass --stream once")
 	mustRun(t, "leases", "reset", table, "--stream", stream, "--to", at.Format(time.RFC3339Nano))
