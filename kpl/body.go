@@ -3,7 +3,7 @@ package kpl
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
+	"crypto/md5"
 	"fmt"
 	"net/http"
 
@@ -11,6 +11,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/kinesisgo/kinesis/internal/b64"
 	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
@@ -39,7 +40,7 @@ func bodySize(in *kinesis.PutRecordsInput, containers []*aggregation.Encoder) in
 		if containers != nil && containers[i] != nil {
 			n += containers[i].Base64Size()
 		} else {
-			n += base64.StdEncoding.EncodedLen(len(e.Data))
+			n += b64.EncodedLen(len(e.Data))
 		}
 		if e.PartitionKey != nil {
 			n += jsonStringSize(*e.PartitionKey)
@@ -60,9 +61,22 @@ func bodySize(in *kinesis.PutRecordsInput, containers []*aggregation.Encoder) in
 // appendBody appends the JSON document of in to dst. The data of entry i is
 // containers[i]'s container when containers is not nil and containers[i]
 // is not (the entry's own Data is then not read), and its Data otherwise.
-// With dst of capacity bodySize(in, containers) beyond its length, it does
-// not allocate.
-func appendBody(dst []byte, in *kinesis.PutRecordsInput, containers []*aggregation.Encoder) []byte {
+// The containers' digests are computed together first (SumMany), with sc's
+// buffers. With dst of capacity bodySize(in, containers) beyond its length
+// and sc's buffers grown by an earlier body, it does not allocate.
+func appendBody(dst []byte, in *kinesis.PutRecordsInput, containers []*aggregation.Encoder, sc *bodyScratch) []byte {
+	sc.encs = sc.encs[:0]
+	for _, c := range containers {
+		if c != nil {
+			sc.encs = append(sc.encs, c)
+		}
+	}
+	if cap(sc.sums) < len(sc.encs) {
+		sc.sums = make([][md5.Size]byte, len(sc.encs))
+	}
+	sums := sc.sums[:len(sc.encs)]
+	sc.buf = aggregation.SumMany(sc.encs, sums, sc.buf)
+	clear(sc.encs) // no reference kept to a container reused later
 	dst = append(dst, `{"Records":[`...)
 	for i := range in.Records {
 		e := &in.Records[i]
@@ -71,9 +85,10 @@ func appendBody(dst []byte, in *kinesis.PutRecordsInput, containers []*aggregati
 		}
 		dst = append(dst, `{"Data":"`...)
 		if containers != nil && containers[i] != nil {
-			dst = containers[i].AppendBase64(dst)
+			dst = containers[i].AppendBase64Sum(dst, sums[0])
+			sums = sums[1:]
 		} else {
-			dst = base64.StdEncoding.AppendEncode(dst, e.Data)
+			dst = b64.AppendEncode(dst, e.Data)
 		}
 		dst = append(dst, '"')
 		if e.ExplicitHashKey != nil {
@@ -137,6 +152,15 @@ func appendJSONString(dst []byte, s string) []byte {
 		start = i + 1
 	}
 	return append(dst, s[start:]...)
+}
+
+// bodyScratch is what appendBody reuses from one body to the next: the
+// containers of the request, their digests, and the copies SumMany digests
+// them from.
+type bodyScratch struct {
+	encs []*aggregation.Encoder
+	sums [][md5.Size]byte
+	buf  []byte
 }
 
 // bodySerializer is the serialize step's operation serializer for one

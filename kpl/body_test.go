@@ -1,8 +1,10 @@
 package kpl
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesisgo/kinesis/kpl/aggregation"
 )
 
 // TestBodyMatchesSDK checks that the body the producer writes is the
@@ -53,7 +57,7 @@ func TestBodyMatchesSDK(t *testing.T) {
 	if _, err := client.PutRecords(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	body := appendBody(make([]byte, 0, bodySize(in, nil)), in, nil)
+	body := appendBody(make([]byte, 0, bodySize(in, nil)), in, nil, new(bodyScratch))
 	if len(body) != bodySize(in, nil) {
 		t.Errorf("body is %d bytes, bodySize says %d", len(body), bodySize(in, nil))
 	}
@@ -93,6 +97,51 @@ func TestBodyMatchesSDK(t *testing.T) {
 		d, err := base64.StdEncoding.DecodeString(r.Data)
 		if err != nil || string(d) != string(in.Records[i].Data) {
 			t.Errorf("record %d: data %q (%v), want %q", i, d, err, in.Records[i].Data)
+		}
+	}
+}
+
+// TestBodyWithContainers checks a body mixing containers and plain
+// entries, more containers than are digested at once: each container's
+// data is what Encode returns, each plain entry's its own, bodySize is
+// exact, and a second body written with the same scratch is right too.
+func TestBodyWithContainers(t *testing.T) {
+	in := &kinesis.PutRecordsInput{StreamName: aws.String("s")}
+	var containers []*aggregation.Encoder
+	for i := range 21 {
+		in.Records = append(in.Records, types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprint("k", i))})
+		if i%4 == 3 {
+			in.Records[i].Data = []byte(fmt.Sprint("plain ", i))
+			containers = append(containers, nil)
+			continue
+		}
+		e := new(aggregation.Encoder)
+		for j := range 1 + i*7 {
+			e.Add(aggregation.Record{PartitionKey: fmt.Sprint("key-", j%5), Data: bytes.Repeat([]byte{byte(i)}, 100+j)})
+		}
+		containers = append(containers, e)
+	}
+	sc := new(bodyScratch)
+	for range 2 {
+		body := appendBody(nil, in, containers, sc)
+		if len(body) != bodySize(in, containers) {
+			t.Errorf("body is %d bytes, bodySize says %d", len(body), bodySize(in, containers))
+		}
+		var doc struct{ Records []struct{ Data, PartitionKey string } }
+		if err := json.Unmarshal(body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Records) != len(in.Records) {
+			t.Fatalf("%d records in the body, want %d", len(doc.Records), len(in.Records))
+		}
+		for i, r := range doc.Records {
+			want := in.Records[i].Data
+			if containers[i] != nil {
+				want = containers[i].Encode()
+			}
+			if d, err := base64.StdEncoding.DecodeString(r.Data); err != nil || !bytes.Equal(d, want) || r.PartitionKey != fmt.Sprint("k", i) {
+				t.Errorf("record %d: %d bytes of data (%v), key %q; want %d bytes, key k%d", i, len(d), err, r.PartitionKey, len(want), i)
+			}
 		}
 	}
 }

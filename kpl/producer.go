@@ -169,6 +169,7 @@ type Producer struct {
 	scan      int              // dispatcher's rotating start shard
 	bufs      sync.Pool        // request buffers (*[]byte)
 	bodies    freeList[[]byte] // request bodies
+	scratch   freeList[*bodyScratch]
 	batches   freeList[*batch] // batches, with the memory holding their records
 	keepBatch int              // the largest batch kept in batches
 }
@@ -200,7 +201,8 @@ func New(cfg Config) (*Producer, error) {
 	// enough to hold a full buffer of containers.
 	p.keepBatch = 2 * cfg.AggregationMaxSize
 	p.batches.max = max(cfg.MaxBufferedBytes/cfg.AggregationMaxSize, 16)
-	p.bodies.max = 4 // request bodies in flight take a quarter of what the buffer holds: a few
+	p.bodies.max = 4  // request bodies in flight take a quarter of what the buffer holds: a few
+	p.scratch.max = 4 // one for each body being written at once (up to 1 MiB each)
 	p.maxBytes.Store(int64(cfg.MaxBufferedBytes))
 	p.maxRecords.Store(int64(cfg.MaxBufferedRecords))
 	if p.log == nil {

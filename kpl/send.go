@@ -65,7 +65,12 @@ func (p *Producer) send(req *request) {
 	if sdk {
 		// The SDK's client takes the body written here; any other client
 		// reads the input.
-		body = appendBody(p.getBody(bodySize(in, containers)), in, containers)
+		sc, ok := p.scratch.get()
+		if !ok {
+			sc = new(bodyScratch)
+		}
+		body = appendBody(p.getBody(bodySize(in, containers)), in, containers, sc)
+		p.scratch.put(sc)
 		opts = append(opts, withBody(body))
 	}
 	ctx, cancel := context.WithTimeout(p.sendCtx, p.cfg.RequestTimeout)

@@ -629,3 +629,50 @@ func TestDecodeAppendMany(t *testing.T) {
 		assertRecords(t, got, want)
 	}
 }
+
+// TestSumMany checks SumMany's digests against Encode's for groups of
+// every size up to past eight, with containers small, large enough to end
+// a group early (the 1 MiB of copies) and larger than that alone, and that
+// AppendBase64Sum with them writes what AppendBase64 does.
+func TestSumMany(t *testing.T) {
+	sizes := []int{0, 10, 300, 50_000, 49_000, 7, 600_000, 1, 2, 3, 4, 5, 6, 700_000, 1_200_000, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	es := make([]*Encoder, len(sizes))
+	for i, n := range sizes {
+		es[i] = new(Encoder)
+		if n == 0 {
+			continue // no record at all
+		}
+		d := make([]byte, n)
+		for j := range d {
+			d[j] = byte(i + j*7)
+		}
+		es[i].Add(Record{PartitionKey: fmt.Sprintf("key-%d", i), ExplicitHashKey: "99", Data: d})
+	}
+	want := make([][]byte, len(es))
+	for i, e := range es {
+		c := e.Encode()
+		want[i] = c[len(c)-md5.Size:]
+	}
+	var scratch []byte
+	for from := range es {
+		for to := from; to <= len(es); to++ {
+			sums := make([][md5.Size]byte, to-from)
+			scratch = SumMany(es[from:to], sums, scratch)
+			for i := range sums {
+				if !bytes.Equal(sums[i][:], want[from+i]) {
+					t.Fatalf("containers %d..%d: digest of %d (%d B) is %x, want %x", from, to, from+i, es[from+i].Size(), sums[i], want[from+i])
+				}
+			}
+		}
+	}
+	if cap(scratch) > 1<<20 {
+		t.Errorf("scratch grew to %d bytes, past 1 MiB", cap(scratch))
+	}
+	sums := make([][md5.Size]byte, len(es))
+	SumMany(es, sums, make([]byte, 10))
+	for i, e := range es {
+		if got, want := e.AppendBase64Sum([]byte("p"), sums[i]), e.AppendBase64([]byte("p")); !bytes.Equal(got, want) {
+			t.Errorf("container %d: AppendBase64Sum differs from AppendBase64", i)
+		}
+	}
+}

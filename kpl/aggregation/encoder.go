@@ -31,11 +31,13 @@ package aggregation
 
 import (
 	"crypto/md5"
-	"encoding/base64"
 	"hash/maphash"
 	"iter"
 	"math/bits"
 	"slices"
+
+	"github.com/kinesisgo/kinesis/internal/b64"
+	"github.com/kinesisgo/kinesis/kpl/aggregation/internal/md5lanes"
 )
 
 // Magic is the prefix of every aggregated container.
@@ -364,20 +366,20 @@ func fieldSize(n int) int {
 
 // Base64Size returns the size of the container in standard base64, what
 // AppendBase64 appends.
-func (e *Encoder) Base64Size() int { return base64.StdEncoding.EncodedLen(e.Size()) }
+func (e *Encoder) Base64Size() int { return b64.EncodedLen(e.Size()) }
 
 // AppendBase64 appends the container to dst in standard base64 (RFC 4648,
 // padded), as a JSON request body carries a Kinesis record's data, and
 // returns the extended slice. The container is never assembled in memory:
 // its parts are encoded straight from where Add put them.
 func (e *Encoder) AppendBase64(dst []byte) []byte {
+	return e.AppendBase64Sum(dst, e.sum())
+}
+
+// AppendBase64Sum is AppendBase64 given the container's digest, computed
+// by SumMany.
+func (e *Encoder) AppendBase64Sum(dst []byte, sum [md5.Size]byte) []byte {
 	dst = slices.Grow(dst, e.Base64Size())
-	h := md5.New()
-	h.Write(e.keys)
-	h.Write(e.ehkTab)
-	h.Write(e.recs)
-	var sum [md5.Size]byte
-	h.Sum(sum[:0])
 	w := b64Writer{dst: dst}
 	w.write(magic[:])
 	w.write(e.keys)
@@ -385,6 +387,61 @@ func (e *Encoder) AppendBase64(dst []byte) []byte {
 	w.write(e.recs)
 	w.write(sum[:])
 	return w.close()
+}
+
+// sum returns the container's digest, computed from its parts.
+func (e *Encoder) sum() [md5.Size]byte {
+	h := md5.New()
+	h.Write(e.keys)
+	h.Write(e.ehkTab)
+	h.Write(e.recs)
+	var sum [md5.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// sumScratch bounds the bytes SumMany copies at a time: a group holds up to
+// eight containers whose messages fit in it together, and a container
+// alone in its group is digested from its parts, without a copy.
+const sumScratch = 1 << 20
+
+// SumMany sets sums[i] to the digest of es[i]'s container (the MD5 of its
+// protobuf message, which Encode appends), for every i; sums must be at
+// least as long as es. The digests are computed together, on amd64 eight
+// at a time with AVX2, in about a third of the time of computing them one
+// by one. Each group is copied into scratch for it (up to 1 MiB, grown as
+// needed), which SumMany returns for the next call.
+func SumMany(es []*Encoder, sums [][md5.Size]byte, scratch []byte) []byte {
+	var msgs [8][]byte
+	for len(es) > 0 {
+		k, total := 0, 0
+		for _, e := range es[:min(len(es), 8)] {
+			n := e.Size() - Overhead
+			if k > 0 && total+n > sumScratch {
+				break
+			}
+			k, total = k+1, total+n
+		}
+		if k == 1 {
+			sums[0] = es[0].sum()
+			es, sums = es[1:], sums[1:]
+			continue
+		}
+		if cap(scratch) < total {
+			scratch = make([]byte, 0, total)
+		}
+		buf := scratch[:0]
+		for j, e := range es[:k] {
+			start := len(buf)
+			buf = append(buf, e.keys...)
+			buf = append(buf, e.ehkTab...)
+			buf = append(buf, e.recs...)
+			msgs[j] = buf[start:]
+		}
+		md5lanes.SumMany(msgs[:k], sums[:k])
+		es, sums = es[k:], sums[k:]
+	}
+	return scratch
 }
 
 // b64Writer base64-encodes a sequence of byte slices as if they were one,
@@ -403,14 +460,14 @@ func (w *b64Writer) write(p []byte) {
 		if w.nc < 3 {
 			return
 		}
-		w.dst = base64.StdEncoding.AppendEncode(w.dst, w.carry[:])
+		w.dst = b64.AppendEncode(w.dst, w.carry[:])
 		w.nc = 0
 	}
 	whole := len(p) - len(p)%3
-	w.dst = base64.StdEncoding.AppendEncode(w.dst, p[:whole])
+	w.dst = b64.AppendEncode(w.dst, p[:whole])
 	w.nc = copy(w.carry[:], p[whole:])
 }
 
 func (w *b64Writer) close() []byte {
-	return base64.StdEncoding.AppendEncode(w.dst, w.carry[:w.nc])
+	return b64.AppendEncode(w.dst, w.carry[:w.nc])
 }
