@@ -42,14 +42,19 @@ type deaggregator struct {
 	// another key is just hashed again.
 	inside [256]keyCheck
 	gen    uint32 // the container being read; entries of others are stale
+	// ins is the range check of each user record of the container being
+	// read, and group the keys waiting to be hashed for it.
+	ins   []bool
+	group keyGroup
 }
 
 // keyCheck is a cached range check of one partition key string.
 type keyCheck struct {
-	p   *byte
-	n   int
-	gen uint32
-	in  bool
+	p     *byte
+	n     int
+	gen   uint32
+	in    bool
+	known bool // in is set (not a key waiting in prehash's group)
 }
 
 // appendRecords appends the user records of recs to dst.
@@ -144,6 +149,9 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 		// stream never resharded) contains every key: nothing to hash.
 		check := d.hashRange != nil && *d.hashRange != fullRange
 		outside := 0
+		if check {
+			d.rangeChecks(users)
+		}
 		// The records are written in place, every field of Record set
 		// one by one, into room made once per container.
 		dst = slices.Grow(dst, len(users))
@@ -156,7 +164,7 @@ func (d *deaggregator) appendRecordsUpTo(dst []Record, recs []types.Record, limi
 			if atResume && sub <= skipThrough {
 				continue
 			}
-			if check && !d.inRange(u) {
+			if check && !d.ins[j] {
 				outside++
 			}
 			dst = dst[:len(dst)+1]
@@ -188,17 +196,85 @@ func batchable(data []byte) bool {
 // fullRange is the whole hash key space.
 var fullRange = hashkey.Range{End: hashkey.Max}
 
+// rangeChecks sets d.ins[j] to whether user record j of users lies in
+// hashRange. Partition keys not in the cache are hashed eight at a time
+// (hashkey.FromPartitionKeys), each distinct key once per container.
+func (d *deaggregator) rangeChecks(users []aggregation.UserRecord) {
+	if cap(d.ins) < len(users) {
+		d.ins = make([]bool, len(users))
+	}
+	d.ins = d.ins[:len(users)]
+	g := &d.group
+	g.n = 0
+	for j := range users {
+		u := &users[j]
+		if u.ExplicitHashKey != "" {
+			d.ins[j] = d.inRange(u)
+			continue
+		}
+		c := d.slot(u.PartitionKey)
+		if c.gen == d.gen && c.p == unsafe.StringData(u.PartitionKey) && c.n == len(u.PartitionKey) {
+			if !c.known { // waiting in the group: hash the group now
+				d.flush()
+			}
+			d.ins[j] = c.in
+			continue
+		}
+		*c = keyCheck{p: unsafe.StringData(u.PartitionKey), n: len(u.PartitionKey), gen: d.gen}
+		g.pks[g.n], g.slots[g.n], g.at[g.n] = u.PartitionKey, c, j
+		if g.n++; g.n == len(g.pks) {
+			d.flush()
+		}
+	}
+	d.flush()
+}
+
+// keyGroup is up to eight partition keys waiting to be hashed together.
+type keyGroup struct {
+	pks   [8]string
+	slots [8]*keyCheck // their cache entries
+	at    [8]int       // the index of their user records
+	keys  [8]hashkey.Key
+	n     int
+}
+
+// flush hashes the keys of the group and sets their range checks, in
+// d.ins and in their cache entries (unless another key took an entry
+// since).
+func (d *deaggregator) flush() {
+	g := &d.group
+	if g.n == 0 {
+		return
+	}
+	hashkey.FromPartitionKeys(g.pks[:g.n], g.keys[:g.n])
+	for i, pk := range g.pks[:g.n] {
+		in := d.hashRange.Contains(g.keys[i])
+		d.ins[g.at[i]] = in
+		if c := g.slots[i]; c.p == unsafe.StringData(pk) && c.n == len(pk) && c.gen == d.gen {
+			c.in, c.known = in, true
+		}
+	}
+	clear(g.pks[:g.n])
+	clear(g.slots[:g.n])
+	g.n = 0
+}
+
+// slot returns the cache entry of a partition key string.
+func (d *deaggregator) slot(pk string) *keyCheck {
+	return &d.inside[(uintptr(unsafe.Pointer(unsafe.StringData(pk)))>>4)%uintptr(len(d.inside))]
+}
+
 func (d *deaggregator) inRange(u *aggregation.UserRecord) bool {
 	if u.ExplicitHashKey != "" {
 		k, err := hashkey.Parse(u.ExplicitHashKey)
 		return err == nil && d.hashRange.Contains(k)
 	}
 	p := unsafe.StringData(u.PartitionKey)
-	c := &d.inside[(uintptr(unsafe.Pointer(p))>>4)%uintptr(len(d.inside))]
-	if c.gen == d.gen && c.p == p && c.n == len(u.PartitionKey) {
+	c := d.slot(u.PartitionKey)
+	if c.gen == d.gen && c.p == p && c.n == len(u.PartitionKey) && c.known {
 		return c.in
 	}
 	in := d.hashRange.Contains(hashkey.FromPartitionKey(u.PartitionKey))
-	*c = keyCheck{p: p, n: len(u.PartitionKey), gen: d.gen, in: in}
+	*c = keyCheck{p: p, n: len(u.PartitionKey), gen: d.gen, in: in, known: true}
 	return in
 }

@@ -3,6 +3,7 @@ package kcl
 import (
 	"fmt"
 	"math/big"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -188,5 +189,45 @@ func TestDeaggregatorRuns(t *testing.T) {
 				t.Fatalf("resume at %s/%d: got  %q\nwant %q", *recs[i].SequenceNumber, sub, got, want)
 			}
 		}
+	}
+}
+
+// TestDeaggregatorRangeChecksManyKeys checks the count of user records
+// outside the shard against each record's own hash key, for containers
+// with more distinct keys than the cache holds, keys repeated near and far
+// apart, and explicit hash keys among them, several containers in a row.
+func TestDeaggregatorRangeChecksManyKeys(t *testing.T) {
+	r, err := hashkey.ParseRange("0", new(big.Int).Lsh(big.NewInt(1), 126).String()) // a quarter
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	var recs []types.Record
+	wantOutside, total := 0, 0
+	for c := range 5 {
+		var e aggregation.Encoder
+		for i := range 700 {
+			k := fmt.Sprintf("key-%d", rnd.IntN(600+c*100))
+			rec := aggregation.Record{PartitionKey: k, Data: []byte{byte(i)}}
+			h := hashkey.FromPartitionKey(k)
+			if i%50 == 0 {
+				rec.ExplicitHashKey = fmt.Sprint(i * 1000)
+				h, _ = hashkey.Parse(rec.ExplicitHashKey)
+			}
+			e.Add(rec)
+			if !r.Contains(h) {
+				wantOutside++
+			}
+			total++
+		}
+		recs = append(recs, kinesisRecord(fmt.Sprint(c+1), "a", e.Encode()))
+	}
+	outside := 0
+	d := &deaggregator{shardID: "s", hashRange: &r, outside: func(n int) { outside += n }}
+	if got := d.appendRecords(nil, recs); len(got) != total {
+		t.Fatalf("delivered %d user records, want %d", len(got), total)
+	}
+	if outside != wantOutside {
+		t.Fatalf("counted %d outside the shard, want %d", outside, wantOutside)
 	}
 }

@@ -3,8 +3,10 @@ package hashkey
 import (
 	"crypto/md5"
 	"errors"
+	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +60,21 @@ func TestMidAndRange(t *testing.T) {
 	}
 	if _, err := ParseRange("20", "10"); err == nil {
 		t.Fatal("inverted range accepted")
+	}
+}
+
+func TestFromPartitionKeys(t *testing.T) {
+	for n := range 30 {
+		pks := make([]string, n)
+		for i := range pks {
+			pks[i] = strings.Repeat("k", i*3) + fmt.Sprint(i)
+		}
+		keys := make([]Key, n)
+		FromPartitionKeys(pks, keys)
+		for i, pk := range pks {
+			if keys[i] != FromPartitionKey(pk) {
+				t.Fatalf("%d keys: key %d (%q): %v, want %v", n, i, pk, keys[i], FromPartitionKey(pk))
+			}
+		}
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"crypto/md5"
 	"sync"
 
-	"github.com/kinesisgo/kinesis/kpl/aggregation/internal/md5lanes"
+	"github.com/kinesisgo/kinesis/internal/md5lanes"
 )
 
 // UserRecord is one user record taken out of a container.

@@ -37,7 +37,7 @@ import (
 	"slices"
 
 	"github.com/kinesisgo/kinesis/internal/b64"
-	"github.com/kinesisgo/kinesis/kpl/aggregation/internal/md5lanes"
+	"github.com/kinesisgo/kinesis/internal/md5lanes"
 )
 
 // Magic is the prefix of every aggregated container.

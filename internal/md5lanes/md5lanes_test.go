@@ -106,3 +106,60 @@ func BenchmarkSumMany(b *testing.B) {
 		SumMany(msgs, sums)
 	}
 }
+
+// TestSumManyShort checks messages whose padded tails run in the lanes:
+// short keys, lengths around the padding boundary (55/56 bytes) and one
+// block past it, alone and mixed with longer ones.
+func TestSumManyShort(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for iter := range 2000 {
+		msgs := make([][]byte, 1+r.IntN(17))
+		base := r.IntN(140)
+		for i := range msgs {
+			n := base + r.IntN(3)
+			switch r.IntN(6) {
+			case 0:
+				n = 16 + r.IntN(17) // a partition key
+			case 1:
+				n = r.IntN(200)
+			}
+			msgs[i] = make([]byte, n)
+			for j := range msgs[i] {
+				msgs[i][j] = byte(r.Uint32())
+			}
+		}
+		sums := make([][Size]byte, len(msgs))
+		SumMany(msgs, sums)
+		for i, m := range msgs {
+			if sums[i] != md5.Sum(m) {
+				t.Fatalf("iteration %d: message %d of %d (%d bytes): %x, want %x", iter, i, len(msgs), len(m), sums[i], md5.Sum(m))
+			}
+		}
+	}
+}
+
+// BenchmarkSumManyKeys reports eight partition keys' digests at once.
+func BenchmarkSumManyKeys(b *testing.B) {
+	msgs := make([][]byte, 8)
+	for i := range msgs {
+		msgs[i] = []byte("partition-key-0000000" + string(rune('0'+i)))
+	}
+	sums := make([][Size]byte, len(msgs))
+	b.SetBytes(8)
+	for b.Loop() {
+		SumMany(msgs, sums)
+	}
+}
+
+func BenchmarkMD5Keys(b *testing.B) {
+	msgs := make([][]byte, 8)
+	for i := range msgs {
+		msgs[i] = []byte("partition-key-0000000" + string(rune('0'+i)))
+	}
+	b.SetBytes(8)
+	for b.Loop() {
+		for _, m := range msgs {
+			md5.Sum(m)
+		}
+	}
+}

@@ -31,8 +31,11 @@ var hasAVX2 = cpu.X86.HasAVX2
 
 // SumMany sets sums[i] to the MD5 digest of msgs[i], for every i (sums must
 // be at least as long as msgs): eight at a time with AVX2, else two at a
-// time. The part of each group's messages beyond its shortest is digested
-// one message at a time.
+// time. Each group's padded last blocks run in the lanes too when every
+// message of the group needs the same number of them past the group's
+// shortest message (messages of about the same length, or short ones like
+// partition keys); otherwise the part beyond the shortest is digested one
+// message at a time.
 func SumMany(msgs [][]byte, sums [][Size]byte) {
 	for len(msgs) > 0 {
 		k := min(len(msgs), 8)
@@ -53,10 +56,19 @@ func SumMany(msgs [][]byte, sums [][Size]byte) {
 }
 
 // sumLanes digests three to eight messages with blocks8, the lanes past
-// len(msgs) repeating the last message.
+// len(msgs) repeating the last message. When what is left of every message
+// after their common whole blocks pads to the same number of blocks (one or
+// two: messages of about the same length, short keys among them), the
+// padded tails run in the lanes too; otherwise each message is finished on
+// its own.
 func sumLanes(msgs [][]byte, sums [][Size]byte) {
 	var st [4][8]uint32
 	var ptrs [8]*byte
+	for l := range 8 {
+		for q := range 4 {
+			st[q][l] = initial[q]
+		}
+	}
 	n := len(msgs[0]) / 64
 	for _, m := range msgs {
 		n = min(n, len(m)/64)
@@ -64,19 +76,54 @@ func sumLanes(msgs [][]byte, sums [][Size]byte) {
 	if n > 0 {
 		for l := range 8 {
 			ptrs[l] = &msgs[min(l, len(msgs)-1)][0]
-			for q := range 4 {
-				st[q][l] = initial[q]
-			}
 		}
 		blocks8(&st, &ptrs, n)
 	}
+	var tails [8][128]byte
+	blocks := 0
 	for l, m := range msgs {
-		s := initial
-		if n > 0 {
-			s = [4]uint32{st[0][l], st[1][l], st[2][l], st[3][l]}
+		b := padTail(&tails[l], m, 64*n)
+		if b == 0 || blocks != 0 && b != blocks {
+			blocks = 0
+			break
 		}
+		blocks = b
+	}
+	if blocks > 0 {
+		for l := range 8 {
+			ptrs[l] = &tails[min(l, len(msgs)-1)][0]
+		}
+		blocks8(&st, &ptrs, blocks)
+		for l := range msgs {
+			for q := range 4 {
+				binary.LittleEndian.PutUint32(sums[l][4*q:], st[q][l])
+			}
+		}
+		return
+	}
+	for l, m := range msgs {
+		s := [4]uint32{st[0][l], st[1][l], st[2][l], st[3][l]}
 		sums[l] = finish(&s, m, 64*n)
 	}
+}
+
+// padTail writes the rest of p from offset done, padded as MD5's last
+// blocks are (a 1 bit, zeros, the message's length in bits), into t and
+// returns the number of blocks written: 1 or 2, or 0 when the rest holds a
+// whole block or more and does not fit.
+func padTail(t *[128]byte, p []byte, done int) int {
+	rest := p[done:]
+	if len(rest) >= 64 {
+		return 0
+	}
+	n := copy(t[:], rest)
+	t[n] = 0x80
+	end := 64
+	if n >= 56 {
+		end = 128
+	}
+	binary.LittleEndian.PutUint64(t[end-8:], uint64(len(p))<<3)
+	return end / 64
 }
 
 // initial is MD5's initial state.
@@ -100,16 +147,8 @@ func finish(s *[4]uint32, p []byte, done int) (sum [Size]byte) {
 		blocks1(s, &p[done], n)
 		done += 64 * n
 	}
-	// The rest, a 1 bit, zeros, and the message's length in bits.
 	var last [128]byte
-	n := copy(last[:], p[done:])
-	last[n] = 0x80
-	end := 64
-	if n >= 56 {
-		end = 128
-	}
-	binary.LittleEndian.PutUint64(last[end-8:], uint64(len(p))<<3)
-	blocks1(s, &last[0], end/64)
+	blocks1(s, &last[0], padTail(&last, p, done))
 	for i, v := range s {
 		binary.LittleEndian.PutUint32(sum[4*i:], v)
 	}
