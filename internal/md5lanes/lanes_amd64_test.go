@@ -10,3 +10,13 @@ func TestSumManyWithoutAVX2(t *testing.T) {
 	hasAVX2 = false
 	TestSumMany(t)
 }
+
+// TestSumWithoutAVX512 runs TestSum and TestSumMany as on a processor
+// without AVX-512.
+func TestSumWithoutAVX512(t *testing.T) {
+	defer func(v bool) { hasAVX512 = v }(hasAVX512)
+	hasAVX512 = false
+	TestSum(t)
+	TestSumMany(t)
+	TestSumManyShort(t)
+}

@@ -163,3 +163,34 @@ func BenchmarkMD5Keys(b *testing.B) {
 		}
 	}
 }
+
+// TestSum checks Sum against crypto/md5 for every length around the block
+// and padding boundaries and longer ones.
+func TestSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for n := range 300 {
+		m := make([]byte, n+r.IntN(2)*r.IntN(70000))
+		for i := range m {
+			m[i] = byte(r.Uint32())
+		}
+		if got, want := Sum(m), md5.Sum(m); got != want {
+			t.Fatalf("%d bytes: %x, want %x", len(m), got, want)
+		}
+	}
+}
+
+// BenchmarkSum compares Sum with crypto/md5 on one 50 KB message.
+func BenchmarkSum(b *testing.B) {
+	b.Run("md5lanes", func(b *testing.B) {
+		b.SetBytes(int64(len(msgA)))
+		for b.Loop() {
+			Sum(msgA)
+		}
+	})
+	b.Run("crypto-md5", func(b *testing.B) {
+		b.SetBytes(int64(len(msgA)))
+		for b.Loop() {
+			md5.Sum(msgA)
+		}
+	})
+}

@@ -3,6 +3,7 @@
 package md5lanes
 
 import (
+	"crypto/md5"
 	"encoding/binary"
 
 	"golang.org/x/sys/cpu"
@@ -26,8 +27,29 @@ func blocks1(s0 *[4]uint32, p0 *byte, n int)
 //go:noescape
 func blocks8(s *[4][8]uint32, p *[8]*byte, n int)
 
-// hasAVX2 tells whether blocks8 can run.
-var hasAVX2 = cpu.X86.HasAVX2
+// blocks1x is blocks1 with AVX-512 instructions on the first lane of X
+// registers (VPTERNLOGD, VPROLD), which shorten each step's dependency
+// chain. It needs AVX-512F and AVX-512VL.
+//
+//go:noescape
+func blocks1x(s *[4]uint32, p *byte, n int)
+
+// hasAVX2 tells whether blocks8 can run, hasAVX512 whether blocks1x can.
+var (
+	hasAVX2   = cpu.X86.HasAVX2
+	hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL
+)
+
+// Sum returns the MD5 digest of p. With AVX-512 it runs in about seven
+// eighths of crypto/md5's time (a step's chain is four operations instead
+// of four and a half on average); without, it is crypto/md5's.
+func Sum(p []byte) [Size]byte {
+	if !hasAVX512 {
+		return md5.Sum(p)
+	}
+	s := initial
+	return finish(&s, p, 0)
+}
 
 // SumMany sets sums[i] to the MD5 digest of msgs[i], for every i (sums must
 // be at least as long as msgs): eight at a time with AVX2, else two at a
@@ -44,8 +66,7 @@ func SumMany(msgs [][]byte, sums [][Size]byte) {
 		}
 		switch k {
 		case 1:
-			s := initial
-			sums[0] = finish(&s, msgs[0], 0)
+			sums[0] = Sum(msgs[0])
 		case 2:
 			sums[0], sums[1] = Sum2(msgs[0], msgs[1])
 		default:
@@ -144,11 +165,19 @@ func Sum2(a, b []byte) (sumA, sumB [Size]byte) {
 // last block or two, into s and returns the digest.
 func finish(s *[4]uint32, p []byte, done int) (sum [Size]byte) {
 	if n := (len(p) - done) / 64; n > 0 {
-		blocks1(s, &p[done], n)
+		if hasAVX512 {
+			blocks1x(s, &p[done], n)
+		} else {
+			blocks1(s, &p[done], n)
+		}
 		done += 64 * n
 	}
 	var last [128]byte
-	blocks1(s, &last[0], padTail(&last, p, done))
+	if k := padTail(&last, p, done); hasAVX512 {
+		blocks1x(s, &last[0], k)
+	} else {
+		blocks1(s, &last[0], k)
+	}
 	for i, v := range s {
 		binary.LittleEndian.PutUint32(sum[4*i:], v)
 	}

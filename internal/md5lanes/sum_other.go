@@ -4,6 +4,9 @@ package md5lanes
 
 import "crypto/md5"
 
+// Sum returns the MD5 digest of p.
+func Sum(p []byte) [Size]byte { return md5.Sum(p) }
+
 // Sum2 returns the MD5 digests of a and b.
 func Sum2(a, b []byte) (sumA, sumB [Size]byte) {
 	return md5.Sum(a), md5.Sum(b)

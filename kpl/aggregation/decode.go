@@ -44,7 +44,7 @@ func DecodeAppend(dst []UserRecord, data []byte) (records []UserRecord, ok bool)
 	if !ok {
 		return dst, false
 	}
-	if sum := md5.Sum(msg); !bytes.Equal(sum[:], digest) {
+	if sum := md5lanes.Sum(msg); !bytes.Equal(sum[:], digest) {
 		return dst, false
 	}
 	return decodeMessage(dst, msg)

@@ -335,7 +335,7 @@ func (e *Encoder) AppendTo(dst []byte) []byte {
 	dst = append(dst, e.keys...)
 	dst = append(dst, e.ehkTab...)
 	dst = append(dst, e.recs...)
-	sum := md5.Sum(dst[start:])
+	sum := md5lanes.Sum(dst[start:])
 	return append(dst, sum[:]...)
 }
 
