@@ -138,17 +138,26 @@ func constant(i int) uint32 {
 // messages' words: func blocks8(s *[4][8]uint32, p *[8]*byte, n int). Each
 // block is first transposed onto the stack, word j of every message
 // together, so that a step reads its message word of all eight at once.
-func lanes(w *bytes.Buffer) {
+//
+// With x, it writes blocks8x instead, the same with AVX-512VL's VPTERNLOGD
+// for the round functions and VPROLD for the rotations (one instruction
+// each where AVX2 takes three).
+func lanes(w *bytes.Buffer, x bool) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	for i := range 64 {
-		for l := range 8 {
-			p("DATA k8<>+%d(SB)/4, $0x%08x", 32*i+4*l, constant(i))
+	name, sfx := "blocks8", "8"
+	if x {
+		name, sfx = "blocks8x", "8x"
+	} else {
+		for i := range 64 {
+			for l := range 8 {
+				p("DATA k8<>+%d(SB)/4, $0x%08x", 32*i+4*l, constant(i))
+			}
 		}
+		p("GLOBL k8<>(SB), RODATA|NOPTR, $2048")
+		p("")
 	}
-	p("GLOBL k8<>(SB), RODATA|NOPTR, $2048")
-	p("")
-	p("// func blocks8(s *[4][8]uint32, p *[8]*byte, n int) (see sum_amd64.go)")
-	p("TEXT ·blocks8(SB), NOSPLIT, $512-24")
+	p("// func %s(s *[4][8]uint32, p *[8]*byte, n int) (see sum_amd64.go)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $512-24", name)
 	p("\tMOVQ s+0(FP), AX")
 	for q := range 4 {
 		p("\tVMOVDQU %d(AX), Y%d", 32*q, q)
@@ -158,8 +167,8 @@ func lanes(w *bytes.Buffer) {
 	p("\tXORQ DX, DX")            // offset of the block in each message
 	p("\tVPCMPEQD Y15, Y15, Y15") // all ones, for NOT
 	p("\tTESTQ CX, CX")
-	p("\tJZ done8")
-	p("loop8:")
+	p("\tJZ done%s", sfx)
+	p("loop%s:", sfx)
 	for l := range 8 {
 		p("\tMOVQ %d(BX), SI", 8*l)
 		for j := range 16 {
@@ -176,12 +185,14 @@ func lanes(w *bytes.Buffer) {
 		a, b, c, d := names[r], names[(r+1)%4], names[(r+2)%4], names[(r+3)%4]
 		t, t2 := "Y4", "Y5"
 		var ops []string
-		switch i / 16 {
-		case 0: // F = d ^ (b & (c ^ d))
+		switch {
+		case x:
+			ops = []string{"VMOVDQA " + d + ", " + t, fmt.Sprintf("VPTERNLOGD $0x%02x, %s, %s, %s", ternary(rounds[i/16]), b, c, t)}
+		case i/16 == 0: // F = d ^ (b & (c ^ d))
 			ops = []string{"VPXOR " + c + ", " + d + ", " + t, "VPAND " + b + ", " + t + ", " + t, "VPXOR " + d + ", " + t + ", " + t}
-		case 1: // G = c ^ (d & (b ^ c))
+		case i/16 == 1: // G = c ^ (d & (b ^ c))
 			ops = []string{"VPXOR " + b + ", " + c + ", " + t, "VPAND " + d + ", " + t + ", " + t, "VPXOR " + c + ", " + t + ", " + t}
-		case 2: // H = b ^ c ^ d
+		case i/16 == 2: // H = b ^ c ^ d
 			ops = []string{"VPXOR " + c + ", " + d + ", " + t, "VPXOR " + b + ", " + t + ", " + t}
 		default: // I = c ^ (b | ^d)
 			ops = []string{"VPXOR Y15, " + d + ", " + t, "VPOR " + b + ", " + t + ", " + t, "VPXOR " + c + ", " + t + ", " + t}
@@ -190,11 +201,16 @@ func lanes(w *bytes.Buffer) {
 		ops = append(ops,
 			fmt.Sprintf("VPADDD k8<>+%d(SB), %s, %s", 32*i, a, a),
 			fmt.Sprintf("VPADDD %d(SP), %s, %s", 32*word(i), a, a),
-			fmt.Sprintf("VPADDD %s, %s, %s", t, a, a),
-			fmt.Sprintf("VPSLLD $%d, %s, %s", s, a, t2),
-			fmt.Sprintf("VPSRLD $%d, %s, %s", 32-s, a, a),
-			fmt.Sprintf("VPOR %s, %s, %s", t2, a, a),
-			fmt.Sprintf("VPADDD %s, %s, %s", b, a, a))
+			fmt.Sprintf("VPADDD %s, %s, %s", t, a, a))
+		if x {
+			ops = append(ops, fmt.Sprintf("VPROLD $%d, %s, %s", s, a, a))
+		} else {
+			ops = append(ops,
+				fmt.Sprintf("VPSLLD $%d, %s, %s", s, a, t2),
+				fmt.Sprintf("VPSRLD $%d, %s, %s", 32-s, a, a),
+				fmt.Sprintf("VPOR %s, %s, %s", t2, a, a))
+		}
+		ops = append(ops, fmt.Sprintf("VPADDD %s, %s, %s", b, a, a))
 		for _, o := range ops {
 			p("\t%s", o)
 		}
@@ -204,8 +220,8 @@ func lanes(w *bytes.Buffer) {
 	}
 	p("\tADDQ $64, DX")
 	p("\tDECQ CX")
-	p("\tJNZ loop8")
-	p("done8:")
+	p("\tJNZ loop%s", sfx)
+	p("done%s:", sfx)
 	for q := range 4 {
 		p("\tVMOVDQU Y%d, %d(AX)", q, 32*q)
 	}
@@ -294,7 +310,9 @@ func main() {
 	function(&w, "blocks2", streams)
 	function(&w, "blocks1", streams[:1])
 	single(&w)
-	lanes(&w)
+	lanes(&w, false)
+	w.WriteString("\n")
+	lanes(&w, true)
 	if err := os.WriteFile("blocks_amd64.s", w.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}

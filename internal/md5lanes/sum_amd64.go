@@ -34,7 +34,14 @@ func blocks8(s *[4][8]uint32, p *[8]*byte, n int)
 //go:noescape
 func blocks1x(s *[4]uint32, p *byte, n int)
 
-// hasAVX2 tells whether blocks8 can run, hasAVX512 whether blocks1x can.
+// blocks8x is blocks8 with AVX-512VL's VPTERNLOGD and VPROLD. It needs
+// AVX-512F and AVX-512VL.
+//
+//go:noescape
+func blocks8x(s *[4][8]uint32, p *[8]*byte, n int)
+
+// hasAVX2 tells whether blocks8 can run, hasAVX512 whether blocks1x and
+// blocks8x can.
 var (
 	hasAVX2   = cpu.X86.HasAVX2
 	hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL
@@ -98,7 +105,7 @@ func sumLanes(msgs [][]byte, sums [][Size]byte) {
 		for l := range 8 {
 			ptrs[l] = &msgs[min(l, len(msgs)-1)][0]
 		}
-		blocks8(&st, &ptrs, n)
+		lanes8(&st, &ptrs, n)
 	}
 	var tails [8][128]byte
 	blocks := 0
@@ -114,7 +121,7 @@ func sumLanes(msgs [][]byte, sums [][Size]byte) {
 		for l := range 8 {
 			ptrs[l] = &tails[min(l, len(msgs)-1)][0]
 		}
-		blocks8(&st, &ptrs, blocks)
+		lanes8(&st, &ptrs, blocks)
 		for l := range msgs {
 			for q := range 4 {
 				binary.LittleEndian.PutUint32(sums[l][4*q:], st[q][l])
@@ -125,6 +132,15 @@ func sumLanes(msgs [][]byte, sums [][Size]byte) {
 	for l, m := range msgs {
 		s := [4]uint32{st[0][l], st[1][l], st[2][l], st[3][l]}
 		sums[l] = finish(&s, m, 64*n)
+	}
+}
+
+// lanes8 runs blocks8x where AVX-512 allows, blocks8 otherwise.
+func lanes8(st *[4][8]uint32, ptrs *[8]*byte, n int) {
+	if hasAVX512 {
+		blocks8x(st, ptrs, n)
+	} else {
+		blocks8(st, ptrs, n)
 	}
 }
 
