@@ -248,18 +248,8 @@ func TestReleasedLeaseAssignedBackToItsHolder(t *testing.T) {
 		ctx := context.Background()
 		store := NewMemoryStore()
 		createLeases(t, store, 2)
-		timings := func(cfg *Config) {
-			cfg.FailoverTime, cfg.RenewInterval, cfg.TakeInterval, cfg.WorkerCheckInterval = 3*time.Second, time.Second, 600*time.Millisecond, time.Second
-		}
-		a := newTestCoordinator(t, store, nil, "a", timings)
-		stopA := run(t, a)
-		defer stopA()
-		time.Sleep(100 * time.Millisecond)
-		b := newTestCoordinator(t, store, nil, "b", timings)
-		stopB := run(t, b)
-		defer stopB()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		a, b, stop := twoCoordinators(t, store, nil)
+		defer stop()
 		if len(a.Held()) != 1 || len(b.Held()) != 1 {
 			t.Fatalf("a %d, b %d; want 1 and 1", len(a.Held()), len(b.Held()))
 		}
@@ -318,21 +308,8 @@ func TestReleasedLeaseAssignedBackToTheLeader(t *testing.T) {
 				mu.Unlock()
 			}
 		}
-		timings := func(cfg *Config) {
-			cfg.FailoverTime, cfg.RenewInterval, cfg.TakeInterval, cfg.WorkerCheckInterval = 3*time.Second, time.Second, 600*time.Millisecond, time.Second
-		}
-		a := newTestCoordinator(t, store, nil, "a", func(cfg *Config) {
-			timings(cfg)
-			cfg.OnAcquired, cfg.OnLost = record(false), record(true)
-		})
-		stopA := run(t, a)
-		defer stopA()
-		time.Sleep(100 * time.Millisecond)
-		b := newTestCoordinator(t, store, nil, "b", timings)
-		stopB := run(t, b)
-		defer stopB()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
+		a, b, stop := twoCoordinators(t, store, func(cfg *Config) { cfg.OnAcquired, cfg.OnLost = record(false), record(true) })
+		defer stop()
 		if !a.Leading() || len(a.Held()) != 1 || len(b.Held()) != 1 {
 			t.Fatalf("a leading %v with %d, b %d; want a leading, 1 and 1", a.Leading(), len(a.Held()), len(b.Held()))
 		}
@@ -364,4 +341,28 @@ func TestReleasedLeaseAssignedBackToTheLeader(t *testing.T) {
 			t.Errorf("events for %s after the release: %+v, want the old holding lost, then the new one acquired: %+v", key, got, want)
 		}
 	})
+}
+
+// twoCoordinators runs coordinators "a" (started first, so the leader)
+// and "b" on store with short timings, modA applied to a's Config, inside
+// a synctest bubble, and returns them once they settled (5 s later) with
+// the function that stops both.
+func twoCoordinators(t *testing.T, store Store, modA func(*Config)) (a, b *Coordinator, stop func()) {
+	t.Helper()
+	timings := func(cfg *Config) {
+		cfg.FailoverTime, cfg.RenewInterval, cfg.TakeInterval, cfg.WorkerCheckInterval = 3*time.Second, time.Second, 600*time.Millisecond, time.Second
+	}
+	a = newTestCoordinator(t, store, nil, "a", func(cfg *Config) {
+		timings(cfg)
+		if modA != nil {
+			modA(cfg)
+		}
+	})
+	stopA := run(t, a)
+	time.Sleep(100 * time.Millisecond)
+	b = newTestCoordinator(t, store, nil, "b", timings)
+	stopB := run(t, b)
+	time.Sleep(5 * time.Second)
+	synctest.Wait()
+	return a, b, func() { stopB(); stopA() }
 }

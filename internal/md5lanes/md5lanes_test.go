@@ -71,18 +71,9 @@ func TestSumMany(t *testing.T) {
 			if r.IntN(4) == 0 {
 				n = 2000 // groups of equal lengths, as a consumer's batch mostly is
 			}
-			msgs[i] = make([]byte, n)
-			for j := range msgs[i] {
-				msgs[i][j] = byte(r.Uint32())
-			}
+			msgs[i] = randomBytes(r, n)
 		}
-		sums := make([][Size]byte, len(msgs))
-		SumMany(msgs, sums)
-		for i, m := range msgs {
-			if sums[i] != md5.Sum(m) {
-				t.Fatalf("iteration %d: message %d of %d (%d bytes): %x, want %x", iter, i, len(msgs), len(m), sums[i], md5.Sum(m))
-			}
-		}
+		checkSumMany(t, iter, msgs)
 	}
 }
 
@@ -123,18 +114,9 @@ func TestSumManyShort(t *testing.T) {
 			case 1:
 				n = r.IntN(200)
 			}
-			msgs[i] = make([]byte, n)
-			for j := range msgs[i] {
-				msgs[i][j] = byte(r.Uint32())
-			}
+			msgs[i] = randomBytes(r, n)
 		}
-		sums := make([][Size]byte, len(msgs))
-		SumMany(msgs, sums)
-		for i, m := range msgs {
-			if sums[i] != md5.Sum(m) {
-				t.Fatalf("iteration %d: message %d of %d (%d bytes): %x, want %x", iter, i, len(msgs), len(m), sums[i], md5.Sum(m))
-			}
-		}
+		checkSumMany(t, iter, msgs)
 	}
 }
 
@@ -193,4 +175,24 @@ func BenchmarkSum(b *testing.B) {
 			md5.Sum(msgA)
 		}
 	})
+}
+
+// checkSumMany checks SumMany's digests of msgs against crypto/md5's.
+func checkSumMany(t *testing.T, iter int, msgs [][]byte) {
+	t.Helper()
+	sums := make([][Size]byte, len(msgs))
+	SumMany(msgs, sums)
+	for i, m := range msgs {
+		if sums[i] != md5.Sum(m) {
+			t.Fatalf("iteration %d: message %d of %d (%d bytes): %x, want %x", iter, i, len(msgs), len(m), sums[i], md5.Sum(m))
+		}
+	}
+}
+
+func randomBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }
