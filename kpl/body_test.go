@@ -127,7 +127,9 @@ func TestBodyWithContainers(t *testing.T) {
 		if len(body) != bodySize(in, containers) {
 			t.Errorf("body is %d bytes, bodySize says %d", len(body), bodySize(in, containers))
 		}
-		var doc struct{ Records []struct{ Data, PartitionKey string } }
+		var doc struct {
+			Records []struct{ Data, PartitionKey string }
+		}
 		if err := json.Unmarshal(body, &doc); err != nil {
 			t.Fatal(err)
 		}
