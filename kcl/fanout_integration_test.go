@@ -24,24 +24,6 @@ import (
 	"github.com/kinesisgo/kinesis/internal/wait"
 )
 
-// proxyClock is the proxy's clock, moved by the test.
-type proxyClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *proxyClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *proxyClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // h2cKinesisClient is a Kinesis client for endpoint that speaks HTTP/2
 // without TLS only, as fan-out runs over HTTP/2.
 func h2cKinesisClient(t testing.TB, endpoint string) *kinesis.Client {
@@ -75,7 +57,7 @@ func TestIntegrationFanOutSubscriptionLifetime(t *testing.T) {
 		goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"))
 	})
-	clock := &proxyClock{t: time.Unix(1.7e9, 0)}
+	clock := testenv.NewClock(time.Unix(1.7e9, 0))
 	p := proxy.StartForTest(t, proxy.Config{Now: clock.Now, FanOut: &proxy.FanOutConfig{ConsumerDelay: time.Second}})
 	client := h2cKinesisClient(t, p.URL())
 	stream := testenv.CreateStream(t, client, 1)

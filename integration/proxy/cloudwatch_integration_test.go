@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,30 +16,12 @@ import (
 	"github.com/kinesisgo/kinesis/integration/testenv"
 )
 
-// clock is a settable Config.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 // The proxy answers aws-sdk-go-v2's CloudWatch client with the shard-level
 // write metrics of what its limits admitted and refused, per period.
 func TestCloudWatchGetMetricData(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now().Truncate(time.Minute).Add(-time.Hour + 30*time.Second) // 30 s into a minute
-	clk := &clock{now: t0}
+	clk := testenv.NewClock(t0)
 	px := proxy.StartForTest(t, proxy.Config{Sink: true, Now: clk.Now, Limits: proxy.Limits{WriteRecordsPerSecond: 10}})
 	_, stream := testenv.NewStream(t, 1)
 	pk := testenv.KinesisClientAt(t, px.URL())
@@ -55,11 +36,11 @@ func TestCloudWatchGetMetricData(t *testing.T) {
 	if n := aws.ToInt32(out.FailedRecordCount); n != 5 {
 		t.Fatalf("%d entries throttled, want 5", n)
 	}
-	clk.set(t0.Add(2 * time.Second))
+	clk.Set(t0.Add(2 * time.Second))
 	if _, err := pk.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries("cw", 2000, 3, 100)}); err != nil {
 		t.Fatal(err)
 	}
-	clk.set(t0.Add(3500 * time.Millisecond))
+	clk.Set(t0.Add(3500 * time.Millisecond))
 
 	cw := cloudwatch.NewFromConfig(testenv.AWSConfig(t, px.URL()), func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(px.URL()) })
 	query := func(id, metric string, period int32) cwtypes.MetricDataQuery {
@@ -100,7 +81,7 @@ func TestCloudWatchGetMetricData(t *testing.T) {
 	if r := byID["minute"]; len(r.Values) != 0 {
 		t.Errorf("the minute in progress has a datapoint: %v at %v", r.Values, r.Timestamps)
 	}
-	clk.set(t0.Add(time.Minute))
+	clk.Set(t0.Add(time.Minute))
 	res, err = cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
 		StartTime: aws.Time(t0.Add(-time.Minute)), EndTime: aws.Time(t0.Add(time.Minute)),
 		MetricDataQueries: []cwtypes.MetricDataQuery{query("minute", "IncomingRecords", 60)}, ScanBy: cwtypes.ScanByTimestampAscending,

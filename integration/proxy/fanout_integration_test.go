@@ -23,9 +23,9 @@ import (
 // fanOutProxy starts a proxy serving fan-out on a manual clock, and a
 // Kinesis client for it that speaks HTTP/2 without TLS only, so that every
 // call, SubscribeToShard's event stream included, goes over HTTP/2.
-func fanOutProxy(t *testing.T, cfg proxy.FanOutConfig) (*proxy.Proxy, *kinesis.Client, *manualClock) {
+func fanOutProxy(t *testing.T, cfg proxy.FanOutConfig) (*proxy.Proxy, *kinesis.Client, *testenv.Clock) {
 	t.Helper()
-	clock := &manualClock{t: time.Unix(1.7e9, 0)}
+	clock := testenv.NewClock(time.Unix(1.7e9, 0))
 	p := proxy.StartForTest(t, proxy.Config{Now: clock.Now, FanOut: &cfg})
 	protos := new(http.Protocols)
 	protos.SetUnencryptedHTTP2(true)
@@ -50,7 +50,7 @@ func streamARN(t *testing.T, client *kinesis.Client, stream string) string {
 
 // activeConsumer registers a consumer and advances the clock until it is
 // ACTIVE.
-func activeConsumer(t *testing.T, client *kinesis.Client, clock *manualClock, arn, name string) string {
+func activeConsumer(t *testing.T, client *kinesis.Client, clock *testenv.Clock, arn, name string) string {
 	t.Helper()
 	out, err := client.RegisterStreamConsumer(ctxT(t), &kinesis.RegisterStreamConsumerInput{StreamARN: &arn, ConsumerName: &name})
 	if err != nil {

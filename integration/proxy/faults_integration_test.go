@@ -172,7 +172,7 @@ func TestSDKRetriesInjectedThrottling(t *testing.T) {
 
 func TestControlPlaneLimitsTypedErrors(t *testing.T) {
 	_, stream := testenv.NewStream(t, 1) // created straight on the emulator
-	clock := &manualClock{t: time.Unix(1e9, 0)}
+	clock := testenv.NewClock(time.Unix(1e9, 0))
 	p := proxy.StartForTest(t, proxy.Config{ControlPlaneLimits: true, Now: clock.Now})
 	client := kinesisNoRetry(t, p)
 	ctx := ctxT(t)

@@ -106,7 +106,7 @@ func checkListings(t *testing.T, client *kinesis.Client, stream string, cases []
 // period.
 func TestShardLifecycleListShards(t *testing.T) {
 	t0 := time.Unix(1.7e9, 0)
-	clock := &manualClock{t: t0}
+	clock := testenv.NewClock(t0)
 	p := proxy.StartForTest(t, proxy.Config{ShardLifecycle: true, NoLimits: true, Now: clock.Now})
 	client := kinesisNoRetry(t, p)
 	ctx := ctxT(t)
@@ -223,7 +223,7 @@ func TestShardLifecycleListShards(t *testing.T) {
 // TestShardLifecycleNextToken checks NextToken's rules through the proxy:
 // a follow-up call carries it alone, and it expires after 300 seconds.
 func TestShardLifecycleNextToken(t *testing.T) {
-	clock := &manualClock{t: time.Unix(1.7e9, 0)}
+	clock := testenv.NewClock(time.Unix(1.7e9, 0))
 	p := proxy.StartForTest(t, proxy.Config{ShardLifecycle: true, Now: clock.Now})
 	client := kinesisNoRetry(t, p)
 	ctx := ctxT(t)

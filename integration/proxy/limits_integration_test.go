@@ -341,7 +341,7 @@ func TestInternalFailureForwarded(t *testing.T) {
 // TestReadLimits checks the 5 calls/s and the byte limit of GetRecords with
 // a clock the test moves.
 func TestReadLimits(t *testing.T) {
-	clock := &manualClock{t: time.Unix(1e9, 0)}
+	clock := testenv.NewClock(time.Unix(1e9, 0))
 	p := proxy.StartForTest(t, proxy.Config{Now: clock.Now, Limits: proxy.Limits{ReadBytesPerSecond: 3000}})
 	client := kinesisNoRetry(t, p)
 	stream := testenv.CreateStream(t, client, 1)
@@ -408,23 +408,6 @@ func TestReadLimits(t *testing.T) {
 	if _, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: next}); isThrottled(err) {
 		t.Fatal("call after the debt was paid: throttled")
 	}
-}
-
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // TestReshardRefreshesShardMap splits the only shard through the proxy and

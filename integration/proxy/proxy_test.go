@@ -46,7 +46,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestPutRecordThrottledIsTypedError(t *testing.T) {
-	clock := &manualClock{t: time.Unix(1e9, 0)}
+	clock := testenv.NewClock(time.Unix(1e9, 0))
 	p := proxy.StartForTest(t, proxy.Config{Now: clock.Now, Limits: proxy.Limits{WriteRecordsPerSecond: 2}})
 	client := kinesisNoRetry(t, p)
 	stream := testenv.CreateStream(t, client, 1)
