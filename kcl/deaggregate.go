@@ -209,7 +209,8 @@ func (d *deaggregator) rangeChecks(users []aggregation.UserRecord) {
 	for j := range users {
 		u := &users[j]
 		if u.ExplicitHashKey != "" {
-			d.ins[j] = d.inRange(u)
+			k, err := hashkey.Parse(u.ExplicitHashKey)
+			d.ins[j] = err == nil && d.hashRange.Contains(k)
 			continue
 		}
 		c := d.slot(u.PartitionKey)
@@ -262,19 +263,4 @@ func (d *deaggregator) flush() {
 // slot returns the cache entry of a partition key string.
 func (d *deaggregator) slot(pk string) *keyCheck {
 	return &d.inside[(uintptr(unsafe.Pointer(unsafe.StringData(pk)))>>4)%uintptr(len(d.inside))]
-}
-
-func (d *deaggregator) inRange(u *aggregation.UserRecord) bool {
-	if u.ExplicitHashKey != "" {
-		k, err := hashkey.Parse(u.ExplicitHashKey)
-		return err == nil && d.hashRange.Contains(k)
-	}
-	p := unsafe.StringData(u.PartitionKey)
-	c := d.slot(u.PartitionKey)
-	if c.gen == d.gen && c.p == p && c.n == len(u.PartitionKey) && c.known {
-		return c.in
-	}
-	in := d.hashRange.Contains(hashkey.FromPartitionKey(u.PartitionKey))
-	*c = keyCheck{p: p, n: len(u.PartitionKey), gen: d.gen, in: in, known: true}
-	return in
 }
