@@ -138,7 +138,9 @@ func TestPreserveOrderAcrossReshard(t *testing.T) {
 		}
 		last[u.PartitionKey] = u
 	}
-	if v := p.shards.Load().version; v != 3 {
-		t.Fatalf("shard map version %d, want 3: reshards not noticed", v)
+	// Two reshards: at least two maps after the first. The second splits
+	// two shards one after the other, and a refresh may fall between them.
+	if v := p.shards.Load().version; v < 3 {
+		t.Fatalf("shard map version %d, want 3 or more: reshards not noticed", v)
 	}
 }

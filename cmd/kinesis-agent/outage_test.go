@@ -129,12 +129,18 @@ func TestMissingStreamIsReported(t *testing.T) {
 		v, _ := p.series("stream_unavailable_total", `code="ResourceNotFoundException",flow="`+flow+`"`)
 		return v >= 1
 	})
-	var logged bool
-	for _, l := range strings.Split(p.log(), "\n") {
-		logged = logged || strings.Contains(l, `"level":"error"`) && strings.Contains(l, `"flow":"`+flow+`"`) &&
-			strings.Contains(l, `"code":"ResourceNotFoundException"`)
+	// The log line is written as the failure is counted; the process's
+	// output reaches the test a moment later.
+	logged := func() bool {
+		for _, l := range strings.Split(p.log(), "\n") {
+			if strings.Contains(l, `"level":"error"`) && strings.Contains(l, `"flow":"`+flow+`"`) &&
+				strings.Contains(l, `"code":"ResourceNotFoundException"`) {
+				return true
+			}
+		}
+		return false
 	}
-	if !logged {
+	if !wait.Until(5*time.Second, logged) {
 		t.Error("no error logged naming the flow and ResourceNotFoundException")
 	}
 	if err := p.stop(syscall.SIGTERM); err != nil {
